@@ -1,0 +1,47 @@
+"""The root command group and the user-error boundary of the CLI."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from ..errors import InfersimError
+
+# a pipe or file gets 120 columns so that tables are not squeezed to 80
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True)
+
+
+class InfersimGroup(click.Group):
+    """A click group that turns :class:`InfersimError` into one red line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InfersimError as exc:
+            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]")
+            sys.exit(130)
+
+
+@click.group(cls=InfersimGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="infersim")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """infersim: estimate, simulate and search ML inference deployments.
+
+    With no command, runs `infersim estimate` on its built-in default
+    (Llama-3.1-8B on one H100 SXM) and lists the other commands.
+    """
+    if ctx.invoked_subcommand is None:
+        from .estimate_cmd import estimate_cmd
+
+        ctx.invoke(estimate_cmd)
+        console.print()
+        console.print("[dim]More: " + ", ".join(f"infersim {name}" for name in sorted(cli.commands))
+                      + "  (add --help to any)[/dim]")

@@ -1,0 +1,60 @@
+"""``infersim estimate``: the static latency / throughput / memory estimate."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..hardware import get_device
+from ..models import get_model
+from ..perf.estimate import estimate
+from ..perf.graph import GraphOptions
+from ..perf.parallel import Parallelism, Precision
+from ..report.estimate_view import render_estimate
+from .app import console
+from .options import deployment_options
+
+
+@click.command("estimate")
+@deployment_options
+@click.option("--batch", "-b", default=16, show_default=True, type=int, help="concurrent requests")
+@click.option("--input", "input_tokens", default=1024, show_default=True, type=int, help="prompt tokens")
+@click.option("--output", "output_tokens", default=256, show_default=True, type=int, help="generated tokens")
+@click.option("--attention", type=click.Choice(["fused", "unfused"]), default="fused", show_default=True,
+              help="attention kernel: FlashAttention-style fused, or logits/softmax/attend")
+@click.option("--moe-imbalance", default=1.0, show_default=True, type=float,
+              help="extra load factor on the busiest expert device (>= 1)")
+@click.option("--memory-utilization", default=0.90, show_default=True, type=float,
+              help="fraction of device memory usable (vLLM's gpu_memory_utilization)")
+@click.option("--top", default=8, show_default=True, type=int, help="operators to list")
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,
+                 ep: int = 1, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
+                 batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
+                 attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
+                 top: int = 8, as_json: bool = False) -> None:
+    """Latency, throughput, memory and top operators of a batch on one replica.
+
+    Defaults: Llama-3.1-8B on one H100 SXM, batch 16, 1024 input / 256 output tokens.
+    """
+    from ..errors import InfersimError
+
+    if moe_imbalance < 1.0:
+        raise InfersimError(f"--moe-imbalance must be >= 1, got {moe_imbalance}")
+    if not 0.0 < memory_utilization <= 1.0:
+        raise InfersimError(f"--memory-utilization must be in (0, 1], got {memory_utilization}")
+    cfg = get_model(model)
+    device = get_device(hardware)
+    est = estimate(
+        cfg, device, Parallelism(tp=tp, pp=pp, ep=ep), Precision(weight_dtype, act_dtype, kv_dtype),
+        batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
+        options=GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance),
+        memory_utilization=memory_utilization, top=top,
+    )
+    if as_json:
+        click.echo(json.dumps(est.to_dict(), indent=2))
+    else:
+        render_estimate(est, console)
+    if not est.fits:
+        raise SystemExit(1)

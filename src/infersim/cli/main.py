@@ -1,0 +1,19 @@
+"""Entry point: registers every command on the root group."""
+
+from __future__ import annotations
+
+from .app import cli
+from .catalog_cmd import hardware_group, models_group
+from .estimate_cmd import estimate_cmd
+
+cli.add_command(estimate_cmd)
+cli.add_command(hardware_group)
+cli.add_command(models_group)
+
+
+def main() -> None:
+    cli(prog_name="infersim")
+
+
+if __name__ == "__main__":
+    main()

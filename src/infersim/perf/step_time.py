@@ -1,0 +1,234 @@
+"""Fast step time for the serving simulator: exact, cached, a few microseconds per call.
+
+A simulator asks for the time of millions of steps, each a different mix of
+prefill chunks and decodes. Building and costing the operator graph per step
+(:func:`~infersim.perf.estimate.step_costs`) takes ~1 ms; this model gives the
+same answer in microseconds by splitting the operators by what they depend on:
+
+* **token rows** (norms, projections, MLP/MoE, all-reduces, embedding): a function
+  of the step's total token count ``T`` only. Costed once, vectorized, for every
+  ``T`` up to a bound (grown on demand) and looked up.
+* **logit rows** (LM head, logits all-gather): a function of the number of
+  sequences that produce logits. Also tabulated.
+* **attention rows** (attention kernels, and MLA's prefill-only and decode-only
+  projections): their FLOPs and bytes are *linear* in six features of the batch
+  (prefill tokens, causal pairs, rectangular pairs, prefill KV tokens, decode
+  sequences, decode pairs, per window). The coefficients are read off the graph
+  by building it on the unit basis, then each step evaluates the roofline of
+  those few rows in plain Python floats.
+
+``StepTimeModel.step_time_s`` equals the full graph's step time to floating
+point (tests check it on random batches).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..hardware.device import Device
+from ..models.config import ModelConfig
+from .graph import GraphOptions, build_step_graph
+from .operators import OpKind
+from .parallel import Parallelism, Precision
+from .roofline import cost_ops
+from .shape import AttentionLoad, StepShape, causal_pairs, window_cap
+
+_ATTENTION_PREFIXES = ("attention.", "mla.kv_b_proj", "mla.q_absorb", "mla.v_absorb")
+_LOGIT_ROWS = ("lm_head", "allgather.logits")
+_FEATURES = ("prefill_tokens", "prefill_pairs", "prefill_rect_pairs", "prefill_kv_read_tokens",
+             "decode_seqs", "decode_pairs")
+
+
+def _row_class(name: str) -> str:
+    if name.startswith(_ATTENTION_PREFIXES):
+        return "attention"
+    if name in _LOGIT_ROWS:
+        return "logits"
+    return "tokens"
+
+
+class StepTimeModel:
+    """Step time of one replica for any batch: ``step_time_s(...)`` in a few microseconds."""
+
+    def __init__(self, model: ModelConfig, device: Device, par: Parallelism = Parallelism(),
+                 prec: Precision = Precision(), options: GraphOptions = GraphOptions(),
+                 initial_max_tokens: int = 8192) -> None:
+        par.validate(model)
+        self.model, self.device, self.par, self.prec, self.options = model, device, par, prec, options
+        self.windows: list[int | None] = sorted({g.window for g in model.layer_groups()},
+                                                key=lambda w: (w is None, w or 0))
+        probe = build_step_graph(model, par, prec, StepShape.uniform(model, decode_seqs=1, decode_context=1),
+                                 options)
+        self._classes = np.array([_row_class(n) for n in probe.names])
+        self._token_table = np.zeros((3, 0))  # rows: time_s, flops, bytes; column = token count
+        self._logit_table = np.zeros((3, 0))
+        self._grow_tokens(initial_max_tokens)
+        self._grow_logits(1024)
+        self._build_attention_rows()
+
+    # ----- tabulated rows -------------------------------------------------------------------
+    def _table(self, n: int, which: str) -> np.ndarray:
+        x = np.arange(n, dtype=np.float64)
+        if which == "tokens":
+            shape = StepShape.uniform(self.model, prefill_seqs=np.zeros(n), decode_seqs=x, decode_context=0)
+            # logits and attention rows are excluded below, so decode-only shapes isolate token rows
+        else:
+            shape = StepShape.uniform(self.model, decode_seqs=x, decode_context=0)
+        table = build_step_graph(self.model, self.par, self.prec, shape, self.options)
+        costs = cost_ops(table, self.device)
+        mask = self._classes == which
+        count = table.count[mask][:, None]
+        return np.stack([costs.total_time_s[mask].sum(axis=0), (table.flops[mask] * count).sum(axis=0),
+                         (table.total_bytes[mask] * count).sum(axis=0)])
+
+    def _grow_tokens(self, n: int) -> None:
+        size = max(n + 1, 2 * self._token_table.shape[-1])
+        self._token_table = self._table(size, "tokens")
+
+    def _grow_logits(self, n: int) -> None:
+        size = max(n + 1, 2 * self._logit_table.shape[-1])
+        self._logit_table = self._table(size, "logits")
+
+    # ----- attention rows: linear coefficients + scalar roofline ----------------------------
+    def _build_attention_rows(self) -> None:
+        n_basis = len(self.windows) * len(_FEATURES)
+        zero = np.zeros(n_basis)
+        attention = {}
+        col = 0
+        basis_cols = {}
+        for w in self.windows:
+            fields = {f: zero.copy() for f in _FEATURES}
+            for f in _FEATURES:
+                fields[f][col] = 1.0
+                basis_cols[(w, f)] = col
+                col += 1
+            attention[w] = fields
+        # prefill_tokens / decode_seqs are shared across windows: take the first window's basis columns
+        first = self.windows[0]
+        prefill_tokens = attention[first]["prefill_tokens"]
+        decode_seqs = attention[first]["decode_seqs"]
+        loads = {w: AttentionLoad(prefill_pairs=f["prefill_pairs"], prefill_rect_pairs=f["prefill_rect_pairs"],
+                                  prefill_kv_read_tokens=f["prefill_kv_read_tokens"], decode_pairs=f["decode_pairs"])
+                 for w, f in attention.items()}
+        shape = StepShape(prefill_tokens=prefill_tokens, prefill_seqs=np.zeros(n_basis), decode_seqs=decode_seqs,
+                          attention=loads)
+        table = build_step_graph(self.model, self.par, self.prec, shape, self.options)
+        rows = []
+        dev = self.device
+        eff = dev.efficiency
+        for i in np.flatnonzero(self._classes == "attention"):
+            kind = OpKind(int(table.kind[i]))
+            peak = dev.peak_flops("fp32") if kind == OpKind.ELEMENTWISE else dev.peak_flops(table.dtype[i])
+            # coefficients per (window, feature); shared features come from the first window's columns
+            def coeffs(arr):
+                out = []
+                for w in self.windows:
+                    for f in _FEATURES:
+                        if f in ("prefill_tokens", "decode_seqs") and w != first:
+                            out.append(0.0)
+                        else:
+                            out.append(float(arr[i, basis_cols[(w, f)]]))
+                return out
+            rows.append(dict(
+                flops=coeffs(table.flops), bytes=coeffs(table.total_bytes), m=coeffs(table.gemm_m),
+                n=float(table.gemm_n[i].max()), is_gemm=kind == OpKind.GEMM, peak=peak,
+                ramp=kind != OpKind.ELEMENTWISE,
+                count=float(table.count[i]), kernels=float(table.kernels[i]),
+            ))
+        self._attention_rows = rows
+        self._eff = (eff.compute_max_fraction, eff.compute_half_flops, eff.memory_max_fraction,
+                     eff.memory_half_bytes, eff.kernel_overhead_us * 1e-6, eff.gemm_tile_m, eff.gemm_tile_n,
+                     max(dev.compute_units, 1), dev.memory_bandwidth_bytes_per_s)
+
+    def _scalar_row_time(self, row: dict, features: list[float]) -> float:
+        """The roofline of :func:`~infersim.perf.roofline.cost_ops` for one row, in plain floats."""
+        flops = sum(c * x for c, x in zip(row["flops"], features))
+        nbytes = sum(c * x for c, x in zip(row["bytes"], features))
+        if flops <= 0 and nbytes <= 0:
+            return 0.0
+        cmax, chalf, mmax, mhalf, overhead, tm, tn, units, bw = self._eff
+        compute = 0.0
+        if flops > 0:
+            e = cmax * flops / (flops + chalf) if (chalf > 0 and row["ramp"]) else cmax
+            if row["is_gemm"]:
+                m = sum(c * x for c, x in zip(row["m"], features))
+                tiles = math.ceil(m / tm) * math.ceil(row["n"] / tn)
+                if tiles > 0:
+                    e *= tiles / (math.ceil(tiles / units) * units)
+            compute = flops / (row["peak"] * e)
+        memory = 0.0
+        if nbytes > 0:
+            e = mmax * nbytes / (nbytes + mhalf) if mhalf > 0 else mmax
+            memory = nbytes / (bw * e)
+        return (max(compute, memory) + row["kernels"] * overhead) * row["count"]
+
+    # ----- public ----------------------------------------------------------------------------
+    def step_time_s(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,
+                    loads: dict[int | None, tuple[float, float, float, float]]) -> float:
+        """Time of one step.
+
+        ``loads[window] = (prefill_pairs, prefill_rect_pairs, prefill_kv_read_tokens, decode_pairs)``
+        for every window in :attr:`windows` (see :mod:`infersim.perf.shape` for the definitions;
+        :meth:`loads_for` computes them from per-request lists).
+        """
+        tokens = int(prefill_tokens + decode_seqs)
+        if tokens == 0:
+            return 0.0
+        if tokens >= self._token_table.shape[1]:
+            self._grow_tokens(tokens)
+        logits = int(prefill_seqs + decode_seqs)
+        if logits >= self._logit_table.shape[1]:
+            self._grow_logits(logits)
+        features = self._features(prefill_tokens, decode_seqs, loads)
+        attn = sum(self._scalar_row_time(row, features) for row in self._attention_rows)
+        return float(self._token_table[0, tokens] + self._logit_table[0, logits]) + attn
+
+    def _features(self, prefill_tokens, decode_seqs, loads) -> list[float]:
+        features = []
+        for w in self.windows:
+            p, r, k, d = loads[w]
+            features.extend((prefill_tokens, p, r, k, decode_seqs, d))
+        return features
+
+    def step_work(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,
+                  loads: dict[int | None, tuple[float, float, float, float]]) -> tuple[float, float]:
+        """(FLOPs, bytes moved) of one step on one device, for MFU / bandwidth utilization."""
+        tokens = int(prefill_tokens + decode_seqs)
+        logits = int(prefill_seqs + decode_seqs)
+        if tokens >= self._token_table.shape[1]:
+            self._grow_tokens(tokens)
+        if logits >= self._logit_table.shape[1]:
+            self._grow_logits(logits)
+        features = self._features(prefill_tokens, decode_seqs, loads)
+        flops = self._token_table[1, tokens] + self._logit_table[1, logits]
+        nbytes = self._token_table[2, tokens] + self._logit_table[2, logits]
+        for row in self._attention_rows:
+            flops += row["count"] * sum(c * x for c, x in zip(row["flops"], features))
+            nbytes += row["count"] * sum(c * x for c, x in zip(row["bytes"], features))
+        return float(flops), float(nbytes)
+
+    def loads_for(self, chunks, pasts, decode_contexts) -> dict[int | None, tuple[float, float, float, float]]:
+        """Attention loads from per-request arrays (prefill chunk sizes, their cached prefixes,
+        decode contexts including the new token)."""
+        c = np.asarray(chunks, dtype=np.float64)
+        p = np.asarray(pasts, dtype=np.float64)
+        d = np.asarray(decode_contexts, dtype=np.float64)
+        out = {}
+        for w in self.windows:
+            out[w] = (float(causal_pairs(c, p, w).sum()), float((c * window_cap(p + c, w)).sum()),
+                      float(window_cap(p + c, w).sum()), float(window_cap(d, w).sum()))
+        return out
+
+    def step_time_for(self, chunks, pasts, decode_contexts) -> float:
+        """Convenience: step time from per-request arrays."""
+        c = np.asarray(chunks)
+        return self.step_time_s(int(c.sum()), int(c.size), int(np.asarray(decode_contexts).size),
+                                self.loads_for(chunks, pasts, decode_contexts))
+
+    def kv_bytes_per_token(self) -> float:
+        """KV bytes a token adds on one device (all layers of the most loaded stage)."""
+        from .memory import kv_bytes_per_token_per_device
+
+        return float(kv_bytes_per_token_per_device(self.model, self.par, self.prec).sum())

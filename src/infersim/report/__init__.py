@@ -1,0 +1,1 @@
+"""Human-facing rendering (rich tables) and unit formatting."""

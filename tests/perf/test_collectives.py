@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+
+from infersim.perf import collectives as c
+from infersim.perf.operators import Collective
+from tests.perf.conftest import ideal
+
+
+def test_ring_all_reduce_closed_form():
+    # 1 GB over 8 devices, 2 us per step, 360 GB/s: 2*7*2us + 2*(7/8)*1e9/360e9
+    t = c.ring_all_reduce_s(1e9, 8, 2e-6, 360e9)
+    assert t == pytest.approx(2 * 7 * 2e-6 + 2 * 7 / 8 * 1e9 / 360e9)
+
+
+def test_tree_all_reduce_closed_form():
+    t = c.tree_all_reduce_s(1e9, 8, 2e-6, 360e9)
+    assert t == pytest.approx(2 * 3 * 2e-6 + 2 * 1e9 / 360e9)
+
+
+def test_all_reduce_picks_tree_for_small_ring_for_large_messages():
+    # small message: latency dominates, log2(p) steps win; large: ring's (p-1)/p factor wins
+    p, a, bw = 64, 5e-6, 50e9
+    small, large = 1e3, 1e10
+    assert c.all_reduce_s(small, p, a, bw) == pytest.approx(c.tree_all_reduce_s(small, p, a, bw))
+    assert c.all_reduce_s(large, p, a, bw) == pytest.approx(c.ring_all_reduce_s(large, p, a, bw))
+    assert c.tree_all_reduce_s(small, p, a, bw) < c.ring_all_reduce_s(small, p, a, bw)
+    assert c.ring_all_reduce_s(large, p, a, bw) < c.tree_all_reduce_s(large, p, a, bw)
+
+
+def test_all_gather_reduce_scatter_all_to_all_and_p2p():
+    n, p, a, bw = 8e6, 4, 1e-6, 100e9
+    expected = 3 * a + 0.75 * n / bw
+    assert c.all_gather_s(n, p, a, bw) == pytest.approx(expected)
+    assert c.reduce_scatter_s(n, p, a, bw) == pytest.approx(expected)
+    assert c.all_to_all_s(n, p, a, bw) == pytest.approx(expected)
+    assert c.send_recv_s(n, a, bw) == pytest.approx(a + n / bw)
+
+
+def test_reduce_scatter_plus_all_gather_equals_ring_all_reduce():
+    # the ring all-reduce *is* a reduce-scatter followed by an all-gather
+    n, a, bw = np.array([1e3, 1e6, 1e9]), 3e-6, 200e9
+    for p in (2, 4, 8, 16):
+        assert np.allclose(c.reduce_scatter_s(n, p, a, bw) + c.all_gather_s(n, p, a, bw),
+                           c.ring_all_reduce_s(n, p, a, bw))
+
+
+def test_single_device_collectives_are_free():
+    for f in (c.ring_all_reduce_s, c.tree_all_reduce_s, c.all_gather_s, c.all_to_all_s):
+        assert f(1e9, 1, 1e-6, 1e9) == 0.0
+
+
+def test_vectorized_over_messages():
+    n = np.logspace(3, 10, 50)
+    t = c.all_reduce_s(n, 8, 2e-6, 360e9)
+    assert t.shape == (50,)
+    assert np.all(np.diff(t) > 0)
+
+
+def test_group_inside_scale_up_domain_uses_nvlink(h100):
+    dev = ideal(h100)
+    t = c.collective_time_s(Collective.ALL_REDUCE, 1e9, 8, dev)
+    up = dev.scale_up
+    assert t == pytest.approx(min(c.ring_all_reduce_s(1e9, 8, up.latency_s, up.bandwidth_bytes_per_s),
+                                  c.tree_all_reduce_s(1e9, 8, up.latency_s, up.bandwidth_bytes_per_s)))
+
+
+def test_group_beyond_domain_is_hierarchical_and_slower(h100):
+    dev = ideal(h100)
+    n = 1e9
+    t16 = float(c.collective_time_s(Collective.ALL_REDUCE, n, 16, dev))
+    up, out = dev.scale_up, dev.scale_out
+    expected = (c.all_gather_s(n, 8, up.latency_s, up.bandwidth_bytes_per_s) * 2
+                + c.all_reduce_s(n / 8, 2, out.latency_s, out.bandwidth_bytes_per_s))
+    assert t16 == pytest.approx(expected)
+    assert t16 > float(c.collective_time_s(Collective.ALL_REDUCE, n, 8, dev))
+
+
+def test_hierarchical_all_to_all_is_bound_by_the_slower_link(h100):
+    dev = ideal(h100)
+    n, p, d = 1e8, 16, 8
+    up, out = dev.scale_up, dev.scale_out
+    inside = (d - 1) * up.latency_s + n * (d - 1) / p / up.bandwidth_bytes_per_s
+    outside = (p - d) * out.latency_s + n * (p - d) / p / out.bandwidth_bytes_per_s
+    assert float(c.collective_time_s(Collective.ALL_TO_ALL, n, p, dev)) == pytest.approx(max(inside, outside))
+    assert math.isclose(max(inside, outside), outside)  # IB (50 GB/s) is the bottleneck
