@@ -27,13 +27,15 @@ from .options import deployment_options
               help="extra load factor on the busiest expert device (>= 1)")
 @click.option("--memory-utilization", default=0.90, show_default=True, type=float,
               help="fraction of device memory usable (vLLM's gpu_memory_utilization)")
+@click.option("--max-prefill-tokens", default=8192, show_default=True, type=int,
+              help="token cap of one prefill step (vLLM max_num_batched_tokens)")
 @click.option("--top", default=8, show_default=True, type=int, help="operators to list")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,
                  ep: int = 1, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                  batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
                  attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
-                 top: int = 8, as_json: bool = False) -> None:
+                 max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False) -> None:
     """Latency, throughput, memory and top operators of a batch on one replica.
 
     Defaults: Llama-3.1-8B on one H100 SXM, batch 16, 1024 input / 256 output tokens.
@@ -50,7 +52,7 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
         cfg, device, Parallelism(tp=tp, pp=pp, ep=ep), Precision(weight_dtype, act_dtype, kv_dtype),
         batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
         options=GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance),
-        memory_utilization=memory_utilization, top=top,
+        memory_utilization=memory_utilization, max_prefill_tokens=max_prefill_tokens, top=top,
     )
     if as_json:
         click.echo(json.dumps(est.to_dict(), indent=2))

@@ -120,38 +120,101 @@ def _busy_fraction(costs: OpCosts, step_weights: np.ndarray) -> float:
     return float(num / den) if den > 0 else 0.0
 
 
+DEFAULT_MAX_PREFILL_TOKENS = 8192  # TensorRT-LLM max_num_tokens / vLLM max_num_batched_tokens default
+
+
+@dataclass(frozen=True)
+class PrefillPlan:
+    """Prefill steps of a batch under a per-step token cap (arrays over distinct step kinds).
+
+    Whole prompts are packed ``floor(cap / input)`` per step; a prompt longer than the
+    cap is split into chunks of ``cap`` tokens (Sarathi-style chunked prefill).
+    """
+
+    seqs: np.ndarray  # requests in the step
+    chunk: np.ndarray  # new tokens per request
+    past: np.ndarray  # cached tokens before the chunk
+    repeats: np.ndarray  # how many times this step runs
+    completes: np.ndarray  # requests whose prompt completes in this step (1 per seq, or 0 mid-prompt)
+
+
+def plan_prefill(batch: int, input_tokens: int, max_tokens: int) -> PrefillPlan:
+    if input_tokens <= max_tokens:
+        per_step = max_tokens // input_tokens
+        full, rem = divmod(batch, per_step)
+        seqs = [per_step] * (full > 0) + [rem] * (rem > 0)
+        reps = [full] * (full > 0) + [1] * (rem > 0)
+        n = len(seqs)
+        return PrefillPlan(np.array(seqs, float), np.full(n, float(input_tokens)), np.zeros(n),
+                           np.array(reps, float), np.array(seqs, float))
+    chunks = -(-input_tokens // max_tokens)
+    sizes = np.full(chunks, float(max_tokens))
+    sizes[-1] = input_tokens - (chunks - 1) * max_tokens
+    pasts = np.arange(chunks, dtype=float) * max_tokens
+    completes = np.zeros(chunks)
+    completes[-1] = 1.0
+    return PrefillPlan(np.ones(chunks), sizes, pasts, np.full(chunks, float(batch)), completes)
+
+
+def _mean_ttft(plan: PrefillPlan, step_s: np.ndarray, batch: int) -> float:
+    """Mean over requests of the time their prompt's last prefill step ends."""
+    reps = plan.repeats.astype(int)
+    times = np.repeat(step_s, reps)
+    done = np.repeat(plan.completes, reps)
+    if plan.seqs.size and plan.completes.sum() == plan.seqs.sum():  # whole prompts per step
+        finish = np.cumsum(times)
+        return float((finish * done).sum() / batch)
+    # chunked: request b's chunks run back to back; b finishes after (b + 1) prompt times
+    per_request = float(step_s.sum())
+    return per_request * (batch + 1) / 2.0
+
+
 def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(),
              prec: Precision = Precision(), *, batch: int = 16, input_tokens: int = 1024,
              output_tokens: int = 256, options: GraphOptions = GraphOptions(),
-             memory_utilization: float = DEFAULT_MEMORY_UTILIZATION, top: int = 8) -> Estimate:
-    """Prefill + decode of ``batch`` requests of ``input_tokens`` in / ``output_tokens`` out."""
-    for name, value, lo in (("--batch", batch, 1), ("--input", input_tokens, 1), ("--output", output_tokens, 1)):
+             memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
+             max_prefill_tokens: int = DEFAULT_MAX_PREFILL_TOKENS, top: int = 8) -> Estimate:
+    """Prefill + decode of ``batch`` requests of ``input_tokens`` in / ``output_tokens`` out.
+
+    Prefill runs in steps of at most ``max_prefill_tokens`` tokens (see :func:`plan_prefill`);
+    ``prefill_s`` is the whole batch's prefill and ``ttft_s`` the mean over requests of the end
+    of their prompt's last step. Then all requests decode together.
+    """
+    for name, value, lo in (("--batch", batch, 1), ("--input", input_tokens, 1), ("--output", output_tokens, 1),
+                            ("--max-prefill-tokens", max_prefill_tokens, 1)):
         if value < lo:
             raise InfersimError(f"{name} must be >= {lo}, got {value}")
     par.validate(model)
     context = input_tokens + output_tokens
+    plan = plan_prefill(batch, input_tokens, max_prefill_tokens)
+    step_tokens = float((plan.seqs * plan.chunk).max())
     mem = memory_breakdown(model, device, par, prec, batch=batch, context=context,
-                           prefill_tokens=batch * input_tokens, attention_impl=options.attention_impl,
+                           prefill_tokens=step_tokens, attention_impl=options.attention_impl,
                            memory_utilization=memory_utilization)
     base = dict(model=model.name, device=device.name, parallel=par, precision=prec, batch=batch,
                 input_tokens=input_tokens, output_tokens=output_tokens, memory=mem)
     if not mem.fits:
         return Estimate(**base, fits=False)
 
-    # scenario 0: prefill; scenarios 1..: decode steps at context input + s
+    # scenarios 0..k-1: the distinct prefill steps; then decode steps at context input + s
+    k = plan.seqs.size
     steps = np.arange(1, output_tokens, dtype=np.float64)
-    n = 1 + steps.size
-    prefill_seqs = np.zeros(n)
-    prefill_seqs[0] = batch
-    decode_seqs = np.full(n, float(batch))
-    decode_seqs[0] = 0.0
-    decode_context = np.concatenate([[0.0], input_tokens + steps])
-    shape = StepShape.uniform(model, prefill_seqs=prefill_seqs, chunk=input_tokens, past=0,
-                              decode_seqs=decode_seqs, decode_context=decode_context)
+    n = k + steps.size
+    zeros = np.zeros(steps.size)
+    shape = StepShape.uniform(
+        model,
+        prefill_seqs=np.concatenate([plan.seqs, zeros]),
+        chunk=np.concatenate([plan.chunk, zeros]),
+        past=np.concatenate([plan.past, zeros]),
+        decode_seqs=np.concatenate([np.zeros(k), np.full(steps.size, float(batch))]),
+        decode_context=np.concatenate([np.zeros(k), input_tokens + steps]),
+    )
     table, costs = step_costs(model, device, par, prec, shape, options)
     per_step = costs.step_time_s
-    prefill_s = float(per_step[0])
-    decode = per_step[1:]
+    weights = np.concatenate([plan.repeats, np.ones(steps.size)])  # occurrences of each scenario
+    prefill_s = float((per_step[:k] * plan.repeats).sum())
+    ttft = _mean_ttft(plan, per_step[:k], batch)
+    decode = per_step[k:]
     decode_total = float(decode.sum())
     decode_mean = float(decode.mean()) if decode.size else 0.0
     e2e = prefill_s + decode_total
@@ -160,12 +223,12 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
     in_tps = batch * input_tokens / e2e * pipelined
 
     peak = device.peak_flops(prec.gemm_compute)
-    prefill_flops = float((table.flops[:, 0] * table.count).sum())
+    prefill_flops = float(((table.flops[:, :k] * table.count[:, None]).sum(axis=0) * plan.repeats).sum())
     prefill_mfu = prefill_flops / (prefill_s * peak) if prefill_s > 0 else 0.0
-    decode_bytes = (table.total_bytes[:, 1:] * table.count[:, None]).sum(axis=0)
+    decode_bytes = (table.total_bytes[:, k:] * table.count[:, None]).sum(axis=0)
     decode_mbu = float((decode_bytes / (decode * device.memory_bandwidth_bytes_per_s)).mean()) if decode.size else 0.0
 
-    busy = _busy_fraction(costs, np.ones((1, n)))
+    busy = _busy_fraction(costs, weights[None, :])
     power = device.idle_w + (device.tdp_w - device.idle_w) * busy
     joules = power * par.devices * e2e / (batch * output_tokens * pipelined)
     usd = None
@@ -178,19 +241,19 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
         by_name.setdefault(name, []).append(i)
     summaries = []
     for name, rows in by_name.items():
-        pre = float(totals[rows, 0].sum())
-        dec_total = float(totals[rows, 1:].sum())
+        pre = float((totals[rows, :k] * plan.repeats).sum())
+        dec_total = float(totals[rows, k:].sum())
         dec_mean = dec_total / max(decode.size, 1)
         row = max(rows, key=lambda r: totals[r].sum())
         summaries.append(OperatorSummary(
             name=name, prefill_s=pre, decode_step_s=dec_mean, share=(pre + dec_total) / e2e,
-            prefill_bound=_dominant_bound(costs, row, slice(0, 1)),
-            decode_bound=_dominant_bound(costs, row, slice(1, None)) if decode.size else "-",
+            prefill_bound=_dominant_bound(costs, row, slice(0, k)),
+            decode_bound=_dominant_bound(costs, row, slice(k, None)) if decode.size else "-",
         ))
     summaries.sort(key=lambda s: -s.share)
     return Estimate(
         **base, fits=True, prefill_s=prefill_s, decode_step_s=decode_mean, decode_total_s=decode_total,
-        ttft_s=prefill_s, tpot_s=decode_mean, e2e_s=e2e, output_tokens_per_s=out_tps, input_tokens_per_s=in_tps,
+        ttft_s=ttft, tpot_s=decode_mean, e2e_s=e2e, output_tokens_per_s=out_tps, input_tokens_per_s=in_tps,
         prefill_mfu=prefill_mfu, decode_mbu=decode_mbu, power_w_per_device=power,
         joules_per_output_token=joules, usd_per_million_output_tokens=usd, operators=summaries[:top],
     )

@@ -13,8 +13,9 @@ Sharding follows Megatron-LM tensor parallelism (Shoeybi et al., 2019). MLA
 (DeepSeek-V2, Liu et al. 2024, section 2.1) runs prefill in the expanded form
 and decode in the weight-absorbed form over the compressed latent cache, as
 vLLM and SGLang do. MoE routed experts read only the experts that received
-tokens: with ``A`` assignments over ``E`` experts, ``E (1 - (1 - 1/E)^A)`` experts
-are expected to be active (uniform routing). The busiest device's load is the
+tokens: when each of ``T`` tokens picks ``k`` distinct experts of ``E`` uniformly,
+an expert is missed by a token with probability ``1 - k/E``, so
+``E (1 - (1 - k/E)^T)`` experts are expected to be active. The busiest device's load is the
 mean times an imbalance factor: ``1 + sqrt(2 ln ep) * sigma / mu`` for the
 maximum of ``ep`` binomial loads (Gumbel approximation), times a user factor.
 """
@@ -39,10 +40,10 @@ class GraphOptions:
     include_lm_head: bool = True
 
 
-def expected_active_experts(assignments, num_experts: int):
-    """Distinct experts hit by ``assignments`` uniform draws over ``num_experts``."""
-    a = np.asarray(assignments, dtype=np.float64)
-    return num_experts * (1.0 - np.power(1.0 - 1.0 / num_experts, a))
+def expected_active_experts(tokens, top_k: int, num_experts: int):
+    """Distinct experts hit when each of ``tokens`` picks ``top_k`` distinct experts uniformly."""
+    t = np.asarray(tokens, dtype=np.float64)
+    return num_experts * (1.0 - np.power(1.0 - top_k / num_experts, t))
 
 
 def expert_load_imbalance(assignments, groups: int):
@@ -92,7 +93,7 @@ def build_step_graph(
 
     for group in model.layer_groups():
         _attention_block(b, model, par, prec, shape, group, d, options)
-        b.add("norm", OpKind.ELEMENTWISE, count=group.count * norms_per_layer / 2, dtype=prec.activation,
+        b.add("norm", OpKind.ELEMENTWISE, count=group.count * norms_per_layer, dtype=prec.activation,
               kernels=1, flops=5.0 * tokens * d.h, act_bytes=3.0 * tokens * d.h * ab, weight_bytes=d.h * ab)
         if group.ffn == "dense":
             _dense_mlp(b, "mlp", model.intermediate_size, tokens, model, par, prec, group.count)
@@ -256,7 +257,7 @@ def _moe_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Precisi
     imbalance = expert_load_imbalance(assignments, ep) * options.moe_imbalance
     local_assignments = np.minimum(assignments / ep * imbalance, assignments)
     local_experts = experts / ep
-    active_local = expected_active_experts(assignments, experts) / ep
+    active_local = expected_active_experts(tokens, topk, experts) / ep
     active_local = np.minimum(active_local, local_experts)
     inter = model.moe_intermediate_size / moe_tp
     up_n = (2 if model.gated_mlp else 1) * inter

@@ -109,12 +109,14 @@ class OpBuilder:
 
     def gemm(self, name: str, m, n, k, *, weight_dtype_bytes: float, act_dtype_bytes: float,
              dtype: str, count: float = 1.0, weights_read=None) -> None:
-        """A linear layer ``[m, k] x [k, n]``: 2mnk FLOPs, reads the weight once.
+        """A linear layer ``[m, k] x [k, n]``: 2mnk FLOPs, reads the weight once (if ``m > 0``).
 
         ``weights_read`` overrides the weight elements read (MoE experts read only the
         experts that received tokens).
         """
         weight_elems = n * k if weights_read is None else weights_read
+        # a GEMM with no rows does not run and reads nothing
+        weight_elems = np.where(np.asarray(m) > 0, weight_elems, 0.0)
         self.add(
             name, OpKind.GEMM, count=count, dtype=dtype,
             flops=2.0 * m * n * k,

@@ -131,8 +131,10 @@ class StepTimeModel:
                         else:
                             out.append(float(arr[i, basis_cols[(w, f)]]))
                 return out
+            # weights are read once whenever the kernel runs: a constant, not a linear term
             rows.append(dict(
-                flops=coeffs(table.flops), bytes=coeffs(table.total_bytes), m=coeffs(table.gemm_m),
+                flops=coeffs(table.flops), bytes=coeffs(table.act_bytes + table.kv_bytes),
+                weight_bytes=float(table.weight_bytes[i].max()), m=coeffs(table.gemm_m),
                 n=float(table.gemm_n[i].max()), is_gemm=kind == OpKind.GEMM, peak=peak,
                 ramp=kind != OpKind.ELEMENTWISE,
                 count=float(table.count[i]), kernels=float(table.kernels[i]),
@@ -148,6 +150,7 @@ class StepTimeModel:
         nbytes = sum(c * x for c, x in zip(row["bytes"], features))
         if flops <= 0 and nbytes <= 0:
             return 0.0
+        nbytes += row["weight_bytes"]
         cmax, chalf, mmax, mhalf, overhead, tm, tn, units, bw = self._eff
         compute = 0.0
         if flops > 0:
@@ -205,8 +208,12 @@ class StepTimeModel:
         flops = self._token_table[1, tokens] + self._logit_table[1, logits]
         nbytes = self._token_table[2, tokens] + self._logit_table[2, logits]
         for row in self._attention_rows:
-            flops += row["count"] * sum(c * x for c, x in zip(row["flops"], features))
-            nbytes += row["count"] * sum(c * x for c, x in zip(row["bytes"], features))
+            row_flops = sum(c * x for c, x in zip(row["flops"], features))
+            row_bytes = sum(c * x for c, x in zip(row["bytes"], features))
+            if row_flops > 0 or row_bytes > 0:
+                row_bytes += row["weight_bytes"]
+            flops += row["count"] * row_flops
+            nbytes += row["count"] * row_bytes
         return float(flops), float(nbytes)
 
     def loads_for(self, chunks, pasts, decode_contexts) -> dict[int | None, tuple[float, float, float, float]]:

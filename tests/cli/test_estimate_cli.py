@@ -1,0 +1,99 @@
+"""The estimate and catalog commands, run as a user runs them (subprocess for the entry point)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from infersim.cli.main import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_bare_infersim_runs_the_default_estimate_via_the_installed_entry_point():
+    out = subprocess.run([sys.executable, "-m", "infersim.cli.main"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "llama-3.1-8b on 1 x h100-sxm" in out.stdout
+    for word in ("TTFT", "TPOT", "KV cache", "headroom", "Top operators", "compute", "memory"):
+        assert word in out.stdout
+
+
+def test_estimate_json_is_machine_readable_and_consistent():
+    res = run("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "8", "--batch", "64",
+              "--input", "2048", "--output", "512", "--weight-dtype", "fp8", "--kv-dtype", "fp8", "--json")
+    assert res.exit_code == 0
+    data = json.loads(res.output)
+    assert data["parallel"]["devices"] == 8 and data["fits"] is True
+    assert data["precision"]["weight"] == "fp8"
+    assert data["e2e_s"] == pytest.approx(data["prefill_s"] + 511 * data["tpot_s"])
+    mem = data["memory_per_device_bytes"]
+    assert mem["headroom"] == pytest.approx(mem["usable"] - mem["weights"] - mem["kv_cache"] - mem["activations"])
+    # 70.55B params: linear layers in fp8 (1 byte) + embeddings in bf16, split 8 ways
+    assert 8.5e9 < mem["weights"] < 9.5e9
+
+
+def test_not_fitting_is_reported_with_numbers_and_exit_1():
+    res = run("estimate", "--model", "llama-3.1-70b")
+    assert res.exit_code == 1
+    assert "Does not fit" in res.output and "GB" in res.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("estimate", "--model", "llama-3.1-8"), "did you mean: llama-3.1-8b"),
+    (("estimate", "--hardware", "h100"), "h100-sxm"),
+    (("estimate", "--tp", "3"), "--tp 3 does not divide the 32 attention heads"),
+    (("estimate", "--ep", "2", "--tp", "2"), "needs a MoE model"),
+    (("estimate", "--model", "mixtral-8x7b", "--tp", "16", "--ep", "16"), "does not divide the 8 experts"),
+    (("hardware", "show", "nope-chip"), "unknown hardware 'nope-chip'"),
+    (("models", "show", "gpt5"), "unknown model 'gpt5'"),
+])
+def test_user_errors_exit_2_without_traceback(args, needle):
+    res = CliRunner().invoke(cli, list(args))
+    assert res.exit_code == 2
+    assert needle in res.output
+    assert "Traceback" not in res.output
+
+
+def test_malformed_files_name_the_file_and_field(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2, "vocab_size": 100,
+                               "num_attention_heads": 4, "intermediate_size": 64}))
+    res = CliRunner().invoke(cli, ["estimate", "--model", str(cfg)])
+    assert res.exit_code == 2 and str(cfg) in res.output and "hidden_size" in res.output
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("name: chip\ndisplay_name: x\nvendor: me\ncategory: gpu\n")
+    res = CliRunner().invoke(cli, ["estimate", "--hardware", str(chip)])
+    assert res.exit_code == 2 and str(chip) in res.output and "compute" in res.output
+
+
+def test_user_files_work_like_builtins(tmp_path):
+    from importlib import resources
+
+    src = resources.files("infersim.hardware").joinpath("data/h100-sxm.yaml").read_text()
+    chip = tmp_path / "my_chip.yaml"
+    chip.write_text(src.replace("name: h100-sxm", "name: my-chip").replace("bandwidth_gb_per_s: 3350",
+                                                                           "bandwidth_gb_per_s: 6700"))
+    cfg = tmp_path / "config.json"
+    cfg.write_text(resources.files("infersim.models").joinpath("data/llama-3.1-8b.json").read_text())
+    mine = json.loads(run("estimate", "--model", str(cfg), "--hardware", str(chip), "--json").output)
+    base = json.loads(run("estimate", "--json").output)
+    assert mine["hardware"] == "my-chip"
+    # twice the memory bandwidth: the memory-bound decode step gets faster (not quite 2x: overheads)
+    assert base["tpot_s"] / 2 < mine["tpot_s"] < base["tpot_s"] * 0.65
+
+
+def test_catalog_commands():
+    res = run("hardware", "list")
+    assert res.exit_code == 0 and "h100-sxm" in res.output and "tpu-v5e" in res.output
+    res = run("hardware", "show", "h200")
+    assert res.exit_code == 0 and "141" in res.output and "source" in res.output
+    res = run("models", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["llama-3.1-8b"]["kv_bytes_per_token_bf16"] == 131072
+    assert rows["deepseek-v3"]["kv_bytes_per_token_bf16"] == (512 + 64) * 61 * 2
+    res = run("models", "show", "deepseek-v3")
+    assert res.exit_code == 0 and "mla" in res.output.lower()
