@@ -49,3 +49,21 @@ def test_step_time_grows_with_context_and_batch():
     fast = StepTimeModel(m, get_device("h100-sxm"))
     assert fast.step_time_for([], [], [1000] * 8) < fast.step_time_for([], [], [8000] * 8)
     assert fast.step_time_for([], [], [1000] * 8) < fast.step_time_for([], [], [1000] * 64)
+
+
+def test_step_time_honours_per_dtype_and_attention_fractions():
+    import dataclasses
+
+    m = get_model("llama-3.1-8b")
+    base = get_device("h100-sxm")
+    eff = base.efficiency.model_copy(update=dict(compute_max_fraction_by_dtype={"fp8": 0.5},
+                                                 attention_max_fraction=0.4))
+    dev = dataclasses.replace(base, efficiency=eff)
+    prec = Precision(weight="fp8", kv_cache="fp8")
+    fast = StepTimeModel(m, dev, Parallelism(), prec)
+    chunks, pasts, ctx = [4000], [2000], [3000] * 16
+    _, costs = step_costs(m, dev, Parallelism(), prec,
+                          StepShape.from_requests(m, chunks=chunks, pasts=pasts, decode_contexts=ctx))
+    assert fast.step_time_for(chunks, pasts, ctx) == pytest.approx(costs.step_time_s[0], rel=1e-9)
+    slower = StepTimeModel(m, base, Parallelism(), prec).step_time_for(chunks, pasts, ctx)
+    assert fast.step_time_for(chunks, pasts, ctx) > slower  # lower fractions, longer compute-bound prefill

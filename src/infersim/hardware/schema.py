@@ -96,6 +96,10 @@ class EfficiencySpec(_Strict):
     """
 
     compute_max_fraction: float = Field(default=0.80, gt=0, le=1.0)
+    compute_max_fraction_by_dtype: dict[str, float] = Field(
+        default_factory=dict, description="per-dtype override of compute_max_fraction (e.g. fp8 GEMMs)")
+    attention_max_fraction: float | None = Field(
+        default=None, gt=0, le=1.0, description="fused attention kernels' achievable fraction (default: compute's)")
     compute_half_flops: float = Field(default=2.0e9, ge=0, description="FLOPs at which compute efficiency is half its max")
     memory_max_fraction: float = Field(default=0.85, gt=0, le=1.0)
     memory_half_bytes: float = Field(default=4.0e6, ge=0, description="bytes at which bandwidth efficiency is half its max")
@@ -104,6 +108,23 @@ class EfficiencySpec(_Strict):
     gemm_tile_n: int = Field(default=128, ge=1)
     collective_bandwidth_fraction: float = Field(default=0.80, gt=0, le=1.0)
     source: Source = Field(default="infersim generic defaults (uncalibrated)", min_length=3)
+
+
+    @field_validator("compute_max_fraction_by_dtype")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            if key not in DTYPE_BYTES:
+                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
+            if not 0 < number <= 1:
+                raise ValueError(f"fraction for '{key}' must be in (0, 1], got {number}")
+        return value
+
+    def compute_fraction(self, dtype: str, attention: bool = False) -> float:
+        """Achievable fraction of peak for matrix work in ``dtype`` (attention kernels apart)."""
+        if attention and self.attention_max_fraction is not None:
+            return self.attention_max_fraction
+        return self.compute_max_fraction_by_dtype.get(dtype, self.compute_max_fraction)
 
 
 class HardwareSpec(_Strict):

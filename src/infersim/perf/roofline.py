@@ -57,14 +57,16 @@ class OpCosts:
         return self.total_time_s.sum(axis=0)
 
 
-def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, ramp=True):
+def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, ramp=True, max_fraction=None):
     """Compute-side time of kernels doing ``flops`` (GEMM shape enables wave quantization).
 
     ``ramp`` applies the size-dependent ramp-up of matrix units (tensor cores / MXUs);
     vector work (elementwise) runs at ``compute_max_fraction`` of the vector peak.
+    ``max_fraction`` (scalar or array) overrides the device's ``compute_max_fraction``.
     """
     eff = device.efficiency
-    e = ramp_efficiency(flops, eff.compute_max_fraction, eff.compute_half_flops if ramp else 0.0)
+    fraction = eff.compute_max_fraction if max_fraction is None else max_fraction
+    e = ramp_efficiency(flops, fraction, eff.compute_half_flops if ramp else 0.0)
     if gemm_m is not None:
         e = e * wave_utilization(gemm_m, gemm_n, eff.gemm_tile_m, eff.gemm_tile_n, device.compute_units)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -86,10 +88,14 @@ def cost_ops(table: OpTable, device: Device, sparse: bool = False) -> OpCosts:
                       for k, d in zip(table.kind, table.dtype)])[:, None]
     is_gemm = (table.kind == OpKind.GEMM)[:, None]
     is_matrix = (table.kind != OpKind.ELEMENTWISE)[:, None]
+    eff = device.efficiency
+    fractions = np.array([eff.compute_fraction(d, attention=k == OpKind.ATTENTION)
+                          for k, d in zip(table.kind, table.dtype)])[:, None]
     compute = compute_time_s(
         table.flops, peaks, device,
         gemm_m=np.where(is_gemm, table.gemm_m, 1e9),  # non-GEMMs: no wave penalty
         gemm_n=np.where(is_gemm, table.gemm_n, 1e9),
+        max_fraction=fractions,
     )
     if not is_matrix.all():
         vector = compute_time_s(table.flops, peaks, device, ramp=False)

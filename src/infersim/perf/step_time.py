@@ -136,11 +136,13 @@ class StepTimeModel:
                 flops=coeffs(table.flops), bytes=coeffs(table.act_bytes + table.kv_bytes),
                 weight_bytes=float(table.weight_bytes[i].max()), m=coeffs(table.gemm_m),
                 n=float(table.gemm_n[i].max()), is_gemm=kind == OpKind.GEMM, peak=peak,
+                cmax=(eff.compute_max_fraction if kind == OpKind.ELEMENTWISE
+                      else eff.compute_fraction(table.dtype[i], attention=kind == OpKind.ATTENTION)),
                 ramp=kind != OpKind.ELEMENTWISE,
                 count=float(table.count[i]), kernels=float(table.kernels[i]),
             ))
         self._attention_rows = rows
-        self._eff = (eff.compute_max_fraction, eff.compute_half_flops, eff.memory_max_fraction,
+        self._eff = (eff.compute_half_flops, eff.memory_max_fraction,
                      eff.memory_half_bytes, eff.kernel_overhead_us * 1e-6, eff.gemm_tile_m, eff.gemm_tile_n,
                      max(dev.compute_units, 1), dev.memory_bandwidth_bytes_per_s)
 
@@ -151,7 +153,8 @@ class StepTimeModel:
         if flops <= 0 and nbytes <= 0:
             return 0.0
         nbytes += row["weight_bytes"]
-        cmax, chalf, mmax, mhalf, overhead, tm, tn, units, bw = self._eff
+        chalf, mmax, mhalf, overhead, tm, tn, units, bw = self._eff
+        cmax = row["cmax"]
         compute = 0.0
         if flops > 0:
             e = cmax * flops / (flops + chalf) if (chalf > 0 and row["ramp"]) else cmax
