@@ -31,7 +31,6 @@ variant) identifies a row within a device.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -356,6 +355,8 @@ def _dedupe_median(table: pa.Table) -> pa.Table:
     n = table.num_rows
     if n < 2:
         return table
+    if np.unique(hash_rows(table, KEY_COLUMNS)).size == n:
+        return table  # no two rows share a key (distinct hashes imply distinct keys)
     keys = []
     for name in KEY_COLUMNS:
         col = table.column(name)
@@ -442,10 +443,8 @@ MLA_QK_HEAD_DIM_PREFILL = 128 + 64  # qk_nope_head_dim + qk_rope_head_dim
 MLA_QK_HEAD_DIM_DECODE = 512 + 64  # kv_lora_rank + qk_rope_head_dim (absorbed, MQA over the latent)
 
 
-@functools.lru_cache(maxsize=4)
-def _current_versions(systems_dir: str) -> dict[str, dict[str, str]]:
+def _current_versions(root: Path) -> dict[str, dict[str, str]]:
     """{aic system: {framework: current version}} from query_versions.yaml and the system YAMLs."""
-    root = Path(systems_dir)
     out: dict[str, dict[str, str]] = {}
     defaults: dict[str, str] = {}
     overrides: dict[str, dict] = {}
@@ -473,7 +472,12 @@ def _current_versions(systems_dir: str) -> dict[str, dict[str, str]]:
 
 
 def _find_file(
-    systems_dir: Path, system: str, family: str, filename: str, frameworks: Sequence[str]
+    systems_dir: Path,
+    system: str,
+    family: str,
+    filename: str,
+    frameworks: Sequence[str],
+    current: Mapping[str, str],
 ) -> tuple[str, str, Path] | None:
     """(framework, version, file) of the table to use, or None.
 
@@ -481,7 +485,6 @@ def _find_file(
     within it the "current" version (query_versions.yaml; for nccl the system YAML's
     nccl_version) if that version has the file, else the newest version that has it.
     """
-    current = _current_versions(str(systems_dir)).get(system, {})
     for fw in frameworks:
         fw_dir = systems_dir / "data" / system / family / fw
         if not fw_dir.is_dir():
@@ -502,8 +505,9 @@ def _find_file(
     return None
 
 
-def _recipe(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(infersim dtype, variant) arrays for aiconfigurator recipe names."""
+def _recipe(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(infersim dtype, variant) columns for aiconfigurator recipe names."""
+
     def dt(v: str) -> str:
         r = AIC_RECIPES.get(v.lower())
         return r[0] if r else ""
@@ -515,7 +519,7 @@ def _recipe(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _map_strings(values, dt), _map_strings(values, var)
 
 
-def _dtype_only(values: np.ndarray) -> np.ndarray:
+def _dtype_only(values: pa.Array) -> pa.Array:
     return _map_strings(values, lambda v: normalize_dtype(v) or "")
 
 
@@ -525,14 +529,10 @@ def _int(t: pa.Table, name: str, default: int = 0) -> np.ndarray:
     return np.asarray(pc.fill_null(t.column(name), default).to_numpy(), dtype=np.int64)
 
 
-def _str(t: pa.Table, name: str, default: str = "") -> np.ndarray:
+def _str(t: pa.Table, name: str, default: str = "") -> pa.Array:
     if name not in t.column_names:
-        return np.full(t.num_rows, default, dtype=object)
-    return np.asarray(pc.fill_null(t.column(name).cast(pa.string()), default).to_numpy(zero_copy_only=False), dtype=object)
-
-
-def _empty_variant(n: int) -> np.ndarray:
-    return np.full(n, "", dtype=object)
+        return _const_str(default, t.num_rows)
+    return pc.fill_null(t.column(name).combine_chunks().cast(pa.string()), default)
 
 
 def _convert(kind: str, t: pa.Table, op: str) -> dict[str, object]:
@@ -559,9 +559,10 @@ def _convert(kind: str, t: pa.Table, op: str) -> dict[str, object]:
             dtype=_dtype_only(_str(t, "attn_dtype")),
             kv_dtype=_dtype_only(_str(t, "kv_cache_dtype")),
         )
-        w = np.where(window > 0, np.char.add("window=", window.astype(str)).astype(object), "")
-        b = np.where(beam > 1, np.char.add("beam=", beam.astype(str)).astype(object), "")
-        cols["variant"] = _join_variants(w.astype(object), b.astype(object))
+        cols["variant"] = _join_variants(
+            _int_labels(window, lambda w: f"window={w}" if w > 0 else ""),
+            _int_labels(beam, lambda b: f"beam={b}" if b > 1 else ""),
+        )
     elif kind in ("mla_prefill", "mla_decode"):
         heads = _int(t, "num_heads")
         isl, step = _int(t, "isl"), _int(t, "step")
@@ -576,7 +577,6 @@ def _convert(kind: str, t: pa.Table, op: str) -> dict[str, object]:
             tp=_int(t, "tp_size"),
             dtype=_dtype_only(_str(t, "mla_dtype")),
             kv_dtype=_dtype_only(_str(t, "kv_cache_dtype")),
-            variant=_empty_variant(n),
         )
     elif kind == "moe":
         dtype, recipe_var = _recipe(_str(t, "moe_dtype"))
@@ -597,7 +597,7 @@ def _convert(kind: str, t: pa.Table, op: str) -> dict[str, object]:
         )
     elif kind == "custom_allreduce":
         dtype = _str(t, "allreduce_dtype", "bfloat16")
-        nbytes = _map_strings(dtype, lambda v: DTYPE_BYTES.get(normalize_dtype(v) or "", 0.0)).astype(np.float64)
+        nbytes = _map_numbers(dtype, lambda v: DTYPE_BYTES.get(normalize_dtype(v) or "", 0.0))
         kernel = _str(t, "kernel_source")
         cols.update(
             num_devices=_int(t, "num_gpus"),
@@ -607,12 +607,11 @@ def _convert(kind: str, t: pa.Table, op: str) -> dict[str, object]:
         )
     elif kind == "ccl":
         dtype = _str(t, "nccl_dtype")
-        nbytes = _map_strings(dtype, lambda v: DTYPE_BYTES.get(normalize_dtype(v) or "", 0.0)).astype(np.float64)
+        nbytes = _map_numbers(dtype, lambda v: DTYPE_BYTES.get(normalize_dtype(v) or "", 0.0))
         cols.update(
             num_devices=_int(t, "num_gpus"),
             message_bytes=np.round(_int(t, "message_size") * nbytes).astype(np.int64),
             dtype=_dtype_only(dtype),
-            variant=_empty_variant(n),
         )
     else:  # pragma: no cover - internal
         raise AssertionError(kind)
@@ -638,12 +637,12 @@ def _allreduce_kernel_variant(kernel: str) -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=64)
-def _load_one(systems_dir: str, system: str, op: str, frameworks: tuple[str, ...]) -> pa.Table | None:
-    root = Path(systems_dir)
+def _load_one(
+    root: Path, system: str, op: str, frameworks: Sequence[str], current: Mapping[str, str]
+) -> pa.Table | None:
     for family, pattern, kind in _SOURCES[op]:
         fws = CCL_FRAMEWORKS if kind == "ccl" else frameworks
-        hit = _find_file(root, system, family, pattern, fws)
+        hit = _find_file(root, system, family, pattern, fws, current)
         if hit is None:
             continue
         fw, _ver, path = hit
@@ -745,19 +744,19 @@ def load_aiconfigurator(
             raise unknown_name_error("framework", framework, FRAMEWORK_PREFERENCE)
         frameworks = (framework,)
     tables = []
+    current = _current_versions(root)
     for system in _resolve_devices(root, devices):
         for op in op_list:
             if op not in _SOURCES:
                 continue  # no aiconfigurator data for this op (p2p, elementwise)
-            t = _load_one(str(root.resolve()), system, op, frameworks)
+            t = _load_one(root, system, op, frameworks, current.get(system, {}))
+            if t is not None and not include_variants:
+                t = t.filter(pc.equal(t.column("variant"), ""))
             if t is not None and t.num_rows:
                 tables.append(t)
     if not tables:
         return empty_table()
-    out = pa.concat_tables(tables)
-    if not include_variants:
-        out = out.filter(pc.equal(out.column("variant"), ""))
-    return out.combine_chunks()
+    return pa.concat_tables(tables).combine_chunks()
 
 
 # ----------------------------------------------------------------- user files
@@ -798,10 +797,20 @@ def _as_int_column(path: Path, raw: pa.Table, name: str) -> np.ndarray:
         arr = np.asarray(pc.fill_null(col.cast(pa.float64()), 0.0).to_numpy(), dtype=np.float64)
     else:
         try:
-            strs = _np(raw, name) if pa.types.is_string(col.type) else np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
-            arr = np.asarray([float(s) if str(s).strip() else 0.0 for s in strs], dtype=np.float64)
-        except (ValueError, TypeError, pa.ArrowInvalid):
-            raise ConfigError(path, name, "expected whole numbers") from None
+            strs = _obj(col)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ConfigError(path, name, f"expected whole numbers, got a {col.type} column") from None
+        arr = np.zeros(len(strs), dtype=np.float64)
+        unparsable = np.zeros(len(strs), dtype=bool)
+        for i, text in enumerate(strs):
+            text = text.strip()
+            try:
+                arr[i] = float(text) if text else 0.0
+            except ValueError:
+                unparsable[i] = True
+        if unparsable.any():
+            first = strs[np.flatnonzero(unparsable)[0]]
+            raise ConfigError(path, name, f"{_row_hint(unparsable)}: expected a whole number, got '{first}'")
     bad = ~np.isfinite(arr) | (arr != np.round(arr))
     if bad.any():
         raise ConfigError(path, name, f"{_row_hint(bad)}: expected a whole number")
@@ -838,7 +847,8 @@ def load_measurements(path: str | Path) -> pa.Table:
     (:data:`OP_REQUIRED_COLUMNS`, e.g. ``m, n, k`` for gemm rows). Other columns of
     :data:`SCHEMA` are optional (0 / "" when absent); columns outside the schema are
     ignored. dtype spellings are normalized (``bfloat16`` -> ``bf16``). Missing
-    derived values are filled in: attention ``num_kv_heads`` 0 -> ``num_heads``;
+    derived values are filled in: attention / mla_prefill ``num_kv_heads`` 0 ->
+    ``num_heads`` (mla_decode: 1);
     decode ``seq_len`` 0 -> 1; prefill ``kv_len`` 0 -> ``seq_len``; ``framework``
     "" -> "user"; ``source`` "" -> the file's path.
 
@@ -856,10 +866,7 @@ def load_measurements(path: str | Path) -> pa.Table:
 
     for c in STRING_COLUMNS:
         if c in names:
-            cols[c] = np.asarray(
-                pc.fill_null(raw.column(c).cast(pa.string()), "").to_numpy(zero_copy_only=False), dtype=object
-            )
-            cols[c] = _map_strings(cols[c], str.strip)
+            cols[c] = _obj(_map_strings(raw.column(c), str.strip))
 
     ops = cols["op"]
     bad = ~np.isin(ops.astype(str), OPS)
@@ -898,7 +905,7 @@ def load_measurements(path: str | Path) -> pa.Table:
     for c in ("dtype", "kv_dtype"):
         if c in cols:
             vals = cols[c]
-            norm = _map_strings(vals, lambda v: "" if v == "" else (normalize_dtype(v) or "?"))
+            norm = _obj(_map_strings(vals, lambda v: "" if v == "" else (normalize_dtype(v) or "?")))
             bad = norm == "?"
             if bad.any():
                 first = vals[np.flatnonzero(bad)[0]]
@@ -922,7 +929,8 @@ def load_measurements(path: str | Path) -> pa.Table:
     heads = cols.get("num_heads", zeros)
     is_attn = np.isin(ops.astype(str), ("attention_prefill", "attention_decode", "mla_prefill"))
     kvh = cols.get("num_kv_heads", zeros)
-    cols["num_kv_heads"] = np.where(is_attn & (kvh == 0), heads, kvh)
+    kvh = np.where(is_attn & (kvh == 0), heads, kvh)
+    cols["num_kv_heads"] = np.where((ops == "mla_decode") & (kvh == 0), 1, kvh)  # MQA over the latent
     is_decode = np.isin(ops.astype(str), ("attention_decode", "mla_decode"))
     seq = cols.get("seq_len", zeros)
     cols["seq_len"] = np.where(is_decode & (seq == 0), 1, seq)
