@@ -1,0 +1,66 @@
+"""Static cost pieces of disaggregated serving: KV-cache transfer and attention-FFN split.
+
+* **KV transfer** (prefill/decode disaggregation, DistServe: Zhong et al., OSDI 2024;
+  Splitwise: Patel et al., ISCA 2024): after prefill the request's KV cache moves to a
+  decode instance. Bytes = prompt tokens x KV bytes per token (all layers, the model's
+  KV layout and the KV dtype). Sent at once it costs ``alpha + bytes / B``. Sent layer
+  by layer while the prefill is still computing (Splitwise's layer-wise transfer),
+  layer ``i``'s KV leaves while layer ``i+1`` computes, so only what the link cannot
+  hide behind the remaining compute is exposed: ``alpha + max(bytes/B - prefill *
+  (L-1)/L, 0) + bytes/(B L)`` (the last layer's share can never overlap).
+* **Attention-FFN disaggregation** (AFD, e.g. MegaScale-Infer, Zhu et al. 2025; Step-3's
+  AFD design study): attention and KV cache live on one GPU group, the MoE experts on
+  another. Per layer a micro-batched ping-pong: attention -> dispatch (all-to-all, each
+  token's hidden state to its top-k experts) -> experts -> combine (the same bytes
+  back). With ``m`` micro-batches the layer pipeline has three stages (attention,
+  communication, experts); its time is ``(m + 2) x max(stage)/m``-style: fill + drain
+  plus ``m`` steady-state slots of the slowest stage. See :func:`afd_layer_time_s`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import bytes_per_element
+from ..models.config import ModelConfig
+from ..models.params import kv_cache_bytes, kv_cache_bytes_per_token
+
+
+def kv_transfer_bytes(model: ModelConfig, kv_dtype: str, tokens) -> np.ndarray:
+    """Bytes of the KV cache of ``tokens`` prompt tokens, all layers (sliding layers capped)."""
+    per_element = bytes_per_element(kv_dtype)
+    t = np.atleast_1d(np.asarray(tokens, dtype=np.float64))
+    if not model.layer_windows:
+        return t * kv_cache_bytes_per_token(model, per_element)
+    return np.array([kv_cache_bytes(model, int(n), per_element) for n in t])
+
+
+def kv_transfer_time_s(n_bytes, bandwidth_bytes_per_s: float, latency_s: float, *, layers: int = 1,
+                       overlap_with_s=0.0) -> np.ndarray:
+    """Exposed time to move ``n_bytes`` of KV cache; with ``layers > 1`` and ``overlap_with_s`` the
+    prefill compute time, transfer is layer-wise and overlapped (see module docstring)."""
+    b = np.asarray(n_bytes, dtype=np.float64)
+    wire = b / bandwidth_bytes_per_s
+    if layers <= 1:
+        return latency_s + wire
+    hidden = np.asarray(overlap_with_s, dtype=np.float64) * (layers - 1) / layers
+    return latency_s + np.maximum(wire - hidden, wire / layers)
+
+
+def afd_dispatch_bytes(tokens, top_k: int, hidden: int, act_dtype: str) -> np.ndarray:
+    """Bytes one direction of the attention->FFN all-to-all carries for ``tokens`` tokens (per layer):
+    every token's hidden vector goes to each of its ``top_k`` experts."""
+    return np.asarray(tokens, dtype=np.float64) * top_k * hidden * bytes_per_element(act_dtype)
+
+
+def afd_layer_time_s(attention_s, experts_s, comm_s, micro_batches: int) -> np.ndarray:
+    """One layer of the attention -> dispatch -> experts -> combine ping-pong pipeline.
+
+    ``attention_s``, ``experts_s`` are the times of the whole batch on its group and
+    ``comm_s`` the dispatch + combine time; split into ``m`` micro-batches each stage
+    takes ``1/m`` of its time per micro-batch, and a 3-stage pipeline of ``m`` items
+    takes ``sum(stages)/m + (m - 1) * max(stages)/m``.
+    """
+    m = max(int(micro_batches), 1)
+    stages = np.stack(np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (attention_s, comm_s, experts_s))))
+    return stages.sum(axis=0) / m + (m - 1) * stages.max(axis=0) / m
