@@ -137,3 +137,38 @@ def test_unfused_attention_moves_the_score_matrix():
     u = total(unfused, "act_bytes", rows(unfused, "attention"))
     scores = 4096 * 4096 * 32 * 2 * 32  # chunk x context x heads x bf16 x layers
     assert u - f >= 3 * scores * 0.99  # written, read+written by softmax, read
+
+
+def test_dp_attention_uses_all_to_all_for_experts_and_no_all_reduce():
+    m = get_model("deepseek-v3")
+    par = Parallelism(tp=8, ep=8, dp_attention=True)
+    batch = 64  # the replica's batch: 8 sequences per device
+    t = build_step_graph(m, par, Precision(), StepShape.uniform(m, decode_seqs=batch, decode_context=1000))
+    assert not any(n.startswith("allreduce") for n in t.names)
+    for name in ("alltoall.dispatch", "alltoall.combine"):
+        (i,) = rows(t, name)
+        assert t.count[i] == 58  # MoE layers (61 - 3 dense)
+        assert t.group_size[i] == 8
+        # each device sends its 8 tokens' hidden states (7168 x bf16) to their 8 experts
+        assert t.comm_bytes[i, 0] == pytest.approx(8 * 8 * 7168 * 2)
+    # attention is not sharded: a device computes all 128 heads for its own 8 sequences
+    kv = total(t, "kv_bytes", rows(t, "attention.decode"))
+    assert kv == pytest.approx(8 * 1001 * (512 + 64) * 2 * 61)
+
+
+def test_dp_attention_weights_replicate_attention_and_split_experts():
+    m = get_model("deepseek-v3")
+    p = param_counts(m)
+    dp = weight_bytes_per_device(m, Parallelism(tp=8, ep=8, dp_attention=True), Precision())
+    assert dp.experts == pytest.approx(p.moe_routed / 8 * 2)
+    assert dp.attention == pytest.approx(p.attention * 2)
+    assert dp.ffn == pytest.approx((p.dense_ffn + p.moe_shared) * 2)
+
+
+def test_dp_attention_needs_moe_and_full_expert_parallelism():
+    from infersim.errors import InfersimError
+
+    with pytest.raises(InfersimError, match="--dp-attention needs a MoE model"):
+        Parallelism(tp=8, ep=8, dp_attention=True).validate(get_model("llama-3.1-70b"))
+    with pytest.raises(InfersimError, match="--ep equal to --tp"):
+        Parallelism(tp=8, ep=4, dp_attention=True).validate(get_model("deepseek-v3"))

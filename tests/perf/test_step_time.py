@@ -17,6 +17,7 @@ from infersim.perf.step_time import StepTimeModel
     ("gemma-2-9b", Parallelism(tp=2), Precision()),
     ("deepseek-v3", Parallelism(tp=8, ep=8), Precision(weight="fp8")),
     ("mixtral-8x7b", Parallelism(tp=2, pp=2), Precision()),
+    ("qwen3-30b-a3b", Parallelism(tp=4, ep=4, dp_attention=True), Precision(weight="fp8")),
 ])
 def test_step_time_equals_full_graph_on_random_batches(model, par, prec):
     m = get_model(model)

@@ -32,7 +32,7 @@ from .options import deployment_options
 @click.option("--top", default=8, show_default=True, type=int, help="operators to list")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,
-                 ep: int = 1, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
+                 ep: int = 1, dp_attention: bool = False, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                  batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
                  attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
                  max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False) -> None:
@@ -49,7 +49,7 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
     cfg = get_model(model)
     device = get_device(hardware)
     est = estimate(
-        cfg, device, Parallelism(tp=tp, pp=pp, ep=ep), Precision(weight_dtype, act_dtype, kv_dtype),
+        cfg, device, Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention), Precision(weight_dtype, act_dtype, kv_dtype),
         batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
         options=GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance),
         memory_utilization=memory_utilization, max_prefill_tokens=max_prefill_tokens, top=top,

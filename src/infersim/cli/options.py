@@ -20,6 +20,8 @@ def deployment_options(func):
         click.option("--pp", default=1, show_default=True, type=int, help="pipeline-parallel stages"),
         click.option("--ep", default=1, show_default=True, type=int,
                      help="expert-parallel degree inside the TP group (MoE)"),
+        click.option("--dp-attention", is_flag=True,
+                     help="MoE: data-parallel attention + expert parallel (all-to-all) over the tp devices"),
         click.option("--weight-dtype", default="bf16", show_default=True, type=DTYPES),
         click.option("--act-dtype", default="bf16", show_default=True, type=DTYPES),
         click.option("--kv-dtype", default="bf16", show_default=True, type=DTYPES),

@@ -74,7 +74,7 @@ class Estimate:
         out = {
             "model": self.model, "hardware": self.device,
             "parallel": {"tp": self.parallel.tp, "pp": self.parallel.pp, "ep": self.parallel.ep,
-                         "devices": self.devices},
+                         "dp_attention": self.parallel.dp_attention, "devices": self.devices},
             "precision": {"weight": self.precision.weight, "activation": self.precision.activation,
                           "kv_cache": self.precision.kv_cache},
             "batch": self.batch, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,

@@ -62,7 +62,7 @@ class _Dims:
     """Per-device sizes of one replica under a parallel layout."""
 
     def __init__(self, model: ModelConfig, par: Parallelism) -> None:
-        tp = par.tp
+        tp = par.attention_tp
         self.tp = tp
         self.h = model.hidden_size
         self.q_heads = model.num_attention_heads / tp
@@ -79,12 +79,18 @@ def build_step_graph(
     shape: StepShape,
     options: GraphOptions = GraphOptions(),
 ) -> OpTable:
-    """All operators of one step (prefill chunks + decodes) on one device of the replica."""
+    """All operators of one step (prefill chunks + decodes) on one device of the replica.
+
+    ``shape`` is the whole replica's batch; under DP attention each device runs ``1/tp``
+    of it (the expected share when requests are spread evenly).
+    """
     b = OpBuilder(shape.n_scenarios)
     ab = bytes_per_element(prec.activation)
-    wb = bytes_per_element(prec.weight)
     d = _Dims(model, par)
+    if par.dp_attention:
+        shape = shape.scaled(1.0 / par.tp)
     tokens = shape.tokens
+    atp = par.attention_tp
     norms_per_layer = model.norms_per_layer
 
     if options.include_lm_head:
@@ -99,7 +105,7 @@ def build_step_graph(
             _dense_mlp(b, "mlp", model.intermediate_size, tokens, model, par, prec, group.count)
         else:
             _moe_block(b, model, par, prec, tokens, group.count, options)
-        if par.tp > 1:
+        if atp > 1:
             b.add("allreduce.ffn", OpKind.COLLECTIVE, count=group.count, dtype=prec.activation,
                   collective=Collective.ALL_REDUCE, comm_bytes=tokens * d.h * ab, group_size=par.tp)
 
@@ -107,13 +113,13 @@ def build_step_graph(
         logits = shape.logit_tokens
         b.add("final_norm", OpKind.ELEMENTWISE, dtype=prec.activation, flops=5.0 * tokens * d.h,
               act_bytes=2.0 * tokens * d.h * ab, weight_bytes=d.h * ab)
-        vocab_local = model.vocab_size / par.tp
+        vocab_local = model.vocab_size / atp
         # LM heads stay in 16-bit in FP8/INT4 deployments (vLLM, TensorRT-LLM default)
         b.gemm("lm_head", logits, vocab_local, d.h, weight_dtype_bytes=ab, act_dtype_bytes=ab,
                dtype=prec.activation)
-        if par.tp > 1:
+        if atp > 1:
             b.add("allgather.logits", OpKind.COLLECTIVE, dtype=prec.activation,
-                  collective=Collective.ALL_GATHER, comm_bytes=logits * model.vocab_size * ab, group_size=par.tp)
+                  collective=Collective.ALL_GATHER, comm_bytes=logits * model.vocab_size * ab, group_size=atp)
     if par.pp > 1:
         b.add("sendrecv.pipeline", OpKind.COLLECTIVE, count=par.pp - 1, dtype=prec.activation,
               collective=Collective.SEND_RECV, comm_bytes=tokens * d.h * ab, group_size=2)
@@ -160,7 +166,7 @@ def _attention_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: P
                   kv_bytes=load.decode_pairs * kv_per_token + shape.decode_seqs * kv_per_token)
         b.gemm("o_proj", tokens, h, d.q_heads * d.v_head_dim, weight_dtype_bytes=wb, act_dtype_bytes=ab,
                dtype=gdt, count=n)
-    if par.tp > 1:
+    if par.attention_tp > 1:
         b.add("allreduce.attn", OpKind.COLLECTIVE, count=n, dtype=prec.activation,
               collective=Collective.ALL_REDUCE, comm_bytes=tokens * h * ab, group_size=par.tp)
 
@@ -188,7 +194,7 @@ def _mla_attention(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Pre
     gdt = prec.gemm_compute
     h = model.hidden_size
     tokens = shape.tokens
-    heads = model.num_attention_heads / par.tp
+    heads = model.num_attention_heads / par.attention_tp
     nope, rope = model.mla_qk_nope_head_dim, model.mla_qk_rope_head_dim
     qk = nope + rope
     v = model.v_head_dim
@@ -233,7 +239,7 @@ def _dense_mlp(b: OpBuilder, name: str, width: int, tokens, model: ModelConfig, 
     wb = bytes_per_element(prec.weight)
     gdt = prec.gemm_compute
     h = model.hidden_size
-    local = width / (par.tp if shard is None else shard)
+    local = width / (par.attention_tp if shard is None else shard)
     up_n = (2 if model.gated_mlp else 1) * local
     b.gemm(f"{name}.gate_up", tokens, up_n, h, weight_dtype_bytes=wb, act_dtype_bytes=ab, dtype=gdt, count=count)
     b.add(f"{name}.act", OpKind.ELEMENTWISE, count=count, dtype=prec.activation,
@@ -253,11 +259,17 @@ def _moe_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Precisi
     # router: replicated, kept in 16-bit
     b.gemm("moe.router", tokens, experts, h, weight_dtype_bytes=ab, act_dtype_bytes=ab,
            dtype=prec.activation, count=count)
-    assignments = tokens * topk
+    # under DP attention ``tokens`` is this device's share; routing sees the whole replica's
+    global_tokens = tokens * par.tp if par.dp_attention else tokens
+    assignments = global_tokens * topk
     imbalance = expert_load_imbalance(assignments, ep) * options.moe_imbalance
     local_assignments = np.minimum(assignments / ep * imbalance, assignments)
     local_experts = experts / ep
-    active_local = expected_active_experts(tokens, topk, experts) / ep
+    active_local = expected_active_experts(global_tokens, topk, experts) / ep
+    if par.dp_attention:
+        # each device sends its tokens' hidden states to their top-k experts, and back
+        b.add("alltoall.dispatch", OpKind.COLLECTIVE, count=count, dtype=prec.activation,
+              collective=Collective.ALL_TO_ALL, comm_bytes=tokens * topk * h * ab, group_size=ep)
     active_local = np.minimum(active_local, local_experts)
     inter = model.moe_intermediate_size / moe_tp
     up_n = (2 if model.gated_mlp else 1) * inter
@@ -267,6 +279,9 @@ def _moe_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Precisi
           flops=4.0 * local_assignments * inter, act_bytes=(up_n + inter) * local_assignments * ab)
     b.gemm("moe.experts.down", local_assignments, h, inter, weight_dtype_bytes=wb, act_dtype_bytes=ab,
            dtype=gdt, count=count, weights_read=active_local * h * inter)
+    if par.dp_attention:
+        b.add("alltoall.combine", OpKind.COLLECTIVE, count=count, dtype=prec.activation,
+              collective=Collective.ALL_TO_ALL, comm_bytes=tokens * topk * h * ab, group_size=ep)
     b.add("moe.combine", OpKind.ELEMENTWISE, count=count, dtype=prec.activation,
           flops=2.0 * assignments / ep * h, act_bytes=(assignments / ep + tokens) * h * ab)
     if model.num_shared_experts:

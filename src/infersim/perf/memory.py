@@ -44,7 +44,7 @@ class WeightBytes:
 
 def _layer_weight_elements(model: ModelConfig, par: Parallelism) -> tuple[dict, dict]:
     """Per-device weight elements of one dense and one MoE layer: (linear, 16-bit) by component."""
-    tp = par.tp
+    tp = par.attention_tp
     h = model.hidden_size
     if model.attention == "mla":
         heads = model.num_attention_heads / tp
@@ -100,7 +100,7 @@ def weight_bytes_per_device(model: ModelConfig, par: Parallelism, prec: Precisio
     # the most loaded stage holds ceil(L/pp) layers; assume the MoE/dense mix is proportional
     stage_share = math.ceil(model.num_layers / par.pp) / model.num_layers
     comp = {k: stage_share * (n_dense * dense[k] + n_moe * moe[k]) for k in dense}
-    vocab = model.vocab_size * model.hidden_size / par.tp
+    vocab = model.vocab_size * model.hidden_size / par.attention_tp
     lm_head = 0.0 if model.tie_word_embeddings else vocab
     # pp == 1: both on one device; else embedding on stage 0, LM head on the last stage
     # (a tied head is duplicated on the last stage when pp > 1)
@@ -123,7 +123,7 @@ def kv_bytes_per_token_per_device(model: ModelConfig, par: Parallelism, prec: Pr
     if model.attention == "mla":
         per_layer = (model.mla_kv_lora_rank + model.mla_qk_rope_head_dim) * kvb  # replicated on TP ranks
     else:
-        kv_heads = max(model.num_kv_heads / par.tp, 1.0)
+        kv_heads = max(model.num_kv_heads / par.attention_tp, 1.0)
         per_layer = kv_heads * (model.head_dim + model.v_head_dim) * kvb
     stage_layers = math.ceil(model.num_layers / par.pp)
     return np.full(stage_layers, per_layer)
@@ -151,18 +151,21 @@ def activation_peak_bytes(model: ModelConfig, par: Parallelism, prec: Precision,
     also materializes a ``chunk x context x heads`` score matrix.
     """
     ab = bytes_per_element(prec.activation)
-    t = np.asarray(tokens, dtype=np.float64)
+    share = 1.0 / par.tp if par.dp_attention else 1.0  # DP attention: a device holds 1/tp of the batch
+    t = np.asarray(tokens, dtype=np.float64) * share
     h = model.hidden_size
-    tp = par.tp
+    tp = par.attention_tp
     heads = model.num_attention_heads / tp
     qkv = heads * model.head_dim + max(model.num_kv_heads / tp, 1) * (model.head_dim + model.v_head_dim)
     mats = 2 if model.gated_mlp else 1
     mlp = (mats + 1) * model.intermediate_size / tp if model.intermediate_size else 0.0
     moe = 0.0
     if model.is_moe:
-        moe = model.num_experts_per_token * (mats + 1) * model.moe_intermediate_size / par.moe_tp / par.ep
+        # expert rows a device computes per token it holds (all tokens arrive by all-to-all under DP)
+        moe = (model.num_experts_per_token * (mats + 1) * model.moe_intermediate_size / par.moe_tp
+               * (par.tp if par.dp_attention else 1) / par.ep)
     widest = t * max(qkv, mlp, moe, h) * ab
-    logits = np.asarray(logit_tokens, dtype=np.float64) * model.vocab_size / tp * 4.0
+    logits = np.asarray(logit_tokens, dtype=np.float64) * share * model.vocab_size / tp * 4.0
     peak = 2.0 * t * h * ab + np.maximum(widest, logits)
     if attention_impl == "unfused" and chunk is not None and context is not None:
         peak = peak + np.asarray(chunk) * np.asarray(context) * heads * ab
@@ -195,7 +198,8 @@ def memory_breakdown(model: ModelConfig, device: Device, par: Parallelism, prec:
                      memory_utilization: float = DEFAULT_MEMORY_UTILIZATION) -> MemoryBreakdown:
     """Per-device memory of ``batch`` sequences of ``context`` tokens, prefilling ``prefill_tokens`` at once."""
     weights = weight_bytes_per_device(model, par, prec).total
-    kv = float(batch * kv_bytes_per_sequence(model, par, prec, context))
+    local_batch = batch / par.tp if par.dp_attention else batch
+    kv = float(local_batch * kv_bytes_per_sequence(model, par, prec, context))
     act = float(activation_peak_bytes(model, par, prec, prefill_tokens, batch, attention_impl,
                                       chunk=prefill_tokens / max(batch, 1), context=context))
     return MemoryBreakdown(device.memory_bytes, device.memory_bytes * memory_utilization, weights, kv, act)
@@ -211,4 +215,4 @@ def max_batch_for_context(model: ModelConfig, device: Device, par: Parallelism, 
     per_seq = float(kv_bytes_per_sequence(model, par, prec, context))
     if free <= 0 or per_seq <= 0:
         return 0
-    return int(free // per_seq)
+    return int(free // per_seq) * (par.tp if par.dp_attention else 1)

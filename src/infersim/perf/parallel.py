@@ -17,13 +17,20 @@ class Parallelism:
     row-parallel O/down, one all-reduce after each); ``pp``: pipeline stages
     (layers split evenly); ``ep``: expert parallel inside the TP group, as in
     TensorRT-LLM's ``moe_tp x moe_ep = tp``: each expert's weights are split over
-    ``tp/ep`` devices and the experts over ``ep`` groups (tokens reach their
-    experts by all-to-all). Devices per replica = ``tp * pp``.
+    ``tp/ep`` devices and the experts over ``ep`` groups; with tensor-parallel
+    attention every device holds all tokens, so the MoE output is combined by the
+    same all-reduce as a dense MLP. ``dp_attention``: the DeepSeek-V3 / SGLang
+    layout (DeepSeek-AI, "DeepSeek-V3 Technical Report" 2024, section 3.4): attention
+    (and dense layers) run data-parallel on the ``tp`` devices, each with its own
+    requests and full attention weights, and the routed experts are split ``ep = tp``
+    ways; tokens reach their experts by an all-to-all dispatch and return by an
+    all-to-all combine. Devices per replica = ``tp * pp``.
     """
 
     tp: int = 1
     pp: int = 1
     ep: int = 1
+    dp_attention: bool = False
 
     @property
     def devices(self) -> int:
@@ -32,6 +39,11 @@ class Parallelism:
     @property
     def moe_tp(self) -> int:
         return self.tp // self.ep
+
+    @property
+    def attention_tp(self) -> int:
+        """Ways attention, dense MLPs, shared experts and the LM head are split (1 under DP attention)."""
+        return 1 if self.dp_attention else self.tp
 
     def validate(self, model: ModelConfig) -> None:
         for name in ("tp", "pp", "ep"):
@@ -49,6 +61,11 @@ class Parallelism:
             )
         if self.pp > model.num_layers:
             raise InfersimError(f"--pp {self.pp} exceeds the {model.num_layers} layers of {model.name}")
+        if self.dp_attention and (not model.is_moe or self.ep != self.tp or self.tp < 2):
+            raise InfersimError(
+                f"--dp-attention needs a MoE model and --ep equal to --tp >= 2 (got tp={self.tp}, ep={self.ep}"
+                f"{'' if model.is_moe else ', and ' + model.name + ' is dense'})"
+            )
         if self.ep > 1:
             if not model.is_moe:
                 raise InfersimError(f"--ep {self.ep} needs a MoE model; {model.name} is dense")

@@ -56,6 +56,15 @@ class StepShape:
     decode_seqs: np.ndarray
     attention: dict[int | None, AttentionLoad]
 
+    def scaled(self, factor: float) -> "StepShape":
+        """Every count times ``factor`` (a device's expected share of the batch)."""
+        return StepShape(
+            self.prefill_tokens * factor, self.prefill_seqs * factor, self.decode_seqs * factor,
+            {w: AttentionLoad(a.prefill_pairs * factor, a.prefill_rect_pairs * factor,
+                              a.prefill_kv_read_tokens * factor, a.decode_pairs * factor)
+             for w, a in self.attention.items()},
+        )
+
     @property
     def tokens(self) -> np.ndarray:
         return self.prefill_tokens + self.decode_seqs
