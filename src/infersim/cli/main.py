@@ -5,10 +5,13 @@ from __future__ import annotations
 from .app import cli
 from .catalog_cmd import hardware_group, models_group
 from .estimate_cmd import estimate_cmd
+from .search_cmd import results_group, search_cmd
 
 cli.add_command(estimate_cmd)
 cli.add_command(hardware_group)
 cli.add_command(models_group)
+cli.add_command(search_cmd)
+cli.add_command(results_group)
 
 
 def main() -> None:
