@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..dtypes import DTYPE_BYTES
+from ..dtypes import COMPUTE_FALLBACK, DTYPE_BYTES
 
 Source = str
 
@@ -91,8 +91,35 @@ class EfficiencySpec(_Strict):
     The roofline in :mod:`infersim.perf.roofline` uses a saturating efficiency
     ``eff(x) = max_fraction * x / (x + half)``: a kernel doing little work runs far
     below peak (launch, pipeline fill, tail effects) and a large one approaches
-    ``max_fraction``. ``x`` is FLOPs per compute unit for compute and bytes for
-    memory. Defaults are generic; ``infersim calibrate`` fits them to measurements.
+    ``max_fraction``. ``x`` is FLOPs for compute and bytes for memory. Defaults are
+    generic; ``infersim calibrate`` fits them to measurements.
+
+    Optional refinements (all off by default, so an uncalibrated device keeps the
+    plain model; ``infersim calibrate`` sets them):
+
+    * GEMMs: ``gemm_tiles`` lists the output tiles the GEMM library may pick; the
+      kernel with the best padded-tile utilization is used (wave quantization with
+      partial tiles counted as wasted work), and ``gemm_k_half`` is the per-tile
+      prologue/epilogue cost in units of the reduction depth ``k`` (efficiency
+      ``k / (k + gemm_k_half)``); GEMMs with ``m <= gemm_gemv_max_m`` run a
+      matrix-vector kernel instead (BLAS GEMV, no row tiles to pad).
+      ``gemm_memory_max_fraction``: tiled GEMMs re-read operand panels (CPU BLAS packs
+      them, GPU tiles re-fetch them from L2), so their achievable bandwidth fraction
+      may differ from a streaming kernel's (elementwise ops and matrix-vector GEMMs).
+      ``gemm_overhead_us_by_dtype`` replaces the launch
+      overhead of GEMMs in a dtype (e.g. fp8 linears that first quantize their input).
+    * MoE grouped GEMMs (the step graph's ``moe.experts.*`` GEMMs: one kernel over all
+      local experts, TensorRT-LLM / CUTLASS grouped GEMM) may reach their own fraction
+      of peak and have their own call cost.
+    * Fused attention: per-dtype fractions, its own ramp, memory fraction and fixed
+      overhead, and ``attention_query_bandwidth_fraction``: the per-query work
+      (loading Q, softmax normalization, storing O) that does not overlap the main
+      loop, costed as the op's activation bytes at that fraction of the bandwidth.
+      Decode attention (one query per sequence: FlashDecoding / XQA-style kernels,
+      the graph's ``attention.decode`` rows) may have its own memory fraction,
+      per-query fraction and fixed cost: it is a different kernel from prefill's FMHA.
+    * Collectives: per-collective bandwidth fractions, the per-step latency (alpha) of
+      the scale-up link, and a fixed cost per call.
     """
 
     compute_max_fraction: float = Field(default=0.80, gt=0, le=1.0)
@@ -100,17 +127,61 @@ class EfficiencySpec(_Strict):
         default_factory=dict, description="per-dtype override of compute_max_fraction (e.g. fp8 GEMMs)")
     attention_max_fraction: float | None = Field(
         default=None, gt=0, le=1.0, description="fused attention kernels' achievable fraction (default: compute's)")
+    attention_max_fraction_by_dtype: dict[str, float] = Field(
+        default_factory=dict, description="per-dtype override of attention_max_fraction (e.g. fp8 attention)")
     compute_half_flops: float = Field(default=2.0e9, ge=0, description="FLOPs at which compute efficiency is half its max")
+    attention_half_flops: float | None = Field(
+        default=None, ge=0, description="compute_half_flops of fused attention kernels (default: compute_half_flops)")
     memory_max_fraction: float = Field(default=0.85, gt=0, le=1.0)
+    attention_memory_max_fraction: float | None = Field(
+        default=None, gt=0, le=1.0, description="memory_max_fraction of fused attention kernels (default: memory's)")
+    attention_query_bandwidth_fraction: float | None = Field(
+        default=None, gt=0, le=10.0,
+        description="non-overlapped per-query work of fused attention: activation (Q/O) bytes at this fraction of "
+                    "the memory bandwidth, added to the roofline time (default: none)")
     memory_half_bytes: float = Field(default=4.0e6, ge=0, description="bytes at which bandwidth efficiency is half its max")
+    gemm_memory_max_fraction: float | None = Field(
+        default=None, gt=0, le=1.0,
+        description="memory_max_fraction of tiled GEMMs, which re-read operand panels (default: memory's)")
     kernel_overhead_us: float = Field(default=4.0, ge=0, description="fixed cost per kernel launch")
+    gemm_overhead_us_by_dtype: dict[str, float] = Field(
+        default_factory=dict, description="per-dtype fixed cost of one GEMM call (default: kernel_overhead_us)")
+    grouped_gemm_max_fraction_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="achievable fraction of MoE grouped (per-expert) GEMMs per dtype (default: the GEMM fraction)")
+    grouped_gemm_overhead_us: float | None = Field(
+        default=None, ge=0, description="fixed cost of one MoE grouped GEMM call (default: the GEMM call cost)")
+    attention_overhead_us: float | None = Field(
+        default=None, ge=0, description="fixed cost of one fused attention call (default: kernel_overhead_us)")
+    decode_attention_memory_max_fraction: float | None = Field(
+        default=None, gt=0, le=1.0, description="attention_memory_max_fraction of decode attention (default: same)")
+    decode_attention_query_bandwidth_fraction: float | None = Field(
+        default=None, gt=0, le=10.0,
+        description="attention_query_bandwidth_fraction of decode attention (default: same)")
+    decode_attention_overhead_us: float | None = Field(
+        default=None, ge=0, description="attention_overhead_us of decode attention (default: same)")
     gemm_tile_m: int = Field(default=128, ge=1)
     gemm_tile_n: int = Field(default=128, ge=1)
+    gemm_tiles: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="candidate (tile_m, tile_n) output tiles; non-empty enables the padded-tile GEMM model")
+    gemm_k_half: float = Field(default=0.0, ge=0, description="per-tile fixed cost in units of the reduction depth k")
+    gemm_gemv_max_m: int = Field(
+        default=0, ge=0, description="GEMMs with m <= this run a matrix-vector kernel: no tile padding (padded model)")
     collective_bandwidth_fraction: float = Field(default=0.80, gt=0, le=1.0)
+    collective_bandwidth_fraction_by_kind: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-collective override of collective_bandwidth_fraction (all-reduce, all-gather, "
+                    "reduce-scatter, all-to-all, send-recv); all-reduce may exceed 1 with in-switch reduction")
+    collective_latency_us: float | None = Field(
+        default=None, ge=0,
+        description="per-step latency (alpha) on the scale-up link (default: the link's latency_us)")
+    collective_overhead_us: float | None = Field(
+        default=None, ge=0, description="fixed cost of one collective call (default: kernel_overhead_us)")
     source: Source = Field(default="infersim generic defaults (uncalibrated)", min_length=3)
 
-
-    @field_validator("compute_max_fraction_by_dtype")
+    @field_validator("compute_max_fraction_by_dtype", "attention_max_fraction_by_dtype",
+                     "grouped_gemm_max_fraction_by_dtype")
     @classmethod
     def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
         for key, number in value.items():
@@ -120,11 +191,91 @@ class EfficiencySpec(_Strict):
                 raise ValueError(f"fraction for '{key}' must be in (0, 1], got {number}")
         return value
 
+    @field_validator("gemm_overhead_us_by_dtype")
+    @classmethod
+    def _overheads(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            if key not in DTYPE_BYTES:
+                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
+            if number < 0:
+                raise ValueError(f"overhead for '{key}' must be >= 0 us, got {number}")
+        return value
+
+    @field_validator("gemm_tiles")
+    @classmethod
+    def _tiles(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for tile in value:
+            if tile[0] < 1 or tile[1] < 1:
+                raise ValueError(f"tile sizes must be >= 1, got {list(tile)}")
+        return value
+
+    @field_validator("collective_bandwidth_fraction_by_kind")
+    @classmethod
+    def _kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            if key not in COLLECTIVE_KINDS:
+                raise ValueError(f"unknown collective '{key}'; expected one of {', '.join(COLLECTIVE_KINDS)}")
+            if not 0 < number <= 2.0:
+                raise ValueError(f"fraction for '{key}' must be in (0, 2], got {number}")
+        return value
+
     def compute_fraction(self, dtype: str, attention: bool = False) -> float:
-        """Achievable fraction of peak for matrix work in ``dtype`` (attention kernels apart)."""
-        if attention and self.attention_max_fraction is not None:
-            return self.attention_max_fraction
-        return self.compute_max_fraction_by_dtype.get(dtype, self.compute_max_fraction)
+        """Achievable fraction of peak for matrix work in ``dtype`` (attention kernels apart).
+
+        A dtype without its own entry uses the entry of the dtype it falls back to
+        (``fp4`` -> ``fp8`` -> ``bf16`` ..., as :meth:`Device.peak_flops` does), else the
+        general fraction.
+        """
+        if attention and (self.attention_max_fraction is not None or self.attention_max_fraction_by_dtype):
+            found = _by_dtype(self.attention_max_fraction_by_dtype, dtype)
+            if found is not None:
+                return found
+            if self.attention_max_fraction is not None:
+                return self.attention_max_fraction
+        found = _by_dtype(self.compute_max_fraction_by_dtype, dtype)
+        return self.compute_max_fraction if found is None else found
+
+    def attention_terms(self, decode: bool) -> tuple[float | None, float | None, float | None]:
+        """(memory fraction, per-query bandwidth fraction, fixed cost us) of a fused attention
+        kernel, prefill or decode; None = not set (the general memory fraction / no per-query
+        term / kernel_overhead_us)."""
+        mem, query, over = (self.attention_memory_max_fraction, self.attention_query_bandwidth_fraction,
+                            self.attention_overhead_us)
+        if decode:
+            if self.decode_attention_memory_max_fraction is not None:
+                mem = self.decode_attention_memory_max_fraction
+            if self.decode_attention_query_bandwidth_fraction is not None:
+                query = self.decode_attention_query_bandwidth_fraction
+            if self.decode_attention_overhead_us is not None:
+                over = self.decode_attention_overhead_us
+        return mem, query, over
+
+    def gemm_fraction(self, dtype: str, grouped: bool = False) -> float:
+        """Achievable fraction of a GEMM in ``dtype``; ``grouped``: a MoE grouped GEMM."""
+        if grouped:
+            found = _by_dtype(self.grouped_gemm_max_fraction_by_dtype, dtype)
+            if found is not None:
+                return found
+        return self.compute_fraction(dtype)
+
+    def gemm_overhead_us(self, dtype: str) -> float:
+        """Fixed cost of one GEMM call in ``dtype`` (falls back like :meth:`compute_fraction`)."""
+        found = _by_dtype(self.gemm_overhead_us_by_dtype, dtype)
+        return self.kernel_overhead_us if found is None else found
+
+
+#: collective names accepted by ``collective_bandwidth_fraction_by_kind``
+COLLECTIVE_KINDS: tuple[str, ...] = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send-recv")
+
+
+def _by_dtype(table: dict[str, float], dtype: str) -> float | None:
+    """``table[dtype]``, else the entry of the first wider dtype ``dtype`` falls back to, else None."""
+    current: str | None = dtype
+    while current is not None:
+        if current in table:
+            return table[current]
+        current = COMPUTE_FALLBACK.get(current)
+    return None
 
 
 class HardwareSpec(_Strict):

@@ -13,9 +13,20 @@ Two effects, both physical and both fitted by ``infersim calibrate``:
   run in ``ceil(tiles/units)`` waves over the device's compute units; the last
   partial wave leaves units idle, so utilization is ``tiles / (waves * units)``
   (NVIDIA, "Matrix Multiplication Background User's Guide", wave quantization).
+* **Padded tiles with a choice of tile** (GEMMs, when a device lists candidate tiles):
+  every output tile costs a full ``tile_m x tile_n`` tile of work, so utilization is
+  ``m n / (waves * units * tile_m * tile_n)``, and the library is assumed to pick the
+  candidate tile with the best utilization, as CUTLASS / cuBLAS heuristics choose a
+  kernel per shape (same guide: "tile quantization" and "wave quantization"). Each
+  tile's main loop over ``k`` pays a fixed prologue/epilogue (pipeline fill, writing
+  the tile) worth ``k_half`` of depth: efficiency ``k / (k + k_half)``, the per-tile
+  form of the ramp above (the tile-level timing view of LLMCompass, Zhang et al.,
+  ISCA 2024).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -37,3 +48,43 @@ def wave_utilization(m, n, tile_m: int, tile_n: int, units: int):
     with np.errstate(invalid="ignore", divide="ignore"):
         util = np.where(tiles > 0, tiles / np.maximum(waves * units, 1.0), 1.0)
     return util
+
+
+def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv_max_m: int = 0):
+    """Best padded-tile utilization over candidate ``tiles`` times the k-depth ramp.
+
+    ``max over (tm, tn) of m n / (ceil(ceil(m/tm) ceil(n/tn) / units) * units * tm * tn)``
+    times ``k / (k + k_half)``; 1 where ``m`` or ``n`` is 0 (no GEMM) or where
+    ``0 < m <= gemv_max_m`` (a matrix-vector kernel: no tiles to pad, no per-tile cost).
+    """
+    m = np.asarray(m, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    best = np.zeros(np.broadcast_shapes(m.shape, n.shape))
+    for tm, tn in tiles:
+        waves = np.ceil(np.ceil(m / tm) * np.ceil(n / tn) / units)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            util = (m * n) / (np.maximum(waves, 1.0) * (units * float(tm) * float(tn)))
+        best = np.maximum(best, util)
+    tiled = (m > 0) & (n > 0) & (m > gemv_max_m)
+    best = np.where(tiled, best, 1.0)
+    if k_half > 0:
+        k = np.asarray(k, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            best = best * np.where(tiled & (k > 0), k / (k + k_half), 1.0)
+    return best
+
+
+def tiled_gemm_utilization_scalar(m: float, n: float, k: float, tiles, units: int, k_half: float,
+                                  gemv_max_m: int = 0) -> float:
+    """:func:`tiled_gemm_utilization` for one GEMM in plain floats."""
+    if m <= 0 or n <= 0 or m <= gemv_max_m:
+        return 1.0
+    best = 0.0
+    for tm, tn in tiles:
+        waves = math.ceil(math.ceil(m / tm) * math.ceil(n / tn) / units)
+        util = (m * n) / (max(waves, 1) * (units * float(tm) * float(tn)))
+        if util > best:
+            best = util
+    if k_half > 0 and k > 0:
+        best *= k / (k + k_half)
+    return best

@@ -132,14 +132,35 @@ class StepTimeModel:
                             out.append(float(arr[i, basis_cols[(w, f)]]))
                 return out
             # weights are read once whenever the kernel runs: a constant, not a linear term
+            is_attn = kind == OpKind.ATTENTION
+            # fused-attention terms and per-launch cost: as roofline.cost_ops / op_overheads_s
+            attn_mem, attn_query, attn_over = eff.attention_terms(table.names[i].startswith("attention.decode"))
+            if kind == OpKind.GEMM:
+                per_launch_us = eff.gemm_overhead_us(table.dtype[i])
+                if eff.grouped_gemm_overhead_us is not None and table.names[i].startswith("moe.experts"):
+                    per_launch_us = eff.grouped_gemm_overhead_us
+            elif is_attn and attn_over is not None:
+                per_launch_us = attn_over
+            else:
+                per_launch_us = eff.kernel_overhead_us
             rows.append(dict(
                 flops=coeffs(table.flops), bytes=coeffs(table.act_bytes + table.kv_bytes),
+                act=coeffs(table.act_bytes),
                 weight_bytes=float(table.weight_bytes[i].max()), m=coeffs(table.gemm_m),
-                n=float(table.gemm_n[i].max()), is_gemm=kind == OpKind.GEMM, peak=peak,
+                n=float(table.gemm_n[i].max()), k=float(table.gemm_k[i].max()),
+                is_gemm=kind == OpKind.GEMM, peak=peak,
                 cmax=(eff.compute_max_fraction if kind == OpKind.ELEMENTWISE
-                      else eff.compute_fraction(table.dtype[i], attention=kind == OpKind.ATTENTION)),
+                      else eff.gemm_fraction(table.dtype[i], grouped=table.names[i].startswith("moe.experts"))
+                      if kind == OpKind.GEMM else eff.compute_fraction(table.dtype[i], attention=is_attn)),
+                chalf=(eff.attention_half_flops if is_attn and eff.attention_half_flops is not None
+                       else eff.compute_half_flops),
+                mmax=attn_mem if is_attn and attn_mem is not None else eff.memory_max_fraction,
+                query_bw=dev.memory_bandwidth_bytes_per_s * attn_query if is_attn and attn_query is not None else 0.0,
+                tiles=[(float(a), float(b)) for a, b in eff.gemm_tiles], k_half=eff.gemm_k_half,
+                gemv_max_m=eff.gemm_gemv_max_m, gemm_mmax=eff.gemm_memory_max_fraction,
                 ramp=kind != OpKind.ELEMENTWISE,
                 count=float(table.count[i]), kernels=float(table.kernels[i]),
+                overhead_s=float(table.kernels[i]) * per_launch_us * 1e-6,
             ))
         self._attention_rows = rows
         self._eff = (eff.compute_half_flops, eff.memory_max_fraction,
@@ -153,22 +174,41 @@ class StepTimeModel:
         if flops <= 0 and nbytes <= 0:
             return 0.0
         nbytes += row["weight_bytes"]
-        chalf, mmax, mhalf, overhead, tm, tn, units, bw = self._eff
-        cmax = row["cmax"]
+        _, _, mhalf, _, tm, tn, units, bw = self._eff
+        cmax, chalf, mmax = row["cmax"], row["chalf"], row["mmax"]
+        m = sum(c * x for c, x in zip(row["m"], features)) if row["is_gemm"] else 0.0
+        if row["is_gemm"] and row["gemm_mmax"] is not None and m > row["gemv_max_m"]:
+            mmax = row["gemm_mmax"]
         compute = 0.0
         if flops > 0:
             e = cmax * flops / (flops + chalf) if (chalf > 0 and row["ramp"]) else cmax
             if row["is_gemm"]:
-                m = sum(c * x for c, x in zip(row["m"], features))
-                tiles = math.ceil(m / tm) * math.ceil(row["n"] / tn)
-                if tiles > 0:
-                    e *= tiles / (math.ceil(tiles / units) * units)
+                n = row["n"]
+                if row["tiles"]:  # efficiency.tiled_gemm_utilization
+                    util = 1.0
+                    if m > 0 and n > 0 and m > row["gemv_max_m"]:
+                        util = 0.0
+                        for a, b in row["tiles"]:
+                            waves = math.ceil(math.ceil(m / a) * math.ceil(n / b) / units)
+                            util = max(util, (m * n) / (max(waves, 1) * (units * a * b)))
+                        k, k_half = row["k"], row["k_half"]
+                        if k_half > 0 and k > 0:
+                            util *= k / (k + k_half)
+                    e *= util
+                else:
+                    tiles = math.ceil(m / tm) * math.ceil(n / tn)
+                    if tiles > 0:
+                        e *= tiles / (math.ceil(tiles / units) * units)
             compute = flops / (row["peak"] * e)
         memory = 0.0
         if nbytes > 0:
             e = mmax * nbytes / (nbytes + mhalf) if mhalf > 0 else mmax
             memory = nbytes / (bw * e)
-        return (max(compute, memory) + row["kernels"] * overhead) * row["count"]
+        if row["query_bw"] > 0:
+            memory_q = sum(c * x for c, x in zip(row["act"], features)) / row["query_bw"]
+        else:
+            memory_q = 0.0
+        return (max(compute, memory) + memory_q + row["overhead_s"]) * row["count"]
 
     # ----- public ----------------------------------------------------------------------------
     def step_time_s(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,

@@ -1,0 +1,344 @@
+"""Fit a device's efficiency parameters to measured kernel latencies (``infersim calibrate``).
+
+Only the :class:`~infersim.hardware.schema.EfficiencySpec` is fitted; the spec-sheet
+numbers (peaks, bandwidths, compute units) stay as they are. The parameters are few
+and physical (achievable fractions, ramp half-points, fixed costs, tile choice,
+collective latency and bandwidth fractions), and each op family is fitted on its own
+rows, in order, with what earlier stages fitted held fixed:
+
+1. ``gemm`` (GEMM and elementwise rows): per-dtype compute fraction, FLOP ramp,
+   per-tile k-depth cost, memory fraction and ramp, per-dtype GEMM call cost, launch
+   cost; the candidate tile set is chosen from :data:`TILE_SETS` by the best fit.
+2. ``attention`` (attention and MLA rows): per-dtype fraction, ramp, memory fraction,
+   per-query bandwidth fraction, call cost.
+3. ``collective`` rows: per-collective bandwidth fraction, per-step latency, call cost.
+
+MoE layers are built from GEMM and elementwise operators (as in the step graph), so
+they get no parameters of their own: their accuracy measures how well the GEMM fit
+transfers to grouped expert GEMMs.
+
+The fit minimizes a robust (soft-L1) loss of ``log(predicted / measured)`` with
+bounded parameters (``scipy.optimize.least_squares``, trust-region reflective), which
+targets relative error as MdAPE does; every op in a stage weighs the same. Large
+tables are subsampled deterministically (by row hash) to ``max_rows`` per stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import InfersimError
+from ..hardware.device import Device
+from ..hardware.schema import COLLECTIVE_KINDS, EfficiencySpec
+from ..perf.operators import COLLECTIVE_NAMES, Collective, OpKind
+from ..perf.roofline import is_decode_attention
+from .kernels import KernelSet, build_kernels
+from .measurements import hash_rows
+from .metrics import SPLIT_COLUMNS
+
+#: candidate GEMM tile models tried by the fit ("single": the device's one tile, idle-unit
+#: wave model; the others enable the padded-tile model with a choice of tile; CPU BLAS
+#: runs m = 1 as a matrix-vector kernel)
+TILE_SETS: dict[str, dict[str, object]] = {
+    "single": {"gemm_tiles": [], "gemm_gemv_max_m": 0},
+    "gpu": {"gemm_tiles": [(64, 64), (64, 128), (128, 128), (128, 256)], "gemm_gemv_max_m": 0},
+    "cpu": {"gemm_tiles": [(8, 8), (16, 16), (32, 32), (64, 64)], "gemm_gemv_max_m": 1},
+}
+
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("gemm", ("gemm", "elementwise")),
+    ("attention", ("attention_prefill", "attention_decode", "mla_prefill", "mla_decode")),
+    ("moe", ("moe",)),
+    ("collective", ("allreduce", "allgather", "reducescatter", "alltoall", "p2p")),
+)
+
+#: soft-L1 scale of the log-ratio residual: errors beyond ~3 % count linearly (close to a median
+#: fit, which is what MdAPE scores)
+LOSS_SCALE = 0.03
+
+
+@dataclass(frozen=True)
+class Param:
+    """One fitted number: a field of EfficiencySpec (``field`` or ``field.key`` for dict fields)."""
+
+    name: str
+    lower: float
+    upper: float
+    initial: float
+    log: bool = False  # optimized as log10
+
+    def to_x(self, value: float) -> float:
+        v = min(max(value, self.lower), self.upper)
+        return math.log10(v) if self.log else v
+
+    def from_x(self, x: float) -> float:
+        return 10.0 ** x if self.log else x
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (math.log10(self.lower), math.log10(self.upper)) if self.log else (self.lower, self.upper)
+
+
+def apply_params(eff: EfficiencySpec, params: Sequence[Param], values: Sequence[float]) -> EfficiencySpec:
+    """``eff`` with the named fields (dotted names: dict entries) set to ``values``."""
+    update: dict[str, object] = {}
+    for p, v in zip(params, values):
+        if "." in p.name:
+            name, key = p.name.split(".", 1)
+            d = dict(update.get(name, getattr(eff, name)))
+            d[key] = float(v)
+            update[name] = d
+        else:
+            update[p.name] = float(v)
+    return eff.model_copy(update=update)
+
+
+def with_efficiency(device: Device, eff: EfficiencySpec) -> Device:
+    """``device`` with another efficiency section (spec and derived view kept in step)."""
+    spec = device.spec.model_copy(update={"efficiency": eff})
+    return dataclasses.replace(device, efficiency=eff, spec=spec)
+
+
+def _current(eff: EfficiencySpec, name: str, default: float) -> float:
+    if "." in name:
+        field_name, key = name.split(".", 1)
+        return getattr(eff, field_name).get(key, default)
+    value = getattr(eff, name)
+    return default if value is None else value
+
+
+def _op_dtypes(kernels: KernelSet, kind: OpKind) -> list[str]:
+    out = set()
+    for _, table in kernels.groups:
+        out.update(d for k, d in zip(table.kind, table.dtype) if k == kind)
+    return sorted(out)
+
+
+def _collective_kinds(kernels: KernelSet) -> list[str]:
+    out = set()
+    for _, table in kernels.groups:
+        out.update(COLLECTIVE_NAMES[Collective(int(c))] for k, c in zip(table.kind, table.collective)
+                   if k == OpKind.COLLECTIVE)
+    return sorted(out)
+
+
+def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = False) -> list[Param]:
+    """The parameters a stage fits, given the rows it has (dtypes, collectives present) and
+    whether the tile model runs m = 1 as a matrix-vector kernel (``gemv``)."""
+    if stage == "gemm":
+        params = []
+        gemm_dtypes = _op_dtypes(kernels, OpKind.GEMM)
+        for d in gemm_dtypes:
+            params.append(Param(f"compute_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.7))
+        params += [
+            Param("compute_half_flops", 1e3, 1e13, 1e8, log=True),
+            Param("memory_max_fraction", 0.02, 1.0, 0.8),
+            Param("memory_half_bytes", 1e2, 1e10, 1e6, log=True),
+        ]
+        if "elementwise" in ops or gemv:
+            # streaming kernels (elementwise, matrix-vector) set memory_max_fraction; tiled GEMMs their own
+            params.append(Param("gemm_memory_max_fraction", 0.02, 1.0, 0.8))
+        if gemm_dtypes:
+            params.append(Param("gemm_k_half", 0.0, 8192.0, 64.0))
+        for d in gemm_dtypes:
+            params.append(Param(f"gemm_overhead_us_by_dtype.{d}", 0.0, 1e4, 3.0))
+        if "elementwise" in ops:
+            params.append(Param("kernel_overhead_us", 0.0, 1e4, 3.0))
+        return params
+    if stage == "attention":
+        params = [Param(f"attention_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.5)
+                  for d in _op_dtypes(kernels, OpKind.ATTENTION)]
+        params.append(Param("attention_half_flops", 1e3, 1e13, 1e8, log=True))
+        names = {n for _, table in kernels.groups for n, k in zip(table.names, table.kind) if k == OpKind.ATTENTION}
+        has_decode = any(is_decode_attention(n) for n in names)
+        has_other = any(not is_decode_attention(n) for n in names)
+        # prefill (and unfused) attention sets the general terms; decode gets its own when both exist
+        prefixes = [""]  # the general terms: prefill / unfused attention, or decode when it is alone
+        if has_decode and has_other:
+            prefixes.append("decode_")
+        for prefix in prefixes:
+            params.append(Param(f"{prefix}attention_memory_max_fraction", 0.02, 1.0, 0.7))
+            params.append(Param(f"{prefix}attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True))
+            params.append(Param(f"{prefix}attention_overhead_us", 0.0, 1e4, 10.0))
+        return params
+    if stage == "moe":
+        params = [Param(f"grouped_gemm_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.6)
+                  for d in _op_dtypes(kernels, OpKind.GEMM)]
+        params.append(Param("grouped_gemm_overhead_us", 0.0, 1e4, 5.0))
+        return params
+    if stage == "collective":
+        params = [Param(f"collective_bandwidth_fraction_by_kind.{k}", 0.02, 2.0, 0.7)
+                  for k in _collective_kinds(kernels) if k in COLLECTIVE_KINDS]
+        params.append(Param("collective_latency_us", 0.0, 1e3, 1.0))
+        params.append(Param("collective_overhead_us", 0.0, 1e4, 5.0))
+        return params
+    raise AssertionError(stage)
+
+
+@dataclass
+class StageFit:
+    """What one stage fitted, on how many rows, and how well (train rows, after the fit)."""
+
+    stage: str
+    rows: int
+    params: dict[str, float]
+    tile_set: str | None
+    train_mdape: float
+    cost: float
+
+
+@dataclass
+class Calibration:
+    """A calibrated efficiency section and how it was obtained."""
+
+    efficiency: EfficiencySpec
+    device: Device
+    stages: list[StageFit] = field(default_factory=list)
+    rows: int = 0
+
+    @property
+    def train_mdape(self) -> float:
+        vals = [s.train_mdape for s in self.stages if s.rows]
+        return float(np.median(vals)) if vals else math.nan
+
+
+def _subsample(table: pa.Table, rows: np.ndarray, ops: np.ndarray, max_rows: int) -> np.ndarray:
+    """At most ``max_rows`` of ``rows``, the same share per op, picked by a stable row hash."""
+    if rows.size <= max_rows:
+        return rows
+    h = hash_rows(table.take(pa.array(rows)), SPLIT_COLUMNS, seed=7)
+    op_vals = ops[rows]
+    uniq = np.unique(op_vals)
+    per_op = max(max_rows // len(uniq), 1)
+    keep = []
+    for op in uniq:
+        idx = np.flatnonzero(op_vals == op)
+        keep.append(rows[idx[np.argsort(h[idx], kind="stable")[:per_op]]])
+    return np.sort(np.concatenate(keep))
+
+
+def _robust_mdape(pred: np.ndarray, meas: np.ndarray) -> float:
+    ok = np.isfinite(pred)
+    return float(np.median(np.abs(pred[ok] / meas[ok] - 1.0))) if ok.any() else math.nan
+
+
+def _fit_stage(device: Device, eff: EfficiencySpec, kernels: KernelSet, meas: np.ndarray, weights: np.ndarray,
+               params: list[Param], max_nfev: int) -> tuple[EfficiencySpec, float]:
+    try:
+        from scipy.optimize import least_squares
+    except ImportError:
+        raise InfersimError("calibration needs scipy; install it with: pip install 'infersim[fidelity]'") from None
+
+    x0 = np.array([p.to_x(_current(eff, p.name, p.initial)) for p in params])
+    lower = np.array([p.bounds[0] for p in params])
+    upper = np.array([p.bounds[1] for p in params])
+    x0 = np.clip(x0, lower + 1e-9 * (upper - lower), upper - 1e-9 * (upper - lower))
+    sqrt_w = np.sqrt(weights)
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        e = apply_params(eff, params, [p.from_x(v) for p, v in zip(params, x)])
+        pred = kernels.predict(with_efficiency(device, e))
+        r = np.log(np.maximum(pred, 1e-15) / meas)
+        return np.where(np.isfinite(r), r, 10.0) * sqrt_w
+
+    scale = np.maximum(upper - lower, 1e-12) / 10.0
+    res = least_squares(residual, x0, bounds=(lower, upper), loss="soft_l1", f_scale=LOSS_SCALE,
+                        x_scale=scale, diff_step=1e-4, max_nfev=max_nfev)
+    fitted = apply_params(eff, params, [p.from_x(v) for p, v in zip(params, res.x)])
+    return fitted, float(res.cost)
+
+
+def _round_sig(value: float, digits: int = 4) -> float:
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def round_efficiency(eff: EfficiencySpec, digits: int = 4) -> EfficiencySpec:
+    """Every fitted float of ``eff`` rounded to ``digits`` significant digits (what the YAML holds)."""
+    update = {}
+    for name, value in eff.model_dump().items():
+        if isinstance(value, float):
+            update[name] = _round_sig(value, digits)
+        elif isinstance(value, dict):
+            update[name] = {k: _round_sig(v, digits) if isinstance(v, float) else v for k, v in value.items()}
+    return eff.model_copy(update=update)
+
+
+def calibrate(
+    table: pa.Table,
+    device: Device,
+    *,
+    max_rows: int = 20_000,
+    tile_sets: Sequence[str] | None = None,
+    max_nfev: int = 200,
+    source: str | None = None,
+) -> Calibration:
+    """Fit ``device``'s efficiency section to the measured rows of ``table``.
+
+    ``table``: long-format measurements, all of this device (the caller selects rows).
+    Stages without rows keep the device's values. ``tile_sets``: names from
+    :data:`TILE_SETS` to try (default: the GPU and single-tile sets on GPUs, the CPU
+    and single-tile sets elsewhere). ``source`` is recorded in the efficiency section.
+    """
+    if table.num_rows == 0:
+        raise InfersimError(f"no measurements to calibrate '{device.name}' on")
+    kernels_all = build_kernels(table)
+    meas_all = np.asarray(table.column("latency_s").to_numpy(), dtype=np.float64)
+    ops = np.asarray(table.column("op").to_numpy(zero_copy_only=False), dtype=object).astype(str)
+    if tile_sets is None:
+        tile_sets = ("gpu", "single") if device.category == "gpu" else ("cpu", "single")
+    for name in tile_sets:
+        if name not in TILE_SETS:
+            raise InfersimError(f"unknown tile set '{name}'; expected one of {', '.join(TILE_SETS)}")
+    eff = device.efficiency
+    fits: list[StageFit] = []
+    used = 0
+    for stage, stage_ops in STAGES:
+        in_stage = np.isin(ops, stage_ops)
+        in_stage[kernels_all.unsupported] = False
+        rows = np.flatnonzero(in_stage)
+        if rows.size == 0:
+            continue
+        rows = _subsample(table, rows, ops, max_rows)
+        mask = np.zeros(table.num_rows, dtype=bool)
+        mask[rows] = True
+        kernels = kernels_all.subset(mask)
+        meas = meas_all[rows]
+        op_rows = ops[rows]
+        uniq, counts = np.unique(op_rows, return_counts=True)
+        per_op = dict(zip(uniq, counts))
+        weights = np.array([rows.size / (len(uniq) * per_op[o]) for o in op_rows])
+        best = None
+        candidates = tile_sets if stage == "gemm" and "gemm" in per_op else (None,)
+        for tiles in candidates:
+            start = eff if tiles is None else eff.model_copy(update=TILE_SETS[tiles])
+            params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0)
+            fitted, cost = _fit_stage(device, start, kernels, meas, weights, params, max_nfev)
+            # the candidate tile models are compared on the metric reported: MdAPE on these rows
+            score = _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(fitted))), meas)
+            if best is None or score < best[1]:
+                best = (fitted, score, tiles, params, cost)
+        fitted, _, tiles, params, cost = best
+        if stage == "gemm" and "elementwise" not in per_op and fitted.gemm_overhead_us_by_dtype:
+            # no elementwise rows: the plain launch cost is the cheapest GEMM call's
+            fitted = fitted.model_copy(update={"kernel_overhead_us": min(fitted.gemm_overhead_us_by_dtype.values())})
+        eff = round_efficiency(fitted)
+        pred = kernels.predict(with_efficiency(device, eff))
+        fits.append(StageFit(stage, int(rows.size), {p.name: _current(eff, p.name, math.nan) for p in params},
+                             tiles, _robust_mdape(pred, meas), cost))
+        used += int(rows.size)
+    today = _dt.date.today().isoformat()
+    train = np.median([f.train_mdape for f in fits]) if fits else math.nan
+    text = (f"infersim calibrate ({today}): fitted to {source or 'measurements'} ({used} rows used in the fit); "
+            f"fit MdAPE {100 * train:.1f}% (median over stages; "
+            + ", ".join(f"{f.stage} {100 * f.train_mdape:.1f}%" for f in fits) + ")")
+    eff = eff.model_copy(update={"source": text})
+    return Calibration(eff, with_efficiency(device, eff), fits, used)

@@ -1,0 +1,46 @@
+"""Carry a calibrated efficiency section to another device (the held-out-device evaluation).
+
+The other device is described by its spec sheet only (peaks, bandwidths, compute
+units, link latencies); from the calibrated device it takes the *shape* of the
+efficiency model:
+
+* fractions of peak (compute per dtype, attention, memory, collective bandwidth) and
+  the GEMM tile candidates and k-depth cost are copied: they describe how kernels use
+  a machine, not how big it is;
+* fixed costs in microseconds (kernel launch, GEMM / attention / collective call
+  overheads) are copied: they are software and latency costs;
+* ramp half-points are turned into times on the source and back into work on the
+  target (``compute_half_flops`` scales with the bf16 peak, ``attention_half_flops``
+  likewise, ``memory_half_bytes`` with the memory bandwidth): a kernel's start-up
+  latency, not its work, is what carries over (``scale_halves=False`` copies them);
+* the calibrated per-step collective latency is scaled by the ratio of the two
+  devices' spec-sheet scale-up latencies (an NVLink alpha is not a PCIe alpha).
+"""
+
+from __future__ import annotations
+
+from ..hardware.device import Device
+from ..hardware.schema import EfficiencySpec
+
+
+def _ratio(target: float, source: float) -> float:
+    return target / source if source > 0 and target > 0 else 1.0
+
+
+def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
+                        scale_halves: bool = True) -> EfficiencySpec:
+    """``eff`` (calibrated on ``source``) re-expressed for ``target``; see the module docstring."""
+    update: dict[str, object] = {}
+    if scale_halves:
+        flops_ratio = _ratio(target.peak_flops("bf16"), source.peak_flops("bf16"))
+        bw_ratio = _ratio(target.memory_bandwidth_bytes_per_s, source.memory_bandwidth_bytes_per_s)
+        update["compute_half_flops"] = eff.compute_half_flops * flops_ratio
+        if eff.attention_half_flops is not None:
+            update["attention_half_flops"] = eff.attention_half_flops * flops_ratio
+        update["memory_half_bytes"] = eff.memory_half_bytes * bw_ratio
+    if eff.collective_latency_us is not None:
+        update["collective_latency_us"] = eff.collective_latency_us * _ratio(
+            target.scale_up.latency_s, source.scale_up.latency_s)
+    update["source"] = (f"transferred from {source.name} (spec-sheet numbers of {target.name} + the efficiency "
+                        f"shape calibrated on {source.name}): {eff.source}")
+    return eff.model_copy(update=update)

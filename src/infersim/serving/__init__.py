@@ -1,0 +1,75 @@
+"""Discrete-event simulation of LLM serving: tail latency, throughput and capacity under load.
+
+``infersim simulate [SCENARIO]`` runs a scenario (a YAML file, see
+``examples/scenarios/``; without one, a built-in default) and prints TTFT / TPOT /
+inter-token / end-to-end latency percentiles, queueing delay, throughput, preemptions,
+KV-cache use, MFU and SLO attainment / goodput; ``--out DIR`` also writes
+``requests.csv``, ``iterations.csv`` and a Chrome/Perfetto ``trace.json``.
+``infersim sweep-rate SCENARIO`` finds the highest request rate meeting the
+scenario's SLOs.
+
+What is simulated
+-----------------
+* **Workload** (:mod:`.workload`): Poisson, Gamma (bursty, with a CV), constant-rate or
+  closed-loop (users with think time) arrivals; fixed, uniform, lognormal or empirical
+  (CSV) lengths; or a CSV trace in the Azure LLM inference layout; shared-prefix groups.
+  One seed makes a run reproducible to the byte.
+* **Replicas and router** (:mod:`.replica`, :mod:`.router`): ``replicas`` copies of a
+  ``tp x pp`` layout; pipeline parallel replicas run ``pp`` virtual engines (batches in
+  flight), as vLLM does. Routing: round robin, least outstanding requests, least KV load.
+* **Schedulers** (:mod:`.scheduler`): static batching (the Orca paper's baseline),
+  iteration-level continuous batching with a paged KV cache as in vLLM v0 (Orca, OSDI
+  2022; PagedAttention, SOSP 2023) with preemption by recompute or swap, and Sarathi-Serve
+  chunked prefill (OSDI 2024); ``max_num_seqs`` and ``max_num_batched_tokens`` caps.
+* **KV cache** (:mod:`.kv_cache`): paged blocks, watermark, prefix caching with LRU
+  eviction and hit accounting.
+* **Step time** (:mod:`.cost`): the foundation's exact cost model
+  (:class:`~infersim.perf.step_time.StepTimeModel`) for every step's actual batch (prefill
+  chunks with their cached prefixes, decodes with their contexts). Decode-only steps of an
+  unchanged batch run in one loop from a piecewise-linear form of the step time recovered
+  from that model, so a long simulation costs microseconds per step.
+
+Definitions (:mod:`.metrics`)
+-----------------------------
+* TTFT = first token - arrival (queueing included); TPOT = (completion - first token) /
+  (output tokens - 1); ITL = every gap between consecutive tokens (percentiles over all
+  gaps); E2E = completion - arrival; queueing delay = first scheduled - arrival.
+* Throughput = completed requests (tokens) per second from the first arrival to the last
+  completion; goodput = requests per second that meet every per-request SLO.
+* MFU and memory-bandwidth utilization per iteration = FLOPs and bytes per device over the
+  step's duration times the device's peak.
+
+Python API::
+
+    from infersim.serving import load_scenario, simulate, summarize
+    result = simulate(load_scenario("examples/scenarios/chunked-prefill.yaml"))
+    print(summarize(result).ttft_s["p99"])
+"""
+
+from .engine import Deployment, SimulationResult, prepare, simulate
+from .metrics import Summary, iterations, summarize
+from .outputs import write_outputs
+from .scenario import Scenario, default_scenario, load_scenario, validate_scenario
+from .sweep import SweepResult, find_capacity, sweep_rates, with_rate
+from .workload import Workload, build_workload
+
+__all__ = [
+    "Deployment",
+    "Scenario",
+    "SimulationResult",
+    "Summary",
+    "SweepResult",
+    "Workload",
+    "build_workload",
+    "default_scenario",
+    "find_capacity",
+    "iterations",
+    "load_scenario",
+    "prepare",
+    "simulate",
+    "summarize",
+    "sweep_rates",
+    "validate_scenario",
+    "with_rate",
+    "write_outputs",
+]

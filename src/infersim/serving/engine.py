@@ -1,0 +1,280 @@
+"""The discrete-event loop: arrivals, routing, and the replicas' steps, in time order.
+
+Steps are the only events besides arrivals, so instead of one global event heap
+each replica keeps its own next-step time (SimPy-style processes reduced to their
+essence; entities / scheduler / event separation after Vidur, Agrawal et al.,
+MLSys 2024). For an open-loop workload, before each arrival every replica runs
+the steps that *start* before it (a step's batch is fixed when it starts; an
+arrival at the same instant joins the step that starts then), then the router
+picks a replica from the state at that instant. Replicas do not interact
+between arrivals, so this is exact. Closed-loop workloads issue a user's next
+request a think time after a completion, so their loop advances the replica with
+the earliest next step, one step at a time, never past the next pending arrival
+or another replica's next step.
+
+:func:`prepare` builds what does not depend on the workload (model, device, cost
+model, KV capacity); :func:`simulate` runs one workload on it. A rate sweep
+prepares once and simulates many times.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError, InfersimError
+from ..hardware import get_device
+from ..models import get_model
+from ..perf.graph import GraphOptions
+from ..perf.memory import activation_peak_bytes, weight_bytes_per_device
+from ..perf.parallel import Parallelism, Precision
+from ..perf.step_time import StepTimeModel
+from .cost import StepCost
+from .kv_cache import KVCache
+from .replica import Replica, RequestLog, StepLog
+from .router import Router
+from .scenario import Scenario
+from .scheduler import make_scheduler
+from .workload import Workload, build_workload
+
+INF = math.inf
+
+
+@dataclass
+class Deployment:
+    """Everything about a scenario that a workload does not change."""
+
+    scenario: Scenario
+    model_name: str
+    device_name: str
+    parallel: Parallelism
+    precision: Precision
+    stm: StepTimeModel
+    cost: StepCost
+    blocks_per_engine: int
+    kv_bytes_per_token: float  # per device
+    weights_bytes: float  # per device
+    kv_capacity_bytes: float  # per device
+    peak_flops: float  # per device, in the GEMM dtype
+    memory_bandwidth_bytes_per_s: float
+
+    @property
+    def engines_per_replica(self) -> int:
+        return self.parallel.pp
+
+    @property
+    def n_engines(self) -> int:
+        return self.scenario.parallelism.replicas * self.parallel.pp
+
+
+def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
+    """Model, device, cost model and KV capacity of a scenario (errors name the scenario key)."""
+    origin = scenario.origin
+    try:
+        model = get_model(scenario.model)
+    except InfersimError as exc:
+        raise ConfigError(origin, "model", str(exc)) from None
+    try:
+        device = get_device(scenario.hardware)
+    except InfersimError as exc:
+        raise ConfigError(origin, "hardware", str(exc)) from None
+    p = scenario.parallelism
+    par = Parallelism(tp=p.tp, pp=p.pp, ep=p.ep)
+    pr = scenario.precision
+    prec = Precision(pr.weight, pr.activation, pr.kv_cache)
+    try:
+        par.validate(model)
+    except InfersimError as exc:
+        raise ConfigError(origin, "parallelism", str(exc)) from None
+    sched = scenario.scheduler
+    stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention))
+    cost = StepCost(stm, max_context_tokens)
+    weights = weight_bytes_per_device(model, par, prec).total
+    budget = sched.token_budget
+    act = float(activation_peak_bytes(model, par, prec, budget, min(budget, sched.max_num_seqs)))
+    usable = device.memory_bytes * sched.memory_utilization
+    kv_capacity = usable - weights - act
+    per_token = stm.kv_bytes_per_token()
+    if kv_capacity <= 0:
+        raise ConfigError(origin, "parallelism",
+                          f"{model.name} does not fit on {device.name} with tp={par.tp} pp={par.pp}: "
+                          f"{weights / 1e9:.1f} GB of weights and {act / 1e9:.2f} GB of activations per "
+                          f"device, {usable / 1e9:.1f} GB usable; use more devices, narrower dtypes, or a "
+                          "smaller scheduler.max_num_batched_tokens")
+    blocks = int(kv_capacity // (per_token * sched.block_size))
+    if sched.num_gpu_blocks_override is not None:
+        blocks = sched.num_gpu_blocks_override
+    per_engine = blocks // par.pp
+    if per_engine < 1:
+        raise ConfigError(origin, "parallelism", f"no room for a single KV block of {sched.block_size} tokens per "
+                                                 f"pipeline engine ({blocks} blocks for {par.pp} engines)")
+    return Deployment(scenario=scenario, model_name=model.name, device_name=device.name, parallel=par,
+                      precision=prec, stm=stm, cost=cost, blocks_per_engine=per_engine,
+                      kv_bytes_per_token=per_token, weights_bytes=weights, kv_capacity_bytes=kv_capacity,
+                      peak_flops=device.peak_flops(prec.gemm_compute),
+                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s)
+
+
+@dataclass
+class SimulationResult:
+    """Raw outcome of one simulation (metrics: :func:`infersim.serving.metrics.summarize`)."""
+
+    scenario: Scenario
+    deployment: Deployment
+    workload: Workload
+    requests: dict[str, np.ndarray]
+    engines: list[StepLog]
+    engine_replica: list[int]
+    kv_blocks: int  # per engine
+    kv_stats: list[dict]
+    wall_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _check_fits(scenario: Scenario, dep: Deployment, wl: Workload) -> None:
+    sched = scenario.scheduler
+    origin = scenario.origin
+    bs = sched.block_size
+    total = dep.blocks_per_engine
+    watermark = int(sched.watermark * total)
+    need = -(-(wl.input_tokens + wl.output_tokens) // bs)
+    worst = int(np.argmax(need)) if need.size else 0
+    if need.size and need[worst] + watermark > total:
+        raise ConfigError(origin, "workload",
+                          f"request {worst} ({int(wl.input_tokens[worst])} prompt + "
+                          f"{int(wl.output_tokens[worst])} output tokens) needs {int(need[worst])} KV blocks, "
+                          f"but a replica's cache holds {total} blocks of {bs} tokens ({watermark} kept free); "
+                          "lower the length limits or give the KV cache more memory")
+    if sched.policy != "chunked" and wl.n:
+        # a step prefills whole prompts, and a recompute re-prefills prompt + generated tokens
+        longest = wl.input_tokens + (wl.output_tokens - 1 if sched.policy == "continuous" else 0)
+        i = int(np.argmax(longest))
+        if longest[i] > sched.token_budget:
+            raise ConfigError(origin, "scheduler.max_num_batched_tokens",
+                              f"request {i} needs {int(longest[i])} tokens in one step but the cap is "
+                              f"{sched.token_budget}; raise it (or use policy: chunked)")
+
+
+def simulate(scenario: Scenario, workload: Workload | None = None, deployment: Deployment | None = None
+             ) -> SimulationResult:
+    """Run one scenario (its own workload unless one is given) and return the raw result."""
+    start = time.perf_counter()
+    wl = workload if workload is not None else build_workload(scenario)
+    if deployment is None:
+        max_ctx = int((wl.input_tokens + wl.output_tokens).max()) + 1 if wl.n else 2
+        deployment = prepare(scenario, max_context_tokens=max_ctx)
+    elif wl.n:
+        deployment.cost.ensure_context(int((wl.input_tokens + wl.output_tokens).max()) + 1)
+    dep = deployment
+    _check_fits(scenario, dep, wl)
+    sched = scenario.scheduler
+    log = RequestLog(wl.arrival_s.tolist(), wl.input_tokens.tolist(), wl.output_tokens.tolist(),
+                     wl.prefix_group.tolist(), wl.prefix_tokens.tolist())
+    engines: list[Replica] = []
+    replicas: list[list[Replica]] = []
+    for r in range(scenario.parallelism.replicas):
+        group = []
+        for v in range(dep.engines_per_replica):
+            kv = KVCache(dep.blocks_per_engine, sched.block_size, sched.watermark, sched.prefix_caching)
+            e = Replica(len(engines), r, dep.cost, kv, log, max_num_seqs=sched.max_num_seqs,
+                        token_budget=sched.token_budget, preemption=sched.preemption,
+                        swap_bytes_per_s=sched.swap_bandwidth_gb_per_s * 1e9,
+                        kv_bytes_per_token=dep.kv_bytes_per_token)
+            e.scheduler = make_scheduler(sched.policy)
+            engines.append(e)
+            group.append(e)
+        replicas.append(group)
+    router = Router(scenario.router.policy, replicas)
+    private = len(engines) == 1 or (scenario.router.policy == "round_robin" and dep.engines_per_replica == 1)
+    for e in engines:
+        e.state_private = private
+    if wl.closed_loop:
+        _closed_loop(engines, router, log, wl)
+    else:
+        _open_loop(engines, router, wl)
+    requests = {
+        "arrival_s": np.array(log.arrival_s, dtype=np.float64),
+        "input_tokens": np.asarray(wl.input_tokens, dtype=np.int64),
+        "output_tokens": np.asarray(wl.output_tokens, dtype=np.int64),
+        "prefix_group": np.asarray(wl.prefix_group, dtype=np.int64),
+        "prefix_hit_tokens": np.array(log.prefix_hit_tokens, dtype=np.int64),
+        "replica": np.array(log.replica, dtype=np.int64),
+        "first_scheduled_s": np.array(log.first_scheduled_s, dtype=np.float64),
+        "first_token_s": np.array(log.first_token_s, dtype=np.float64),
+        "completion_s": np.array(log.completion_s, dtype=np.float64),
+        "preemptions": np.array(log.preemptions, dtype=np.int64),
+    }
+    kv_stats = [{"hit_tokens": e.kv.hit_tokens, "lookup_tokens": e.kv.lookup_tokens,
+                 "evicted_blocks": e.kv.evicted_blocks, "used_blocks_at_end": e.kv.used,
+                 "free_blocks_at_end": e.kv.free, "evictable_blocks_at_end": e.kv.evictable} for e in engines]
+    return SimulationResult(scenario=scenario, deployment=dep, workload=wl, requests=requests,
+                            engines=[e.steps for e in engines], engine_replica=[e.replica_id for e in engines],
+                            kv_blocks=dep.blocks_per_engine, kv_stats=kv_stats,
+                            wall_s=time.perf_counter() - start)
+
+
+def _open_loop(engines: list[Replica], router: Router, wl: Workload) -> None:
+    arrivals = wl.arrival_s.tolist()
+    if len(engines) == 1:
+        e = engines[0]
+        step = e.scheduler.step
+        for rid, ta in enumerate(arrivals):
+            while e.active and e.t < ta:
+                step(e, ta)
+            e.enqueue(rid, ta)
+        while e.active:
+            step(e, INF)
+        return
+    for rid, ta in enumerate(arrivals):
+        for e in engines:
+            step = e.scheduler.step
+            while e.active and e.t < ta:
+                step(e, ta)
+        router.route(ta).enqueue(rid, ta)
+    for e in engines:
+        step = e.scheduler.step
+        while e.active:
+            step(e, INF)
+
+
+def _closed_loop(engines: list[Replica], router: Router, log: RequestLog, wl: Workload) -> None:
+    n = wl.n
+    think = wl.think_s.tolist()
+    users = min(wl.closed_loop_users, n)
+    pending: list[tuple[float, int]] = [(think[i], i) for i in range(users)]
+    heapq.heapify(pending)
+    issued = [users]
+
+    def on_complete(rid: int, t: float) -> None:
+        k = issued[0]
+        if k < n:
+            heapq.heappush(pending, (t + think[k], k))
+            issued[0] = k + 1
+
+    for e in engines:
+        e.on_complete = on_complete
+    while True:
+        ta = pending[0][0] if pending else INF
+        best = None
+        bt = INF
+        second = INF
+        for e in engines:
+            if e.active:
+                if e.t < bt:
+                    second = bt
+                    best, bt = e, e.t
+                elif e.t < second:
+                    second = e.t
+        if best is None and not pending:
+            break
+        if ta <= bt:
+            ta, rid = heapq.heappop(pending)
+            log.arrival_s[rid] = ta
+            router.route(ta).enqueue(rid, ta)
+        else:
+            # another replica's completion (at or after its next step) may issue a request
+            best.scheduler.step(best, min(ta, second))

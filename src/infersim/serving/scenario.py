@@ -1,0 +1,451 @@
+"""Serving scenarios: a typed, validated YAML file describing one simulation.
+
+A scenario names the model, the hardware, the replica layout and dtypes, the
+scheduler and its knobs, the router, the workload and the SLOs. Every section is
+a frozen pydantic model with ``extra="forbid"``: an unknown key or an out-of-range
+value raises :class:`~infersim.errors.ConfigError` naming the file and the dotted
+key (``workload.arrival.rate``) and what was expected.
+
+Relative paths inside a scenario (trace and empirical-length CSVs) are resolved
+against the scenario file's directory.
+
+Example (the built-in default, see :func:`default_scenario`)::
+
+    name: default-chat
+    seed: 0
+    model: llama-3.1-8b
+    hardware: h100-sxm
+    parallelism: {tp: 1, pp: 1, replicas: 1}
+    scheduler: {policy: continuous, max_num_seqs: 256, block_size: 16}
+    workload:
+      requests: 2000
+      arrival: {process: poisson, rate: 9.0}
+      input_tokens: {dist: lognormal, median: 1020, sigma: 0.9, min: 8, max: 8192}
+      output_tokens: {dist: lognormal, median: 129, sigma: 0.9, min: 2, max: 2048}
+    slo:
+      - {metric: ttft, percentile: 99, max_ms: 500}
+      - {metric: tpot, percentile: 90, max_ms: 50}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from ..dtypes import DTYPE_BYTES
+from ..errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----- deployment ---------------------------------------------------------------------------
+class ParallelismSpec(_Strict):
+    """Layout of one replica (``tp`` x ``pp`` devices, ``ep`` inside the TP group) and how many replicas."""
+
+    tp: int = Field(1, ge=1, le=1024)
+    pp: int = Field(1, ge=1, le=1024)
+    ep: int = Field(1, ge=1, le=1024)
+    replicas: int = Field(1, ge=1, le=4096)
+
+
+class PrecisionSpec(_Strict):
+    weight: str = "bf16"
+    activation: str = "bf16"
+    kv_cache: str = "bf16"
+
+    @field_validator("weight", "activation", "kv_cache")
+    @classmethod
+    def _known_dtype(cls, v: str) -> str:
+        if v not in DTYPE_BYTES:
+            raise ValueError(f"unknown dtype '{v}'; expected one of {', '.join(DTYPE_BYTES)}")
+        return v
+
+
+#: vLLM v0's budget when chunked prefill is on (Sarathi-Serve evaluates 512 to 2048)
+DEFAULT_CHUNKED_TOKEN_BUDGET = 512
+#: per-step token cap for the non-chunked schedulers: every prompt (and every recompute
+#: of prompt + generated tokens) must fit in one step
+DEFAULT_TOKEN_BUDGET = 16384
+#: PCIe Gen5 x16: 64 GB/s per direction (PCI-SIG PCIe 5.0 base specification, 32 GT/s x 16 lanes)
+DEFAULT_SWAP_BANDWIDTH_GB_PER_S = 64.0
+
+
+class SchedulerSpec(_Strict):
+    """The per-replica scheduler (see :mod:`infersim.serving.scheduler` for the papers each follows)."""
+
+    policy: Literal["continuous", "chunked", "static"] = "continuous"
+    max_num_seqs: int = Field(256, ge=1, le=1_000_000)
+    #: per-step token cap; default 512 for ``chunked``, 16384 otherwise
+    max_num_batched_tokens: int | None = Field(None, ge=1, le=10_000_000)
+    block_size: int = Field(16, ge=1, le=4096)
+    #: fraction of KV blocks kept free when admitting new requests (vLLM's watermark)
+    watermark: float = Field(0.01, ge=0.0, lt=1.0)
+    preemption: Literal["recompute", "swap"] = "recompute"
+    swap_bandwidth_gb_per_s: float = Field(DEFAULT_SWAP_BANDWIDTH_GB_PER_S, gt=0.0)
+    prefix_caching: bool = False
+    #: fraction of device memory usable (vLLM's gpu_memory_utilization)
+    memory_utilization: float = Field(0.90, gt=0.0, le=1.0)
+    #: KV blocks per replica instead of the count derived from memory (vLLM's num_gpu_blocks_override)
+    num_gpu_blocks_override: int | None = Field(None, ge=1, le=1_000_000_000)
+    attention: Literal["fused", "unfused"] = "fused"
+
+    @property
+    def token_budget(self) -> int:
+        if self.max_num_batched_tokens is not None:
+            return self.max_num_batched_tokens
+        return DEFAULT_CHUNKED_TOKEN_BUDGET if self.policy == "chunked" else DEFAULT_TOKEN_BUDGET
+
+
+class RouterSpec(_Strict):
+    policy: Literal["round_robin", "least_outstanding", "least_kv"] = "round_robin"
+
+
+# ----- workload -----------------------------------------------------------------------------
+class FixedLength(_Strict):
+    dist: Literal["fixed"]
+    value: int = Field(ge=1, le=10_000_000)
+
+
+class UniformLength(_Strict):
+    """Integers uniform on [min, max] inclusive."""
+
+    dist: Literal["uniform"]
+    min: int = Field(ge=1)
+    max: int = Field(ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+
+class LogNormalLength(_Strict):
+    """``round(median * exp(sigma * N(0,1)))`` clipped to [min, max]."""
+
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0.0)
+    sigma: float = Field(ge=0.0, le=10.0)
+    min: int = Field(1, ge=1)
+    max: int = Field(1_000_000, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+
+class EmpiricalLength(_Strict):
+    """Draws (with replacement) from one column of a CSV file."""
+
+    dist: Literal["empirical"]
+    path: str
+    column: str
+
+
+LengthDist = Annotated[Union[FixedLength, UniformLength, LogNormalLength, EmpiricalLength],
+                       Field(discriminator="dist")]
+
+
+class PoissonArrivals(_Strict):
+    process: Literal["poisson"]
+    rate: float = Field(gt=0.0, description="requests/s")
+
+
+class GammaArrivals(_Strict):
+    """Bursty arrivals: Gamma inter-arrival times with mean ``1/rate`` and coefficient of variation ``cv``."""
+
+    process: Literal["gamma"]
+    rate: float = Field(gt=0.0)
+    cv: float = Field(gt=0.0, le=100.0)
+
+
+class ConstantArrivals(_Strict):
+    process: Literal["constant"]
+    rate: float = Field(gt=0.0)
+
+
+class ClosedLoopArrivals(_Strict):
+    """``users`` concurrent users; each sends a request, waits for it to complete, thinks, repeats."""
+
+    process: Literal["closed_loop"]
+    users: int = Field(ge=1, le=10_000_000)
+    think_time_s: float = Field(0.0, ge=0.0)
+    think: Literal["exponential", "fixed"] = "exponential"
+
+
+ArrivalSpec = Annotated[Union[PoissonArrivals, GammaArrivals, ConstantArrivals, ClosedLoopArrivals],
+                        Field(discriminator="process")]
+
+
+class TraceSpec(_Strict):
+    """Replay of a CSV trace. Defaults follow the public Azure LLM inference traces
+    (``TIMESTAMP,ContextTokens,GeneratedTokens``). Timestamps are seconds or ISO-8601
+    date-times; arrivals are relative to the first row; ``time_scale`` multiplies the gaps
+    (0.5 replays twice as fast)."""
+
+    path: str
+    timestamp_column: str = "TIMESTAMP"
+    input_column: str = "ContextTokens"
+    output_column: str = "GeneratedTokens"
+    time_scale: float = Field(1.0, gt=0.0)
+
+
+class PrefixSpec(_Strict):
+    """Shared-prefix groups (system prompts, few-shot examples): a ``fraction`` of requests
+    belongs to one of ``groups`` groups (uniformly), and its prompt starts with that
+    group's ``tokens`` shared tokens, followed by its own sampled ``input_tokens``."""
+
+    groups: int = Field(ge=1, le=1_000_000)
+    tokens: int = Field(ge=1, le=10_000_000)
+    fraction: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class WorkloadSpec(_Strict):
+    requests: int | None = Field(None, ge=1, le=100_000_000)
+    arrival: ArrivalSpec | None = None
+    input_tokens: LengthDist | None = None
+    output_tokens: LengthDist | None = None
+    trace: TraceSpec | None = None
+    prefix: PrefixSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.trace is not None:
+            given = [k for k in ("arrival", "input_tokens", "output_tokens") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"give either 'trace' or {', '.join(given)}, not both")
+        else:
+            missing = [k for k in ("arrival", "input_tokens", "output_tokens") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)} (or give a 'trace')")
+            if self.requests is None:
+                raise ValueError("missing 'requests' (how many requests to simulate)")
+        return self
+
+
+# ----- SLOs ---------------------------------------------------------------------------------
+class SLOSpec(_Strict):
+    """``metric`` at ``percentile`` must be <= ``max_ms``. Metrics: ttft, tpot, itl, e2e, queue.
+    A request *meets* the SLOs when each of its own ttft/tpot/e2e/queue values is within the
+    thresholds (ITL is a per-token quantity and is checked only as a percentile)."""
+
+    metric: Literal["ttft", "tpot", "itl", "e2e", "queue"]
+    percentile: float = Field(99.0, gt=0.0, le=100.0)
+    max_ms: float = Field(gt=0.0)
+
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def builtin_data(name: str) -> Path:
+    """A data file bundled in ``infersim/serving/data`` (``azure-conv-synthetic``: 400 synthetic
+    requests in the Azure LLM inference trace layout; see that directory's README)."""
+    return Path(__file__).parent / "data" / (name.replace("-", "_") + ".csv")
+
+
+class Scenario(_Strict):
+    name: str = "scenario"
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    model: str = "llama-3.1-8b"
+    hardware: str = "h100-sxm"
+    parallelism: ParallelismSpec = ParallelismSpec()
+    precision: PrecisionSpec = PrecisionSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    router: RouterSpec = RouterSpec()
+    workload: WorkloadSpec
+    slo: list[SLOSpec] = Field(default_factory=list)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this scenario came from (None for built-in or programmatic ones)."""
+        return self._source
+
+    @property
+    def origin(self) -> str:
+        return str(self._source) if self._source is not None else f"<scenario {self.name}>"
+
+    def resolve_path(self, path: str) -> Path:
+        """A data file named in the scenario: ``builtin:NAME`` (bundled with infersim, see
+        :func:`builtin_data`), absolute, or relative to the scenario file's directory."""
+        if path.startswith(BUILTIN_PREFIX):
+            return builtin_data(path[len(BUILTIN_PREFIX):])
+        p = Path(path)
+        if not p.is_absolute() and self._source is not None:
+            p = self._source.parent / p
+        return p
+
+    def with_changes(self, **changes: Any) -> "Scenario":
+        """A validated copy with dotted-key overrides, e.g. ``{"workload.requests": 100}``."""
+        data = self.model_dump(mode="python", exclude_none=True)
+        for dotted, value in changes.items():
+            node = data
+            keys = dotted.split(".")
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+            node[keys[-1]] = value
+        new = validate_scenario(data, self.origin)
+        new._source = self._source
+        return new
+
+
+# ----- loading ------------------------------------------------------------------------------
+_TAG_KEYS = ("dist", "process")
+
+
+def _dotted(loc: tuple, data: Any) -> str:
+    """Dotted key of a pydantic error location, without the union tags pydantic inserts."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(node, dict) and item not in node and any(node.get(t) == item for t in _TAG_KEYS):
+            continue  # 'lognormal' in ('workload', 'input_tokens', 'lognormal', 'median')
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+        if isinstance(node, dict):
+            node = node.get(item)
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+        else:
+            node = None
+    return "".join(parts) or None
+
+
+def _models_in(ann: Any) -> list:
+    """Pydantic models inside an annotation (through Optional, list, Annotated, Union)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    out = []
+    for arg in get_args(ann):
+        out.extend(_models_in(arg))
+    return out
+
+
+def _tags(model: Any) -> set:
+    tags = set()
+    for key in _TAG_KEYS:
+        f = model.model_fields.get(key)
+        if f is not None:
+            tags.update(a for a in get_args(f.annotation) if isinstance(a, str))
+    return tags
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """Keys allowed in the mapping that holds the last element of a pydantic error location."""
+    model: Any = Scenario
+    items = list(loc[:-1])
+    while items:
+        item = items.pop(0)
+        if isinstance(item, int):
+            continue
+        fields = model.model_fields
+        if item not in fields:
+            return []
+        candidates = _models_in(fields[item].annotation)
+        if len(candidates) == 1:
+            model = candidates[0]
+        elif candidates and items and isinstance(items[0], str):
+            tag = items.pop(0)
+            match = [m for m in candidates if tag in _tags(m)]
+            if not match:
+                return []
+            model = match[0]
+        else:
+            return []
+    return sorted(model.model_fields)
+
+
+def _format_error(origin: object, err: ValidationError, data: Any) -> ConfigError:
+    errors = err.errors()
+    # a misspelt key also makes the right one "missing": report the unknown key first
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(first["loc"])
+    field = _dotted(loc, data)
+    msg = first["msg"]
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        msg = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind == "union_tag_invalid":
+        ctx = first.get("ctx", {})
+        msg = f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    elif kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    given = first.get("input")
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "int_parsing",
+                "float_parsing", "literal_error", "int_from_float", "bool_parsing"):
+        msg += f" (got {given!r})"
+    more = len(errors) - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigError(origin, field, msg)
+
+
+def validate_scenario(data: Any, origin: object = "<scenario>") -> Scenario:
+    if not isinstance(data, dict):
+        raise ConfigError(origin, None, "expected a mapping of keys at the top level")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise _format_error(origin, err, data) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, None, "file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(path, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    scenario = validate_scenario(data, path)
+    scenario._source = path.resolve()
+    return scenario
+
+
+#: Poisson rate of the default scenario: 70% of the saturation throughput of this deployment
+#: (17.0 requests/s, measured with all 2,000 requests queued at t=0; tests/serving checks the ratio)
+DEFAULT_RATE = 12.0
+
+
+def default_scenario() -> Scenario:
+    """Llama-3.1-8B on one H100 SXM, vLLM-style continuous batching, Poisson arrivals at ~70% load,
+    2,000 chat requests.
+
+    Lengths are lognormal with the medians reported for the Azure LLM inference conversation
+    trace (Patel et al., "Splitwise", ISCA 2024: ~1020 prompt and ~129 output tokens); the
+    spreads (sigma 0.9) are this project's choice, not fitted.
+    """
+    return validate_scenario({
+        "name": "default-chat",
+        "seed": 0,
+        "model": "llama-3.1-8b",
+        "hardware": "h100-sxm",
+        "parallelism": {"tp": 1, "pp": 1, "replicas": 1},
+        "scheduler": {"policy": "continuous"},
+        "workload": {
+            "requests": 2000,
+            "arrival": {"process": "poisson", "rate": DEFAULT_RATE},
+            "input_tokens": {"dist": "lognormal", "median": 1020, "sigma": 0.9, "min": 8, "max": 8192},
+            "output_tokens": {"dist": "lognormal", "median": 129, "sigma": 0.9, "min": 2, "max": 2048},
+        },
+        "slo": [
+            {"metric": "ttft", "percentile": 99, "max_ms": 500},
+            {"metric": "tpot", "percentile": 90, "max_ms": 50},
+        ],
+    }, "<builtin default scenario>")

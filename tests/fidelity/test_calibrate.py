@@ -1,0 +1,165 @@
+"""Calibration recovers known efficiency parameters from synthetic measurements, writes device
+files that load back, and carries its shape to other devices."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from infersim.errors import InfersimError
+from infersim.fidelity.calibrate import Param, apply_params, calibrate, round_efficiency, with_efficiency
+from infersim.fidelity.devicefile import calibrated_name, device_spec_with, write_device_yaml
+from infersim.fidelity.kernels import predict
+from infersim.fidelity.transfer import transfer_efficiency
+from infersim.hardware import get_device
+from infersim.hardware.schema import EfficiencySpec
+from tests.fidelity.synth import (
+    TRUE_ATTENTION,
+    TRUE_COLLECTIVE,
+    TRUE_GEMM,
+    attention_rows,
+    collective_rows,
+    gemm_rows,
+    rows_table,
+    synthetic,
+)
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("scipy") is None,
+                                reason="calibration needs scipy (pip install 'infersim[fidelity]')")
+
+
+def _fitted(cal, name: str) -> float:
+    for stage in cal.stages:
+        if name in stage.params:
+            return stage.params[name]
+    raise KeyError(name)
+
+
+def _true(true: dict, name: str) -> float:
+    if "." in name:
+        field, key = name.split(".", 1)
+        return true[field][key]
+    return true[name]
+
+
+def _stripped(device, fields):
+    """``device`` with the named efficiency fields back at their defaults (the fit must find them)."""
+    defaults = EfficiencySpec()
+    return with_efficiency(device, device.efficiency.model_copy(update={f: getattr(defaults, f) for f in fields}))
+
+
+@pytest.mark.parametrize("noise,rel", [(0.0, 1e-3), (0.03, 0.10)])
+def test_gemm_parameters_are_recovered(noise, rel):
+    table, true_dev = synthetic(gemm_rows(), TRUE_GEMM, noise=noise)
+    cal = calibrate(table, get_device("h100-sxm"))  # starts from the generic defaults
+    (stage,) = cal.stages
+    assert stage.stage == "gemm" and stage.tile_set == "gpu"
+    assert cal.efficiency.gemm_tiles == TRUE_GEMM["gemm_tiles"]
+    for name in ("compute_max_fraction_by_dtype.bf16", "compute_max_fraction_by_dtype.fp8", "memory_max_fraction",
+                 "gemm_k_half", "gemm_overhead_us_by_dtype.bf16", "gemm_overhead_us_by_dtype.fp8",
+                 "compute_half_flops"):
+        assert _fitted(cal, name) == pytest.approx(_true(TRUE_GEMM, name), rel=rel), name
+    # the memory ramp is the least constrained number (few rows sit near its half point)
+    assert _fitted(cal, "memory_half_bytes") == pytest.approx(TRUE_GEMM["memory_half_bytes"], rel=max(rel, 0.2))
+    assert stage.train_mdape < (1e-3 if noise == 0 else 0.04)
+
+
+def test_attention_parameters_are_recovered_with_prefill_and_decode_apart():
+    true = {**TRUE_GEMM, **TRUE_ATTENTION}
+    table, true_dev = synthetic(attention_rows(), true, noise=0.02, seed=1)
+    start = _stripped(true_dev, TRUE_ATTENTION)
+    cal = calibrate(table, start)
+    assert [s.stage for s in cal.stages] == ["attention"]
+    for name in TRUE_ATTENTION:
+        if name == "attention_max_fraction_by_dtype":
+            assert _fitted(cal, "attention_max_fraction_by_dtype.bf16") == pytest.approx(0.47, rel=0.05)
+        elif name != "attention_half_flops":
+            assert _fitted(cal, name) == pytest.approx(TRUE_ATTENTION[name], rel=0.08), name
+    assert _fitted(cal, "attention_half_flops") == pytest.approx(TRUE_ATTENTION["attention_half_flops"], rel=0.3)
+
+
+def test_collective_parameters_are_recovered():
+    true = {**TRUE_GEMM, **TRUE_COLLECTIVE}
+    table, true_dev = synthetic(collective_rows(), true, noise=0.02, seed=2)
+    cal = calibrate(table, _stripped(true_dev, TRUE_COLLECTIVE))
+    for kind, frac in TRUE_COLLECTIVE["collective_bandwidth_fraction_by_kind"].items():
+        assert _fitted(cal, f"collective_bandwidth_fraction_by_kind.{kind}") == pytest.approx(frac, rel=0.03)
+    assert _fitted(cal, "collective_latency_us") == pytest.approx(0.8, rel=0.1)
+    assert _fitted(cal, "collective_overhead_us") == pytest.approx(4.5, rel=0.1)
+
+
+def test_calibrated_device_predicts_the_synthetic_truth():
+    table, true_dev = synthetic(gemm_rows(("bf16",)), TRUE_GEMM)
+    cal = calibrate(table, get_device("h100-sxm"))
+    pred = predict(table, cal.device)
+    meas = table.column("latency_s").to_numpy()
+    assert np.median(np.abs(pred / meas - 1)) < 1e-3
+    assert "fitted to" in cal.efficiency.source and f"{table.num_rows} rows" in cal.efficiency.source
+
+
+def test_subsampling_is_deterministic_and_bounded():
+    table, _ = synthetic(gemm_rows(), TRUE_GEMM, noise=0.03)
+    a = calibrate(table, get_device("h100-sxm"), max_rows=100)
+    b = calibrate(table, get_device("h100-sxm"), max_rows=100)
+    assert a.stages[0].rows == 100
+    assert a.efficiency == b.efficiency
+
+
+def test_no_rows_is_a_clear_error():
+    table = rows_table([dict(op="gemm", m=1, n=1, k=1, dtype="bf16")]).slice(0, 0)
+    with pytest.raises(InfersimError, match="no measurements"):
+        calibrate(table, get_device("h100-sxm"))
+
+
+def test_apply_params_and_rounding():
+    eff = EfficiencySpec()
+    params = [Param("compute_max_fraction_by_dtype.fp8", 0.1, 1, 0.5), Param("gemm_k_half", 0, 100, 1)]
+    out = apply_params(eff, params, [0.61234567, 12.3456789])
+    assert out.compute_max_fraction_by_dtype == {"fp8": 0.61234567} and out.gemm_k_half == 12.3456789
+    r = round_efficiency(out)
+    assert r.compute_max_fraction_by_dtype == {"fp8": 0.6123} and r.gemm_k_half == 12.35
+    p = Param("x", 1e3, 1e9, 1e6, log=True)
+    assert p.from_x(p.to_x(2.5e5)) == pytest.approx(2.5e5) and p.bounds == (3.0, 9.0)
+
+
+def test_device_file_round_trip_and_estimate(tmp_path):
+    table, _ = synthetic(gemm_rows(("bf16",)), TRUE_GEMM)
+    base = get_device("h100-sxm")
+    cal = calibrate(table, base)
+    spec = device_spec_with(base, cal.efficiency, calibrated_name(base.name))
+    path = write_device_yaml(spec, tmp_path / "h100-cal.yaml", "a comment")
+    assert path.read_text().startswith("# a comment\n")
+    loaded = get_device(str(path))
+    assert loaded.name == "h100-sxm-calibrated" and loaded.efficiency == cal.efficiency
+    assert loaded.dense_flops_per_s == base.dense_flops_per_s  # spec-sheet numbers unchanged
+    np.testing.assert_allclose(predict(table, loaded), predict(table, cal.device), rtol=1e-12)
+    with pytest.raises(InfersimError, match="yaml"):
+        write_device_yaml(spec, tmp_path / "h100.json")
+
+
+def test_transfer_keeps_fractions_and_rescales_halves_and_link_latency():
+    h100, b200, l40s = get_device("h100-sxm"), get_device("b200"), get_device("l40s")
+    eff = h100.efficiency.model_copy(update=dict(compute_max_fraction_by_dtype={"bf16": 0.8},
+                                                 compute_half_flops=1e9, memory_half_bytes=2e6,
+                                                 collective_latency_us=1.0, kernel_overhead_us=2.5))
+    out = transfer_efficiency(eff, h100, b200)
+    assert out.compute_max_fraction_by_dtype == {"bf16": 0.8} and out.kernel_overhead_us == 2.5
+    assert out.compute_half_flops == pytest.approx(1e9 * 2250.0 / 989.4)  # same start-up time
+    assert out.memory_half_bytes == pytest.approx(2e6 * 8000.0 / 3350.0)
+    assert out.collective_latency_us == pytest.approx(1.0)  # both NVLink specs list 2 us
+    assert transfer_efficiency(eff, h100, l40s).collective_latency_us == pytest.approx(1.0 * 5.0 / 2.0)  # PCIe 5 us
+    assert "transferred from h100-sxm" in out.source
+    assert not math.isnan(out.compute_half_flops)
+    assert transfer_efficiency(eff, h100, b200, scale_halves=False).compute_half_flops == 1e9
+
+
+def test_calibrating_a_copy_does_not_touch_the_catalog_device():
+    before = get_device("h100-sxm").efficiency
+    table, _ = synthetic(gemm_rows(("bf16",)), TRUE_GEMM)
+    calibrate(table, get_device("h100-sxm"))
+    assert get_device("h100-sxm").efficiency == before
+    assert dataclasses.is_dataclass(get_device("h100-sxm"))

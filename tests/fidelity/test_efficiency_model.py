@@ -1,0 +1,145 @@
+"""The calibratable refinements of the efficiency model, against hand-computed values, and the
+step-time fast path equal to the vectorized roofline with every refinement switched on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from infersim.errors import ConfigError
+from infersim.hardware import get_device
+from infersim.hardware.catalog import parse_hardware_yaml
+from infersim.hardware.schema import EfficiencySpec
+from infersim.models import get_model
+from infersim.perf.efficiency import tiled_gemm_utilization, tiled_gemm_utilization_scalar
+from infersim.perf.estimate import step_costs
+from infersim.perf.operators import Collective, OpBuilder, OpKind
+from infersim.perf.parallel import Parallelism, Precision
+from infersim.perf.roofline import cost_ops
+from infersim.perf.shape import StepShape
+from infersim.perf.step_time import StepTimeModel
+from tests.perf.conftest import ideal
+
+EVERYTHING = dict(
+    gemm_tiles=[(64, 64), (64, 128), (128, 128), (128, 256)], gemm_k_half=200.0, gemm_gemv_max_m=1,
+    gemm_memory_max_fraction=0.6, gemm_overhead_us_by_dtype={"fp8": 10.0, "bf16": 2.0},
+    grouped_gemm_max_fraction_by_dtype={"fp8": 0.4, "bf16": 0.55}, grouped_gemm_overhead_us=7.0,
+    attention_max_fraction_by_dtype={"bf16": 0.5, "fp8": 0.35}, attention_half_flops=1e8,
+    attention_memory_max_fraction=0.7, attention_query_bandwidth_fraction=0.2, attention_overhead_us=12.0,
+    decode_attention_memory_max_fraction=0.9, decode_attention_query_bandwidth_fraction=0.05,
+    decode_attention_overhead_us=7.0, kernel_overhead_us=2.5, collective_latency_us=1.0,
+    collective_overhead_us=3.0, collective_bandwidth_fraction_by_kind={"all-reduce": 1.2},
+)
+
+
+def _with(device, **fields):
+    return dataclasses.replace(device, efficiency=device.efficiency.model_copy(update=fields))
+
+
+def test_padded_tile_utilization_by_hand():
+    # m = 100, n = 200 on 4 units with 64 x 64 tiles: 2 x 4 = 8 tiles, 2 waves, 8 x 4096 tile cells
+    u = tiled_gemm_utilization(100, 200, 512, [(64, 64)], 4)
+    assert u == pytest.approx(100 * 200 / (2 * 4 * 64 * 64))
+    # the better of two tiles is used; the k ramp multiplies
+    u2 = tiled_gemm_utilization(100, 200, 512, [(64, 64), (128, 256)], 4, k_half=128.0)
+    big = 100 * 200 / (1 * 4 * 128 * 256)
+    assert u2 == pytest.approx(max(u, big) * 512 / (512 + 128))
+    # a matrix-vector GEMM pads nothing
+    assert tiled_gemm_utilization(1, 200, 512, [(64, 64)], 4, gemv_max_m=1) == pytest.approx(1.0)
+    for args in ((100, 200, 512), (1, 4096, 4096), (3000, 70, 33)):
+        assert tiled_gemm_utilization_scalar(*args, [(64, 64), (128, 256)], 132, 50.0, 1) == pytest.approx(
+            float(tiled_gemm_utilization(*args, [(64, 64), (128, 256)], 132, 50.0, 1)), rel=1e-12)
+
+
+def test_gemm_call_cost_per_dtype_and_grouped():
+    dev = _with(ideal(get_device("h100-sxm")), gemm_overhead_us_by_dtype={"fp8": 9.0}, kernel_overhead_us=2.0,
+                grouped_gemm_overhead_us=5.0)
+    b = OpBuilder(1)
+    for name, dtype in (("g8", "fp8"), ("g16", "bf16"), ("moe.experts.gate_up", "fp8")):
+        b.gemm(name, 0.0 + 1, 128, 128, weight_dtype_bytes=1, act_dtype_bytes=2, dtype=dtype)
+    costs = cost_ops(b.build(), dev)
+    assert costs.overhead_s[:, 0].tolist() == pytest.approx([9e-6, 2e-6, 5e-6])
+
+
+def test_attention_query_term_and_decode_overrides():
+    dev = _with(ideal(get_device("h100-sxm")), attention_query_bandwidth_fraction=0.5,
+                decode_attention_query_bandwidth_fraction=0.25, attention_overhead_us=10.0,
+                decode_attention_overhead_us=4.0)
+    b = OpBuilder(1)
+    b.add("attention.prefill", OpKind.ATTENTION, act_bytes=3350e3, kv_bytes=3350e3)
+    b.add("attention.decode", OpKind.ATTENTION, act_bytes=3350e3, kv_bytes=3350e3)
+    t = cost_ops(b.build(), dev).time_s[:, 0]
+    # memory: 6.7 MB at 3.35 TB/s = 2 us; query: 3.35 MB at half / a quarter of it = 2 / 4 us
+    assert t.tolist() == pytest.approx([2e-6 + 2e-6 + 10e-6, 2e-6 + 4e-6 + 4e-6])
+
+
+def test_collective_latency_fraction_and_call_cost():
+    h100 = ideal(get_device("h100-sxm"))
+    dev = _with(h100, collective_latency_us=0.5, collective_overhead_us=3.0,
+                collective_bandwidth_fraction_by_kind={"all-gather": 0.5})
+    b = OpBuilder(1)
+    b.add("ag", OpKind.COLLECTIVE, collective=Collective.ALL_GATHER, comm_bytes=1 << 24, group_size=8)
+    t = cost_ops(b.build(), dev).time_s[0, 0]
+    assert t == pytest.approx(7 * 0.5e-6 + 7 / 8 * (1 << 24) / (450e9 * 0.5) + 3e-6)
+
+
+def test_grouped_gemm_fraction_applies_to_moe_expert_gemms_only():
+    dev = _with(ideal(get_device("h100-sxm")), grouped_gemm_max_fraction_by_dtype={"bf16": 0.5})
+    b = OpBuilder(1)
+    b.gemm("moe.experts.down", 8192, 8192, 8192, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16")
+    b.gemm("mlp.down", 8192, 8192, 8192, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16")
+    t = cost_ops(b.build(), dev).compute_s[:, 0]
+    assert t[0] / t[1] == pytest.approx(2.0)
+
+
+def test_defaults_leave_the_plain_model_unchanged():
+    # no refinement set: the legacy wave model and one launch cost (what the catalog devices use)
+    h100 = get_device("h100-sxm")
+    b = OpBuilder(1)
+    b.gemm("g", 1000, 3000, 4096, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16")
+    c = cost_ops(b.build(), h100)
+    eff = h100.efficiency
+    flops = 2 * 1000 * 3000 * 4096
+    tiles = np.ceil(1000 / 128) * np.ceil(3000 / 128)
+    util = tiles / (np.ceil(tiles / 132) * 132)
+    e = eff.compute_max_fraction * flops / (flops + eff.compute_half_flops) * util
+    assert c.compute_s[0, 0] == pytest.approx(flops / (989.4e12 * e), rel=1e-12)
+    assert c.overhead_s[0, 0] == pytest.approx(eff.kernel_overhead_us * 1e-6)
+
+
+@pytest.mark.parametrize("model,par,prec", [
+    ("llama-3.1-8b", Parallelism(), Precision()),
+    ("deepseek-v3", Parallelism(tp=8, ep=8), Precision(weight="fp8")),  # MLA GEMMs take the scalar path
+    ("gemma-2-9b", Parallelism(tp=2), Precision(kv_cache="fp8")),
+    ("mixtral-8x7b", Parallelism(tp=2, ep=2), Precision()),
+])
+def test_step_time_fast_path_equals_roofline_with_every_refinement(model, par, prec):
+    d = _with(get_device("h200"), **EVERYTHING)
+    m = get_model(model)
+    fast = StepTimeModel(m, d, par, prec, initial_max_tokens=64)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        n_pre, n_dec = int(rng.integers(0, 3)), int(rng.integers(1, 30))
+        chunks, pasts = rng.integers(1, 900, n_pre), rng.integers(0, 4000, n_pre)
+        ctx = rng.integers(1, 9000, n_dec)
+        shape = StepShape.from_requests(m, chunks=chunks, pasts=pasts, decode_contexts=ctx)
+        _, costs = step_costs(m, d, par, prec, shape)
+        assert fast.step_time_for(chunks, pasts, ctx) == pytest.approx(costs.step_time_s[0], rel=1e-9)
+
+
+def test_efficiency_fields_are_validated_with_file_and_field():
+    eff = EfficiencySpec(**EVERYTHING)
+    assert eff.compute_fraction("fp4") == eff.compute_max_fraction  # nothing for fp4/fp8/bf16 in the GEMM table
+    assert EfficiencySpec(compute_max_fraction_by_dtype={"fp8": 0.6}).compute_fraction("fp4") == 0.6  # fallback
+    text = get_device("h100-sxm").spec.model_dump_json()
+    import json
+
+    data = json.loads(text)
+    data["efficiency"]["collective_bandwidth_fraction_by_kind"] = {"broadcast": 0.5}
+    with pytest.raises(ConfigError, match="my.yaml.*collective_bandwidth_fraction_by_kind.*broadcast"):
+        parse_hardware_yaml(json.dumps(data), "my.yaml")
+    data["efficiency"] = {"gemm_tiles": [[0, 64]], "source": "x" * 5}
+    with pytest.raises(ConfigError, match="gemm_tiles"):
+        parse_hardware_yaml(json.dumps(data), "my.yaml")

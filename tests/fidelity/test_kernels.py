@@ -1,0 +1,128 @@
+"""Measured rows -> cost-model operators -> predicted latency, checked against hand formulas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from infersim.fidelity import load_measurements
+from infersim.fidelity.kernels import build_kernels, families, predict
+from infersim.hardware import get_device
+from tests.fidelity.synth import rows_table
+from tests.perf.conftest import ideal
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "fidelity" / "sample.parquet"
+P_BF16, P_FP8, BW = 989.4e12, 1978.9e12, 3350e9  # H100 SXM spec sheet
+
+
+@pytest.fixture
+def h100_ideal():
+    return ideal(get_device("h100-sxm"), gemm_tile_m=1, gemm_tile_n=1)
+
+
+def test_gemm_is_the_roofline_of_2mnk_and_its_bytes(h100_ideal):
+    # n = 32 x 132: whole waves of 1 x 1 tiles on the 132 SMs (no wave-quantization loss)
+    rows = [dict(op="gemm", m=m, n=4224, k=8192, dtype=d) for d in ("bf16", "fp8") for m in (1, 64, 4096)]
+    pred = predict(rows_table(rows), h100_ideal)
+    for r, p in zip(rows, pred):
+        m, n, k = r["m"], r["n"], r["k"]
+        wbytes = 2 if r["dtype"] == "bf16" else 1  # fp8 weights, bf16 activations in and out
+        expected = max(2 * m * n * k / (P_BF16 if r["dtype"] == "bf16" else P_FP8),
+                       (n * k * wbytes + 2 * (m * k + m * n)) / BW)
+        assert p == pytest.approx(expected, rel=1e-9)
+
+
+def test_prefill_attention_counts_causal_pairs(h100_ideal):
+    b, s, h, kvh, d = 2, 1024, 32, 8, 128
+    row = dict(op="attention_prefill", batch=b, seq_len=s, kv_len=s, num_heads=h, num_kv_heads=kvh, head_dim=d,
+               dtype="bf16", kv_dtype="bf16")
+    pred = predict(rows_table([row]), h100_ideal)[0]
+    pairs = b * s * (s + 1) / 2
+    flops = 2 * pairs * h * 2 * d
+    nbytes = b * s * h * 2 * d * 2 + 2 * b * s * kvh * 2 * d * 2  # q + o; KV read once and written once
+    assert pred == pytest.approx(max(flops / P_BF16, nbytes / BW), rel=1e-9)
+
+
+def test_decode_attention_reads_the_kv_cache_in_its_dtype(h100_ideal):
+    b, ctx, h, kvh, d = 64, 8192, 32, 8, 128
+    for kv, kvb in (("bf16", 2), ("fp8", 1)):
+        row = dict(op="attention_decode", batch=b, seq_len=1, kv_len=ctx, num_heads=h, num_kv_heads=kvh, head_dim=d,
+                   dtype="bf16", kv_dtype=kv)
+        pred = predict(rows_table([row]), h100_ideal)[0]
+        nbytes = b * ctx * kvh * 2 * d * kvb + b * kvh * 2 * d * kvb + b * h * 2 * d * 2
+        assert pred == pytest.approx(nbytes / BW, rel=1e-9)  # memory-bound
+
+
+def test_fp8_kv_cache_prefill_runs_fp8_attention(h100_ideal):
+    # the graph's rule: fp8 FMHA with an fp8 cache (TensorRT-LLM times such rows like fp8 ones)
+    base = dict(op="attention_prefill", batch=1, seq_len=8192, kv_len=8192, num_heads=32, num_kv_heads=32,
+                head_dim=128, dtype="bf16")
+    t_bf16, t_fp8 = predict(rows_table([dict(base, kv_dtype="bf16"), dict(base, kv_dtype="fp8")]), h100_ideal)
+    assert t_bf16 / t_fp8 == pytest.approx(2.0, rel=1e-3)  # compute-bound: fp8 peak is twice bf16's
+
+
+def test_balanced_moe_reads_min_of_assignments_and_experts(h100_ideal):
+    hidden, inter, topk, experts = 4096, 1536, 8, 128
+    rows = [dict(op="moe", tokens=t, hidden=hidden, inter=inter, topk=topk, num_experts=experts, tp=1, ep=1,
+                 dtype="bf16") for t in (1, 4)]
+    pred = predict(rows_table(rows), h100_ideal)
+    for t, p in zip((1, 4), pred):
+        active = min(t * topk, experts)
+        weights = active * 3 * hidden * inter * 2  # gate + up + down of every expert that gets a token
+        a = t * topk  # expert rows
+        acts = (a * hidden + a * 2 * inter) * 2 + (a * inter + a * hidden) * 2  # gate_up GEMM + down GEMM
+        act_fn = (2 * inter + inter) * a * 2
+        combine = (a + t) * hidden * 2
+        # every operator is memory-bound at these sizes on an ideal H100
+        assert p == pytest.approx((weights + acts + act_fn + combine) / BW, rel=1e-6)
+
+
+def test_moe_ep_shares_experts_and_tokens(h100_ideal):
+    row = dict(op="moe", tokens=8192, hidden=4096, inter=1536, topk=8, num_experts=128, tp=1, dtype="bf16")
+    t1, t8 = predict(rows_table([dict(row, ep=1), dict(row, ep=8)]), h100_ideal)
+    # balanced: each of 8 ranks gets 1/8 of the assignments and 1/8 of the experts (compute-bound here)
+    assert t1 / t8 == pytest.approx(8.0, rel=0.05)
+
+
+def test_collectives_use_the_alpha_beta_model(h100_ideal):
+    rows = [dict(op="allgather", num_devices=8, message_bytes=1 << 26, dtype="fp16")]
+    pred = predict(rows_table(rows), h100_ideal)[0]
+    up = h100_ideal.scale_up
+    assert pred == pytest.approx(7 * up.latency_s + 7 / 8 * (1 << 26) / up.bandwidth_bytes_per_s, rel=1e-9)
+
+
+def test_unknown_dtype_rows_are_not_predicted():
+    table = rows_table([dict(op="gemm", m=1, n=2, k=3, dtype="bf16"), dict(op="gemm", m=1, n=2, k=3, dtype="e5m2x")])
+    ks = build_kernels(table)
+    assert ks.unsupported.tolist() == [1]
+    pred = ks.predict(get_device("h100-sxm"))
+    assert np.isfinite(pred[0]) and np.isnan(pred[1])
+
+
+def test_dtype_the_device_lacks_falls_back_like_peak_flops(h100_ideal):
+    # fp4 on an H100 runs at the fp8 peak (Device.peak_flops' fallback), as the cost model does
+    rows = [dict(op="gemm", m=8192, n=8192, k=8192, dtype="fp8"), dict(op="gemm", m=8192, n=8192, k=8192, dtype="fp4")]
+    t8, t4 = predict(rows_table(rows), h100_ideal)
+    assert t4 == pytest.approx(t8, rel=1e-6)  # compute-bound: same peak, same FLOPs
+
+
+def test_subset_and_work_keep_row_order():
+    rows = [dict(op="gemm", m=m, n=256, k=512, dtype="bf16") for m in (1, 2, 3, 4)]
+    ks = build_kernels(rows_table(rows))
+    flops, nbytes = ks.work()
+    assert flops.tolist() == [2.0 * m * 256 * 512 for m in (1, 2, 3, 4)]
+    sub = ks.subset(np.array([False, True, False, True]))
+    assert sub.work()[0].tolist() == [flops[1], flops[3]]
+
+
+def test_every_sample_row_is_predicted_positive():
+    t = load_measurements(SAMPLE)
+    for dev in ("h100-sxm", "b200"):
+        x = t.filter(pc.equal(t.column("device"), dev))
+        pred = predict(x, get_device(dev))
+        assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    fam = set(families(t).tolist())
+    assert fam == {"gemm", "attention", "mla", "moe", "collective"}
