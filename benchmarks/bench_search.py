@@ -9,8 +9,11 @@ Usage: python benchmarks/bench_search.py [--quick]
 2. Per-point studies: the exact evaluator ('estimate': every decode step costed,
    one configuration per task, the shape of a simulation-backed study) on 1 and 2
    workers: wall time and speed-up, and that both give identical stored results.
-3. Simulation-backed study: run when the serving simulator exposes
-   ``infersim.serving.simulate``; until then this prints that it is pending.
+3. Simulation-backed study: ``examples/studies/sim-llama8b.yaml`` (48 points, 400 simulated
+   requests each) and the same study with 10x the requests per simulation, on 1 and 2
+   workers: wall time (pool start included), speed-up, and that both give identical stored
+   results. The load average is printed before each run: on a shared machine other jobs
+   take cores away and the speed-up says as much about them as about the search.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from infersim.search import DEFAULT_STUDY, InlineBackend, LocalBackend, open_store, run_study, study_from_dict
-from infersim.search.evaluators.simulation import serving_simulate
+
+SIM_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "studies" / "sim-llama8b.yaml"
 
 
 def static_study(points_per_batch_axis: int):
@@ -40,6 +46,35 @@ def exact_study(n_batches: int):
         "slo": {"ttft_p99_s": 1.0, "tpot_p90_s": 0.05},
         "objectives": [{"min": "usd_per_million_output_tokens"}],
     }, "<bench>")
+
+
+def simulation_study(requests_factor: int):
+    """The simulation-backed example study, with ``requests_factor`` x its requests per simulation."""
+    data = yaml.safe_load(SIM_EXAMPLE.read_text())
+    options = data["evaluator"]["options"]
+    options["requests"] *= requests_factor
+    data["name"] = f"bench-sim-{options['requests']}"
+    return study_from_dict(data, str(SIM_EXAMPLE)), options["requests"]
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)"
+
+
+def one_vs_two_workers(study, tmp: Path, tag: str, show_load: bool = False) -> None:
+    """Wall time on 1 and 2 workers, the speed-up, and whether the stored results are identical."""
+    results = {}
+    for workers in (1, 2):
+        before = load()
+        backend = InlineBackend() if workers == 1 else LocalBackend(workers)
+        with backend:
+            p, wall, rows = timed(study, backend, tmp / f"{tag}-{workers}.duckdb")
+        results[workers] = (wall, rows)
+        print(f"   {workers} worker{'s' if workers > 1 else ' '}  {wall:6.2f} s  ({p.evaluated / wall:6.1f} configs/s)"
+              + (f"   [{before} before the run]" if show_load else ""))
+    speedup = results[1][0] / results[2][0]
+    same = results[1][1] == results[2][1]
+    print(f"   speed-up 1 -> 2 workers: {speedup:.2f}x; identical stored results: {same}")
 
 
 def _burn(n: int) -> int:
@@ -71,7 +106,7 @@ def timed(study, backend, db: Path):
         t0 = time.perf_counter()
         progress = run_study(study, store, backend)
         wall = time.perf_counter() - t0
-        rows = store.con.execute("SELECT key, status, metrics FROM evaluations ORDER BY key").fetchall()
+        rows = store.con.execute("SELECT key, status, config, metrics, error FROM evaluations ORDER BY key").fetchall()
     return progress, wall, rows
 
 
@@ -94,20 +129,16 @@ def main() -> None:
     study = exact_study(12 if args.quick else 40)
     n = study.trial_budget()
     print(f"\n2. per-point study, {n} configurations (exact evaluator, 4096 decode steps costed each)")
-    results = {}
-    for workers in (1, 2):
-        backend = InlineBackend() if workers == 1 else LocalBackend(workers)
-        with backend:
-            p, wall, rows = timed(study, backend, tmp / f"exact-{workers}.duckdb")
-        results[workers] = (wall, rows)
-        print(f"   {workers} worker{'s' if workers > 1 else ' '}  {wall:6.2f} s  ({p.evaluated / wall:6.1f} configs/s)")
-    speedup = results[1][0] / results[2][0]
-    same = results[1][1] == results[2][1]
-    print(f"   speed-up 1 -> 2 workers: {speedup:.2f}x; identical stored results: {same}")
+    one_vs_two_workers(study, tmp, "exact")
     print(f"   (this machine's 2-process speed-up on pure-Python work right now: {machine_parallelism():.2f}x)")
 
-    print("\n3. simulation-backed study:", "pending: infersim.serving.simulate is not exposed yet"
-          if serving_simulate() is None else "see the simulation evaluator (not wired in this benchmark yet)")
+    print(f"\n3. simulation-backed study ({SIM_EXAMPLE.name}: serving simulation per point, one point per task)")
+    for factor in (1,) if args.quick else (1, 10):
+        study, requests = simulation_study(factor)
+        print(f"   {study.trial_budget()} configurations x {requests} simulated requests")
+        one_vs_two_workers(study, tmp, f"sim-{requests}", show_load=True)
+    print(f"   (this machine's 2-process speed-up on pure-Python work right now: {machine_parallelism():.2f}x; "
+          f"{load()})")
 
 
 if __name__ == "__main__":

@@ -110,11 +110,10 @@ def test_schema_errors_name_the_field():
     fails(base(evaluator={"kind": "custom", "target": "no.such.module:Thing"}), "evaluator.target", "cannot import")
 
 
-def test_simulation_evaluator_is_refused_until_the_simulator_exists(monkeypatch):
-    import infersim.search.evaluators.simulation as sim
-
-    monkeypatch.setattr(sim, "serving_simulate", lambda: None)
-    fails(base(evaluator="simulation"), "evaluator", "infersim.serving.simulate")
+def test_simulation_evaluator_needs_an_arrival_rate():
+    study_from_dict(base(evaluator="simulation"), "study.yaml")  # the chat preset has one
+    fails(base(evaluator="simulation", workload={"input_tokens": 8, "output_tokens": 8}), "workload.rate_rps",
+          "arrival rate")
 
 
 def test_file_errors(tmp_path):

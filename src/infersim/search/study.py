@@ -185,6 +185,7 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     if not params:
         raise ConfigError(origin, "space", "is empty: give at least one parameter")
     _check_knobs(params, knobs, origin)
+    cls.check_params(context, params, origin)
     names = [p.name for p in params]
     for k, p in enumerate(params):
         for key, _ in (p.when.clauses if p.when else ()):
@@ -393,9 +394,7 @@ def _scoring(spec: StudySpec, cls, context: EvaluatorContext, origin: str) -> Sc
 
     def check_metric(metric: str, where: str) -> None:
         if known is not None and metric not in known:
-            hint = ""
-            if metric == "utilization":
-                hint = " ('utilization' needs workload.rate_rps)"
+            hint = cls.unknown_metric_hint(context, metric)
             raise ConfigError(origin, where, f"unknown metric '{metric}'{hint}; this evaluator reports: "
                               + ", ".join(known))
 

@@ -9,8 +9,11 @@ evaluation raised; the error text is kept).
 
 :class:`PerPointEvaluator` is the shape of an expensive evaluator (the serving
 simulation): the static model first rejects what cannot fit or divide, then
-``evaluate_one`` runs per surviving point, each failure isolated. Adding a
-simulation-backed evaluator is a subclass with ``evaluate_one``.
+``evaluate_one`` runs per surviving point, each failure isolated (an
+``evaluate_one`` that raises :class:`PointRejected` records the point as
+rejected, with the reason; any other exception records it as failed).
+``screen_config`` chooses what the static model screens (the serving simulation
+screens one request, see :mod:`.simulation`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ..scoring import FAILED, OK, REJECTED
-from ..space import Config, Value
+from ..space import Config, Param, Value
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class Columns:
         return [self.outcome(i) for i in range(len(self))]
 
 
+class PointRejected(Exception):
+    """Raised by :meth:`PerPointEvaluator.evaluate_one`: the configuration cannot run (the message says why)."""
+
+
 def as_columns(result: "list[Outcome] | Columns") -> Columns:
     return result if isinstance(result, Columns) else Columns.from_outcomes(result)
 
@@ -122,6 +129,16 @@ class Evaluator(ABC):
     def check(cls, context: EvaluatorContext, origin: object) -> None:
         """Validate options before any evaluation; raise :class:`ConfigError` naming the field."""
 
+    @classmethod
+    def check_params(cls, context: EvaluatorContext, params: list[Param], origin: object) -> None:
+        """Validate the search space's parameters (their values) before any evaluation; raise
+        :class:`ConfigError` naming ``space.<name>``."""
+
+    @classmethod
+    def unknown_metric_hint(cls, context: EvaluatorContext, metric: str) -> str:
+        """Text appended to the 'unknown metric' error of ``metric`` (why it is not reported)."""
+        return " ('utilization' needs workload.rate_rps)" if metric == "utilization" else ""
+
     @abstractmethod
     def evaluate(self, configs: list[Config]) -> "list[Outcome] | Columns":
         """One outcome per configuration, in order (or the same as :class:`Columns`).
@@ -147,10 +164,15 @@ class PerPointEvaluator(Evaluator):
 
     @abstractmethod
     def evaluate_one(self, config: Config, static_metrics: dict) -> dict:
-        """Metrics of one configuration that passed the static screen."""
+        """Metrics of one configuration that passed the static screen (raise :class:`PointRejected`
+        when it turns out it cannot run)."""
+
+    def screen_config(self, config: Config) -> Config:
+        """The configuration the static model screens in place of ``config`` (by default itself)."""
+        return config
 
     def evaluate(self, configs: list[Config]) -> list[Outcome]:
-        screened = self._screen.evaluate(configs).outcomes()
+        screened = self._screen.evaluate([self.screen_config(c) for c in configs]).outcomes()
         out = []
         factor = self.context.options.get("screen_slo_factor")
         for config, first in zip(configs, screened):
@@ -164,6 +186,8 @@ class PerPointEvaluator(Evaluator):
                     continue
             try:
                 out.append(Outcome(OK, self.evaluate_one(config, first.metrics)))
+            except PointRejected as exc:
+                out.append(Outcome(REJECTED, None, str(exc)))
             except Exception as exc:  # noqa: BLE001 - a failing point is recorded, the study goes on
                 out.append(failure(exc))
         return out

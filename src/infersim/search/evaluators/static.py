@@ -20,7 +20,8 @@ arrive together, the :func:`~infersim.perf.estimate.estimate` scenario):
 * ``usd_per_million_output_tokens`` is the price of all devices over the served
   token rate (equal to the estimate's at full load).
 * ``goodput_tokens_per_s_per_device``: served output tokens/s per device when the
-  point meets every SLO of the study (and ``utilization <= 1``), else 0.
+  point meets every SLO of the study (and ``utilization <= 1``), else 0. The
+  simulation evaluator applies it request by request (:mod:`.simulation`).
 * ``joules_per_output_token`` and ``power_w`` are at full load (the estimate's
   linear power model).
 """
