@@ -166,5 +166,5 @@ def render_run(study, progress, console: Console, db: str) -> None:
     console.print(
         f"[bold]{study.name}[/bold]: {progress.asked} trials, {progress.evaluated} evaluated now"
         f" ({rate:,.0f}/s), {progress.cached} already in {db}; {progress.feasible} feasible,"
-        f" {progress.rejected} rejected by the static screen, {progress.failed} failed"
+        f" {progress.rejected} rejected before evaluation (static screen or simulator checks), {progress.failed} failed"
         f" in {progress.elapsed_s:.1f} s")
