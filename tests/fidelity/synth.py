@@ -55,6 +55,18 @@ def attention_rows() -> list[dict]:
     return out
 
 
+def mla_rows() -> list[dict]:
+    out = []
+    for h, b in itertools.product((16, 128), (1, 4, 32)):
+        for s in (16, 256, 2048):
+            out.append(dict(op="mla_prefill", batch=b, seq_len=s, kv_len=s, num_heads=h, num_kv_heads=h,
+                            head_dim=192, dtype="bf16", kv_dtype="bf16"))
+        for ctx in (16, 512, 8192, 65536):
+            out.append(dict(op="mla_decode", batch=b, seq_len=1, kv_len=ctx, num_heads=h, num_kv_heads=1,
+                            head_dim=576, dtype="bf16", kv_dtype="bf16"))
+    return out
+
+
 def collective_rows() -> list[dict]:
     out = []
     for op, p in itertools.product(("allreduce", "allgather", "reducescatter", "alltoall"), (2, 4, 8)):
@@ -83,6 +95,18 @@ TRUE_ATTENTION = dict(
     decode_attention_query_bandwidth_fraction=0.08,
     decode_attention_overhead_us=6.5,
 )
+#: per-thread-block attention terms (prefill blocks of 128 queries, softmax, decode blocks and parallelism)
+TRUE_BLOCKS = dict(
+    attention_query_tile=128,
+    attention_softmax_fraction=0.07,
+    attention_cta_us=2.5,
+    decode_attention_cta_us_by_dtype={"bf16": 3.0},
+    decode_attention_head_cta_us=1.1,
+    decode_attention_parallel_half=4.0,
+)
+#: MLA kernels apart from the attention ones
+TRUE_MLA = dict(mla_overrides={"attention_max_fraction_by_dtype.bf16": 0.55, "attention_overhead_us": 14.0,
+                               "decode_attention_overhead_us": 8.0, "decode_attention_memory_max_fraction": 0.6})
 TRUE_COLLECTIVE = dict(
     collective_bandwidth_fraction_by_kind={"all-reduce": 0.9, "all-gather": 0.6, "reduce-scatter": 0.55,
                                            "all-to-all": 0.5},

@@ -19,11 +19,14 @@ from infersim.hardware import get_device
 from infersim.hardware.schema import EfficiencySpec
 from tests.fidelity.synth import (
     TRUE_ATTENTION,
+    TRUE_BLOCKS,
     TRUE_COLLECTIVE,
     TRUE_GEMM,
+    TRUE_MLA,
     attention_rows,
     collective_rows,
     gemm_rows,
+    mla_rows,
     rows_table,
     synthetic,
 )
@@ -80,6 +83,33 @@ def test_attention_parameters_are_recovered_with_prefill_and_decode_apart():
         elif name != "attention_half_flops":
             assert _fitted(cal, name) == pytest.approx(TRUE_ATTENTION[name], rel=0.08), name
     assert _fitted(cal, "attention_half_flops") == pytest.approx(TRUE_ATTENTION["attention_half_flops"], rel=0.3)
+
+
+def test_block_terms_are_recovered_with_the_attention_terms():
+    true = {**TRUE_GEMM, **TRUE_ATTENTION, **TRUE_BLOCKS}
+    table, true_dev = synthetic(attention_rows(), true, noise=0.02, seed=3)
+    start = _stripped(true_dev, {**TRUE_ATTENTION, **TRUE_BLOCKS})
+    cal = calibrate(table, start)
+    assert cal.efficiency.attention_query_tile == 128
+    for name, rel in (("attention_softmax_fraction", 0.1), ("attention_cta_us", 0.1),
+                      ("decode_attention_cta_us_by_dtype.bf16", 0.1), ("decode_attention_head_cta_us", 0.15),
+                      ("decode_attention_parallel_half", 0.3), ("attention_overhead_us", 0.1)):
+        assert _fitted(cal, name) == pytest.approx(_true(true, name), rel=rel), name
+    assert cal.stages[0].train_mdape < 0.03
+    # the plain model (no block terms) cannot follow these latencies as closely
+    plain = calibrate(table, start, blocks=False)
+    assert plain.stages[0].train_mdape > 2 * cal.stages[0].train_mdape
+
+
+def test_mla_rows_get_their_own_terms_after_the_attention_stage():
+    true = {**TRUE_GEMM, **TRUE_ATTENTION, **TRUE_MLA}
+    table, true_dev = synthetic(attention_rows() + mla_rows(), true, noise=0.01, seed=4)
+    cal = calibrate(table, _stripped(true_dev, {**TRUE_ATTENTION, **TRUE_MLA}), blocks=False)
+    assert [s.stage for s in cal.stages] == ["attention", "mla"]
+    for key, value in TRUE_MLA["mla_overrides"].items():
+        assert _fitted(cal, f"mla_overrides.{key}") == pytest.approx(value, rel=0.1), key
+    # the attention stage saw no MLA rows: its terms are the GQA kernels'
+    assert _fitted(cal, "attention_overhead_us") == pytest.approx(TRUE_ATTENTION["attention_overhead_us"], rel=0.08)
 
 
 def test_collective_parameters_are_recovered():

@@ -143,3 +143,119 @@ def test_efficiency_fields_are_validated_with_file_and_field():
     data["efficiency"] = {"gemm_tiles": [[0, 64]], "source": "x" * 5}
     with pytest.raises(ConfigError, match="gemm_tiles"):
         parse_hardware_yaml(json.dumps(data), "my.yaml")
+
+
+# ---------------------------------------------------------------- per-thread-block and per-expert terms
+
+
+def _attention_row(b, name, **counts):
+    b.add(name, OpKind.ATTENTION, dtype=counts.pop("dtype", "bf16"), **counts)
+
+
+def test_prefill_blocks_and_softmax_by_hand():
+    h100 = ideal(get_device("h100-sxm"))
+    dev = _with(h100, attention_cta_us=2.0, attention_query_tile=64, attention_softmax_fraction=0.05,
+                attention_max_fraction=1.0, attention_half_flops=0.0)
+    b = OpBuilder(1)
+    # 3 sequences of 100 queries, 8 heads: ceil(100 / 64) = 2 tiles each -> 3 * 8 * 2 = 48 blocks
+    _attention_row(b, "attention.prefill", flops=1e9, act_bytes=1e3, seqs=3.0, query_tokens=300.0,
+                   scores=4e7, heads=8.0, kv_heads=2.0)
+    c = cost_ops(b.build(), dev)
+    assert c.overhead_s[0, 0] == pytest.approx(48 / 132 * 2e-6)
+    # softmax: 4e7 exponentials at 5% of the 67 TFLOP/s fp32 peak, on top of the 1 GFLOP at 989.4 TFLOP/s
+    assert c.compute_s[0, 0] == pytest.approx(1e9 / 989.4e12 + 4e7 / (0.05 * 67e12))
+    assert c.time_s[0, 0] == pytest.approx(c.compute_s[0, 0] + 48 / 132 * 2e-6)
+
+
+def test_decode_blocks_group_rule_and_parallelism_by_hand():
+    h100 = ideal(get_device("h100-sxm"))
+    dev = _with(h100, decode_attention_cta_us=3.0, decode_attention_cta_us_by_dtype={"fp8": 1.0},
+                decode_attention_head_cta_us=0.5, decode_attention_max_group=4, decode_attention_parallel_half=20.0)
+    b = OpBuilder(1)
+    kv = 3.35e6  # 1 us at 3.35 TB/s
+    # 10 sequences, 16 query heads over 8 KV heads (group 2): grouped kernel, 80 blocks
+    _attention_row(b, "attention.decode", kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=16.0, kv_heads=8.0)
+    # the same in fp8: its own block cost
+    _attention_row(b, "attention.decode", dtype="fp8", kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=16.0,
+                   kv_heads=8.0)
+    # group 8 > 4: one block per query head (10 x 64 = 640), each streaming its KV head's cache
+    _attention_row(b, "attention.decode", kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=64.0, kv_heads=8.0)
+    # MHA (group 1): the per-head kernel, no extra reads
+    _attention_row(b, "attention.decode", kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=8.0, kv_heads=8.0)
+    # MLA: one latent per sequence, grouped whatever the heads
+    _attention_row(b, "attention.decode", kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=128.0, kv_heads=1.0,
+                   mla=True)
+    c = cost_ops(b.build(), dev)
+    blocks = np.array([80, 80, 640, 80, 10])
+    cta = np.array([3.0, 1.0, 0.5, 0.5, 3.0])
+    assert c.overhead_s[:, 0] == pytest.approx(blocks / 132 * cta * 1e-6)
+    share = blocks / (blocks + 20.0)
+    reads = np.array([1, 1, 8, 1, 1])  # group 8 per-head blocks read the KV once per query head
+    assert c.memory_s[:, 0] == pytest.approx(1e-6 * reads / share)
+
+
+def test_mla_rows_use_their_overrides_only():
+    dev = _with(ideal(get_device("h100-sxm")), attention_overhead_us=10.0,
+                mla_overrides={"attention_overhead_us": 3.0, "attention_max_fraction_by_dtype.bf16": 0.5})
+    b = OpBuilder(1)
+    _attention_row(b, "attention.prefill", flops=989.4e6)
+    _attention_row(b, "attention.prefill", flops=989.4e6, mla=True)
+    c = cost_ops(b.build(), dev)
+    assert c.overhead_s[:, 0].tolist() == pytest.approx([10e-6, 3e-6])
+    assert c.compute_s[:, 0].tolist() == pytest.approx([1e-6, 2e-6])  # full peak vs MLA's half
+
+
+def test_grouped_gemm_expert_tiles_permutation_and_memory_fraction():
+    h100 = ideal(get_device("h100-sxm"))
+    tiles = [(64, 64)]
+    # 100 rows over 4 experts: 25 rows each -> 4 row tiles of 64 (not ceil(100/64) = 2); n = 640 -> 10 column tiles
+    u = tiled_gemm_utilization(100.0, 640.0, 512.0, tiles, 132, experts=np.array(4.0))
+    assert u == pytest.approx(100 * 640 / (1 * 132 * 64 * 64))  # 40 tiles: one wave
+    u_many = tiled_gemm_utilization(100.0, 640.0, 512.0, tiles, 16, experts=np.array(4.0))
+    assert u_many == pytest.approx(100 * 640 / (3 * 16 * 64 * 64))  # 40 tiles on 16 units: 3 waves
+    assert tiled_gemm_utilization_scalar(100.0, 640.0, 512.0, tiles, 16, 0.0, 0, 4.0) == pytest.approx(u_many)
+    dev = _with(h100, gemm_tiles=tiles, grouped_gemm_expert_tiles=True, grouped_gemm_act_bandwidth_fraction=0.5,
+                grouped_gemm_memory_fraction_by_dtype={"bf16": 0.25})
+    b = OpBuilder(1)
+    b.gemm("moe.experts.gate_up", 100.0, 640.0, 512.0, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16",
+           experts=4.0)
+    b.gemm("mlp.gate_up", 100.0, 640.0, 512.0, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16")
+    c = cost_ops(b.build(), dev)
+    weight, act = 640 * 512 * 2, (100 * 512 + 100 * 640) * 2
+    bw = 3.35e12
+    # grouped: bytes at a quarter of the bandwidth, plus its activation bytes once more at half of it
+    assert c.memory_s[0, 0] == pytest.approx((weight + act) / (0.25 * bw) + act / (0.5 * bw))
+    assert c.memory_s[1, 0] == pytest.approx((weight + act) / bw)
+    flops = 2 * 100 * 640 * 512
+    assert c.compute_s[:, 0] == pytest.approx(flops / (989.4e12 * 100 * 640 / (132 * 64 * 64)))  # one wave each
+    # on 16 units the grouped GEMM's 40 tiles take 3 waves, the plain one's 2 x 10 = 20 tiles 2
+    small = dataclasses.replace(dev, compute_units=16)
+    c16 = cost_ops(b.build(), small)
+    assert c16.compute_s[0, 0] / c16.compute_s[1, 0] == pytest.approx(3 / 2)
+
+
+def test_split_k_fills_the_units_by_hand():
+    # m = n = 128 with one 128 x 128 tile on 8 units: 1 block alone, or split k = 4096 four ways
+    tiles = [(128, 128)]
+    plain = tiled_gemm_utilization(128.0, 128.0, 4096.0, tiles, 8, k_half=64.0)
+    assert plain == pytest.approx(1 / 8 * 4096 / (4096 + 64))
+    split = tiled_gemm_utilization(128.0, 128.0, 4096.0, tiles, 8, k_half=64.0, split_k=4)
+    assert split == pytest.approx(4 / 8 * 1024 / (1024 + 64))  # s = 4 beats 1 and 2
+    assert tiled_gemm_utilization_scalar(128.0, 128.0, 4096.0, tiles, 8, 64.0, 0, 0.0, 4) == pytest.approx(split)
+    # a shallow k is not worth splitting: k / s shrinks against k_half
+    shallow = tiled_gemm_utilization(128.0, 128.0, 64.0, tiles, 8, k_half=64.0, split_k=4)
+    assert shallow == pytest.approx(max(s / 8 * (64 / s) / (64 / s + 64) for s in (1, 2, 4)))
+
+
+def test_mla_overrides_are_validated():
+    assert EfficiencySpec(mla_overrides={"decode_attention_cta_us": 2.0}).for_mla().decode_attention_cta_us == 2.0
+    with pytest.raises(ValueError, match="cannot be overridden for MLA"):
+        EfficiencySpec(mla_overrides={"gemm_k_half": 2.0})
+    with pytest.raises(ValueError, match="unknown dtype"):
+        EfficiencySpec(mla_overrides={"attention_max_fraction_by_dtype.int3": 0.5})
+
+
+def test_plain_devices_have_no_block_terms():
+    for name in ("h100-sxm", "b200", "a100-sxm-80gb"):
+        eff = get_device(name).efficiency
+        assert not eff.block_terms and not eff.grouped_gemm_expert_tiles and eff.gemm_split_k == 1

@@ -87,6 +87,28 @@ def test_moe_ep_shares_experts_and_tokens(h100_ideal):
     assert t1 / t8 == pytest.approx(8.0, rel=0.05)
 
 
+def test_kernel_rows_carry_sequences_heads_and_experts():
+    rows = [dict(op="attention_prefill", batch=3, seq_len=100, kv_len=100, num_heads=32, num_kv_heads=8,
+                 head_dim=128, dtype="bf16", kv_dtype="bf16"),
+            dict(op="attention_decode", batch=5, seq_len=1, kv_len=700, num_heads=16, num_kv_heads=2, head_dim=64,
+                 dtype="bf16", kv_dtype="bf16"),
+            dict(op="mla_decode", batch=2, seq_len=1, kv_len=64, num_heads=16, num_kv_heads=1, head_dim=576,
+                 dtype="bf16", kv_dtype="bf16"),
+            dict(op="moe", tokens=4, hidden=1024, inter=512, topk=2, num_experts=64, tp=1, ep=2, dtype="bf16")]
+    got = {}
+    for idx, table in build_kernels(rows_table(rows)).groups:
+        for j, name in enumerate(table.names):
+            got[(int(idx[0]), name)] = (table.seqs[j, 0], table.query_tokens[j, 0], table.scores[j, 0],
+                                        table.heads[j, 0], table.kv_heads[j, 0], bool(table.mla[j]),
+                                        table.experts[j, 0])
+    assert got[(0, "attention.prefill")] == (3, 300, 3 * 100 * 101 / 2 * 32, 32, 8, False, 0)
+    assert got[(1, "attention.decode")] == (5, 5, 5 * 700 * 16, 16, 2, False, 0)
+    assert got[(2, "attention.decode")] == (2, 2, 2 * 64 * 16, 16, 1, True, 0)
+    # balanced routing: 4 tokens x top-2 = 8 assignments on 8 distinct experts, 4 per EP rank
+    assert got[(3, "moe.experts.gate_up")][-1] == 4 and got[(3, "moe.experts.down")][-1] == 4
+    assert got[(3, "moe.combine")][-1] == 0
+
+
 def test_collectives_use_the_alpha_beta_model(h100_ideal):
     rows = [dict(op="allgather", num_devices=8, message_bytes=1 << 26, dtype="fp16")]
     pred = predict(rows_table(rows), h100_ideal)[0]

@@ -172,3 +172,22 @@ def test_dp_attention_needs_moe_and_full_expert_parallelism():
         Parallelism(tp=8, ep=8, dp_attention=True).validate(get_model("llama-3.1-70b"))
     with pytest.raises(InfersimError, match="--ep equal to --tp"):
         Parallelism(tp=8, ep=4, dp_attention=True).validate(get_model("deepseek-v3"))
+
+
+def test_attention_and_expert_rows_carry_their_counts():
+    m = get_model("llama-3.1-70b")  # 64 query heads, 8 KV heads
+    shape = StepShape.from_requests(m, chunks=[100, 30], pasts=[0, 50], decode_contexts=[10, 20, 30])
+    t = build_step_graph(m, Parallelism(tp=4), Precision(), shape)
+    (pre,), (dec,) = rows(t, "attention.prefill"), rows(t, "attention.decode")
+    assert (t.seqs[pre, 0], t.query_tokens[pre, 0], t.heads[pre, 0], t.kv_heads[pre, 0]) == (2, 130, 16, 2)
+    assert t.scores[pre, 0] == 16 * (100 * 101 / 2 + 30 * 50 + 30 * 31 / 2)  # causal pairs x query heads
+    assert (t.seqs[dec, 0], t.query_tokens[dec, 0], t.scores[dec, 0]) == (3, 3, 16 * 60)
+    assert not t.mla.any() and not t.experts.any()
+    q = get_model("qwen3-30b-a3b")  # 128 experts, top-8
+    t = build_step_graph(q, Parallelism(tp=4, ep=4), Precision(), StepShape.uniform(q, decode_seqs=5, decode_context=9))
+    for i in rows(t, "moe.experts.gate_up") + rows(t, "moe.experts.down"):
+        assert t.experts[i, 0] == pytest.approx(128 * (1 - (1 - 8 / 128) ** 5) / 4)
+    d = get_model("deepseek-v3")
+    t = build_step_graph(d, Parallelism(tp=8), Precision(), StepShape.uniform(d, decode_seqs=2, decode_context=9))
+    for i in rows(t, "attention.decode"):  # one per layer group (dense and MoE layers)
+        assert t.mla[i] and (t.heads[i, 0], t.kv_heads[i, 0]) == (16, 1)

@@ -11,6 +11,18 @@ from infersim.perf.shape import StepShape
 from infersim.perf.step_time import StepTimeModel
 
 
+def _random_batches(rng, trials: int, max_pre: int, max_dec: int, max_chunk: int, short_chunk: int | None = None):
+    """(chunks, pasts, decode contexts) of random mixed batches; with ``short_chunk``, two batches in
+    three have only chunks shorter than it (partial query tiles)."""
+    for trial in range(trials):
+        n_pre, n_dec = int(rng.integers(0, max_pre)), int(rng.integers(0, max_dec))
+        chunks = rng.integers(1, short_chunk if short_chunk and trial % 3 else max_chunk, n_pre)
+        pasts = rng.integers(0, 5000, n_pre)
+        ctx = rng.integers(1, 12000, n_dec)
+        if n_pre + n_dec:
+            yield chunks, pasts, ctx
+
+
 @pytest.mark.parametrize("model,par,prec", [
     ("llama-3.1-8b", Parallelism(), Precision()),
     ("llama-3.1-70b", Parallelism(tp=4), Precision(weight="fp8", kv_cache="fp8")),
@@ -23,14 +35,8 @@ def test_step_time_equals_full_graph_on_random_batches(model, par, prec):
     m = get_model(model)
     d = get_device("h200")
     fast = StepTimeModel(m, d, par, prec, initial_max_tokens=64)  # forces table growth
-    rng = np.random.default_rng(1)
-    for _ in range(6):
-        n_pre, n_dec = rng.integers(0, 4), rng.integers(0, 40)
-        chunks = rng.integers(1, 700, n_pre)
-        pasts = rng.integers(0, 5000, n_pre)
-        ctx = rng.integers(1, 12000, n_dec)
-        if n_pre + n_dec == 0:
-            continue
+    for chunks, pasts, ctx in _random_batches(np.random.default_rng(1), 6, 4, 40, 700):
+        n_pre, n_dec = len(chunks), len(ctx)
         shape = StepShape.from_requests(m, chunks=chunks, pasts=pasts, decode_contexts=ctx)
         table, costs = step_costs(m, d, par, prec, shape)
         assert fast.step_time_for(chunks, pasts, ctx) == pytest.approx(costs.step_time_s[0], rel=1e-9)
@@ -68,3 +74,57 @@ def test_step_time_honours_per_dtype_and_attention_fractions():
     assert fast.step_time_for(chunks, pasts, ctx) == pytest.approx(costs.step_time_s[0], rel=1e-9)
     slower = StepTimeModel(m, base, Parallelism(), prec).step_time_for(chunks, pasts, ctx)
     assert fast.step_time_for(chunks, pasts, ctx) > slower  # lower fractions, longer compute-bound prefill
+
+
+#: every per-thread-block, MLA, grouped-GEMM and split-K term of the efficiency model switched on
+BLOCK_TERMS = dict(
+    gemm_tiles=[(64, 64), (128, 128), (128, 256)], gemm_k_half=150.0, gemm_split_k=8,
+    attention_softmax_fraction=0.06, attention_query_tile=64, attention_cta_us=3.0,
+    decode_attention_cta_us=2.0, decode_attention_cta_us_by_dtype={"fp8": 0.5}, decode_attention_head_cta_us=1.2,
+    decode_attention_max_group=4, decode_attention_parallel_half=3.0,
+    attention_query_bandwidth_fraction=0.4, decode_attention_query_bandwidth_fraction=0.2,
+    mla_overrides={"attention_overhead_us": 9.0, "attention_max_fraction_by_dtype.bf16": 0.45,
+                   "attention_cta_us": 0.7, "decode_attention_cta_us": 25.0, "decode_attention_parallel_half": 20.0,
+                   "decode_attention_memory_max_fraction": 0.5},
+    grouped_gemm_expert_tiles=True, grouped_gemm_act_bandwidth_fraction=0.3,
+    grouped_gemm_memory_fraction_by_dtype={"bf16": 0.6, "fp8": 0.5},
+)
+
+
+@pytest.mark.parametrize("model,par,prec", [
+    ("llama-3.1-8b", Parallelism(), Precision()),  # group 4: the grouped decode kernel
+    ("llama-3.1-70b", Parallelism(tp=2), Precision(kv_cache="fp8")),  # group 8 > 4: one block per query head
+    ("llama-2-7b", Parallelism(), Precision()),  # MHA: the per-head kernel
+    ("gemma-2-9b", Parallelism(tp=2), Precision()),  # sliding-window layers
+    ("deepseek-v3", Parallelism(tp=8, ep=8), Precision(weight="fp8")),  # MLA overrides, split-K MLA GEMMs
+    ("qwen3-30b-a3b", Parallelism(tp=4, ep=4, dp_attention=True), Precision()),  # fractional sequences
+])
+def test_step_time_equals_full_graph_with_block_terms(model, par, prec):
+    import dataclasses
+
+    base = get_device("h200")
+    d = dataclasses.replace(base, efficiency=base.efficiency.model_copy(update=BLOCK_TERMS))
+    m = get_model(model)
+    fast = StepTimeModel(m, d, par, prec, initial_max_tokens=64)
+    # many short chunks (partial query tiles), a few long ones, and decodes
+    for chunks, pasts, ctx in _random_batches(np.random.default_rng(7), 8, 12, 60, 900, short_chunk=40):
+        shape = StepShape.from_requests(m, chunks=chunks, pasts=pasts, decode_contexts=ctx)
+        _, costs = step_costs(m, d, par, prec, shape)
+        assert fast.step_time_for(chunks, pasts, ctx) == pytest.approx(costs.step_time_s[0], rel=1e-9)
+    # the terms are on: the same batch costs more than on the device without them
+    plain = StepTimeModel(m, base, par, prec)
+    chunks, pasts, ctx = [17, 33, 5], [0, 100, 7], [900] * 24
+    assert fast.step_time_for(chunks, pasts, ctx) != pytest.approx(plain.step_time_for(chunks, pasts, ctx), rel=1e-3)
+
+
+def test_rows_gain_block_keys_only_when_the_device_sets_block_terms():
+    # the serving simulator's fast path reads these row dicts; plain devices keep the old layout
+    m = get_model("llama-3.1-8b")
+    plain = StepTimeModel(m, get_device("h100-sxm"))
+    assert all("blocks" not in r and "split_k" not in r for r in plain._attention_rows)
+    import dataclasses
+
+    base = get_device("h100-sxm")
+    d = dataclasses.replace(base, efficiency=base.efficiency.model_copy(update=BLOCK_TERMS))
+    rows = StepTimeModel(m, d)._attention_rows
+    assert any("blocks" in r for r in rows)

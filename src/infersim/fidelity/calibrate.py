@@ -8,14 +8,17 @@ rows, in order, with what earlier stages fitted held fixed:
 
 1. ``gemm`` (GEMM and elementwise rows): per-dtype compute fraction, FLOP ramp,
    per-tile k-depth cost, memory fraction and ramp, per-dtype GEMM call cost, launch
-   cost; the candidate tile set is chosen from :data:`TILE_SETS` by the best fit.
-2. ``attention`` (attention and MLA rows): per-dtype fraction, ramp, memory fraction,
-   per-query bandwidth fraction, call cost.
-3. ``collective`` rows: per-collective bandwidth fraction, per-step latency, call cost.
-
-MoE layers are built from GEMM and elementwise operators (as in the step graph), so
-they get no parameters of their own: their accuracy measures how well the GEMM fit
-transfers to grouped expert GEMMs.
+   cost; the candidate tile set (with or without split-K) is chosen from :data:`TILE_SETS`
+   by the best fit, then each dtype may keep only :data:`LARGE_TILES` where that fits better.
+2. ``attention`` (GQA / MHA attention rows): per-dtype fraction, ramp, memory fraction,
+   per-query bandwidth fraction, call cost (decode apart), and the per-thread-block terms:
+   softmax rate, prefill block cost, decode block costs (grouped per dtype, per query head),
+   the decode parallelism half-point; the decode kernel's largest query group is chosen
+   from :data:`DECODE_GROUPS` by the best fit.
+3. ``mla`` (MLA rows, their own kernels): fractions, memory fractions, call and block costs
+   and the decode parallelism as ``mla_overrides``; the rest is the attention stage's.
+4. ``moe``: grouped-GEMM fractions and call cost, with per-expert tiles.
+5. ``collective`` rows: per-collective bandwidth fraction, per-step latency, call cost.
 
 The fit minimizes a robust (soft-L1) loss of ``log(predicted / measured)`` with
 bounded parameters (``scipy.optimize.least_squares``, trust-region reflective), which
@@ -49,12 +52,23 @@ from .metrics import SPLIT_COLUMNS
 TILE_SETS: dict[str, dict[str, object]] = {
     "single": {"gemm_tiles": [], "gemm_gemv_max_m": 0},
     "gpu": {"gemm_tiles": [(64, 64), (64, 128), (128, 128), (128, 256)], "gemm_gemv_max_m": 0},
+    "gpu-splitk": {"gemm_tiles": [(64, 64), (64, 128), (128, 128), (128, 256)], "gemm_gemv_max_m": 0,
+                   "gemm_split_k": 16},
     "cpu": {"gemm_tiles": [(8, 8), (16, 16), (32, 32), (64, 64)], "gemm_gemv_max_m": 1},
 }
 
+#: the candidate tiles a GEMM dtype may be restricted to (``gemm_tiles_by_dtype``)
+LARGE_TILES: list[tuple[int, int]] = [(128, 128), (128, 256)]
+#: decode kernels' largest query group per KV head tried by the fit (TensorRT-LLM's XQA packs up
+#: to 32 query heads per KV head; above that it falls back to one block per query head)
+DECODE_GROUPS: tuple[int | None, ...] = (None, 32)
+#: queries per prefill attention thread block (FlashAttention-2/3 use 128-row query tiles)
+ATTENTION_QUERY_TILE = 128
+
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("gemm", ("gemm", "elementwise")),
-    ("attention", ("attention_prefill", "attention_decode", "mla_prefill", "mla_decode")),
+    ("attention", ("attention_prefill", "attention_decode")),
+    ("mla", ("mla_prefill", "mla_decode")),
     ("moe", ("moe",)),
     ("collective", ("allreduce", "allgather", "reducescatter", "alltoall", "p2p")),
 )
@@ -129,9 +143,32 @@ def _collective_kinds(kernels: KernelSet) -> list[str]:
     return sorted(out)
 
 
-def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = False) -> list[Param]:
-    """The parameters a stage fits, given the rows it has (dtypes, collectives present) and
-    whether the tile model runs m = 1 as a matrix-vector kernel (``gemv``)."""
+def _fused_attention(kernels: KernelSet) -> dict:
+    """Which fused-attention block terms the rows of ``kernels`` exercise."""
+    out = {"any": False, "prefill": False, "decode": False, "per_head": False, "decode_dtypes": set()}
+    for _, table in kernels.groups:
+        for i, (name, kind) in enumerate(zip(table.names, table.kind)):
+            if kind != OpKind.ATTENTION or not np.any(table.seqs[i] > 0):
+                continue
+            out["any"] = True
+            if not is_decode_attention(name):
+                out["prefill"] = True
+                continue
+            out["decode"] = True
+            out["decode_dtypes"].add(table.dtype[i])
+            if not table.mla[i]:
+                kv = table.kv_heads[i]
+                group = np.where(kv > 0, table.heads[i] / np.where(kv > 0, kv, 1.0), 1.0)
+                out["per_head"] |= bool(np.any(group <= 1.0) and np.any(group > 1.0))
+    out["decode_dtypes"] = sorted(out["decode_dtypes"])
+    return out
+
+
+def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = False,
+                 blocks: bool = True) -> list[Param]:
+    """The parameters a stage fits, given the rows it has (dtypes, collectives present),
+    whether the tile model runs m = 1 as a matrix-vector kernel (``gemv``) and whether
+    attention gets its per-thread-block terms (``blocks``)."""
     if stage == "gemm":
         params = []
         gemm_dtypes = _op_dtypes(kernels, OpKind.GEMM)
@@ -167,11 +204,48 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
             params.append(Param(f"{prefix}attention_memory_max_fraction", 0.02, 1.0, 0.7))
             params.append(Param(f"{prefix}attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True))
             params.append(Param(f"{prefix}attention_overhead_us", 0.0, 1e4, 10.0))
+        if blocks:
+            # per-thread-block terms: only fused kernels (rows that carry their sequences) have them
+            fused = _fused_attention(kernels)
+            if fused["any"]:
+                params.append(Param("attention_softmax_fraction", 1e-4, 10.0, 0.05, log=True))
+            if fused["prefill"]:
+                params.append(Param("attention_cta_us", 0.0, 1e3, 2.0))
+            if fused["decode"]:
+                params += [Param(f"decode_attention_cta_us_by_dtype.{d}", 0.0, 1e3, 2.0)
+                           for d in fused["decode_dtypes"]]
+                params.append(Param("decode_attention_parallel_half", 1e-2, 1e5, 2.0, log=True))
+                if fused["per_head"]:
+                    params.append(Param("decode_attention_head_cta_us", 0.0, 1e3, 1.0))
+        return params
+    if stage == "mla":
+        # MLA kernels are their own: fractions, memory fractions, fixed and block costs apart
+        # (EfficiencySpec.mla_overrides), the rest shared with the attention stage's fit
+        o = "mla_overrides."
+        params = [Param(f"{o}attention_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.5)
+                  for d in _op_dtypes(kernels, OpKind.ATTENTION)]
+        if "mla_prefill" in ops:
+            params += [Param(f"{o}attention_memory_max_fraction", 0.02, 1.0, 0.7),
+                       Param(f"{o}attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True),
+                       Param(f"{o}attention_overhead_us", 0.0, 1e4, 10.0)]
+            if blocks:
+                params.append(Param(f"{o}attention_cta_us", 0.0, 1e3, 2.0))
+        if "mla_decode" in ops:
+            params += [Param(f"{o}decode_attention_memory_max_fraction", 0.02, 1.0, 0.7),
+                       Param(f"{o}decode_attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True),
+                       Param(f"{o}decode_attention_overhead_us", 0.0, 1e4, 10.0)]
+            if blocks:
+                params += [Param(f"{o}decode_attention_cta_us", 0.0, 1e3, 2.0),
+                           Param(f"{o}decode_attention_parallel_half", 1e-2, 1e5, 2.0, log=True)]
         return params
     if stage == "moe":
         params = [Param(f"grouped_gemm_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.6)
                   for d in _op_dtypes(kernels, OpKind.GEMM)]
         params.append(Param("grouped_gemm_overhead_us", 0.0, 1e4, 5.0))
+        if blocks:
+            params += [Param(f"grouped_gemm_memory_fraction_by_dtype.{d}", 0.02, 1.0, 0.7)
+                       for d in _op_dtypes(kernels, OpKind.GEMM)]
+            params.append(Param("grouped_gemm_act_bandwidth_fraction", 1e-3, 10.0, 0.5, log=True))
         return params
     if stage == "collective":
         params = [Param(f"collective_bandwidth_fraction_by_kind.{k}", 0.02, 2.0, 0.7)
@@ -280,6 +354,7 @@ def calibrate(
     tile_sets: Sequence[str] | None = None,
     max_nfev: int = 200,
     source: str | None = None,
+    blocks: bool = True,
 ) -> Calibration:
     """Fit ``device``'s efficiency section to the measured rows of ``table``.
 
@@ -287,6 +362,7 @@ def calibrate(
     Stages without rows keep the device's values. ``tile_sets``: names from
     :data:`TILE_SETS` to try (default: the GPU and single-tile sets on GPUs, the CPU
     and single-tile sets elsewhere). ``source`` is recorded in the efficiency section.
+    ``blocks``: fit the per-thread-block attention terms (False: the FLOPs-and-bytes model).
     """
     if table.num_rows == 0:
         raise InfersimError(f"no measurements to calibrate '{device.name}' on")
@@ -294,7 +370,7 @@ def calibrate(
     meas_all = np.asarray(table.column("latency_s").to_numpy(), dtype=np.float64)
     ops = np.asarray(table.column("op").to_numpy(zero_copy_only=False), dtype=object).astype(str)
     if tile_sets is None:
-        tile_sets = ("gpu", "single") if device.category == "gpu" else ("cpu", "single")
+        tile_sets = ("gpu", "gpu-splitk", "single") if device.category == "gpu" else ("cpu", "single")
     for name in tile_sets:
         if name not in TILE_SETS:
             raise InfersimError(f"unknown tile set '{name}'; expected one of {', '.join(TILE_SETS)}")
@@ -317,16 +393,44 @@ def calibrate(
         per_op = dict(zip(uniq, counts))
         weights = np.array([rows.size / (len(uniq) * per_op[o]) for o in op_rows])
         best = None
-        candidates = tile_sets if stage == "gemm" and "gemm" in per_op else (None,)
-        for tiles in candidates:
-            start = eff if tiles is None else eff.model_copy(update=TILE_SETS[tiles])
-            params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0)
+        if stage == "gemm" and "gemm" in per_op:
+            candidates = [(t, TILE_SETS[t]) for t in tile_sets]
+        elif stage == "attention" and blocks:
+            fused = _fused_attention(kernels)
+            tile = {"attention_query_tile": ATTENTION_QUERY_TILE} if fused["prefill"] else {}
+            # (the chosen group is the efficiency's decode_attention_max_group; no tile label)
+            candidates = ([(None, {**tile, "decode_attention_max_group": g}) for g in DECODE_GROUPS]
+                          if fused["per_head"] else [(None, tile)])
+        elif stage == "moe" and eff.gemm_tiles:
+            candidates = [("expert-tiles", {"grouped_gemm_expert_tiles": True}), (None, {})]
+        else:
+            candidates = [(None, {})]
+        for tiles, update in candidates:
+            start = eff.model_copy(update=update) if update else eff
+            params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0, blocks=blocks)
             fitted, cost = _fit_stage(device, start, kernels, meas, weights, params, max_nfev)
             # the candidate tile models are compared on the metric reported: MdAPE on these rows
             score = _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(fitted))), meas)
             if best is None or score < best[1]:
                 best = (fitted, score, tiles, params, cost)
-        fitted, _, tiles, params, cost = best
+        fitted, score, tiles, params, cost = best
+        if stage == "gemm" and tiles in ("gpu", "gpu-splitk"):
+            # a dtype whose library kernels only come in large tiles (e.g. block-scaled fp4 on
+            # Blackwell) is better described by those: kept where the fit improves
+            chosen: dict[str, list] = {}
+            for d in _op_dtypes(kernels, OpKind.GEMM):
+                trial = round_efficiency(fitted).model_copy(update={"gemm_tiles_by_dtype": {**chosen, d: LARGE_TILES}})
+                trial_score = _robust_mdape(kernels.predict(with_efficiency(device, trial)), meas)
+                if trial_score < score:
+                    chosen[d], score = LARGE_TILES, trial_score
+            if chosen:
+                tiles = f"{tiles} ({', '.join(chosen)}: large tiles)"
+                start = fitted.model_copy(update={"gemm_tiles_by_dtype": chosen})
+                refit, cost = _fit_stage(device, start, kernels, meas, weights, params, max_nfev)
+                if _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(refit))), meas) <= score:
+                    fitted = refit
+                else:
+                    fitted = start
         if stage == "gemm" and "elementwise" not in per_op and fitted.gemm_overhead_us_by_dtype:
             # no elementwise rows: the plain launch cost is the cheapest GEMM call's
             fitted = fitted.model_copy(update={"kernel_overhead_us": min(fitted.gemm_overhead_us_by_dtype.values())})

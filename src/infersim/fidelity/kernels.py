@@ -25,8 +25,8 @@ Each measurement row (one kernel call of the long format, see
   rank exactly its share and spreads the ``tokens x topk`` assignments over distinct
   experts, so for plain rows the graph's random-routing imbalance factor is cancelled
   and the expert weights read are those of ``min(tokens x topk, experts)`` experts
-  (the workload measured, not a change of the cost physics); ``nongated`` rows use an
-  ungated MLP.
+  (the workload measured, not a change of the cost physics), which are also the experts the
+  grouped GEMMs' rows are split over; ``nongated`` rows use an ungated MLP.
 * collectives: one :data:`OpKind.COLLECTIVE` row (all-reduce, all-gather,
   reduce-scatter, all-to-all, send/recv) over ``num_devices`` of ``message_bytes``.
 * ``elementwise``: one pass reading and writing ``tokens x hidden`` elements of ``dtype``
@@ -126,24 +126,7 @@ def _window(variant: str) -> int | None:
 
 
 def _select(table: OpTable, keep: Callable[[str], bool]) -> OpTable:
-    idx = [i for i, n in enumerate(table.names) if keep(n)]
-    return OpTable(
-        names=[table.names[i] for i in idx],
-        kind=table.kind[idx],
-        dtype=[table.dtype[i] for i in idx],
-        count=table.count[idx],
-        kernels=table.kernels[idx],
-        flops=table.flops[idx],
-        weight_bytes=table.weight_bytes[idx],
-        act_bytes=table.act_bytes[idx],
-        kv_bytes=table.kv_bytes[idx],
-        gemm_m=table.gemm_m[idx],
-        gemm_n=table.gemm_n[idx],
-        gemm_k=table.gemm_k[idx],
-        collective=table.collective[idx],
-        comm_bytes=table.comm_bytes[idx],
-        group_size=table.group_size[idx],
-    )
+    return table.take_ops([i for i, n in enumerate(table.names) if keep(n)])
 
 
 def _gemm(key: tuple, c: dict[str, np.ndarray]) -> OpTable:
@@ -220,9 +203,11 @@ def _moe(key: tuple, c: dict[str, np.ndarray]) -> OpTable:
         random_active = np.minimum(expected_active_experts(tokens, topk, experts), experts)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(random_active > 0, np.minimum(tokens * topk, experts) / random_active, 1.0)
+        local_experts = np.minimum(tokens * topk, experts) / ep
         for i, name in enumerate(out.names):
             if out.kind[i] == OpKind.GEMM:
                 out.weight_bytes[i] = out.weight_bytes[i] * ratio
+                out.experts[i] = np.where(out.experts[i] > 0, local_experts, 0.0)
     compute = _gemm_compute(w, variant)
     out.dtype = [compute if kind == OpKind.GEMM else d for kind, d in zip(out.kind, out.dtype)]
     return out
@@ -269,18 +254,12 @@ _SHAPE_INPUTS = ("m", "n", "k", "batch", "seq_len", "kv_len", "tokens", "message
 
 def _signature(t: OpTable) -> tuple:
     return (tuple(t.names), tuple(int(k) for k in t.kind), tuple(t.dtype), tuple(t.count.tolist()),
-            tuple(t.kernels.tolist()), tuple(int(c) for c in t.collective), tuple(t.group_size.tolist()))
+            tuple(t.kernels.tolist()), tuple(int(c) for c in t.collective), tuple(t.group_size.tolist()),
+            tuple(bool(x) for x in t.mla))
 
 
 def _concat(tables: Sequence[OpTable]) -> OpTable:
-    first = tables[0]
-    cat = lambda name: np.concatenate([getattr(t, name) for t in tables], axis=1)  # noqa: E731
-    return OpTable(
-        names=first.names, kind=first.kind, dtype=first.dtype, count=first.count, kernels=first.kernels,
-        flops=cat("flops"), weight_bytes=cat("weight_bytes"), act_bytes=cat("act_bytes"), kv_bytes=cat("kv_bytes"),
-        gemm_m=cat("gemm_m"), gemm_n=cat("gemm_n"), gemm_k=cat("gemm_k"), collective=first.collective,
-        comm_bytes=cat("comm_bytes"), group_size=first.group_size,
-    )
+    return OpTable.concat_scenarios(list(tables))
 
 
 @dataclass
@@ -331,13 +310,7 @@ class KernelSet:
 
 
 def _take_scenarios(t: OpTable, keep: np.ndarray) -> OpTable:
-    s = lambda name: getattr(t, name)[:, keep]  # noqa: E731
-    return OpTable(
-        names=t.names, kind=t.kind, dtype=t.dtype, count=t.count, kernels=t.kernels, flops=s("flops"),
-        weight_bytes=s("weight_bytes"), act_bytes=s("act_bytes"), kv_bytes=s("kv_bytes"), gemm_m=s("gemm_m"),
-        gemm_n=s("gemm_n"), gemm_k=s("gemm_k"), collective=t.collective, comm_bytes=s("comm_bytes"),
-        group_size=t.group_size,
-    )
+    return t.take_scenarios(keep)
 
 
 def build_kernels(table: pa.Table) -> KernelSet:

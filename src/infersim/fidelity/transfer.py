@@ -8,7 +8,8 @@ efficiency model:
   the GEMM tile candidates and k-depth cost are copied: they describe how kernels use
   a machine, not how big it is;
 * fixed costs in microseconds (kernel launch, GEMM / attention / collective call
-  overheads) are copied: they are software and latency costs;
+  overheads, per-thread-block attention costs) are copied: they are software and latency
+  costs (the block costs are spread over the target's own compute units);
 * ramp half-points are turned into times on the source and back into work on the
   target (``compute_half_flops`` scales with the bf16 peak, ``attention_half_flops``
   likewise, ``memory_half_bytes`` with the memory bandwidth): a kernel's start-up

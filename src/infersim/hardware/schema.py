@@ -101,7 +101,9 @@ class EfficiencySpec(_Strict):
       kernel with the best padded-tile utilization is used (wave quantization with
       partial tiles counted as wasted work), and ``gemm_k_half`` is the per-tile
       prologue/epilogue cost in units of the reduction depth ``k`` (efficiency
-      ``k / (k + gemm_k_half)``); GEMMs with ``m <= gemm_gemv_max_m`` run a
+      ``k / (k + gemm_k_half)``), splitting the reduction over up to ``gemm_split_k`` blocks
+      per tile when that fills the machine better (split-K), and a dtype may have its own
+      candidates (``gemm_tiles_by_dtype``); GEMMs with ``m <= gemm_gemv_max_m`` run a
       matrix-vector kernel instead (BLAS GEMV, no row tiles to pad).
       ``gemm_memory_max_fraction``: tiled GEMMs re-read operand panels (CPU BLAS packs
       them, GPU tiles re-fetch them from L2), so their achievable bandwidth fraction
@@ -110,7 +112,7 @@ class EfficiencySpec(_Strict):
       overhead of GEMMs in a dtype (e.g. fp8 linears that first quantize their input).
     * MoE grouped GEMMs (the step graph's ``moe.experts.*`` GEMMs: one kernel over all
       local experts, TensorRT-LLM / CUTLASS grouped GEMM) may reach their own fraction
-      of peak and have their own call cost.
+      of peak and of the memory bandwidth (per dtype) and have their own call cost.
     * Fused attention: per-dtype fractions, its own ramp, memory fraction and fixed
       overhead, and ``attention_query_bandwidth_fraction``: the per-query work
       (loading Q, softmax normalization, storing O) that does not overlap the main
@@ -118,6 +120,29 @@ class EfficiencySpec(_Strict):
       Decode attention (one query per sequence: FlashDecoding / XQA-style kernels,
       the graph's ``attention.decode`` rows) may have its own memory fraction,
       per-query fraction and fixed cost: it is a different kernel from prefill's FMHA.
+    * Per-thread-block attention costs (the step graph's attention rows carry their
+      sequences, heads and scores; :mod:`infersim.perf.roofline` documents the formulas):
+      ``attention_softmax_fraction``: one exponential per attention score at this fraction
+      of the fp32 (vector) peak, added to the compute time (FlashAttention-3, Shah et al.
+      2024: the exponential unit, not the tensor cores, limits small head sizes).
+      ``attention_cta_us``: fixed cost of one prefill thread block, one per sequence x query
+      head x ``attention_query_tile`` queries (FlashAttention's query-block tiling, Dao et
+      al. 2022: a sequence's last, partial query tile costs a whole block).
+      Decode (FlashDecoding-style kernels, Dao et al. 2023; TensorRT-LLM's XQA / masked MHA):
+      one thread block per sequence x KV head (``decode_attention_cta_us``, per compute
+      dtype in ``decode_attention_cta_us_by_dtype``), or per sequence x query head for MHA and
+      for query groups larger than ``decode_attention_max_group`` (``decode_attention_head_cta_us``;
+      each such block streams its KV head's cache itself); the bandwidth reached grows with the
+      number of blocks, ``blocks / (blocks + decode_attention_parallel_half)``.
+    * ``mla_overrides``: MLA attention (DeepSeek-V2; the graph's MLA prefill and absorbed
+      decode rows) runs its own kernels, so any attention field above may take another value
+      for them (``{"attention_overhead_us": 9.0, "attention_max_fraction_by_dtype.bf16": 0.5}``;
+      dotted keys set one dtype of a per-dtype field).
+    * ``grouped_gemm_expert_tiles``: each expert's rows of a MoE grouped GEMM form their own
+      tiles (per-expert tile quantization, as in CUTLASS grouped GEMM / MegaBlocks, Gale et al. 2023);
+      ``grouped_gemm_act_bandwidth_fraction``: the token permutation around a grouped GEMM
+      (gathering each expert's input rows, scattering its output rows back: TensorRT-LLM's
+      expand / finalize kernels) moves the GEMM's activation bytes once more, not overlapped.
     * Collectives: per-collective bandwidth fractions, the per-step latency (alpha) of
       the scale-up link, and a fixed cost per call.
     """
@@ -160,12 +185,58 @@ class EfficiencySpec(_Strict):
         description="attention_query_bandwidth_fraction of decode attention (default: same)")
     decode_attention_overhead_us: float | None = Field(
         default=None, ge=0, description="attention_overhead_us of decode attention (default: same)")
+    attention_softmax_fraction: float | None = Field(
+        default=None, gt=0, le=10.0,
+        description="fused attention: exponentials (one per attention score) per second as a fraction of the "
+                    "fp32 vector peak, added to compute time (default: none)")
+    attention_query_tile: int | None = Field(
+        default=None, ge=1, description="queries per thread block of fused prefill attention (default 128)")
+    attention_cta_us: float | None = Field(
+        default=None, ge=0,
+        description="fixed cost of one prefill attention thread block (sequence x query head x query tile), "
+                    "spread over the compute units (default: none)")
+    decode_attention_cta_us: float | None = Field(
+        default=None, ge=0,
+        description="fixed cost of one decode attention thread block (sequence x KV head), spread over the "
+                    "compute units (default: none)")
+    decode_attention_cta_us_by_dtype: dict[str, float] = Field(
+        default_factory=dict, description="per compute dtype override of decode_attention_cta_us")
+    decode_attention_head_cta_us: float | None = Field(
+        default=None, ge=0,
+        description="fixed cost of one block of the per-query-head decode kernel (MHA, and query groups above "
+                    "decode_attention_max_group); None: every decode runs the grouped kernel")
+    decode_attention_max_group: int | None = Field(
+        default=None, ge=1, description="largest query heads per KV head the grouped decode kernel takes")
+    decode_attention_parallel_half: float | None = Field(
+        default=None, gt=0,
+        description="decode attention thread blocks at which its bandwidth is half its fraction (default: none)")
+    mla_overrides: dict[str, float] = Field(
+        default_factory=dict,
+        description="attention fields with other values for MLA attention rows (dotted keys: one dtype of a "
+                    "per-dtype field)")
+    grouped_gemm_memory_fraction_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="memory_max_fraction of MoE grouped GEMMs per (compute) dtype: weight formats that are "
+                    "dequantized on the fly (block-scaled fp8 / fp4) stream at their own rate (default: the GEMM's)")
+    grouped_gemm_act_bandwidth_fraction: float | None = Field(
+        default=None, gt=0, le=10.0,
+        description="MoE grouped GEMMs: their activation rows are gathered before and scattered after the GEMM "
+                    "(token permutation), costed as their activation bytes at this fraction of the memory "
+                    "bandwidth, added to the time (default: none)")
+    grouped_gemm_expert_tiles: bool = Field(
+        default=False, description="MoE grouped GEMMs tile each expert's rows apart (per-expert tile padding)")
     gemm_tile_m: int = Field(default=128, ge=1)
     gemm_tile_n: int = Field(default=128, ge=1)
     gemm_tiles: list[tuple[int, int]] = Field(
         default_factory=list,
         description="candidate (tile_m, tile_n) output tiles; non-empty enables the padded-tile GEMM model")
     gemm_k_half: float = Field(default=0.0, ge=0, description="per-tile fixed cost in units of the reduction depth k")
+    gemm_tiles_by_dtype: dict[str, list[tuple[int, int]]] = Field(
+        default_factory=dict,
+        description="per compute dtype candidate tiles replacing gemm_tiles (e.g. block-scaled fp4 kernels "
+                    "that only come in large tiles)")
+    gemm_split_k: int = Field(
+        default=1, ge=1, description="largest split-K factor (power of two) the padded-tile GEMM model may use")
     gemm_gemv_max_m: int = Field(
         default=0, ge=0, description="GEMMs with m <= this run a matrix-vector kernel: no tile padding (padded model)")
     collective_bandwidth_fraction: float = Field(default=0.80, gt=0, le=1.0)
@@ -181,7 +252,7 @@ class EfficiencySpec(_Strict):
     source: Source = Field(default="infersim generic defaults (uncalibrated)", min_length=3)
 
     @field_validator("compute_max_fraction_by_dtype", "attention_max_fraction_by_dtype",
-                     "grouped_gemm_max_fraction_by_dtype")
+                     "grouped_gemm_max_fraction_by_dtype", "grouped_gemm_memory_fraction_by_dtype")
     @classmethod
     def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
         for key, number in value.items():
@@ -191,7 +262,7 @@ class EfficiencySpec(_Strict):
                 raise ValueError(f"fraction for '{key}' must be in (0, 1], got {number}")
         return value
 
-    @field_validator("gemm_overhead_us_by_dtype")
+    @field_validator("gemm_overhead_us_by_dtype", "decode_attention_cta_us_by_dtype")
     @classmethod
     def _overheads(cls, value: dict[str, float]) -> dict[str, float]:
         for key, number in value.items():
@@ -208,6 +279,54 @@ class EfficiencySpec(_Strict):
             if tile[0] < 1 or tile[1] < 1:
                 raise ValueError(f"tile sizes must be >= 1, got {list(tile)}")
         return value
+
+    @field_validator("gemm_tiles_by_dtype")
+    @classmethod
+    def _tiles_by_dtype(cls, value: dict[str, list[tuple[int, int]]]) -> dict[str, list[tuple[int, int]]]:
+        for key, tiles in value.items():
+            if key not in DTYPE_BYTES:
+                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
+            if not tiles or any(t[0] < 1 or t[1] < 1 for t in tiles):
+                raise ValueError(f"tiles for '{key}' must be a non-empty list of sizes >= 1, got {tiles}")
+        return value
+
+    def tiles_for(self, dtype: str) -> list[tuple[int, int]]:
+        """Candidate GEMM tiles in ``dtype`` (its own list, else the fallback dtype's, else gemm_tiles)."""
+        current: str | None = dtype
+        while current is not None:
+            if current in self.gemm_tiles_by_dtype:
+                return self.gemm_tiles_by_dtype[current]
+            current = COMPUTE_FALLBACK.get(current)
+        return self.gemm_tiles
+
+    @field_validator("mla_overrides")
+    @classmethod
+    def _mla_keys(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            name, _, dtype = key.partition(".")
+            if name not in MLA_OVERRIDABLE or bool(dtype) != name.endswith("_by_dtype"):
+                raise ValueError(f"'{key}' cannot be overridden for MLA; expected one of "
+                                 f"{', '.join(f + ('.DTYPE' if f.endswith('_by_dtype') else '') for f in MLA_OVERRIDABLE)}")
+            if dtype and dtype not in DTYPE_BYTES:
+                raise ValueError(f"unknown dtype '{dtype}' in '{key}'")
+            if number < 0:
+                raise ValueError(f"'{key}' must be >= 0, got {number}")
+        return value
+
+    def for_mla(self) -> EfficiencySpec:
+        """This section as MLA attention rows see it (``mla_overrides`` applied)."""
+        if not self.mla_overrides:
+            return self
+        update: dict[str, object] = {}
+        for key, number in self.mla_overrides.items():
+            name, _, dtype = key.partition(".")
+            if dtype:
+                table = dict(update.get(name, getattr(self, name)))
+                table[dtype] = number
+                update[name] = table
+            else:
+                update[name] = number
+        return self.model_copy(update=update)
 
     @field_validator("collective_bandwidth_fraction_by_kind")
     @classmethod
@@ -258,11 +377,36 @@ class EfficiencySpec(_Strict):
                 return found
         return self.compute_fraction(dtype)
 
+    def decode_cta_us(self, dtype: str) -> float | None:
+        """Fixed cost of one grouped decode-attention block in ``dtype`` (None: not set)."""
+        found = _by_dtype(self.decode_attention_cta_us_by_dtype, dtype)
+        return self.decode_attention_cta_us if found is None else found
+
+    @property
+    def block_terms(self) -> bool:
+        """Whether any per-thread-block attention term is set."""
+        return (self.attention_softmax_fraction is not None or self.attention_cta_us is not None
+                or self.decode_attention_cta_us is not None or bool(self.decode_attention_cta_us_by_dtype)
+                or self.decode_attention_head_cta_us is not None or self.decode_attention_parallel_half is not None)
+
+    def grouped_memory_fraction(self, dtype: str) -> float | None:
+        """Memory fraction of a MoE grouped GEMM in ``dtype`` (None: not set)."""
+        return _by_dtype(self.grouped_gemm_memory_fraction_by_dtype, dtype)
+
     def gemm_overhead_us(self, dtype: str) -> float:
         """Fixed cost of one GEMM call in ``dtype`` (falls back like :meth:`compute_fraction`)."""
         found = _by_dtype(self.gemm_overhead_us_by_dtype, dtype)
         return self.kernel_overhead_us if found is None else found
 
+
+#: EfficiencySpec fields ``mla_overrides`` may set (per-dtype ones with a ``.DTYPE`` suffix)
+MLA_OVERRIDABLE: tuple[str, ...] = (
+    "attention_max_fraction", "attention_max_fraction_by_dtype", "attention_half_flops",
+    "attention_memory_max_fraction", "attention_query_bandwidth_fraction", "attention_overhead_us",
+    "decode_attention_memory_max_fraction", "decode_attention_query_bandwidth_fraction",
+    "decode_attention_overhead_us", "attention_softmax_fraction", "attention_cta_us", "decode_attention_cta_us",
+    "decode_attention_cta_us_by_dtype", "decode_attention_parallel_half",
+)
 
 #: collective names accepted by ``collective_bandwidth_fraction_by_kind``
 COLLECTIVE_KINDS: tuple[str, ...] = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send-recv")

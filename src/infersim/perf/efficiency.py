@@ -21,7 +21,14 @@ Two effects, both physical and both fitted by ``infersim calibrate``:
   tile's main loop over ``k`` pays a fixed prologue/epilogue (pipeline fill, writing
   the tile) worth ``k_half`` of depth: efficiency ``k / (k + k_half)``, the per-tile
   form of the ramp above (the tile-level timing view of LLMCompass, Zhang et al.,
-  ISCA 2024).
+  ISCA 2024). With few output tiles the library may split the reduction over ``s``
+  blocks per tile (split-K; Stream-K, Osama et al. PPoPP 2023): ``s`` times the blocks,
+  each ``k / s`` deep, so it pays ``k_half`` per shorter slice.
+* **Per-expert tiles** (MoE grouped GEMMs, padded-tile model): a grouped GEMM runs
+  ``experts`` independent problems of ``m / experts`` rows each, and every expert's rows
+  are tiled apart, so the output tiles are ``experts * ceil(m / (experts tile_m)) *
+  ceil(n / tile_n)``: with few tokens per expert most of each tile is padding (CUTLASS
+  grouped GEMM; the padding MegaBlocks, Gale et al. MLSys 2023, set out to remove).
 """
 
 from __future__ import annotations
@@ -50,18 +57,62 @@ def wave_utilization(m, n, tile_m: int, tile_n: int, units: int):
     return util
 
 
-def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv_max_m: int = 0):
+def _row_tiles(m, tm: float, experts):
+    """Row tiles of ``m`` rows: ``ceil(m / tm)``, or split over ``experts`` (where > 0), each
+    tiled apart: ``experts * ceil(m / (experts tm))``."""
+    if experts is None:
+        return np.ceil(m / tm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_expert = experts * np.ceil(m / np.where(experts > 0, experts, 1.0) / tm - 1e-9)
+    return np.where(experts > 0, per_expert, np.ceil(m / tm))
+
+
+def _split_k_utilization(m, n, k, tiles, units: int, k_half: float, experts, split_k: int):
+    """Best over tiles and split-K factors ``s`` (powers of two up to ``split_k``) of
+    ``m n s / (waves * units * tm * tn) * (k/s) / (k/s + k_half)`` with
+    ``waves = ceil(row_tiles * ceil(n/tn) * s / units)``."""
+    best = np.zeros(np.broadcast_shapes(m.shape, n.shape, np.shape(k)))
+    splits = [1 << i for i in range(int(math.log2(split_k)) + 1)]
+    for tm, tn in tiles:
+        tiles_mn = _row_tiles(m, tm, experts) * np.ceil(n / tn)
+        for sk in splits:
+            waves = np.ceil(tiles_mn * sk / units)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                util = (m * n * sk) / (np.maximum(waves, 1.0) * (units * float(tm) * float(tn)))
+                if k_half > 0:
+                    depth = k / sk
+                    util = util * np.where(k > 0, depth / (depth + k_half), 1.0)
+            best = np.maximum(best, util)
+    return best
+
+
+def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv_max_m: int = 0, experts=None,
+                           split_k: int = 1):
     """Best padded-tile utilization over candidate ``tiles`` times the k-depth ramp.
 
     ``max over (tm, tn) of m n / (ceil(ceil(m/tm) ceil(n/tn) / units) * units * tm * tn)``
     times ``k / (k + k_half)``; 1 where ``m`` or ``n`` is 0 (no GEMM) or where
     ``0 < m <= gemv_max_m`` (a matrix-vector kernel: no tiles to pad, no per-tile cost).
+    ``experts`` (array, 0 = a plain GEMM): grouped GEMMs whose rows are split over that many
+    experts, each expert's rows tiled apart (``ceil(m/tm)`` becomes ``experts ceil(m/(experts tm))``).
+    ``split_k`` > 1: the kernel may also split the reduction over ``s`` (a power of two up to
+    ``split_k``) thread blocks per output tile (split-K / Stream-K, Osama et al. PPoPP 2023),
+    which fills the units when there are few tiles, at a shorter per-block depth ``k / s``.
     """
     m = np.asarray(m, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
+    if experts is not None:
+        experts = np.asarray(experts, dtype=np.float64)
+        if not np.any(experts > 0):
+            experts = None
+    if split_k > 1:
+        k = np.asarray(k, dtype=np.float64)
+        best = _split_k_utilization(m, n, k, tiles, units, k_half, experts, split_k)
+        tiled = (m > 0) & (n > 0) & (m > gemv_max_m)
+        return np.where(tiled, best, 1.0)
     best = np.zeros(np.broadcast_shapes(m.shape, n.shape))
     for tm, tn in tiles:
-        waves = np.ceil(np.ceil(m / tm) * np.ceil(n / tn) / units)
+        waves = np.ceil(_row_tiles(m, tm, experts) * np.ceil(n / tn) / units)
         with np.errstate(invalid="ignore", divide="ignore"):
             util = (m * n) / (np.maximum(waves, 1.0) * (units * float(tm) * float(tn)))
         best = np.maximum(best, util)
@@ -75,13 +126,27 @@ def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv
 
 
 def tiled_gemm_utilization_scalar(m: float, n: float, k: float, tiles, units: int, k_half: float,
-                                  gemv_max_m: int = 0) -> float:
+                                  gemv_max_m: int = 0, experts: float = 0.0, split_k: int = 1) -> float:
     """:func:`tiled_gemm_utilization` for one GEMM in plain floats."""
     if m <= 0 or n <= 0 or m <= gemv_max_m:
         return 1.0
     best = 0.0
+    if split_k > 1:
+        for tm, tn in tiles:
+            rows = experts * math.ceil(m / experts / tm - 1e-9) if experts > 0 else math.ceil(m / tm)
+            tiles_mn = rows * math.ceil(n / tn)
+            sk = 1
+            while sk <= split_k:
+                waves = math.ceil(tiles_mn * sk / units)
+                util = (m * n * sk) / (max(waves, 1) * (units * float(tm) * float(tn)))
+                if k_half > 0 and k > 0:
+                    util *= (k / sk) / (k / sk + k_half)
+                best = max(best, util)
+                sk *= 2
+        return best
     for tm, tn in tiles:
-        waves = math.ceil(math.ceil(m / tm) * math.ceil(n / tn) / units)
+        rows = experts * math.ceil(m / experts / tm - 1e-9) if experts > 0 else math.ceil(m / tm)
+        waves = math.ceil(rows * math.ceil(n / tn) / units)
         util = (m * n) / (max(waves, 1) * (units * float(tm) * float(tn)))
         if util > best:
             best = util

@@ -18,6 +18,11 @@ an expert is missed by a token with probability ``1 - k/E``, so
 ``E (1 - (1 - k/E)^T)`` experts are expected to be active. The busiest device's load is the
 mean times an imbalance factor: ``1 + sqrt(2 ln ep) * sigma / mu`` for the
 maximum of ``ep`` binomial loads (Gumbel approximation), times a user factor.
+
+Besides FLOPs and bytes, attention rows carry their sequences, query tokens, attention
+scores (pairs x query heads) and query / KV heads, and the routed-expert GEMMs the number
+of active local experts their rows are split over: the efficiency model
+(:mod:`infersim.perf.roofline`) uses them for per-thread-block and per-expert costs.
 """
 
 from __future__ import annotations
@@ -159,11 +164,15 @@ def _attention_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: P
             b.add("attention.prefill" + suffix, OpKind.ATTENTION, count=n, dtype=adt,
                   flops=2.0 * load.prefill_pairs * d.q_heads * (d.head_dim + d.v_head_dim),
                   act_bytes=shape.prefill_tokens * d.q_heads * (d.head_dim + d.v_head_dim) * ab,
-                  kv_bytes=load.prefill_kv_read_tokens * kv_per_token + shape.prefill_tokens * kv_per_token)
+                  kv_bytes=load.prefill_kv_read_tokens * kv_per_token + shape.prefill_tokens * kv_per_token,
+                  seqs=shape.prefill_seqs, query_tokens=shape.prefill_tokens,
+                  scores=load.prefill_pairs * d.q_heads, heads=d.q_heads, kv_heads=d.kv_heads)
             b.add("attention.decode" + suffix, OpKind.ATTENTION, count=n, dtype=adt,
                   flops=2.0 * load.decode_pairs * d.q_heads * (d.head_dim + d.v_head_dim),
                   act_bytes=shape.decode_seqs * d.q_heads * (d.head_dim + d.v_head_dim) * ab,
-                  kv_bytes=load.decode_pairs * kv_per_token + shape.decode_seqs * kv_per_token)
+                  kv_bytes=load.decode_pairs * kv_per_token + shape.decode_seqs * kv_per_token,
+                  seqs=shape.decode_seqs, query_tokens=shape.decode_seqs,
+                  scores=load.decode_pairs * d.q_heads, heads=d.q_heads, kv_heads=d.kv_heads)
         b.gemm("o_proj", tokens, h, d.q_heads * d.v_head_dim, weight_dtype_bytes=wb, act_dtype_bytes=ab,
                dtype=gdt, count=n)
     if par.attention_tp > 1:
@@ -215,7 +224,9 @@ def _mla_attention(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Pre
     b.add("attention.prefill" + suffix, OpKind.ATTENTION, count=n, dtype=prec.attention_compute,
           flops=2.0 * load.prefill_pairs * heads * (qk + v),
           act_bytes=(shape.prefill_tokens * heads * (2 * qk + 2 * v)) * ab,
-          kv_bytes=load.prefill_kv_read_tokens * heads * (qk + v) * ab + shape.prefill_tokens * latent_bytes)
+          kv_bytes=load.prefill_kv_read_tokens * heads * (qk + v) * ab + shape.prefill_tokens * latent_bytes,
+          seqs=shape.prefill_seqs, query_tokens=shape.prefill_tokens, scores=load.prefill_pairs * heads,
+          heads=heads, kv_heads=heads, mla=True)
     # decode: absorb W_UK into the query and W_UV after attention; attend over the latent
     dec = shape.decode_seqs
     b.gemm("mla.q_absorb", dec, lora, nope, weight_dtype_bytes=wb * heads, act_dtype_bytes=ab * heads,
@@ -225,7 +236,8 @@ def _mla_attention(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Pre
     b.add("attention.decode" + suffix, OpKind.ATTENTION, count=n, dtype=prec.attention_compute,
           flops=2.0 * load.decode_pairs * heads * ((lora + rope) + lora),
           act_bytes=dec * heads * (2 * lora + rope) * ab,
-          kv_bytes=load.decode_pairs * latent_bytes + dec * latent_bytes)
+          kv_bytes=load.decode_pairs * latent_bytes + dec * latent_bytes,
+          seqs=dec, query_tokens=dec, scores=load.decode_pairs * heads, heads=heads, kv_heads=1.0, mla=True)
     b.gemm("mla.v_absorb", dec, v, lora, weight_dtype_bytes=wb * heads, act_dtype_bytes=ab * heads,
            dtype=gdt, count=n)
     b.rows[-1]["flops"] = 2.0 * dec * heads * lora * v
@@ -274,11 +286,11 @@ def _moe_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Precisi
     inter = model.moe_intermediate_size / moe_tp
     up_n = (2 if model.gated_mlp else 1) * inter
     b.gemm("moe.experts.gate_up", local_assignments, up_n, h, weight_dtype_bytes=wb, act_dtype_bytes=ab,
-           dtype=gdt, count=count, weights_read=active_local * up_n * h)
+           dtype=gdt, count=count, weights_read=active_local * up_n * h, experts=active_local)
     b.add("moe.experts.act", OpKind.ELEMENTWISE, count=count, dtype=prec.activation,
           flops=4.0 * local_assignments * inter, act_bytes=(up_n + inter) * local_assignments * ab)
     b.gemm("moe.experts.down", local_assignments, h, inter, weight_dtype_bytes=wb, act_dtype_bytes=ab,
-           dtype=gdt, count=count, weights_read=active_local * h * inter)
+           dtype=gdt, count=count, weights_read=active_local * h * inter, experts=active_local)
     if par.dp_attention:
         b.add("alltoall.combine", OpKind.COLLECTIVE, count=count, dtype=prec.activation,
               collective=Collective.ALL_TO_ALL, comm_bytes=tokens * topk * h * ab, group_size=ep)

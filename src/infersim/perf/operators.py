@@ -9,6 +9,7 @@ operations.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -34,6 +35,13 @@ class Collective(IntEnum):
 COLLECTIVE_NAMES = {c: c.name.lower().replace("_", "-") for c in Collective}
 
 
+#: per-scenario count columns with a zero default
+_COUNT_COLUMNS = ("seqs", "query_tokens", "scores", "heads", "kv_heads", "experts")
+#: every (n_ops, S) column
+_SCENARIO_COLUMNS = frozenset({"flops", "weight_bytes", "act_bytes", "kv_bytes", "gemm_m", "gemm_n", "gemm_k",
+                               "comm_bytes", *_COUNT_COLUMNS})
+
+
 @dataclass
 class OpTable:
     """Operators (rows) x scenarios (columns). All byte/FLOP counts are per device."""
@@ -53,6 +61,53 @@ class OpTable:
     collective: np.ndarray  # (n_ops,) Collective
     comm_bytes: np.ndarray  # (n_ops, S) message size per device
     group_size: np.ndarray  # (n_ops,) devices in the collective
+    # counts the efficiency model uses for per-sequence / per-expert costs (0 where not used;
+    # None on construction = zeros, so tables built without them keep the plain model)
+    seqs: np.ndarray | None = None  # (n_ops, S) sequences an attention op runs over
+    query_tokens: np.ndarray | None = None  # (n_ops, S) query tokens of an attention op
+    scores: np.ndarray | None = None  # (n_ops, S) attention scores: (query, key) pairs x query heads
+    heads: np.ndarray | None = None  # (n_ops, S) query heads of an attention op on this device
+    kv_heads: np.ndarray | None = None  # (n_ops, S) KV heads of an attention op on this device
+    mla: np.ndarray | None = None  # (n_ops,) bool: MLA attention (own kernels; decode over one shared latent)
+    experts: np.ndarray | None = None  # (n_ops, S) experts sharing a grouped (MoE) GEMM's rows
+
+    def __post_init__(self) -> None:
+        shape = np.shape(self.flops)
+        for name in _COUNT_COLUMNS:
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(shape, dtype=np.float64))
+        if self.mla is None:
+            self.mla = np.zeros(len(self.names), dtype=bool)
+
+    def take_ops(self, idx) -> OpTable:
+        """The operator rows ``idx`` (a list of row indices), every column kept."""
+        idx = list(idx)
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = [value[i] for i in idx] if isinstance(value, list) else value[idx]
+        return OpTable(**out)
+
+    def take_scenarios(self, keep) -> OpTable:
+        """The scenarios (columns) selected by ``keep`` (a boolean mask or index array)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value[:, keep] if f.name in _SCENARIO_COLUMNS else value
+        return OpTable(**out)
+
+    @staticmethod
+    def concat_scenarios(tables: list[OpTable]) -> OpTable:
+        """Tables with the same operators side by side (scenarios concatenated); the per-op
+        columns are the first table's."""
+        first = tables[0]
+        out = {}
+        for f in dataclasses.fields(first):
+            if f.name in _SCENARIO_COLUMNS:
+                out[f.name] = np.concatenate([getattr(t, f.name) for t in tables], axis=1)
+            else:
+                out[f.name] = getattr(first, f.name)
+        return OpTable(**out)
 
     @property
     def n_scenarios(self) -> int:
@@ -86,6 +141,13 @@ class OpBuilder:
         collective: Collective = Collective.NONE,
         comm_bytes=0.0,
         group_size: int = 1,
+        seqs=0.0,
+        query_tokens=0.0,
+        scores=0.0,
+        heads=0.0,
+        kv_heads=0.0,
+        mla: bool = False,
+        experts=0.0,
     ) -> None:
         self.rows.append(
             dict(
@@ -104,15 +166,23 @@ class OpBuilder:
                 collective=collective,
                 comm_bytes=comm_bytes,
                 group_size=group_size,
+                seqs=seqs,
+                query_tokens=query_tokens,
+                scores=scores,
+                heads=heads,
+                kv_heads=kv_heads,
+                mla=mla,
+                experts=experts,
             )
         )
 
     def gemm(self, name: str, m, n, k, *, weight_dtype_bytes: float, act_dtype_bytes: float,
-             dtype: str, count: float = 1.0, weights_read=None) -> None:
+             dtype: str, count: float = 1.0, weights_read=None, experts=0.0) -> None:
         """A linear layer ``[m, k] x [k, n]``: 2mnk FLOPs, reads the weight once (if ``m > 0``).
 
         ``weights_read`` overrides the weight elements read (MoE experts read only the
-        experts that received tokens).
+        experts that received tokens). ``experts``: a grouped GEMM whose ``m`` rows are
+        split over this many experts (each expert's rows form their own tiles).
         """
         weight_elems = n * k if weights_read is None else weights_read
         # a GEMM with no rows does not run and reads nothing
@@ -123,6 +193,7 @@ class OpBuilder:
             weight_bytes=weight_elems * weight_dtype_bytes,
             act_bytes=(m * k + m * n) * act_dtype_bytes,
             gemm_mnk=(m, n, k),
+            experts=experts,
         )
 
     def build(self) -> OpTable:
@@ -151,4 +222,11 @@ class OpBuilder:
             collective=np.array([int(row["collective"]) for row in r], dtype=np.int8),
             comm_bytes=column("comm_bytes"),
             group_size=np.array([row["group_size"] for row in r], dtype=np.float64),
+            seqs=column("seqs"),
+            query_tokens=column("query_tokens"),
+            scores=column("scores"),
+            heads=column("heads"),
+            kv_heads=column("kv_heads"),
+            mla=np.array([bool(row["mla"]) for row in r], dtype=bool),
+            experts=column("experts"),
         )

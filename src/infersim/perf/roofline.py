@@ -11,6 +11,34 @@ For each operator occurrence::
 ``attention_query_bandwidth_fraction``; see :class:`~infersim.hardware.schema.EfficiencySpec`
 for the per-kind fractions and overheads.)
 
+Per-thread-block attention terms (each only when the device sets it; ``U`` compute units):
+
+* softmax: ``compute_s += scores / (attention_softmax_fraction * fp32_peak)``, one
+  exponential per attention score on the vector / special-function units, which for
+  small head sizes rival the tensor-core time (FlashAttention-3, Shah et al. 2024).
+* prefill blocks: a fused prefill kernel runs one thread block per sequence x query head x
+  query tile of ``T = attention_query_tile`` queries (FlashAttention, Dao et al. 2022), so
+  ``blocks = seqs * heads * ceil(chunk / T)`` with ``chunk = query_tokens / seqs`` (the mean
+  chunk when a step mixes chunk sizes); each block pays a fixed ``attention_cta_us`` (loading
+  its query tile, the softmax normalization, writing its output tile): ``+ blocks / U * cta``.
+  This is where short sequences in large batches lose: a 16-query sequence costs a whole tile.
+* decode blocks: FlashDecoding-style kernels (Dao et al. 2023; TensorRT-LLM XQA) run one
+  block per sequence x KV head with the query heads of a group packed together; MHA (a group
+  of one) and groups above ``decode_attention_max_group`` run one block per sequence x query
+  head, each streaming its KV head's cache itself (``decode_attention_head_cta_us`` set):
+  ``+ blocks / U * cta``, and the share of the machine a decode keeps busy is
+  ``r = blocks / (blocks + decode_attention_parallel_half)`` (its FLOPs, softmax and bytes
+  are costed as ``work / r`` on the whole machine): few sequences x heads cannot keep
+  enough loads in flight (Little's law) or, where a kernel does not split the KV
+  (FlashDecoding's point), enough compute units busy.
+
+All of them add to the op's time outside the compute / memory max (``overhead_s`` holds
+the block costs).
+
+MoE grouped GEMMs (``moe.experts.*``) may tile each expert's rows apart
+(``grouped_gemm_expert_tiles``, :mod:`infersim.perf.efficiency`) and add the token
+permutation around them: ``+ act_bytes / (grouped_gemm_act_bandwidth_fraction * bandwidth)``.
+
 This is the roofline model (Williams, Waterman & Patterson, CACM 2009) with a
 size-dependent achievable peak (:mod:`infersim.perf.efficiency`) instead of one
 constant, plus a fixed per-kernel launch cost.
@@ -63,7 +91,7 @@ class OpCosts:
 
 
 def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, ramp=True, max_fraction=None,
-                   gemm_k=None, half_flops=None, gemm_rows=None):
+                   gemm_k=None, half_flops=None, gemm_rows=None, gemm_experts=None, gemm_dtypes=None):
     """Compute-side time of kernels doing ``flops`` (GEMM shape enables wave quantization).
 
     ``ramp`` applies the size-dependent ramp-up of matrix units (tensor cores / MXUs);
@@ -84,7 +112,7 @@ def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, 
             half = np.asarray(half, dtype=np.float64)
             e = np.where(half > 0, fraction * flops / (flops + half), fraction * np.ones_like(flops))
     if gemm_m is not None:
-        util = gemm_utilization(gemm_m, gemm_n, gemm_k, device)
+        util = gemm_utilization(gemm_m, gemm_n, gemm_k, device, gemm_experts, gemm_dtypes)
         if gemm_rows is not None and device.efficiency.gemm_tiles and not np.all(gemm_rows):
             # (the single-tile wave model gives non-GEMMs, passed as 1e9 x 1e9, ~1 already)
             util = np.where(gemm_rows, util, 1.0)
@@ -93,14 +121,31 @@ def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, 
         return np.where(flops > 0, flops / (peak_flops * np.maximum(e, 1e-12)), 0.0)
 
 
-def gemm_utilization(m, n, k, device: Device):
+def gemm_utilization(m, n, k, device: Device, experts=None, dtypes=None):
     """Compute-unit utilization of GEMMs: the padded-tile model over the device's candidate
-    tiles when it lists some (``gemm_tiles``), else wave quantization of one tile size."""
+    tiles when it lists some (``gemm_tiles``), else wave quantization of one tile size.
+    ``experts``: rows split over that many experts (grouped GEMMs; used by the padded-tile
+    model when the device sets ``grouped_gemm_expert_tiles``). ``dtypes`` (one per row of
+    2-d inputs): rows whose dtype has its own candidates (``gemm_tiles_by_dtype``) use them."""
     eff = device.efficiency
-    if eff.gemm_tiles:
-        return tiled_gemm_utilization(m, n, 1.0 if k is None else k, eff.gemm_tiles, device.compute_units,
-                                      eff.gemm_k_half, eff.gemm_gemv_max_m)
-    return wave_utilization(m, n, eff.gemm_tile_m, eff.gemm_tile_n, device.compute_units)
+    if not eff.gemm_tiles:
+        return wave_utilization(m, n, eff.gemm_tile_m, eff.gemm_tile_n, device.compute_units)
+    k = 1.0 if k is None else k
+    experts = experts if eff.grouped_gemm_expert_tiles else None
+
+    def util(tiles, rows=slice(None)):
+        pick = (lambda a: a if a is None or np.ndim(a) < 2 else np.asarray(a)[rows])
+        return tiled_gemm_utilization(pick(m), pick(n), pick(k), tiles, device.compute_units, eff.gemm_k_half,
+                                      eff.gemm_gemv_max_m, pick(experts), eff.gemm_split_k)
+
+    out = util(eff.gemm_tiles)
+    if dtypes is not None and eff.gemm_tiles_by_dtype:
+        for d in sorted(set(dtypes)):
+            tiles = eff.tiles_for(d)
+            if tiles != eff.gemm_tiles:
+                rows = np.array([x == d for x in dtypes])
+                out[rows] = util(tiles, rows)
+    return out
 
 
 def memory_time_s(n_bytes, device: Device, max_fraction=None):
@@ -176,8 +221,99 @@ def _attention_columns(table: OpTable, device: Device) -> tuple[np.ndarray | Non
     return (mem[:, None] if any_mem else None), (query_bw[:, None] if any_query else None)
 
 
+@dataclass
+class BlockTerms:
+    """Per-thread-block attention terms of every operator, shape (n_ops, S) (see the module
+    docstring): softmax seconds (compute side), fixed block seconds, extra KV bytes streamed by
+    per-query-head decode blocks, and the decode parallelism ramp (1 = none)."""
+
+    softmax_s: np.ndarray
+    block_s: np.ndarray
+    kv_extra_bytes: np.ndarray
+    parallel_ramp: np.ndarray
+
+
+def decode_units(heads, kv_heads, mla, eff) -> tuple[np.ndarray, np.ndarray]:
+    """(blocks per sequence, per-query-head kernel?) of decode attention rows: KV heads for the
+    grouped kernel; query heads for MHA and groups above ``decode_attention_max_group`` when the
+    device has a per-head kernel (``decode_attention_head_cta_us``). MLA decodes (``mla``)
+    attend over one shared latent: always grouped."""
+    heads = np.asarray(heads, dtype=np.float64)
+    kv_heads = np.asarray(kv_heads, dtype=np.float64)
+    if eff.decode_attention_head_cta_us is None:
+        return kv_heads, np.zeros(heads.shape, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        group = np.where(kv_heads > 0, heads / np.where(kv_heads > 0, kv_heads, 1.0), 1.0)
+    per_head = group <= 1.0
+    if eff.decode_attention_max_group is not None:
+        per_head = per_head | (group > eff.decode_attention_max_group)
+    per_head = per_head & ~np.asarray(mla, dtype=bool)
+    return np.where(per_head, heads, kv_heads), per_head
+
+
+def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
+    """The per-thread-block attention terms of ``table`` on ``device``; None when the device
+    sets none of them."""
+    eff = device.efficiency
+    if not eff.block_terms:
+        return None
+    shape = table.flops.shape
+    attn = (table.kind == OpKind.ATTENTION)[:, None]
+    decode = np.array([is_decode_attention(n) for n in table.names], dtype=bool)[:, None] & attn
+    prefill = attn & ~decode
+    units = float(max(device.compute_units, 1))
+    seqs = table.seqs
+    zero = np.zeros(shape)
+    softmax = zero
+    if eff.attention_softmax_fraction is not None:
+        rate = eff.attention_softmax_fraction * device.peak_flops("fp32")
+        softmax = np.where(attn, table.scores / rate, 0.0)
+    block = zero
+    if eff.attention_cta_us is not None:
+        tile = float(eff.attention_query_tile or 128)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tiles = np.ceil(table.query_tokens / np.where(seqs > 0, seqs, 1.0) / tile - 1e-9)
+        blocks = np.where(prefill & (seqs > 0), seqs * table.heads * tiles, 0.0)
+        block = block + blocks / units * (eff.attention_cta_us * 1e-6)
+    extra = zero
+    ramp = np.ones(shape)
+    per_unit, per_head = decode_units(table.heads, table.kv_heads, table.mla[:, None], eff)
+    dec_blocks = np.where(decode & (seqs > 0), seqs * per_unit, 0.0)
+    cta_us = np.array([eff.decode_cta_us(d) or 0.0 for d in table.dtype])[:, None]
+    if eff.decode_attention_head_cta_us is not None:
+        cta_us = np.where(per_head, eff.decode_attention_head_cta_us, cta_us)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            group = np.where(table.kv_heads > 0, table.heads / np.where(table.kv_heads > 0, table.kv_heads, 1.0), 1.0)
+        # each query head's block streams its KV head's cache: (group - 1) more reads of it
+        extra = np.where(decode & per_head & (seqs > 0), table.kv_bytes * (group - 1.0), 0.0)
+    block = block + dec_blocks / units * (cta_us * 1e-6)
+    if eff.decode_attention_parallel_half is not None:
+        half = eff.decode_attention_parallel_half
+        ramp = np.where(dec_blocks > 0, dec_blocks / (dec_blocks + half), 1.0)
+    return BlockTerms(softmax, block, extra, ramp)
+
+
+def mla_device(device: Device) -> Device:
+    """``device`` as MLA attention rows see it: its ``mla_overrides`` applied."""
+    eff = device.efficiency
+    return device if not eff.mla_overrides else dataclasses.replace(device, efficiency=eff.for_mla())
+
+
 def cost_ops(table: OpTable, device: Device, sparse: bool = False) -> OpCosts:
-    """Roofline time of every operator occurrence in ``table`` on ``device``."""
+    """Roofline time of every operator occurrence in ``table`` on ``device``.
+
+    MLA attention rows use the device's ``mla_overrides`` (their own kernels)."""
+    if device.efficiency.mla_overrides and table.mla.any():
+        costs = _cost_ops(table, device, sparse)
+        idx = np.flatnonzero(table.mla)
+        alt = _cost_ops(table.take_ops(idx), mla_device(device), sparse)
+        for name in ("compute_s", "memory_s", "network_s", "overhead_s", "time_s", "bound"):
+            getattr(costs, name)[idx] = getattr(alt, name)
+        return costs
+    return _cost_ops(table, device, sparse)
+
+
+def _cost_ops(table: OpTable, device: Device, sparse: bool) -> OpCosts:
     # elementwise math runs on the vector units (fp32 CUDA-core / VPU peak), not tensor cores
     vector_peak = device.peak_flops("fp32")
     peaks = np.array([vector_peak if k == OpKind.ELEMENTWISE else device.peak_flops(d, sparse=sparse)
@@ -192,12 +328,18 @@ def cost_ops(table: OpTable, device: Device, sparse: bool = False) -> OpCosts:
     half = eff.compute_half_flops
     if eff.attention_half_flops is not None:
         half = np.where(is_attn, eff.attention_half_flops, eff.compute_half_flops)
+    blocks = block_terms(table, device)
+    # a decode kernel keeping only a share of the machine busy (parallelism ramp) takes as long
+    # as one doing its work / share on the whole machine (start-up costs unchanged)
+    flops = table.flops if blocks is None else table.flops / blocks.parallel_ramp
     compute = compute_time_s(
-        table.flops, peaks, device,
+        flops, peaks, device,
         gemm_m=np.where(is_gemm, table.gemm_m, 1e9),  # non-GEMMs: no wave penalty
         gemm_n=np.where(is_gemm, table.gemm_n, 1e9),
         gemm_k=np.where(is_gemm, table.gemm_k, 1e9),
         max_fraction=fractions, half_flops=half, gemm_rows=is_gemm,
+        gemm_experts=np.where(is_gemm, table.experts, 0.0) if eff.grouped_gemm_expert_tiles else None,
+        gemm_dtypes=table.dtype,
     )
     if not is_matrix.all():
         vector = compute_time_s(table.flops, peaks, device, ramp=False)
@@ -208,7 +350,19 @@ def cost_ops(table: OpTable, device: Device, sparse: bool = False) -> OpCosts:
         base = eff.memory_max_fraction if mem_fraction is None else mem_fraction
         tiled = is_gemm & (table.gemm_m > eff.gemm_gemv_max_m)
         mem_fraction = np.where(tiled, eff.gemm_memory_max_fraction, base)
-    memory = memory_time_s(table.total_bytes, device, mem_fraction)
+    if eff.grouped_gemm_memory_fraction_by_dtype and is_gemm.any():
+        grouped = [eff.grouped_memory_fraction(d) if k == OpKind.GEMM and is_grouped_gemm(n) else None
+                   for n, k, d in zip(table.names, table.kind, table.dtype)]
+        if any(g is not None for g in grouped):
+            base = eff.memory_max_fraction if mem_fraction is None else mem_fraction
+            mem_fraction = np.where(np.array([g is not None for g in grouped])[:, None],
+                                    np.array([g or 0.0 for g in grouped])[:, None], base)
+    if blocks is None:
+        memory = memory_time_s(table.total_bytes, device, mem_fraction)
+    else:
+        compute = compute + blocks.softmax_s / blocks.parallel_ramp
+        memory = memory_time_s((table.total_bytes + blocks.kv_extra_bytes) / blocks.parallel_ramp, device,
+                               mem_fraction)
     if query_bw is not None:
         # per-query work of fused attention that does not overlap its main loop
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -223,10 +377,20 @@ def cost_ops(table: OpTable, device: Device, sparse: bool = False) -> OpCosts:
                                        collective_device(device, kind))
     active = (table.flops + table.total_bytes + table.comm_bytes) > 0
     overhead = np.where(active, op_overheads_s(table, device)[:, None], 0.0)
+    if blocks is not None:
+        overhead = overhead + blocks.block_s
     time = np.maximum(np.maximum(compute, memory), network)
     if query_bw is not None:
         time += query
         memory = memory + query
+    if eff.grouped_gemm_act_bandwidth_fraction is not None:
+        # token permutation around MoE grouped GEMMs: their activation rows move once more
+        grouped = np.array([k == OpKind.GEMM and is_grouped_gemm(n) for n, k in zip(table.names, table.kind)])[:, None]
+        if grouped.any():
+            permute = np.where(grouped, table.act_bytes, 0.0) / (
+                device.memory_bandwidth_bytes_per_s * eff.grouped_gemm_act_bandwidth_fraction)
+            time += permute
+            memory = memory + permute
     time += overhead
     bound = np.where(is_coll[:, None], Bound.NETWORK, np.where(compute >= memory, Bound.COMPUTE, Bound.MEMORY))
     return OpCosts(compute, memory, network, overhead, time, bound.astype(np.int8), table.count)

@@ -15,7 +15,10 @@ same answer in microseconds by splitting the operators by what they depend on:
   (prefill tokens, causal pairs, rectangular pairs, prefill KV tokens, decode
   sequences, decode pairs, per window). The coefficients are read off the graph
   by building it on the unit basis, then each step evaluates the roofline of
-  those few rows in plain Python floats.
+  those few rows in plain Python floats. The per-thread-block attention terms
+  (:func:`~infersim.perf.roofline.block_terms`: query tiles per sequence, decode blocks,
+  softmax, parallelism) use the same coefficients for sequences, query tokens and scores,
+  plus the step's prefill sequence count.
 
 ``StepTimeModel.step_time_s`` equals the full graph's step time to floating
 point (tests check it on random batches).
@@ -29,10 +32,11 @@ import numpy as np
 
 from ..hardware.device import Device
 from ..models.config import ModelConfig
+from .efficiency import tiled_gemm_utilization_scalar
 from .graph import GraphOptions, build_step_graph
 from .operators import OpKind
 from .parallel import Parallelism, Precision
-from .roofline import cost_ops
+from .roofline import cost_ops, decode_units
 from .shape import AttentionLoad, StepShape, causal_pairs, window_cap
 
 _ATTENTION_PREFIXES = ("attention.", "mla.kv_b_proj", "mla.q_absorb", "mla.v_absorb")
@@ -115,10 +119,15 @@ class StepTimeModel:
         shape = StepShape(prefill_tokens=prefill_tokens, prefill_seqs=np.zeros(n_basis), decode_seqs=decode_seqs,
                           attention=loads)
         table = build_step_graph(self.model, self.par, self.prec, shape, self.options)
+        # the coefficient of prefill_seqs (not a feature: only the per-thread-block terms use it)
+        seq_shape = StepShape(prefill_tokens=np.zeros(1), prefill_seqs=np.ones(1), decode_seqs=np.zeros(1),
+                              attention={w: AttentionLoad(*(np.zeros(1),) * 4) for w in self.windows})
+        seq_table = build_step_graph(self.model, self.par, self.prec, seq_shape, self.options)
         rows = []
         dev = self.device
-        eff = dev.efficiency
         for i in np.flatnonzero(self._classes == "attention"):
+            # MLA rows run their own kernels: the device's mla_overrides apply (as in roofline.cost_ops)
+            eff = dev.efficiency.for_mla() if table.mla[i] else dev.efficiency
             kind = OpKind(int(table.kind[i]))
             peak = dev.peak_flops("fp32") if kind == OpKind.ELEMENTWISE else dev.peak_flops(table.dtype[i])
             # coefficients per (window, feature); shared features come from the first window's columns
@@ -156,24 +165,75 @@ class StepTimeModel:
                        else eff.compute_half_flops),
                 mmax=attn_mem if is_attn and attn_mem is not None else eff.memory_max_fraction,
                 query_bw=dev.memory_bandwidth_bytes_per_s * attn_query if is_attn and attn_query is not None else 0.0,
-                tiles=[(float(a), float(b)) for a, b in eff.gemm_tiles], k_half=eff.gemm_k_half,
+                tiles=[(float(a), float(b)) for a, b in (eff.tiles_for(table.dtype[i]) if eff.gemm_tiles else [])],
+                k_half=eff.gemm_k_half,
                 gemv_max_m=eff.gemm_gemv_max_m, gemm_mmax=eff.gemm_memory_max_fraction,
                 ramp=kind != OpKind.ELEMENTWISE,
                 count=float(table.count[i]), kernels=float(table.kernels[i]),
                 overhead_s=float(table.kernels[i]) * per_launch_us * 1e-6,
             ))
+            if kind == OpKind.GEMM and eff.gemm_tiles and eff.gemm_split_k > 1:
+                rows[-1]["split_k"] = eff.gemm_split_k  # only then: the plain rows keep their keys
+            if is_attn and eff.block_terms and (np.any(table.seqs[i] != 0) or seq_table.seqs[i, 0] != 0):
+                # per-thread-block terms (roofline.block_terms); only rows that have them carry the key
+                rows[-1]["blocks"] = self._block_row(table, seq_table, i, eff, coeffs)
         self._attention_rows = rows
+        eff = dev.efficiency
         self._eff = (eff.compute_half_flops, eff.memory_max_fraction,
                      eff.memory_half_bytes, eff.kernel_overhead_us * 1e-6, eff.gemm_tile_m, eff.gemm_tile_n,
                      max(dev.compute_units, 1), dev.memory_bandwidth_bytes_per_s)
 
-    def _scalar_row_time(self, row: dict, features: list[float]) -> float:
+    def _block_row(self, table, seq_table, i: int, eff, coeffs) -> dict:
+        """Coefficients and constants of one attention row's per-thread-block terms."""
+        dev = self.device
+        decode = table.names[i].startswith("attention.decode")
+        heads, kv_heads = float(table.heads[i].max()), float(table.kv_heads[i].max())
+        per_unit, per_head = decode_units(heads, kv_heads, bool(table.mla[i]), eff)
+        per_head = bool(per_head)
+        cta_us = (eff.decode_attention_head_cta_us if per_head else eff.decode_cta_us(table.dtype[i])) if decode \
+            else eff.attention_cta_us
+        return dict(
+            decode=decode, seqs=coeffs(table.seqs), seqs_prefill=float(seq_table.seqs[i, 0]),
+            query_tokens=coeffs(table.query_tokens), scores=coeffs(table.scores), kv=coeffs(table.kv_bytes),
+            softmax_rate=(eff.attention_softmax_fraction * dev.peak_flops("fp32")
+                          if eff.attention_softmax_fraction is not None else 0.0),
+            heads=heads, tile=float(eff.attention_query_tile or 128), per_unit=float(per_unit),
+            kv_reread=(heads / kv_heads - 1.0) if (decode and per_head and kv_heads > 0) else 0.0,
+            cta_s=(cta_us or 0.0) * 1e-6 / float(max(dev.compute_units, 1)),
+            half=eff.decode_attention_parallel_half if decode else None,
+        )
+
+    @staticmethod
+    def _scalar_blocks(b: dict, features: list[float], prefill_seqs: float) -> tuple[float, float, float, float]:
+        """(block seconds, softmax seconds, extra KV bytes, parallelism ramp) of one row, as
+        :func:`~infersim.perf.roofline.block_terms`."""
+        seqs = sum(c * x for c, x in zip(b["seqs"], features)) + b["seqs_prefill"] * prefill_seqs
+        softmax = 0.0
+        if b["softmax_rate"] > 0:
+            softmax = sum(c * x for c, x in zip(b["scores"], features)) / b["softmax_rate"]
+        if seqs <= 0:
+            return 0.0, softmax, 0.0, 1.0
+        if not b["decode"]:
+            q = sum(c * x for c, x in zip(b["query_tokens"], features))
+            blocks = seqs * b["heads"] * math.ceil(q / seqs / b["tile"] - 1e-9)
+            return blocks * b["cta_s"], softmax, 0.0, 1.0
+        blocks = seqs * b["per_unit"]
+        extra = sum(c * x for c, x in zip(b["kv"], features)) * b["kv_reread"] if b["kv_reread"] else 0.0
+        ramp = blocks / (blocks + b["half"]) if b["half"] is not None and blocks > 0 else 1.0
+        return blocks * b["cta_s"], softmax, extra, ramp
+
+    def _scalar_row_time(self, row: dict, features: list[float], prefill_seqs: float = 0.0) -> float:
         """The roofline of :func:`~infersim.perf.roofline.cost_ops` for one row, in plain floats."""
         flops = sum(c * x for c, x in zip(row["flops"], features))
         nbytes = sum(c * x for c, x in zip(row["bytes"], features))
         if flops <= 0 and nbytes <= 0:
             return 0.0
         nbytes += row["weight_bytes"]
+        block_s = softmax = 0.0
+        ramp = 1.0
+        if "blocks" in row:
+            block_s, softmax, extra, ramp = self._scalar_blocks(row["blocks"], features, prefill_seqs)
+            flops, nbytes = flops / ramp, (nbytes + extra) / ramp
         _, _, mhalf, _, tm, tn, units, bw = self._eff
         cmax, chalf, mmax = row["cmax"], row["chalf"], row["mmax"]
         m = sum(c * x for c, x in zip(row["m"], features)) if row["is_gemm"] else 0.0
@@ -184,7 +244,10 @@ class StepTimeModel:
             e = cmax * flops / (flops + chalf) if (chalf > 0 and row["ramp"]) else cmax
             if row["is_gemm"]:
                 n = row["n"]
-                if row["tiles"]:  # efficiency.tiled_gemm_utilization
+                if row["tiles"] and row.get("split_k", 1) > 1:
+                    e *= tiled_gemm_utilization_scalar(m, n, row["k"], row["tiles"], units, row["k_half"],
+                                                       row["gemv_max_m"], 0.0, row["split_k"])
+                elif row["tiles"]:  # efficiency.tiled_gemm_utilization
                     util = 1.0
                     if m > 0 and n > 0 and m > row["gemv_max_m"]:
                         util = 0.0
@@ -200,6 +263,7 @@ class StepTimeModel:
                     if tiles > 0:
                         e *= tiles / (math.ceil(tiles / units) * units)
             compute = flops / (row["peak"] * e)
+        compute += softmax / ramp
         memory = 0.0
         if nbytes > 0:
             e = mmax * nbytes / (nbytes + mhalf) if mhalf > 0 else mmax
@@ -208,7 +272,7 @@ class StepTimeModel:
             memory_q = sum(c * x for c, x in zip(row["act"], features)) / row["query_bw"]
         else:
             memory_q = 0.0
-        return (max(compute, memory) + memory_q + row["overhead_s"]) * row["count"]
+        return (max(compute, memory) + memory_q + row["overhead_s"] + block_s) * row["count"]
 
     # ----- public ----------------------------------------------------------------------------
     def step_time_s(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,
@@ -228,7 +292,7 @@ class StepTimeModel:
         if logits >= self._logit_table.shape[1]:
             self._grow_logits(logits)
         features = self._features(prefill_tokens, decode_seqs, loads)
-        attn = sum(self._scalar_row_time(row, features) for row in self._attention_rows)
+        attn = sum(self._scalar_row_time(row, features, prefill_seqs) for row in self._attention_rows)
         return float(self._token_table[0, tokens] + self._logit_table[0, logits]) + attn
 
     def _features(self, prefill_tokens, decode_seqs, loads) -> list[float]:
