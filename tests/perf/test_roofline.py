@@ -73,3 +73,9 @@ def test_elementwise_uses_vector_peak(ideal_h100):
     b = OpBuilder(1)
     b.add("x", OpKind.ELEMENTWISE, flops=67e12)
     assert cost_ops(b.build(), ideal_h100).time_s[0, 0] == pytest.approx(1.0)
+
+
+def test_gemms_smaller_than_one_wave_are_not_charged_for_idle_units():
+    # 2 output tiles on 132 SMs: split-K fills the machine, only the size ramp applies
+    assert wave_utilization(64, 256, 128, 128, 132) == 1.0
+    assert wave_utilization(128 * 132, 128, 128, 128, 132) == 1.0

@@ -6,6 +6,7 @@ from .app import cli
 from .catalog_cmd import hardware_group, models_group
 from .estimate_cmd import estimate_cmd
 from .fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
+from .pipeline_cmd import pipeline_cmd, pipeline_study_cmd
 from .search_cmd import results_group, search_cmd
 from .simulate_cmd import simulate_cmd, sweep_rate_cmd
 
@@ -14,6 +15,8 @@ cli.add_command(hardware_group)
 cli.add_command(models_group)
 cli.add_command(simulate_cmd)
 cli.add_command(sweep_rate_cmd)
+cli.add_command(pipeline_cmd)
+cli.add_command(pipeline_study_cmd)
 cli.add_command(search_cmd)
 cli.add_command(fidelity_cmd)
 cli.add_command(calibrate_cmd)

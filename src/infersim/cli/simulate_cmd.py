@@ -10,11 +10,16 @@ from .app import console
 
 
 def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None):
-    from ..errors import ConfigError
     from ..serving.scenario import default_scenario, load_scenario
+
+    return apply_run_options(load_scenario(scenario) if scenario else default_scenario(), requests, rate, seed)
+
+
+def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None):
+    """A scenario (serving or pipeline) with --requests, --seed and --rate applied."""
+    from ..errors import ConfigError
     from ..serving.sweep import with_rate
 
-    sc = load_scenario(scenario) if scenario else default_scenario()
     changes = {}
     if requests is not None:
         if requests < 1:

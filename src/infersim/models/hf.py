@@ -1,7 +1,7 @@
 """Parse a Hugging Face ``config.json`` (already loaded as a dict) into a :class:`ModelConfig`.
 
 Known ``model_type`` values: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe,
-deepseek_v2, deepseek_v3, gpt_oss, gemma2. Any other ``model_type`` is read as a
+deepseek_v2, deepseek_v3, gpt_oss, gemma2, bert. Any other ``model_type`` is read as a
 llama-like decoder from the standard keys (``hidden_size``, ``num_hidden_layers``,
 ``num_attention_heads``, ``vocab_size``, ``intermediate_size`` ...) and says so in
 ``notes``. Unknown keys are ignored (HF configs carry many that cost nothing).
@@ -16,6 +16,11 @@ Per-family facts that the config.json leaves implicit (they live in the modeling
 * gpt_oss: attention sinks, biases on the experts and the router, layers alternate
   sliding (even) / full (odd) when ``layer_types`` is absent.
 * deepseek_v3: the router has a per-expert ``e_score_correction_bias``.
+* bert (encoders such as all-MiniLM-L6-v2, bge-large-en-v1.5; Devlin et al., NAACL 2019): plain
+  (ungated) GELU MLP, biases on q, k, v, o and on both MLP projections, two LayerNorms per layer.
+  The model is read as the same stack of layers; attention is bidirectional, which the caller
+  accounts for (an encoder runs prefill-only forwards). Position / token-type embeddings, LayerNorm
+  biases and the pooler are not counted.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ KNOWN_MODEL_TYPES = (
     "deepseek_v3",
     "gpt_oss",
     "gemma2",
+    "bert",
 )
 
 _QWEN = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
@@ -178,6 +184,8 @@ def parse_hf_config(data: Mapping[str, Any], origin: object, name: str) -> Model
         qkv_bias, out_bias = True, False  # hard-wired in Qwen2Attention
     elif model_type in ("mistral", "mixtral"):
         qkv_bias = out_bias = False  # hard-wired bias=False in MistralAttention / MixtralAttention
+    elif model_type == "bert":
+        qkv_bias = out_bias = True  # BertSelfAttention / BertSelfOutput: nn.Linear with bias
     else:
         qkv_bias = out_bias = r.bool_("attention_bias", model_type == "gpt_oss")
 
@@ -216,8 +224,11 @@ def parse_hf_config(data: Mapping[str, Any], origin: object, name: str) -> Model
     windows = _layer_windows(r, model_type, layers)
 
     # ---- everything else --------------------------------------------------------------
-    tie = r.bool_("tie_word_embeddings", model_type == "gemma2")
-    mlp_bias = True if model_type == "gpt_oss" else r.bool_("mlp_bias", False)
+    tie = r.bool_("tie_word_embeddings", model_type in ("gemma2", "bert"))
+    mlp_bias = True if model_type in ("gpt_oss", "bert") else r.bool_("mlp_bias", False)
+    if model_type == "bert":
+        notes.append("encoder: bidirectional attention; position / token-type embeddings, LayerNorm biases "
+                     "and the pooler are not modeled")
     if model_type == "deepseek_v3":
         router_bias = True
     elif model_type == "deepseek_v2":
@@ -248,7 +259,7 @@ def parse_hf_config(data: Mapping[str, Any], origin: object, name: str) -> Model
         v_head_dim=v_head,
         attention=attention,  # type: ignore[arg-type]
         intermediate_size=intermediate,
-        gated_mlp=True,
+        gated_mlp=model_type != "bert",
         attention_bias=qkv_bias,
         tie_word_embeddings=tie,
         max_position_embeddings=max_pos,

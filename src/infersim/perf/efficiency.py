@@ -47,13 +47,20 @@ def ramp_efficiency(work, max_fraction: float, half_work: float):
 
 
 def wave_utilization(m, n, tile_m: int, tile_n: int, units: int):
-    """Fraction of compute units busy, averaged over the waves of a tiled GEMM."""
+    """Fraction of compute units busy, averaged over the waves of a tiled GEMM.
+
+    A GEMM with fewer output tiles than compute units splits its reduction over the
+    idle units (split-K / Stream-K, Osama et al., PPoPP 2023, as cuBLAS and CUTLASS
+    heuristics do for such shapes), so it is not charged for idle units: the ramp
+    (:func:`ramp_efficiency`) already charges small kernels for their size. From
+    the second wave on, the last partial wave leaves units idle.
+    """
     m = np.asarray(m, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
     tiles = np.ceil(m / tile_m) * np.ceil(n / tile_n)
     waves = np.ceil(tiles / units)
     with np.errstate(invalid="ignore", divide="ignore"):
-        util = np.where(tiles > 0, tiles / np.maximum(waves * units, 1.0), 1.0)
+        util = np.where(tiles > units, tiles / np.maximum(waves * units, 1.0), 1.0)
     return util
 
 

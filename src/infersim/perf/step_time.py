@@ -260,7 +260,7 @@ class StepTimeModel:
                     e *= util
                 else:
                     tiles = math.ceil(m / tm) * math.ceil(n / tn)
-                    if tiles > 0:
+                    if tiles > units:  # efficiency.wave_utilization (split-K below one wave)
                         e *= tiles / (math.ceil(tiles / units) * units)
             compute = flops / (row["peak"] * e)
         compute += softmax / ramp

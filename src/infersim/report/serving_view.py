@@ -23,14 +23,7 @@ def _title(s: Summary) -> str:
 
 def render_summary(s: Summary, console: Console) -> None:
     console.print(f"[bold]{_title(s)}[/bold]")
-    lat = Table(title="Latency", title_justify="left")
-    lat.add_column("metric")
-    for col in ("mean", "p50", "p90", "p99"):
-        lat.add_column(col, justify="right")
-    for label, d in (("TTFT", s.ttft_s), ("TPOT", s.tpot_s), ("inter-token latency", s.itl_s),
-                     ("end-to-end", s.e2e_s), ("queueing delay", s.queue_s)):
-        lat.add_row(label, *(fmt_time(d[k]) for k in ("mean", "p50", "p90", "p99")))
-    console.print(lat)
+    render_latency(s, console)
 
     t = Table(title="Throughput and resources", title_justify="left")
     t.add_column("metric")
@@ -54,17 +47,35 @@ def render_summary(s: Summary, console: Console) -> None:
         t.add_row(*r)
     console.print(t)
 
-    if s.slo:
-        st = Table(title="SLOs", title_justify="left")
-        for col, just in (("SLO", "left"), ("limit", "right"), ("value", "right"), ("met", "left")):
-            st.add_column(col, justify=just)
-        for r in s.slo:
-            st.add_row(f"{r.metric.upper()} p{r.percentile:g}", fmt_time(r.max_s), fmt_time(r.value_s),
-                       "[green]yes[/green]" if r.met else "[red]no[/red]")
-        st.add_row("attainment (requests meeting all)", "", _pct(s.slo_attainment), "")
-        st.add_row("goodput", "", fmt_rate(s.goodput_rps, "req/s"), "")
-        console.print(st)
+    render_slos(s, console)
     console.print(f"[dim]simulated in {s.wall_s:.2f} s wall[/dim]")
+
+
+def render_latency(s, console: Console, title: str = "Latency", queue_label: str = "queueing delay") -> None:
+    """Mean and percentiles of TTFT, TPOT, inter-token latency, E2E and queueing of a summary."""
+    lat = Table(title=title, title_justify="left")
+    lat.add_column("metric")
+    for col in ("mean", "p50", "p90", "p99"):
+        lat.add_column(col, justify="right")
+    for label, d in (("TTFT", s.ttft_s), ("TPOT", s.tpot_s), ("inter-token latency", s.itl_s),
+                     ("end-to-end", s.e2e_s), (queue_label, s.queue_s)):
+        lat.add_row(label, *(fmt_time(d[k]) for k in ("mean", "p50", "p90", "p99")))
+    console.print(lat)
+
+
+def render_slos(s, console: Console) -> None:
+    """The SLO table of a summary with ``slo``, ``slo_attainment`` and ``goodput_rps`` (none without SLOs)."""
+    if not s.slo:
+        return
+    st = Table(title="SLOs", title_justify="left")
+    for col, just in (("SLO", "left"), ("limit", "right"), ("value", "right"), ("met", "left")):
+        st.add_column(col, justify=just)
+    for r in s.slo:
+        st.add_row(f"{r.metric.upper()} p{r.percentile:g}", fmt_time(r.max_s), fmt_time(r.value_s),
+                   "[green]yes[/green]" if r.met else "[red]no[/red]")
+    st.add_row("attainment (requests meeting all)", "", _pct(s.slo_attainment), "")
+    st.add_row("goodput", "", fmt_rate(s.goodput_rps, "req/s"), "")
+    console.print(st)
 
 
 def render_sweep(result: SweepResult, console: Console) -> None:

@@ -353,7 +353,7 @@ class _RowRoofline:
                         e *= util
                     else:
                         n_tiles = math.ceil(m / self.tm) * math.ceil(n / self.tn)
-                        if n_tiles > 0:
+                        if n_tiles > units:  # efficiency.wave_utilization (split-K below one wave)
                             e *= n_tiles / (math.ceil(n_tiles / units) * units)
                 compute = flops / (peak * e)
             memory = 0.0

@@ -83,7 +83,7 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
     except InfersimError as exc:
         raise ConfigError(origin, "hardware", str(exc)) from None
     p = scenario.parallelism
-    par = Parallelism(tp=p.tp, pp=p.pp, ep=p.ep)
+    par = Parallelism(tp=p.tp, pp=p.pp, ep=p.ep, dp_attention=p.dp_attention)
     pr = scenario.precision
     prec = Precision(pr.weight, pr.activation, pr.kv_cache)
     try:
@@ -106,6 +106,10 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
                           f"device, {usable / 1e9:.1f} GB usable; use more devices, narrower dtypes, or a "
                           "smaller scheduler.max_num_batched_tokens")
     blocks = int(kv_capacity // (per_token * sched.block_size))
+    if par.dp_attention:
+        # each device caches only its own requests' KV: the replica's cache is tp devices' worth
+        # (requests are assumed spread evenly over the attention ranks)
+        blocks *= par.tp
     if sched.num_gpu_blocks_override is not None:
         blocks = sched.num_gpu_blocks_override
     per_engine = blocks // par.pp
@@ -171,23 +175,9 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
         deployment.cost.ensure_context(int((wl.input_tokens + wl.output_tokens).max()) + 1)
     dep = deployment
     _check_fits(scenario, dep, wl)
-    sched = scenario.scheduler
     log = RequestLog(wl.arrival_s.tolist(), wl.input_tokens.tolist(), wl.output_tokens.tolist(),
                      wl.prefix_group.tolist(), wl.prefix_tokens.tolist())
-    engines: list[Replica] = []
-    replicas: list[list[Replica]] = []
-    for r in range(scenario.parallelism.replicas):
-        group = []
-        for v in range(dep.engines_per_replica):
-            kv = KVCache(dep.blocks_per_engine, sched.block_size, sched.watermark, sched.prefix_caching)
-            e = Replica(len(engines), r, dep.cost, kv, log, max_num_seqs=sched.max_num_seqs,
-                        token_budget=sched.token_budget, preemption=sched.preemption,
-                        swap_bytes_per_s=sched.swap_bandwidth_gb_per_s * 1e9,
-                        kv_bytes_per_token=dep.kv_bytes_per_token)
-            e.scheduler = make_scheduler(sched.policy)
-            engines.append(e)
-            group.append(e)
-        replicas.append(group)
+    engines, replicas = build_replicas(dep, log, scenario.parallelism.replicas)
     router = Router(scenario.router.policy, replicas)
     private = len(engines) == 1 or (scenario.router.policy == "round_robin" and dep.engines_per_replica == 1)
     for e in engines:
@@ -215,6 +205,28 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
                             engines=[e.steps for e in engines], engine_replica=[e.replica_id for e in engines],
                             kv_blocks=dep.blocks_per_engine, kv_stats=kv_stats,
                             wall_s=time.perf_counter() - start)
+
+
+def build_replicas(dep: Deployment, log: RequestLog, n_replicas: int, first_index: int = 0
+                   ) -> tuple[list[Replica], list[list[Replica]]]:
+    """``n_replicas`` replicas of a deployment (``pp`` engines each, with their KV caches and
+    schedulers) writing to ``log``: (all engines, engines per replica)."""
+    sched = dep.scenario.scheduler
+    engines: list[Replica] = []
+    replicas: list[list[Replica]] = []
+    for r in range(n_replicas):
+        group = []
+        for v in range(dep.engines_per_replica):
+            kv = KVCache(dep.blocks_per_engine, sched.block_size, sched.watermark, sched.prefix_caching)
+            e = Replica(first_index + len(engines), r, dep.cost, kv, log, max_num_seqs=sched.max_num_seqs,
+                        token_budget=sched.token_budget, preemption=sched.preemption,
+                        swap_bytes_per_s=sched.swap_bandwidth_gb_per_s * 1e9,
+                        kv_bytes_per_token=dep.kv_bytes_per_token)
+            e.scheduler = make_scheduler(sched.policy)
+            engines.append(e)
+            group.append(e)
+        replicas.append(group)
+    return engines, replicas
 
 
 def _open_loop(engines: list[Replica], router: Router, wl: Workload) -> None:
@@ -277,4 +289,7 @@ def _closed_loop(engines: list[Replica], router: Router, log: RequestLog, wl: Wo
             router.route(ta).enqueue(rid, ta)
         else:
             # another replica's completion (at or after its next step) may issue a request
-            best.scheduler.step(best, min(ta, second))
+            horizon = min(ta, second)
+            if horizon <= bt:  # tied with another replica: run this one's step alone (a decode run
+                horizon = math.nextafter(bt, INF)  # with a horizon at its own start runs no step)
+            best.scheduler.step(best, horizon)

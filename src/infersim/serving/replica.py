@@ -42,7 +42,8 @@ class Seq:
     """A request inside a replica (slim mutable state; outcomes go to the :class:`RequestLog`)."""
 
     __slots__ = ("rid", "input", "target", "prompt", "filled", "gen", "group", "prefix_blocks", "shared",
-                 "blocks", "base", "finish", "decoding", "last_token_s", "kv_saved", "swapped")
+                 "blocks", "base", "finish", "decoding", "last_token_s", "kv_saved", "swapped", "loaded",
+                 "transferred")
 
     def __init__(self, rid: int, input_tokens: int, target: int, group: int, prefix_blocks: int) -> None:
         self.rid = rid
@@ -61,6 +62,8 @@ class Seq:
         self.last_token_s = NAN
         self.kv_saved = 0  # swapped out: KV tokens on the host
         self.swapped = False
+        self.loaded = 0  # prompt tokens whose KV was loaded from elsewhere (not computed here)
+        self.transferred = False  # its KV arrived from another engine: the swap-in copies nothing
 
 
 class RequestLog:
@@ -150,6 +153,7 @@ class Replica:
         self.swap_bytes_per_s = swap_bytes_per_s
         self.kv_bytes_per_token = kv_bytes_per_token
         self.on_complete = None  # callback(rid, time) for closed-loop workloads
+        self.on_first_token = None  # callback(rid, time) when a request emits its first token
         # True when no router reads this engine's state (one engine, or round robin): an arrival
         # then matters to a decode run only if it could join the next step (see decode_run)
         self.state_private = False
@@ -190,17 +194,40 @@ class Replica:
         return (used + self.waiting_tokens / self.bs) / self.kv.total_blocks
 
     # ----- arrivals ---------------------------------------------------------------------------------
-    def enqueue(self, rid: int, t: float) -> None:
+    def enqueue(self, rid: int, t: float, loaded: int = 0) -> None:
+        """Request ``rid`` arrives at ``t``; ``loaded`` leading prompt tokens already have their KV
+        (fetched from a storage tier): they need cache blocks but no prefill compute."""
         log = self.log
         seq = Seq(rid, log.input_tokens[rid], log.output_tokens[rid], log.prefix_group[rid],
                   log.prefix_tokens[rid] // self.bs)
-        if self.active == 0 and self.t < t:
-            self.t = t
+        seq.loaded = min(int(loaded), seq.prompt - 1)  # at least one token is computed, to emit one
+        self._arrive(seq, t)
         self.waiting.append(seq)
         self.waiting_tokens += seq.prompt
+
+    def enqueue_transferred(self, rid: int, t: float, input_tokens: int, generated: int, target: int,
+                            last_token_s: float) -> None:
+        """Request ``rid`` arrives at ``t`` with its KV already computed elsewhere (prefill/decode
+        disaggregation): ``input_tokens`` prompt tokens plus ``generated - 1`` generated ones (the last
+        generated token, emitted at ``last_token_s``, has no KV yet). It waits in the swapped queue and
+        joins the decode batch like a swapped-out request when the cache has room (admission by KV
+        capacity), without a copy: its swap-in moves no bytes. It stops after ``target`` tokens."""
+        seq = Seq(rid, input_tokens, target, -1, 0)
+        seq.gen = generated
+        seq.filled = seq.prompt
+        seq.kv_saved = input_tokens + generated - 1
+        seq.swapped = True
+        seq.transferred = True
+        seq.last_token_s = last_token_s
+        self._arrive(seq, t)
+        self.swapped.append(seq)
+
+    def _arrive(self, seq: Seq, t: float) -> None:
+        if self.active == 0 and self.t < t:
+            self.t = t
         self.active += 1
         self.routed += 1
-        log.replica[rid] = self.replica_id
+        self.log.replica[seq.rid] = self.replica_id
 
     # ----- admission ----------------------------------------------------------------------------------
     def admit_blocks(self, seq: Seq) -> tuple[int, int, int]:
@@ -222,7 +249,7 @@ class Replica:
             self.log.prefix_hit_tokens[seq.rid] += hit * self.bs
         seq.shared = hit
         seq.blocks = blocks
-        seq.filled = hit * self.bs
+        seq.filled = max(hit * self.bs, seq.loaded)
         self.waiting_tokens -= seq.prompt
         rid = seq.rid
         self.running[rid] = seq
@@ -286,6 +313,7 @@ class Replica:
             # preempted mid-prefill always restarts its prefill (its KV is partial)
             seq.prompt = seq.input + seq.gen
             seq.filled = 0
+            seq.loaded = 0  # the loaded KV was freed with the rest
             requeue.append(seq)
         else:
             seq.kv_saved = tokens
@@ -312,6 +340,11 @@ class Replica:
         self.running[seq.rid] = seq
         tokens = seq.kv_saved
         self._join_decode(seq, tokens, self.clock)
+        if seq.transferred:  # its KV was written here by the transfer: nothing to copy
+            seq.transferred = False
+            if self.log.first_scheduled_s[seq.rid] != self.log.first_scheduled_s[seq.rid]:
+                self.log.first_scheduled_s[seq.rid] = self.t
+            return 0.0
         return tokens * self.kv_bytes_per_token
 
     # ----- completion --------------------------------------------------------------------------------
@@ -361,6 +394,8 @@ class Replica:
         log = self.log
         if log.first_token_s[rid] != log.first_token_s[rid]:
             log.first_token_s[rid] = t
+            if self.on_first_token is not None:
+                self.on_first_token(rid, t)
         else:
             self.steps.gaps_s.append(t - seq.last_token_s)  # first token after a recompute
         if seq.group >= 0 and seq.prefix_blocks and self.kv.prefix_caching:

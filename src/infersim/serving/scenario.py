@@ -30,7 +30,7 @@ Example (the built-in default, see :func:`default_scenario`)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -45,11 +45,14 @@ class _Strict(BaseModel):
 
 # ----- deployment ---------------------------------------------------------------------------
 class ParallelismSpec(_Strict):
-    """Layout of one replica (``tp`` x ``pp`` devices, ``ep`` inside the TP group) and how many replicas."""
+    """Layout of one replica (``tp`` x ``pp`` devices, ``ep`` inside the TP group) and how many replicas.
+    ``dp_attention``: MoE models only, attention data-parallel over the ``tp`` devices with ``ep = tp``
+    (see :class:`~infersim.perf.parallel.Parallelism`)."""
 
     tp: int = Field(1, ge=1, le=1024)
     pp: int = Field(1, ge=1, le=1024)
     ep: int = Field(1, ge=1, le=1024)
+    dp_attention: bool = False
     replicas: int = Field(1, ge=1, le=4096)
 
 
@@ -250,15 +253,13 @@ def builtin_data(name: str) -> Path:
     return Path(__file__).parent / "data" / (name.replace("-", "_") + ".csv")
 
 
-class Scenario(_Strict):
+class ScenarioFile(_Strict):
+    """What every scenario-like YAML file shares: a name, a seed, a workload, SLOs, the file it came
+    from and how relative paths in it resolve (:func:`~infersim.serving.workload.build_workload`
+    needs only these)."""
+
     name: str = "scenario"
     seed: int = Field(0, ge=0, le=2**63 - 1)
-    model: str = "llama-3.1-8b"
-    hardware: str = "h100-sxm"
-    parallelism: ParallelismSpec = ParallelismSpec()
-    precision: PrecisionSpec = PrecisionSpec()
-    scheduler: SchedulerSpec = SchedulerSpec()
-    router: RouterSpec = RouterSpec()
     workload: WorkloadSpec
     slo: list[SLOSpec] = Field(default_factory=list)
 
@@ -283,7 +284,7 @@ class Scenario(_Strict):
             p = self._source.parent / p
         return p
 
-    def with_changes(self, **changes: Any) -> "Scenario":
+    def with_changes(self, **changes: Any):
         """A validated copy with dotted-key overrides, e.g. ``{"workload.requests": 100}``."""
         data = self.model_dump(mode="python", exclude_none=True)
         for dotted, value in changes.items():
@@ -292,13 +293,22 @@ class Scenario(_Strict):
             for k in keys[:-1]:
                 node = node.setdefault(k, {})
             node[keys[-1]] = value
-        new = validate_scenario(data, self.origin)
+        new = validate_model(type(self), data, self.origin)
         new._source = self._source
         return new
 
 
+class Scenario(ScenarioFile):
+    model: str = "llama-3.1-8b"
+    hardware: str = "h100-sxm"
+    parallelism: ParallelismSpec = ParallelismSpec()
+    precision: PrecisionSpec = PrecisionSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    router: RouterSpec = RouterSpec()
+
+
 # ----- loading ------------------------------------------------------------------------------
-_TAG_KEYS = ("dist", "process")
+_TAG_KEYS = ("dist", "process", "kind")
 
 
 def _dotted(loc: tuple, data: Any) -> str:
@@ -340,9 +350,9 @@ def _tags(model: Any) -> set:
     return tags
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
+def _allowed_keys(loc: tuple, root: Any = None) -> list[str]:
     """Keys allowed in the mapping that holds the last element of a pydantic error location."""
-    model: Any = Scenario
+    model: Any = Scenario if root is None else root
     items = list(loc[:-1])
     while items:
         item = items.pop(0)
@@ -351,7 +361,10 @@ def _allowed_keys(loc: tuple) -> list[str]:
         fields = model.model_fields
         if item not in fields:
             return []
-        candidates = _models_in(fields[item].annotation)
+        annotation = fields[item].annotation
+        if get_origin(annotation) is dict and items:
+            items.pop(0)  # the mapping's own key (a name the user chose)
+        candidates = _models_in(annotation)
         if len(candidates) == 1:
             model = candidates[0]
         elif candidates and items and isinstance(items[0], str):
@@ -365,7 +378,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _format_error(origin: object, err: ValidationError, data: Any) -> ConfigError:
+def _format_error(origin: object, err: ValidationError, data: Any, root: Any = None) -> ConfigError:
     errors = err.errors()
     # a misspelt key also makes the right one "missing": report the unknown key first
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
@@ -374,7 +387,7 @@ def _format_error(origin: object, err: ValidationError, data: Any) -> ConfigErro
     msg = first["msg"]
     kind = first["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc)
+        allowed = _allowed_keys(loc, root)
         msg = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
     elif kind == "missing":
         msg = "required key is missing"
@@ -393,17 +406,22 @@ def _format_error(origin: object, err: ValidationError, data: Any) -> ConfigErro
     return ConfigError(origin, field, msg)
 
 
-def validate_scenario(data: Any, origin: object = "<scenario>") -> Scenario:
+def validate_model(root: type, data: Any, origin: object = "<scenario>"):
+    """``root.model_validate(data)`` with errors as :class:`ConfigError` naming ``origin`` and the dotted key."""
     if not isinstance(data, dict):
         raise ConfigError(origin, None, "expected a mapping of keys at the top level")
     try:
-        return Scenario.model_validate(data)
+        return root.model_validate(data)
     except ValidationError as err:
-        raise _format_error(origin, err, data) from None
+        raise _format_error(origin, err, data, root) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file."""
+def validate_scenario(data: Any, origin: object = "<scenario>") -> Scenario:
+    return validate_model(Scenario, data, origin)
+
+
+def load_model_yaml(root: type, path: str | Path):
+    """Read a YAML file and validate it as ``root`` (a :class:`ScenarioFile`), remembering its path."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, None, "file not found")
@@ -413,9 +431,14 @@ def load_scenario(path: str | Path) -> Scenario:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(path, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    scenario = validate_scenario(data, path)
+    scenario = validate_model(root, data, path)
     scenario._source = path.resolve()
     return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    return load_model_yaml(Scenario, path)
 
 
 #: Poisson rate of the default scenario: 70% of the saturation throughput of this deployment

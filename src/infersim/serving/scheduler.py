@@ -58,7 +58,7 @@ class ContinuousScheduler:
             while waiting and n_run < r.max_num_seqs:
                 seq = waiting[0]
                 hit, blocks, check = r.admit_blocks(seq)
-                c = seq.prompt - hit * bs
+                c = seq.prompt - max(hit * bs, seq.loaded)
                 if tokens + c > budget or not kv.can_admit(check):
                     break
                 waiting.popleft()
@@ -184,7 +184,7 @@ class StaticScheduler:
             hit = kv.lookup(seq.group, seq.prompt) if seq.group >= 0 else 0
             blocks = -(-(seq.input + seq.target) // bs) - hit  # prompt + output reserved up front
             pin = kv.pin_cost(seq.group, hit) if seq.group >= 0 else 0
-            c = seq.prompt - hit * bs
+            c = seq.prompt - max(hit * bs, seq.loaded)
             if tokens + c > r.token_budget or not kv.can_admit(blocks + pin):
                 break
             waiting.popleft()
@@ -269,6 +269,8 @@ def _prefill_step(r: Replica, chunks: list) -> None:
         seq.filled = seq.prompt
         seq.gen = 1
         log.first_token_s[seq.rid] = end
+        if r.on_first_token is not None:
+            r.on_first_token(seq.rid, end)
         if seq.group >= 0 and seq.prefix_blocks and r.kv.prefix_caching:
             seq.shared = r.kv.donate(seq.group, seq.shared, seq.prefix_blocks)
 

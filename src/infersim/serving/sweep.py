@@ -14,6 +14,7 @@ lowest failing one among those run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
@@ -87,11 +88,55 @@ class _Runner:
         return point
 
 
-def _capacity(points: list[SweepPoint]) -> float | None:
-    failing = [p.rate for p in points if not p.summary.slo_met]
+def capacity_of(tried: list[tuple[float, bool]]) -> float | None:
+    """The highest rate that met the SLOs below the lowest one that did not, from (rate, met) pairs."""
+    failing = [rate for rate, met in tried if not met]
     limit = min(failing) if failing else float("inf")
-    passing = [p.rate for p in points if p.summary.slo_met and p.rate < limit]
+    passing = [rate for rate, met in tried if met and rate < limit]
     return max(passing) if passing else None
+
+
+def _capacity(points: list[SweepPoint]) -> float | None:
+    return capacity_of([(p.rate, p.summary.slo_met) for p in points])
+
+
+def bracket_and_bisect(meets: Callable[[float], bool], start_rate: float, tolerance: float = 0.05,
+                       max_runs: int = 24) -> list[tuple[float, bool]]:
+    """Rates tried and whether each met the SLOs: double (or halve) from ``start_rate`` until the
+    capacity is bracketed, then bisect until the bracket is within ``tolerance`` (relative)."""
+    tried: list[tuple[float, bool]] = []
+
+    def run(rate: float) -> bool:
+        met = bool(meets(rate))
+        tried.append((rate, met))
+        return met
+
+    rate = start_rate
+    lo = hi = None
+    if run(rate):
+        lo = rate
+        while hi is None and len(tried) < max_runs:
+            rate *= 2.0
+            if run(rate):
+                lo = rate
+            else:
+                hi = rate
+    else:
+        hi = rate
+        while lo is None and len(tried) < max_runs:
+            rate /= 2.0
+            if run(rate):
+                lo = rate
+            else:
+                hi = rate
+    if lo is not None and hi is not None:
+        while (hi - lo) / lo > tolerance and len(tried) < max_runs:
+            mid = 0.5 * (lo + hi)
+            if run(mid):
+                lo = mid
+            else:
+                hi = mid
+    return tried
 
 
 def sweep_rates(scenario: Scenario, rates: list[float]) -> SweepResult:
@@ -114,29 +159,5 @@ def find_capacity(scenario: Scenario, start_rate: float | None = None, tolerance
         raise ConfigError(scenario.origin, "--tolerance", f"must be in (0, 1), got {tolerance}")
     runner = _Runner(scenario)
     rate = start_rate if start_rate is not None else base_rate(scenario)
-    lo = hi = None
-    p = runner.run(rate)
-    if p.summary.slo_met:
-        lo = rate
-        while hi is None and len(runner.points) < max_runs:
-            rate *= 2.0
-            if runner.run(rate).summary.slo_met:
-                lo = rate
-            else:
-                hi = rate
-    else:
-        hi = rate
-        while lo is None and len(runner.points) < max_runs:
-            rate /= 2.0
-            if runner.run(rate).summary.slo_met:
-                lo = rate
-            else:
-                hi = rate
-    if lo is not None and hi is not None:
-        while (hi - lo) / lo > tolerance and len(runner.points) < max_runs:
-            mid = 0.5 * (lo + hi)
-            if runner.run(mid).summary.slo_met:
-                lo = mid
-            else:
-                hi = mid
+    bracket_and_bisect(lambda r: runner.run(r).summary.slo_met, rate, tolerance, max_runs)
     return SweepResult(scenario.name, runner.points, _capacity(runner.points))
