@@ -97,3 +97,23 @@ def test_catalog_commands():
     assert rows["deepseek-v3"]["kv_bytes_per_token_bf16"] == (512 + 64) * 61 * 2
     res = run("models", "show", "deepseek-v3")
     assert res.exit_code == 0 and "mla" in res.output.lower()
+
+
+def test_error_text_with_brackets_is_printed_verbatim():
+    # rich markup must not swallow "[search]" in "pip install 'infersim[search]'"
+    import click
+
+    from infersim.cli.app import InfersimGroup
+    from infersim.errors import InfersimError
+
+    @click.group(cls=InfersimGroup)
+    def group():
+        pass
+
+    @group.command()
+    def boom():
+        raise InfersimError("needs duckdb: pip install 'infersim[search]'")
+
+    res = CliRunner().invoke(group, ["boom"])
+    assert res.exit_code == 2
+    assert "pip install 'infersim[search]'" in res.output

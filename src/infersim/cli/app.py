@@ -6,6 +6,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import InfersimError
 
@@ -21,7 +22,7 @@ class InfersimGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InfersimError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, markup=True)
             sys.exit(2)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
