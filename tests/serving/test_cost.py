@@ -72,3 +72,25 @@ def test_steps_before_the_horizon_closed_form():
     assert steps_before(5.0, 1.0, 0.0, 5.0, 10) == 0  # nothing starts at or after the horizon
     assert steps_before(0.0, 1.0, 0.0, 3.0, 10) == 3  # starts 0, 1, 2
     assert steps_before(0.0, 1.0, 0.5, 3.0, 10) == 3  # starts 0, 1, 2.5 (next 4.5)
+
+
+def test_compiled_row_roofline_equals_the_interpreted_one_bit_for_bit():
+    """The generated fast path does the interpreted loop's operations in the same order."""
+    import numpy as np
+
+    from infersim.hardware import get_device
+    from infersim.models import get_model
+    from infersim.perf.parallel import Parallelism, Precision
+    from infersim.perf.step_time import StepTimeModel
+    from infersim.serving.cost import _RowRoofline
+
+    for model, par in (("llama-2-70b", Parallelism(tp=2)), ("deepseek-v3", Parallelism(tp=8, ep=8))):
+        rows = _RowRoofline(StepTimeModel(get_model(model), get_device("h100-sxm"), par, Precision(weight="fp8")))
+        rng = np.random.default_rng(7)
+        for _ in range(2000):
+            pt = int(rng.integers(0, 900))
+            ps = int(rng.integers(1, 4)) if pt else 0
+            b = int(rng.integers(0 if pt else 1, 300))
+            pairs = float(rng.random() * 1e6)
+            args = (pt, ps, b, pairs, 1.5 * pairs, float(rng.random() * 1e4), float(rng.random() * 1e6) if b else 0.0)
+            assert rows.time(*args) == rows.time_interpreted(*args)
