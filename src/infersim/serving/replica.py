@@ -38,6 +38,20 @@ from .kv_cache import KVCache
 NAN = math.nan
 
 
+def chunk_loads(chunks: list) -> tuple[int, float, float, float]:
+    """(prefill tokens, causal pairs, rectangular pairs, KV tokens read) of prefill ``chunks``
+    [(seq, tokens)], full attention (the closed forms of :mod:`infersim.perf.shape`)."""
+    pt = 0
+    pairs = rect = kv_read = 0.0
+    for seq, c in chunks:
+        p = seq.filled
+        pt += c
+        pairs += c * p + c * (c + 1) / 2.0
+        rect += c * (p + c)
+        kv_read += p + c
+    return pt, pairs, rect, kv_read
+
+
 class Seq:
     """A request inside a replica (slim mutable state; outcomes go to the :class:`RequestLog`)."""
 
@@ -419,14 +433,7 @@ class Replica:
         clock = self.clock
         t = self.t
         b = self.n_dec if with_decodes else 0
-        pt = 0
-        pairs = rect = kv_read = 0.0
-        for seq, c in chunks:
-            p = seq.filled
-            pt += c
-            pairs += c * p + c * (c + 1) / 2.0
-            rect += c * (p + c)
-            kv_read += p + c
+        pt, pairs, rect, kv_read = chunk_loads(chunks)
         ps = len(chunks)
         cost = self.cost
         full = self.full_attention

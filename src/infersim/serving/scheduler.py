@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .replica import Replica
+from .replica import Replica, chunk_loads
 
 
 class ContinuousScheduler:
@@ -241,14 +241,7 @@ class StaticScheduler:
 def _prefill_step(r: Replica, chunks: list) -> None:
     """Static batching's prefill of the whole batch: every request emits its first token."""
     cost = r.cost
-    pt = 0
-    pairs = rect = kv_read = 0.0
-    for seq, c in chunks:
-        p = seq.filled
-        pt += c
-        pairs += c * p + c * (c + 1) / 2.0
-        rect += c * (p + c)
-        kv_read += p + c
+    pt, pairs, rect, kv_read = chunk_loads(chunks)
     ps = len(chunks)
     if cost.full_attention:
         loads = (pairs, rect, kv_read, 0.0)
