@@ -89,11 +89,8 @@ def target_summary(report: FidelityReport) -> list[str]:
     return lines
 
 
-def render_fidelity(report: FidelityReport, console: Console) -> None:
-    console.print("[bold]infersim fidelity[/bold]: predicted vs measured kernel latency "
-                  "(MdAPE = median |pred - meas| / meas; bias > 0: predicted too slow)")
-    for line in _header_lines(report):
-        console.print(f"  {line}", highlight=False)
+def _sections(report: FidelityReport):
+    """(title, header, rows) of each split that has rows: held-out shapes, then held-out device."""
     for split, columns in (("shapes", shapes_columns), ("device", device_columns)):
         header, body = columns(report)
         if not body:
@@ -101,6 +98,15 @@ def render_fidelity(report: FidelityReport, console: Console) -> None:
         title = SPLITS[split]
         if split == "device" and report.header.get("source_device"):
             title += f"; calibrated on {report.header['source_device']}"
+        yield title, header, body
+
+
+def render_fidelity(report: FidelityReport, console: Console) -> None:
+    console.print("[bold]infersim fidelity[/bold]: predicted vs measured kernel latency "
+                  "(MdAPE = median |pred - meas| / meas; bias > 0: predicted too slow)")
+    for line in _header_lines(report):
+        console.print(f"  {line}", highlight=False)
+    for title, header, body in _sections(report):
         t = Table(title=title, title_justify="left")
         for i, h in enumerate(header):
             t.add_column(h, justify="left" if i < 2 or h.startswith("target") else "right")
@@ -119,13 +125,7 @@ def render_fidelity(report: FidelityReport, console: Console) -> None:
 def fidelity_markdown(report: FidelityReport) -> str:
     """The report as Markdown tables (what the README quotes)."""
     out = [f"- {line}" for line in _header_lines(report)]
-    for split, columns in (("shapes", shapes_columns), ("device", device_columns)):
-        header, body = columns(report)
-        if not body:
-            continue
-        title = SPLITS[split]
-        if split == "device" and report.header.get("source_device"):
-            title += f"; calibrated on {report.header['source_device']}"
+    for title, header, body in _sections(report):
         out += ["", f"**{title}**", "", "| " + " | ".join(header) + " |",
                 "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
         out += ["| " + " | ".join(row) + " |" for row in body]

@@ -78,18 +78,28 @@ class ContinuousScheduler:
             need = r.decode_need()
         victims = r.preemptions - n_before
         swapped_in = []
-        if not victims:
-            while r.swapped and len(r.running) < r.max_num_seqs:
-                seq = r.swapped[0]
-                blocks = r.swap_in_blocks(seq)
-                if not kv.can_admit(blocks + need):
-                    break
-                r.swapped.popleft()
-                swap_bytes += r.swap_in(seq, blocks)
-                swapped_in.append(seq)
+        if not victims and r.swapped:
+            swap_bytes += _swap_in(r, need, swapped_in)
         if not swapped_in and not victims and r.n_dec and r.decode_run(horizon):
             return
         _finish_step(r, [], swapped_in, swap_bytes, victims, need, preempted)
+
+
+def _swap_in(r: Replica, need: int, swapped_in: list, limit: int | None = None) -> float:
+    """Bring swapped-out requests back, oldest first, while the KV cache (beside the ``need``
+    blocks of this step's decodes), ``max_num_seqs`` and ``limit`` allow; appends them to
+    ``swapped_in`` and returns the bytes copied back."""
+    kv = r.kv
+    swap_bytes = 0.0
+    while r.swapped and len(r.running) < r.max_num_seqs and (limit is None or len(swapped_in) < limit):
+        seq = r.swapped[0]
+        blocks = r.swap_in_blocks(seq)
+        if not kv.can_admit(blocks + need):
+            break
+        r.swapped.popleft()
+        swap_bytes += r.swap_in(seq, blocks)
+        swapped_in.append(seq)
+    return swap_bytes
 
 
 def _finish_step(r: Replica, chunks: list, swapped_in: list, swap_bytes: float, victims: int, need: int,
@@ -132,16 +142,9 @@ class ChunkedPrefillScheduler:
                 chunks.append((seq, c))
                 budget -= c
         swapped_in = []
-        if r.swapped and not victims:
-            while r.swapped and budget > 0 and len(r.running) < r.max_num_seqs:
-                seq = r.swapped[0]
-                blocks = r.swap_in_blocks(seq)
-                if not kv.can_admit(blocks + need):
-                    break
-                r.swapped.popleft()
-                swap_bytes += r.swap_in(seq, blocks)
-                swapped_in.append(seq)
-                budget -= 1
+        if r.swapped and not victims and budget > 0:
+            swap_bytes += _swap_in(r, need, swapped_in, budget)
+            budget -= len(swapped_in)  # each resumes with one decode token
         waiting = r.waiting
         if waiting and budget > 0:  # then new requests, FCFS
             n_run = len(r.running)
