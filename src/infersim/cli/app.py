@@ -22,7 +22,10 @@ class InfersimGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InfersimError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, markup=True)
+            # soft_wrap: a message is one logical line that a terminal may wrap, never a line break
+            # inserted by rich in the middle of a path or a quoted value
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, markup=True,
+                              soft_wrap=True)
             sys.exit(2)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
