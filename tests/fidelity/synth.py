@@ -55,15 +55,16 @@ def attention_rows() -> list[dict]:
     return out
 
 
-def mla_rows() -> list[dict]:
+def mla_rows(kv_dtypes=("bf16",), heads=(16, 128)) -> list[dict]:
     out = []
-    for h, b in itertools.product((16, 128), (1, 4, 32)):
-        for s in (16, 256, 2048):
-            out.append(dict(op="mla_prefill", batch=b, seq_len=s, kv_len=s, num_heads=h, num_kv_heads=h,
-                            head_dim=192, dtype="bf16", kv_dtype="bf16"))
-        for ctx in (16, 512, 8192, 65536):
-            out.append(dict(op="mla_decode", batch=b, seq_len=1, kv_len=ctx, num_heads=h, num_kv_heads=1,
-                            head_dim=576, dtype="bf16", kv_dtype="bf16"))
+    for kv in kv_dtypes:
+        for h, b in itertools.product(heads, (1, 4, 32)):
+            for s in (16, 256, 2048):
+                out.append(dict(op="mla_prefill", batch=b, seq_len=s, kv_len=s, num_heads=h, num_kv_heads=h,
+                                head_dim=192, dtype="bf16", kv_dtype=kv))
+            for ctx in (16, 512, 8192, 65536):
+                out.append(dict(op="mla_decode", batch=b, seq_len=1, kv_len=ctx, num_heads=h, num_kv_heads=1,
+                                head_dim=576, dtype="bf16", kv_dtype=kv))
     return out
 
 

@@ -193,3 +193,26 @@ def test_calibrating_a_copy_does_not_touch_the_catalog_device():
     calibrate(table, get_device("h100-sxm"))
     assert get_device("h100-sxm").efficiency == before
     assert dataclasses.is_dataclass(get_device("h100-sxm"))
+
+
+def test_mla_per_dtype_terms_and_prefill_ramp_are_recovered():
+    # an fp8 KV cache: decode streams it at its own fraction, prefill quantizes Q/K/V in a pass of its
+    # own; few prefill blocks (1-2 heads, short batches) keep only part of the machine busy
+    true_mla = {"attention_max_fraction_by_dtype.bf16": 0.55, "attention_max_fraction_by_dtype.fp8": 0.35,
+                "decode_attention_memory_max_fraction_by_dtype.bf16": 0.92,
+                "decode_attention_memory_max_fraction_by_dtype.fp8": 0.64,
+                "attention_query_bandwidth_fraction_by_dtype.bf16": 4.0,
+                "attention_query_bandwidth_fraction_by_dtype.fp8": 0.3,
+                "attention_parallel_half": 150.0, "attention_cta_us": 2.5,
+                "attention_overhead_us": 14.0, "decode_attention_overhead_us": 8.0}
+    true = {**TRUE_GEMM, **TRUE_ATTENTION, **TRUE_BLOCKS, "mla_overrides": true_mla}
+    rows = mla_rows(kv_dtypes=("bf16", "fp8"), heads=(1, 2, 16, 128))
+    table, true_dev = synthetic(rows, true, noise=0.01, seed=5)
+    cal = calibrate(table, _stripped(true_dev, {"mla_overrides"}))
+    assert [s.stage for s in cal.stages] == ["mla"]
+    for key, rel in (("decode_attention_memory_max_fraction_by_dtype.bf16", 0.05),
+                     ("decode_attention_memory_max_fraction_by_dtype.fp8", 0.05),
+                     ("attention_query_bandwidth_fraction_by_dtype.fp8", 0.15),
+                     ("attention_parallel_half", 0.3), ("attention_max_fraction_by_dtype.fp8", 0.05)):
+        assert _fitted(cal, f"mla_overrides.{key}") == pytest.approx(true_mla[key], rel=rel), key
+    assert cal.stages[0].train_mdape < 0.02

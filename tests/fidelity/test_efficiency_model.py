@@ -167,6 +167,42 @@ def test_prefill_blocks_and_softmax_by_hand():
     assert c.time_s[0, 0] == pytest.approx(c.compute_s[0, 0] + 48 / 132 * 2e-6)
 
 
+def test_prefill_parallelism_ramp_by_hand():
+    h100 = ideal(get_device("h100-sxm"))
+    dev = _with(h100, attention_parallel_half=24.0, attention_max_fraction=1.0, attention_half_flops=0.0)
+    b = OpBuilder(1)
+    # one sequence of 1000 queries, 1 head: ceil(1000 / 128) = 8 blocks keep 8 / (8 + 24) of the machine busy
+    _attention_row(b, "attention.prefill", flops=1e9, kv_bytes=1e3, seqs=1.0, query_tokens=1000.0, heads=1.0,
+                   kv_heads=1.0)
+    # 32 sequences x 32 heads x 8 tiles = 8192 blocks: nearly the whole machine
+    _attention_row(b, "attention.prefill", flops=1e9, kv_bytes=1e3, seqs=32.0, query_tokens=32000.0, heads=32.0,
+                   kv_heads=8.0)
+    c = cost_ops(b.build(), dev)
+    assert c.compute_s[:, 0] == pytest.approx([1e9 / 989.4e12 * (8 + 24) / 8, 1e9 / 989.4e12 * (8192 + 24) / 8192])
+    assert c.overhead_s[:, 0] == pytest.approx([h100.efficiency.kernel_overhead_us * 1e-6] * 2)
+
+
+def test_per_dtype_attention_memory_and_query_fractions_by_hand():
+    dev = _with(ideal(get_device("h100-sxm")), attention_memory_max_fraction=0.8,
+                decode_attention_memory_max_fraction=0.9, decode_attention_memory_max_fraction_by_dtype={"fp8": 0.5},
+                attention_query_bandwidth_fraction=2.0, attention_query_bandwidth_fraction_by_dtype={"fp8": 0.25})
+    bw = 3.35e12
+    b = OpBuilder(1)
+    for name in ("attention.decode", "attention.prefill"):
+        for dtype in ("bf16", "fp8"):
+            _attention_row(b, name, dtype=dtype, kv_bytes=bw * 1e-6, act_bytes=bw * 1e-6)
+    c = cost_ops(b.build(), dev)
+    # memory: 2 us of bytes at the decode (bf16 0.9, fp8 0.5) or prefill (0.8) fraction; plus the
+    # query term: 1 us of activation bytes at 2.0 (bf16) or 0.25 (fp8) of the bandwidth
+    mem = np.array([2 / 0.9, 2 / 0.5, 2 / 0.8, 2 / 0.8]) * 1e-6
+    query = np.array([1 / 2.0, 1 / 0.25, 1 / 2.0, 1 / 0.25]) * 1e-6
+    assert c.memory_s[:, 0] == pytest.approx(mem + query)
+    with pytest.raises(ValueError, match="must be in \\(0, 10\\]"):
+        EfficiencySpec(attention_query_bandwidth_fraction_by_dtype={"fp8": 11.0})
+    with pytest.raises(ValueError, match="unknown dtype"):
+        EfficiencySpec(decode_attention_memory_max_fraction_by_dtype={"fp9": 0.5})
+
+
 def test_decode_blocks_group_rule_and_parallelism_by_hand():
     h100 = ideal(get_device("h100-sxm"))
     dev = _with(h100, decode_attention_cta_us=3.0, decode_attention_cta_us_by_dtype={"fp8": 1.0},

@@ -164,6 +164,38 @@ def _fused_attention(kernels: KernelSet) -> dict:
     return out
 
 
+def _attention_dtypes(kernels: KernelSet, decode: bool) -> list[str]:
+    """Compute dtypes of the decode (or the other) attention rows of ``kernels``."""
+    out = set()
+    for _, table in kernels.groups:
+        out.update(d for n, k, d in zip(table.names, table.kind, table.dtype)
+                   if k == OpKind.ATTENTION and is_decode_attention(n) == decode)
+    return sorted(out)
+
+
+def _per_dtype_param(name: str, dtypes: list[str], lower: float, upper: float, initial: float,
+                     log: bool = False) -> list[Param]:
+    """``name`` fitted once per dtype (``name_by_dtype.DTYPE``) when the rows have several
+    dtypes, else once."""
+    if len(dtypes) > 1:
+        return [Param(f"{name}_by_dtype.{d}", lower, upper, initial, log) for d in dtypes]
+    return [Param(name, lower, upper, initial, log)]
+
+
+def _decode_memory_params(prefix: str, kernels: KernelSet) -> list[Param]:
+    """The decode kernels' memory fraction, per compute dtype where the rows have several: a
+    quantized (fp8) KV cache is dequantized in the kernel and streams at its own rate."""
+    return _per_dtype_param(f"{prefix}decode_attention_memory_max_fraction", _attention_dtypes(kernels, True),
+                            0.02, 1.0, 0.7)
+
+
+def _query_params(prefix: str, kernels: KernelSet) -> list[Param]:
+    """The prefill kernels' per-query bandwidth fraction, per compute dtype where the rows have
+    several: an fp8 kernel quantizes its bf16 queries, keys and values first."""
+    return _per_dtype_param(f"{prefix}attention_query_bandwidth_fraction", _attention_dtypes(kernels, False),
+                            1e-3, 10.0, 0.2, log=True)
+
+
 def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = False,
                  blocks: bool = True) -> list[Param]:
     """The parameters a stage fits, given the rows it has (dtypes, collectives present),
@@ -201,8 +233,14 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
         if has_decode and has_other:
             prefixes.append("decode_")
         for prefix in prefixes:
-            params.append(Param(f"{prefix}attention_memory_max_fraction", 0.02, 1.0, 0.7))
-            params.append(Param(f"{prefix}attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True))
+            if prefix == "decode_" or not has_other:
+                params += _decode_memory_params("", kernels)
+            else:
+                params.append(Param(f"{prefix}attention_memory_max_fraction", 0.02, 1.0, 0.7))
+            if prefix == "" and has_other:
+                params += _query_params("", kernels)
+            else:
+                params.append(Param(f"{prefix}attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True))
             params.append(Param(f"{prefix}attention_overhead_us", 0.0, 1e4, 10.0))
         if blocks:
             # per-thread-block terms: only fused kernels (rows that carry their sequences) have them
@@ -211,6 +249,7 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
                 params.append(Param("attention_softmax_fraction", 1e-4, 10.0, 0.05, log=True))
             if fused["prefill"]:
                 params.append(Param("attention_cta_us", 0.0, 1e3, 2.0))
+                params.append(Param("attention_parallel_half", 1e-2, 1e5, 1.0, log=True))
             if fused["decode"]:
                 params += [Param(f"decode_attention_cta_us_by_dtype.{d}", 0.0, 1e3, 2.0)
                            for d in fused["decode_dtypes"]]
@@ -225,14 +264,15 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
         params = [Param(f"{o}attention_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.5)
                   for d in _op_dtypes(kernels, OpKind.ATTENTION)]
         if "mla_prefill" in ops:
-            params += [Param(f"{o}attention_memory_max_fraction", 0.02, 1.0, 0.7),
-                       Param(f"{o}attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True),
-                       Param(f"{o}attention_overhead_us", 0.0, 1e4, 10.0)]
+            params.append(Param(f"{o}attention_memory_max_fraction", 0.02, 1.0, 0.7))
+            params += _query_params(o, kernels)
+            params.append(Param(f"{o}attention_overhead_us", 0.0, 1e4, 10.0))
             if blocks:
-                params.append(Param(f"{o}attention_cta_us", 0.0, 1e3, 2.0))
+                params += [Param(f"{o}attention_cta_us", 0.0, 1e3, 2.0),
+                           Param(f"{o}attention_parallel_half", 1e-2, 1e5, 1.0, log=True)]
         if "mla_decode" in ops:
-            params += [Param(f"{o}decode_attention_memory_max_fraction", 0.02, 1.0, 0.7),
-                       Param(f"{o}decode_attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True),
+            params += _decode_memory_params(o, kernels)
+            params += [Param(f"{o}decode_attention_query_bandwidth_fraction", 1e-3, 10.0, 0.2, log=True),
                        Param(f"{o}decode_attention_overhead_us", 0.0, 1e4, 10.0)]
             if blocks:
                 params += [Param(f"{o}decode_attention_cta_us", 0.0, 1e3, 2.0),

@@ -164,6 +164,10 @@ class EfficiencySpec(_Strict):
         default=None, gt=0, le=10.0,
         description="non-overlapped per-query work of fused attention: activation (Q/O) bytes at this fraction of "
                     "the memory bandwidth, added to the roofline time (default: none)")
+    attention_query_bandwidth_fraction_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="attention_query_bandwidth_fraction per compute dtype of the kernel: an fp8 kernel first "
+                    "quantizes its bf16 queries, keys and values, a pass of its own (default: the general value)")
     memory_half_bytes: float = Field(default=4.0e6, ge=0, description="bytes at which bandwidth efficiency is half its max")
     gemm_memory_max_fraction: float | None = Field(
         default=None, gt=0, le=1.0,
@@ -180,6 +184,10 @@ class EfficiencySpec(_Strict):
         default=None, ge=0, description="fixed cost of one fused attention call (default: kernel_overhead_us)")
     decode_attention_memory_max_fraction: float | None = Field(
         default=None, gt=0, le=1.0, description="attention_memory_max_fraction of decode attention (default: same)")
+    decode_attention_memory_max_fraction_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="decode_attention_memory_max_fraction per compute dtype of the decode kernel (fp8 where the KV "
+                    "cache is fp8): a quantized cache is dequantized in the kernel and streams at its own rate")
     decode_attention_query_bandwidth_fraction: float | None = Field(
         default=None, gt=0, le=10.0,
         description="attention_query_bandwidth_fraction of decode attention (default: same)")
@@ -210,6 +218,10 @@ class EfficiencySpec(_Strict):
     decode_attention_parallel_half: float | None = Field(
         default=None, gt=0,
         description="decode attention thread blocks at which its bandwidth is half its fraction (default: none)")
+    attention_parallel_half: float | None = Field(
+        default=None, gt=0,
+        description="prefill attention thread blocks (sequence x query head x query tile) at which its throughput "
+                    "is half its fraction: few blocks leave compute units idle (default: none)")
     mla_overrides: dict[str, float] = Field(
         default_factory=dict,
         description="attention fields with other values for MLA attention rows (dotted keys: one dtype of a "
@@ -252,7 +264,8 @@ class EfficiencySpec(_Strict):
     source: Source = Field(default="infersim generic defaults (uncalibrated)", min_length=3)
 
     @field_validator("compute_max_fraction_by_dtype", "attention_max_fraction_by_dtype",
-                     "grouped_gemm_max_fraction_by_dtype", "grouped_gemm_memory_fraction_by_dtype")
+                     "grouped_gemm_max_fraction_by_dtype", "grouped_gemm_memory_fraction_by_dtype",
+                     "decode_attention_memory_max_fraction_by_dtype")
     @classmethod
     def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
         for key, number in value.items():
@@ -260,6 +273,16 @@ class EfficiencySpec(_Strict):
                 raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
             if not 0 < number <= 1:
                 raise ValueError(f"fraction for '{key}' must be in (0, 1], got {number}")
+        return value
+
+    @field_validator("attention_query_bandwidth_fraction_by_dtype")
+    @classmethod
+    def _query_fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            if key not in DTYPE_BYTES:
+                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
+            if not 0 < number <= 10:
+                raise ValueError(f"fraction for '{key}' must be in (0, 10], got {number}")
         return value
 
     @field_validator("gemm_overhead_us_by_dtype", "decode_attention_cta_us_by_dtype")
@@ -354,14 +377,22 @@ class EfficiencySpec(_Strict):
         found = _by_dtype(self.compute_max_fraction_by_dtype, dtype)
         return self.compute_max_fraction if found is None else found
 
-    def attention_terms(self, decode: bool) -> tuple[float | None, float | None, float | None]:
+    def attention_terms(self, decode: bool, dtype: str | None = None) -> tuple[float | None, float | None, float | None]:
         """(memory fraction, per-query bandwidth fraction, fixed cost us) of a fused attention
-        kernel, prefill or decode; None = not set (the general memory fraction / no per-query
-        term / kernel_overhead_us)."""
+        kernel, prefill or decode, computing in ``dtype``; None = not set (the general memory
+        fraction / no per-query term / kernel_overhead_us)."""
         mem, query, over = (self.attention_memory_max_fraction, self.attention_query_bandwidth_fraction,
                             self.attention_overhead_us)
+        query_by_dtype = (_by_dtype(self.attention_query_bandwidth_fraction_by_dtype, dtype)
+                          if dtype is not None else None)
+        if query_by_dtype is not None:
+            query = query_by_dtype
         if decode:
-            if self.decode_attention_memory_max_fraction is not None:
+            by_dtype = (_by_dtype(self.decode_attention_memory_max_fraction_by_dtype, dtype)
+                        if dtype is not None else None)
+            if by_dtype is not None:
+                mem = by_dtype
+            elif self.decode_attention_memory_max_fraction is not None:
                 mem = self.decode_attention_memory_max_fraction
             if self.decode_attention_query_bandwidth_fraction is not None:
                 query = self.decode_attention_query_bandwidth_fraction
@@ -387,7 +418,8 @@ class EfficiencySpec(_Strict):
         """Whether any per-thread-block attention term is set."""
         return (self.attention_softmax_fraction is not None or self.attention_cta_us is not None
                 or self.decode_attention_cta_us is not None or bool(self.decode_attention_cta_us_by_dtype)
-                or self.decode_attention_head_cta_us is not None or self.decode_attention_parallel_half is not None)
+                or self.decode_attention_head_cta_us is not None or self.decode_attention_parallel_half is not None
+                or self.attention_parallel_half is not None)
 
     def grouped_memory_fraction(self, dtype: str) -> float | None:
         """Memory fraction of a MoE grouped GEMM in ``dtype`` (None: not set)."""
@@ -402,10 +434,12 @@ class EfficiencySpec(_Strict):
 #: EfficiencySpec fields ``mla_overrides`` may set (per-dtype ones with a ``.DTYPE`` suffix)
 MLA_OVERRIDABLE: tuple[str, ...] = (
     "attention_max_fraction", "attention_max_fraction_by_dtype", "attention_half_flops",
-    "attention_memory_max_fraction", "attention_query_bandwidth_fraction", "attention_overhead_us",
-    "decode_attention_memory_max_fraction", "decode_attention_query_bandwidth_fraction",
+    "attention_memory_max_fraction", "attention_query_bandwidth_fraction",
+    "attention_query_bandwidth_fraction_by_dtype", "attention_overhead_us",
+    "decode_attention_memory_max_fraction", "decode_attention_memory_max_fraction_by_dtype",
+    "decode_attention_query_bandwidth_fraction",
     "decode_attention_overhead_us", "attention_softmax_fraction", "attention_cta_us", "decode_attention_cta_us",
-    "decode_attention_cta_us_by_dtype", "decode_attention_parallel_half",
+    "decode_attention_cta_us_by_dtype", "decode_attention_parallel_half", "attention_parallel_half",
 )
 
 #: collective names accepted by ``collective_bandwidth_fraction_by_kind``

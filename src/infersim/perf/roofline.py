@@ -22,6 +22,8 @@ Per-thread-block attention terms (each only when the device sets it; ``U`` compu
   chunk when a step mixes chunk sizes); each block pays a fixed ``attention_cta_us`` (loading
   its query tile, the softmax normalization, writing its output tile): ``+ blocks / U * cta``.
   This is where short sequences in large batches lose: a 16-query sequence costs a whole tile.
+  Few blocks (one long sequence with few heads) leave compute units idle: the share of the
+  machine kept busy is ``r = blocks / (blocks + attention_parallel_half)``, as for decode below.
 * decode blocks: FlashDecoding-style kernels (Dao et al. 2023; TensorRT-LLM XQA) run one
   block per sequence x KV head with the query heads of a group packed together; MHA (a group
   of one) and groups above ``decode_attention_max_group`` run one block per sequence x query
@@ -210,10 +212,10 @@ def _attention_columns(table: OpTable, device: Device) -> tuple[np.ndarray | Non
     mem = np.full(len(table.names), eff.memory_max_fraction)
     query_bw = np.zeros(len(table.names))
     any_mem = any_query = False
-    for i, (name, kind) in enumerate(zip(table.names, table.kind)):
+    for i, (name, kind, dtype) in enumerate(zip(table.names, table.kind, table.dtype)):
         if kind != OpKind.ATTENTION:
             continue
-        m, q, _ = eff.attention_terms(is_decode_attention(name))
+        m, q, _ = eff.attention_terms(is_decode_attention(name), dtype)
         if m is not None:
             mem[i], any_mem = m, True
         if q is not None:
@@ -269,14 +271,17 @@ def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
         rate = eff.attention_softmax_fraction * device.peak_flops("fp32")
         softmax = np.where(attn, table.scores / rate, 0.0)
     block = zero
-    if eff.attention_cta_us is not None:
+    ramp = np.ones(shape)
+    if eff.attention_cta_us is not None or eff.attention_parallel_half is not None:
         tile = float(eff.attention_query_tile or 128)
         with np.errstate(divide="ignore", invalid="ignore"):
             tiles = np.ceil(table.query_tokens / np.where(seqs > 0, seqs, 1.0) / tile - 1e-9)
         blocks = np.where(prefill & (seqs > 0), seqs * table.heads * tiles, 0.0)
-        block = block + blocks / units * (eff.attention_cta_us * 1e-6)
+        if eff.attention_cta_us is not None:
+            block = block + blocks / units * (eff.attention_cta_us * 1e-6)
+        if eff.attention_parallel_half is not None:
+            ramp = np.where(blocks > 0, blocks / (blocks + eff.attention_parallel_half), 1.0)
     extra = zero
-    ramp = np.ones(shape)
     per_unit, per_head = decode_units(table.heads, table.kv_heads, table.mla[:, None], eff)
     dec_blocks = np.where(decode & (seqs > 0), seqs * per_unit, 0.0)
     cta_us = np.array([eff.decode_cta_us(d) or 0.0 for d in table.dtype])[:, None]
@@ -289,7 +294,7 @@ def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
     block = block + dec_blocks / units * (cta_us * 1e-6)
     if eff.decode_attention_parallel_half is not None:
         half = eff.decode_attention_parallel_half
-        ramp = np.where(dec_blocks > 0, dec_blocks / (dec_blocks + half), 1.0)
+        ramp = np.where(dec_blocks > 0, dec_blocks / (dec_blocks + half), ramp)
     return BlockTerms(softmax, block, extra, ramp)
 
 

@@ -143,7 +143,8 @@ class StepTimeModel:
             # weights are read once whenever the kernel runs: a constant, not a linear term
             is_attn = kind == OpKind.ATTENTION
             # fused-attention terms and per-launch cost: as roofline.cost_ops / op_overheads_s
-            attn_mem, attn_query, attn_over = eff.attention_terms(table.names[i].startswith("attention.decode"))
+            attn_mem, attn_query, attn_over = eff.attention_terms(table.names[i].startswith("attention.decode"),
+                                                                 table.dtype[i])
             if kind == OpKind.GEMM:
                 per_launch_us = eff.gemm_overhead_us(table.dtype[i])
                 if eff.grouped_gemm_overhead_us is not None and table.names[i].startswith("moe.experts"):
@@ -200,7 +201,7 @@ class StepTimeModel:
             heads=heads, tile=float(eff.attention_query_tile or 128), per_unit=float(per_unit),
             kv_reread=(heads / kv_heads - 1.0) if (decode and per_head and kv_heads > 0) else 0.0,
             cta_s=(cta_us or 0.0) * 1e-6 / float(max(dev.compute_units, 1)),
-            half=eff.decode_attention_parallel_half if decode else None,
+            half=eff.decode_attention_parallel_half if decode else eff.attention_parallel_half,
         )
 
     @staticmethod
@@ -216,7 +217,8 @@ class StepTimeModel:
         if not b["decode"]:
             q = sum(c * x for c, x in zip(b["query_tokens"], features))
             blocks = seqs * b["heads"] * math.ceil(q / seqs / b["tile"] - 1e-9)
-            return blocks * b["cta_s"], softmax, 0.0, 1.0
+            ramp = blocks / (blocks + b["half"]) if b["half"] is not None and blocks > 0 else 1.0
+            return blocks * b["cta_s"], softmax, 0.0, ramp
         blocks = seqs * b["per_unit"]
         extra = sum(c * x for c, x in zip(b["kv"], features)) * b["kv_reread"] if b["kv_reread"] else 0.0
         ramp = blocks / (blocks + b["half"]) if b["half"] is not None and blocks > 0 else 1.0
