@@ -106,7 +106,8 @@ TRUE_BLOCKS = dict(
     decode_attention_parallel_half=4.0,
 )
 #: MLA kernels apart from the attention ones
-TRUE_MLA = dict(mla_overrides={"attention_max_fraction_by_dtype.bf16": 0.55, "attention_overhead_us": 14.0,
+TRUE_MLA = dict(mla_overrides={"attention_max_fraction_by_dtype.bf16": 0.55, "attention_half_flops": 2e9,
+                               "attention_overhead_us": 14.0,
                                "decode_attention_overhead_us": 8.0, "decode_attention_memory_max_fraction": 0.6})
 TRUE_COLLECTIVE = dict(
     collective_bandwidth_fraction_by_kind={"all-reduce": 0.9, "all-gather": 0.6, "reduce-scatter": 0.55,

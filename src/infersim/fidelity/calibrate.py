@@ -11,9 +11,11 @@ rows, in order, with what earlier stages fitted held fixed:
    cost; the candidate tile set (with or without split-K) is chosen from :data:`TILE_SETS`
    by the best fit, then each dtype may keep only :data:`LARGE_TILES` where that fits better.
 2. ``attention`` (GQA / MHA attention rows): per-dtype fraction, ramp, memory fraction,
-   per-query bandwidth fraction, call cost (decode apart), and the per-thread-block terms:
-   softmax rate, prefill block cost, decode block costs (grouped per dtype, per query head),
-   the decode parallelism half-point; the decode kernel's largest query group is chosen
+   per-query bandwidth fraction, call cost (decode apart; the decode memory fraction and the
+   prefill per-query fraction per compute dtype where the rows have several, i.e. a bf16 and
+   an fp8 KV cache), and the per-thread-block terms: softmax rate, prefill block cost and
+   parallelism half-point, decode block costs (grouped per dtype, per query head), the
+   decode parallelism half-point; the decode kernel's largest query group is chosen
    from :data:`DECODE_GROUPS` by the best fit.
 3. ``mla`` (MLA rows, their own kernels): fractions, memory fractions, call and block costs
    and the decode parallelism as ``mla_overrides``; the rest is the attention stage's.
@@ -121,9 +123,14 @@ def with_efficiency(device: Device, eff: EfficiencySpec) -> Device:
 
 
 def _current(eff: EfficiencySpec, name: str, default: float) -> float:
+    """The value of parameter ``name`` in ``eff``; an MLA override not set yet starts from the
+    attention rows' value (the MLA stage is fitted after the attention stage)."""
     if "." in name:
         field_name, key = name.split(".", 1)
-        return getattr(eff, field_name).get(key, default)
+        table = getattr(eff, field_name)
+        if key in table:
+            return table[key]
+        return _current(eff, key, default) if field_name == "mla_overrides" else default
     value = getattr(eff, name)
     return default if value is None else value
 
@@ -263,6 +270,10 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
         o = "mla_overrides."
         params = [Param(f"{o}attention_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.5)
                   for d in _op_dtypes(kernels, OpKind.ATTENTION)]
+        if blocks:
+            # MLA's head sizes (192 / 576) are not the attention rows': its exponentials cost their own share
+            params.append(Param(f"{o}attention_softmax_fraction", 1e-4, 10.0, 0.05, log=True))
+        params.append(Param(f"{o}attention_half_flops", 1e3, 1e13, 1e8, log=True))
         if "mla_prefill" in ops:
             params.append(Param(f"{o}attention_memory_max_fraction", 0.02, 1.0, 0.7))
             params += _query_params(o, kernels)

@@ -120,6 +120,12 @@ class EfficiencySpec(_Strict):
       Decode attention (one query per sequence: FlashDecoding / XQA-style kernels,
       the graph's ``attention.decode`` rows) may have its own memory fraction,
       per-query fraction and fixed cost: it is a different kernel from prefill's FMHA.
+      Both may depend on the kernel's compute dtype (fp8 where the KV cache is fp8):
+      ``decode_attention_memory_max_fraction_by_dtype`` (a quantized cache is dequantized
+      in the kernel; on the H200 TensorRT-LLM's MLA decode streams a bf16 latent cache at
+      ~93% of the bandwidth and an fp8 one at ~65%, measured by aiconfigurator-core) and
+      ``attention_query_bandwidth_fraction_by_dtype`` (an fp8 prefill kernel first quantizes
+      its bf16 queries, keys and values, a pass over them of its own).
     * Per-thread-block attention costs (the step graph's attention rows carry their
       sequences, heads and scores; :mod:`infersim.perf.roofline` documents the formulas):
       ``attention_softmax_fraction``: one exponential per attention score at this fraction
@@ -133,7 +139,9 @@ class EfficiencySpec(_Strict):
       dtype in ``decode_attention_cta_us_by_dtype``), or per sequence x query head for MHA and
       for query groups larger than ``decode_attention_max_group`` (``decode_attention_head_cta_us``;
       each such block streams its KV head's cache itself); the bandwidth reached grows with the
-      number of blocks, ``blocks / (blocks + decode_attention_parallel_half)``.
+      number of blocks, ``blocks / (blocks + decode_attention_parallel_half)``; likewise a
+      prefill kernel with few blocks (one long sequence over one or two heads) keeps only
+      ``blocks / (blocks + attention_parallel_half)`` of the machine busy.
     * ``mla_overrides``: MLA attention (DeepSeek-V2; the graph's MLA prefill and absorbed
       decode rows) runs its own kernels, so any attention field above may take another value
       for them (``{"attention_overhead_us": 9.0, "attention_max_fraction_by_dtype.bf16": 0.5}``;
@@ -337,10 +345,16 @@ class EfficiencySpec(_Strict):
         return value
 
     def for_mla(self) -> EfficiencySpec:
-        """This section as MLA attention rows see it (``mla_overrides`` applied)."""
+        """This section as MLA attention rows see it (``mla_overrides`` applied).
+
+        An override of a plain field (``decode_attention_cta_us``) also hides the attention
+        rows' per-dtype entries of that field (``decode_attention_cta_us_by_dtype``), which
+        would otherwise take precedence over it: MLA gets its own value in every dtype, unless
+        it overrides per-dtype entries too."""
         if not self.mla_overrides:
             return self
         update: dict[str, object] = {}
+        per_dtype_set = {key.partition(".")[0] for key in self.mla_overrides if "." in key}
         for key, number in self.mla_overrides.items():
             name, _, dtype = key.partition(".")
             if dtype:
@@ -349,6 +363,9 @@ class EfficiencySpec(_Strict):
                 update[name] = table
             else:
                 update[name] = number
+                by_dtype = f"{name}_by_dtype"
+                if by_dtype in type(self).model_fields and by_dtype not in per_dtype_set:
+                    update[by_dtype] = {}
         return self.model_copy(update=update)
 
     @field_validator("collective_bandwidth_fraction_by_kind")
