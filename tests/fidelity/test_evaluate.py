@@ -65,6 +65,19 @@ def test_calibrated_and_transfer_modes_on_synthetic_devices():
     assert set(preds.column("split").to_pylist()) == {"train", "test"}
 
 
+@needs_scipy
+def test_parallel_calibration_gives_the_same_report():
+    t1, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h100-sxm", noise=0.02)
+    t2, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h200", noise=0.02, seed=5)
+    table = pa.concat_tables([t1, t2])
+    hw = {"h100-sxm": get_device("h100-sxm"), "h200": get_device("h200")}
+    one = evaluate(table, hw, source_device="h100-sxm", workers=1)
+    two = evaluate(table, hw, source_device="h100-sxm", workers=2)
+    assert [(s.split, s.device, s.family, s.mode, s.mdape) for s in one.scores] == \
+        [(s.split, s.device, s.family, s.mode, s.mdape) for s in two.scores]
+    assert one.calibrations["h200"].efficiency == two.calibrations["h200"].efficiency
+
+
 def test_targets_are_checked_per_cell():
     report = FidelityReport(header={}, categories={"h100-sxm": "gpu", "h200": "gpu", "local-cpu": "cpu"})
     report.scores = [

@@ -132,9 +132,11 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
               help="write every row's measured and predicted latency here (for plotting)")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 @click.option("--markdown", is_flag=True, help="print Markdown tables (as quoted in the README)")
+@click.option("--workers", "-j", default=None, type=int,
+              help="processes calibrating devices side by side (default: one per core); same results for any number")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_calibrate, residual, test_fraction,
-                 seed, max_fit_rows, csv_path, as_json, markdown, quiet) -> None:
+                 seed, max_fit_rows, csv_path, as_json, markdown, workers, quiet) -> None:
     """How well does the cost model predict measured kernels? MdAPE / p90 / bias per device x op family.
 
     With no options: H100 SXM from aiconfigurator-core's bundled measurements, the device
@@ -148,6 +150,8 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         raise InfersimError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
     if max_fit_rows < 10:
         raise InfersimError(f"--max-fit-rows must be >= 10, got {max_fit_rows}")
+    if workers is not None and workers < 1:
+        raise InfersimError(f"--workers must be >= 1, got {workers}")
     if residual and not residual_available():
         raise InfersimError("--residual needs scikit-learn; install it with: pip install 'infersim[fidelity]'")
     progress = _progress(quiet or as_json)
@@ -175,7 +179,7 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
     report = evaluate(table, hw, calibrate_devices=not no_calibrate, residual=residual, source_device=src,
                       test_fraction=test_fraction, seed=seed, max_fit_rows=max_fit_rows,
                       keep_predictions=csv_path is not None, header=header, given_label=given_label,
-                      measurement_name=mname, progress=progress)
+                      measurement_name=mname, progress=progress, workers=workers)
     report.skipped.update(skipped)
     if csv_path:
         import pyarrow.csv as pacsv

@@ -22,6 +22,9 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import math
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -179,11 +182,14 @@ def evaluate(
     given_label: str = "analytical",
     measurement_name: str = "measurements",
     progress=None,
+    workers: int | None = None,
 ) -> FidelityReport:
     """Score the cost model on ``table`` for every device in ``hardware`` (measured name -> Device).
 
     ``source_device``: a key of ``hardware`` whose calibration is carried to every other
-    device (the held-out-device split); needs ``calibrate_devices``.
+    device (the held-out-device split); needs ``calibrate_devices``. ``workers``: processes
+    that calibrate devices side by side (None: one per core, at most one per device); the
+    report is the same for any number.
     """
     report = FidelityReport(header=dict(header or {}), given_label=given_label)
     report.header.setdefault("date", _dt.date.today().isoformat())
@@ -191,6 +197,9 @@ def evaluate(
     report.header["split"] = f"{int(round(100 * test_fraction))}% held-out shapes, seed {seed}"
     names = np.asarray(table.column("device").to_pylist(), dtype=object)
     order = sorted(hardware, key=lambda d: (d != source_device, d))
+    fitted = _fit_devices(table, names, hardware, order, calibrate_devices=calibrate_devices, residual=residual,
+                          test_fraction=test_fraction, seed=seed, max_fit_rows=max_fit_rows,
+                          measurement_name=measurement_name, workers=workers, progress=progress)
     parts = []
     source_cal = None
     for dev_name in order:
@@ -207,18 +216,13 @@ def evaluate(
         train, test = deterministic_split(rows, test_fraction, seed)
         pred = {"analytical": kernels.predict(device)}
         report.unpredicted[dev_name] = int(np.sum(~np.isfinite(pred["analytical"])))
-        if calibrate_devices and train.any():
-            cal = calibrate(rows.filter(pa.array(train)), device, max_rows=max_fit_rows,
-                            source=f"{measurement_name} ({dev_name}, training split)")
+        if dev_name in fitted:
+            cal, res = fitted[dev_name]
             report.calibrations[dev_name] = cal
             pred["calibrated"] = kernels.predict(cal.device)
             if dev_name == source_device:
                 source_cal = cal
-            if residual:
-                from .residual import fit_residual
-
-                train_rows = rows.filter(pa.array(train))
-                res = fit_residual(train_rows, kernels.subset(train), pred["calibrated"][train], seed=seed)
+            if res is not None:
                 pred["residual"] = res.apply(rows, kernels, pred["calibrated"])
         if source_cal is not None and dev_name != source_device:
             eff = transfer_efficiency(source_cal.efficiency, hardware[source_device], device)
@@ -240,6 +244,46 @@ def evaluate(
     if not report.scores:
         raise InfersimError("nothing to evaluate: no measured rows for the selected devices and ops")
     return report
+
+
+def _fit_one(rows: pa.Table, device: Device, train: np.ndarray, residual: bool, seed: int, max_fit_rows: int,
+             source: str):
+    """(calibration, learned residual or None) of one device, fitted on its ``train`` rows."""
+    train_rows = rows.filter(pa.array(train))
+    cal = calibrate(train_rows, device, max_rows=max_fit_rows, source=source)
+    res = None
+    if residual:
+        from .residual import fit_residual
+
+        kernels = build_kernels(train_rows)
+        res = fit_residual(train_rows, kernels, kernels.predict(cal.device), seed=seed)
+    return cal, res
+
+
+def _fit_devices(table: pa.Table, names: np.ndarray, hardware: Mapping[str, Device], order: Sequence[str], *,
+                 calibrate_devices: bool, residual: bool, test_fraction: float, seed: int, max_fit_rows: int,
+                 measurement_name: str, workers: int | None, progress) -> dict:
+    """Calibrate (and fit the residual of) every device with training rows, in ``workers``
+    processes; device name -> (calibration, residual or None)."""
+    if not calibrate_devices:
+        return {}
+    jobs = {}
+    for dev_name in order:
+        rows = table.filter(pa.array(names == dev_name))
+        if rows.num_rows == 0:
+            continue
+        train, _ = deterministic_split(rows, test_fraction, seed)
+        if train.any():
+            jobs[dev_name] = (rows, hardware[dev_name], train, residual, seed, max_fit_rows,
+                              f"{measurement_name} ({dev_name}, training split)")
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if progress and jobs:
+        progress(f"calibrating {len(jobs)} device(s) in {max(workers, 1)} process(es)")
+    if workers <= 1:
+        return {name: _fit_one(*job) for name, job in jobs.items()}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+        futures = {name: pool.submit(_fit_one, *job) for name, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def select_rows(table: pa.Table, devices: Sequence[str] | None = None, ops: Sequence[str] | None = None) -> pa.Table:
