@@ -46,12 +46,16 @@ def test_analytical_scores_are_the_metrics_of_the_test_rows():
     assert not any(s.mode == "calibrated" for s in report.scores)
 
 
-@needs_scipy
-def test_calibrated_and_transfer_modes_on_synthetic_devices():
+def _two_synthetic_devices():
+    """GEMM rows of an H100 and an H200 with the same true efficiency (2% noise), and their devices."""
     t1, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h100-sxm", noise=0.02)
     t2, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h200", noise=0.02, seed=5)
-    table = pa.concat_tables([t1, t2])
-    hw = {"h100-sxm": get_device("h100-sxm"), "h200": get_device("h200")}
+    return pa.concat_tables([t1, t2]), {"h100-sxm": get_device("h100-sxm"), "h200": get_device("h200")}
+
+
+@needs_scipy
+def test_calibrated_and_transfer_modes_on_synthetic_devices():
+    table, hw = _two_synthetic_devices()
     report = evaluate(table, hw, source_device="h100-sxm", keep_predictions=True)
     cal = report.score("shapes", "h100-sxm", "gemm", "calibrated")
     assert cal.mdape < 0.04  # 2% noise, the right physics
@@ -67,10 +71,7 @@ def test_calibrated_and_transfer_modes_on_synthetic_devices():
 
 @needs_scipy
 def test_parallel_calibration_gives_the_same_report():
-    t1, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h100-sxm", noise=0.02)
-    t2, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h200", noise=0.02, seed=5)
-    table = pa.concat_tables([t1, t2])
-    hw = {"h100-sxm": get_device("h100-sxm"), "h200": get_device("h200")}
+    table, hw = _two_synthetic_devices()
     one = evaluate(table, hw, source_device="h100-sxm", workers=1)
     two = evaluate(table, hw, source_device="h100-sxm", workers=2)
     assert [(s.split, s.device, s.family, s.mode, s.mdape) for s in one.scores] == \
