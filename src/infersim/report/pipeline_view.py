@@ -120,9 +120,10 @@ def _render_pd_afd(result: StudyResult, best: dict, console: Console) -> None:
                       f"pool has ceil(rate / {rps:.3g}) replicas[/dim]")
     console.print("[dim]req/s: capacity, the highest Poisson rate whose run meets every SLO; GPUs: all of the "
                   "configuration's at the capacity" + ("; prefill: those of its prefill pool" if afd else "")
-                  + "; req/s/GPU: goodput per GPU; tok/s/GPU: output tokens per second at the capacity per GPU"
-                  + (" that decodes (all GPUs when colocated); target: the SLOs at the study's target rate"
-                     if afd else "")
+                  + "; req/s/GPU: goodput per GPU"
+                  + ("; dec tok/s/GPU: steady-state output tokens per second at the capacity (req/s x output tokens "
+                     "per request) per GPU that decodes (all GPUs when colocated); target: the SLOs at the study's "
+                     "target rate" if afd else "; tok/s/GPU: output tokens per second at the capacity per GPU")
                   + "; TTFT / TPOT (ms), $ per million output tokens and joules per output token: the run at the "
                   "capacity; * = best goodput per GPU of its workload"
                   + ("; ^ = best AFD attention:FFN ratio (most decode tok/s per decode GPU)" if afd else "")

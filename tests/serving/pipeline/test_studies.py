@@ -77,28 +77,30 @@ def test_config_runs_with_the_pool_its_rate_needs():
     assert {e.name: e.devices for e in cfg.run_with_prefill(5.0, 2).engines}["prefill"] == 2
 
 
-def _row(study, label, gpus, cap, out_tok_s, decode_gpus):
-    summary = SimpleNamespace(output_tokens_per_s=out_tok_s)
+def _row(study, label, gpus, cap, tokens_per_request, decode_gpus):
+    """A hand-made row; its run completed 50 req/s (any value: only tokens per request matter)."""
+    summary = SimpleNamespace(throughput_rps=50.0, output_tokens_per_s=50.0 * tokens_per_request)
     return ConfigResult(study, label, gpus, cap, summary,
                         {"decode_gpus": decode_gpus, "afd": label.startswith("AFD")})
 
 
 def test_ratio_is_the_most_decode_tokens_per_decode_gpu_among_afd_rows():
     rows = [
-        _row("short", "colocated", 16, 30.0, 8000.0, 16),             # 500 tok/s/GPU, but not AFD
-        _row("short", "AFD 32A:32F m1", 112, 90.0, 16000.0, 64),      # 250 tok/s/GPU
-        _row("short", "AFD 64A:32F m1", 160, 130.0, 23040.0, 96),     # 240 tok/s/GPU; 0.81 req/s/GPU > 0.80
-        _row("short", "AFD 16A:16F m1", 48, None, 9000.0, 32),        # no capacity: not a candidate
-        _row("long", "AFD 16A:32F m1", 80, 45.0, 8000.0, 48),         # 166.7
-        _row("long", "AFD 64A:32F m1", 160, 70.0, 19200.0, 96),       # 200
+        _row("short", "colocated", 16, 30.0, 300.0, 16),          # 30 x 300 / 16 = 562.5, but not AFD
+        _row("short", "AFD 32A:32F m1", 112, 90.0, 320.0, 64),    # 90 x 320 / 64 = 450
+        _row("short", "AFD 64A:32F m1", 160, 130.0, 320.0, 96),   # 130 x 320 / 96 = 433.3
+        _row("short", "AFD 16A:16F m1", 48, None, 900.0, 32),     # no capacity: not a candidate
+        _row("long", "AFD 16A:32F m1", 80, 45.0, 320.0, 48),      # 300
+        _row("long", "AFD 64A:32F m1", 160, 100.0, 300.0, 96),    # 312.5
     ]
     result = StudyResult("afd", "hand", rows)
     ratio = best_afd_ratio(result)
     assert ratio["short"].label == "AFD 32A:32F m1" and ratio["long"].label == "AFD 64A:32F m1"
-    assert decode_tokens_per_gpu_s(rows[1]) == pytest.approx(250.0)
+    assert decode_tokens_per_gpu_s(rows[1]) == pytest.approx(450.0)
+    assert decode_tokens_per_gpu_s(rows[5]) == pytest.approx(312.5)
+    assert decode_tokens_per_gpu_s(rows[3]) != decode_tokens_per_gpu_s(rows[3])  # NaN without a capacity
     # goodput per GPU of the whole configuration is another measure: 30/16 = 1.875 > 130/160 > 90/112
     assert best_by_group(result)["short"].label == "colocated"
-    assert decode_tokens_per_gpu_s(rows[3]) != decode_tokens_per_gpu_s(rows[3])  # NaN without a capacity
 
 
 def test_auto_pool_needs_a_ttft_and_a_decode_slo():

@@ -457,11 +457,16 @@ def best_by_group(result: StudyResult) -> dict[str, ConfigResult]:
 
 
 def decode_tokens_per_gpu_s(row: ConfigResult) -> float:
-    """Output tokens per second at the capacity per GPU that decodes (``details['decode_gpus']``):
-    the throughput-per-GPU measure of Step-3's AFD design study (StepFun, arXiv 2507.19427)."""
-    if row.capacity_rps is None or row.summary is None or not row.details.get("decode_gpus"):
+    """Decode tokens per second per GPU that decodes (``details['decode_gpus']``) at the capacity, in
+    steady state: the capacity (req/s) x the run's output tokens per completed request. The
+    throughput-per-GPU measure of Step-3's AFD design study (StepFun, arXiv 2507.19427). The run's
+    own tokens/s over its makespan would be lower by the ramp-down after the last arrival, which
+    depends on ``duration_s``, not on the configuration."""
+    s = row.summary
+    if row.capacity_rps is None or s is None or not row.details.get("decode_gpus") or not s.throughput_rps > 0:
         return _NAN
-    return row.summary.output_tokens_per_s / row.details["decode_gpus"]
+    tokens_per_request = s.output_tokens_per_s / s.throughput_rps
+    return row.capacity_rps * tokens_per_request / row.details["decode_gpus"]
 
 
 def best_afd_ratio(result: StudyResult) -> dict[str, ConfigResult]:
