@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..serving.pipeline.metrics import PipelineSummary
-from ..serving.pipeline.studies import StudyResult, best_by_group
+from ..serving.pipeline.studies import StudyResult, best_afd_ratio, best_by_group, decode_tokens_per_gpu_s
 from .serving_view import _pct, render_latency, render_slos
 from .units import fmt_rate, fmt_time
 
@@ -82,38 +82,52 @@ def render_study(result: StudyResult, console: Console) -> None:
 
 def _render_pd_afd(result: StudyResult, best: dict, console: Console) -> None:
     afd = result.kind == "afd"
+    ratio = best_afd_ratio(result) if afd else {}
     t = Table(title=f"{result.scenario}: capacity (highest rate meeting the SLOs) per configuration",
               title_justify="left")
-    cols = ["workload", "configuration", "GPUs"] + (["target"] if afd else []) + [
+    cols = ["workload", "configuration", "GPUs"] + (["prefill", "target"] if afd else []) + [
         "req/s", "req/s/GPU", "dec tok/s/GPU" if afd else "tok/s/GPU", "TTFT p90", "TPOT p90", "$/M tok", "J/tok"]
     for c in cols:
         left = c in ("workload", "configuration", "target")
         t.add_column(c, justify="left" if left else "right", no_wrap=left)
     for row in result.rows:
         s = row.summary
-        mark = " [bold]*[/bold]" if best.get(row.study) is row else ""
+        mark = (" [bold]*[/bold]" if best.get(row.study) is row else "") + \
+            (" [bold]^[/bold]" if ratio.get(row.study) is row else "")
         cells = [row.study, row.label + mark, str(row.gpus)]
         if afd:
             at = row.details.get("at_target")
+            cells.append(str(row.details.get("prefill_gpus", "-")))
             cells.append("error" if at is None else ("[green]met[/green]" if at.slo_met else "[red]missed[/red]"))
         if "error" in row.details:
             t.add_row(*(cells + ["-"] * (len(cols) - len(cells))))
             continue
-        out = s.output_tokens_per_s if s is not None and row.capacity_rps else _NAN
-        per = row.details["decode_gpus"] if afd else row.gpus
+        if afd:
+            per_gpu_tok = decode_tokens_per_gpu_s(row)
+        else:
+            per_gpu_tok = s.output_tokens_per_s / row.gpus if s is not None and row.capacity_rps else _NAN
         cells += [_num(row.capacity_rps, "{:.3g}") if row.capacity_rps else "none",
-                  _num(row.goodput_per_gpu, "{:.3g}"), _num(out / per, "{:.0f}")] + _at_capacity_cells(s)
+                  _num(row.goodput_per_gpu, "{:.3g}"), _num(per_gpu_tok, "{:.0f}")] + _at_capacity_cells(s)
         t.add_row(*cells)
     console.print(t)
     for row in result.rows:
-        if "error" in row.details:
-            console.print(f"[dim]{row.study} / {row.label}: {row.details['error']}[/dim]")
-    console.print("[dim]req/s: capacity, the highest Poisson rate whose run meets every SLO; req/s/GPU: goodput per "
-                  "GPU; tok/s/GPU: output tokens per second at the capacity per GPU"
-                  + (" that decodes (all GPUs when colocated); target: the SLOs at the study's target rate"
-                     if afd else "")
+        for key in ("error", "note"):
+            if key in row.details:
+                console.print(f"[dim]{row.study} / {row.label}: {row.details[key]}[/dim]")
+    pools = {r.study: r.details["prefill_replica_rps"] for r in result.rows if "prefill_replica_rps" in r.details}
+    for wname, rps in pools.items():
+        console.print(f"[dim]{wname}: one prefill replica meets the TTFT SLOs up to {rps:.3g} req/s; the prefill "
+                      f"pool has ceil(rate / {rps:.3g}) replicas[/dim]")
+    console.print("[dim]req/s: capacity, the highest Poisson rate whose run meets every SLO; GPUs: all of the "
+                  "configuration's at the capacity" + ("; prefill: those of its prefill pool" if afd else "")
+                  + "; req/s/GPU: goodput per GPU"
+                  + ("; dec tok/s/GPU: steady-state output tokens per second at the capacity (req/s x output tokens "
+                     "per request) per GPU that decodes (all GPUs when colocated); target: the SLOs at the study's "
+                     "target rate" if afd else "; tok/s/GPU: output tokens per second at the capacity per GPU")
                   + "; TTFT / TPOT (ms), $ per million output tokens and joules per output token: the run at the "
-                  "capacity; * = best goodput per GPU of its workload[/dim]")
+                  "capacity; * = best goodput per GPU of its workload"
+                  + ("; ^ = best AFD attention:FFN ratio (most decode tok/s per decode GPU)" if afd else "")
+                  + "[/dim]")
 
 
 def _render_rag(result: StudyResult, best: dict, console: Console) -> None:

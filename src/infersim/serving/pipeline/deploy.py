@@ -21,7 +21,7 @@ Errors name the scenario file and the dotted key (``engines.decode.parallelism``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ...errors import ConfigError, InfersimError
 from ...hardware import get_device
@@ -281,6 +281,22 @@ def prepare_pipeline(sc: PipelineScenario, max_context_tokens: int = 32768) -> P
         else:  # pragma: no cover
             raise TypeError(spec)
     return PipelineDeployment(sc, engines, max_context_tokens)
+
+
+def with_llm_replicas(dep: PipelineDeployment, sc: PipelineScenario, name: str, replicas: int) -> PipelineDeployment:
+    """``dep`` with the ``llm`` engine ``name`` at ``replicas`` replicas and ``sc`` (the scenario with
+    that change) as its scenario. Every prepared model is shared, cost caches included, so a study
+    that only resizes a pool does not prepare (and cost) its engines again."""
+    eng = dep.engines[name]
+    if not isinstance(eng, LLMEngine) or eng.kind != "llm":
+        raise TypeError(f"engine '{name}' is not an llm engine")
+    inner = replace(eng.deployment, scenario=eng.deployment.scenario.with_changes(
+        **{"parallelism.replicas": replicas}))
+    (device, _), = eng.devices
+    engines = dict(dep.engines)
+    engines[name] = replace(eng, devices=[(device, eng.devices_per_replica * replicas)], deployment=inner,
+                            replicas=replicas)
+    return PipelineDeployment(sc, engines, dep.max_context_tokens)
 
 
 def ensure_context(dep: PipelineDeployment, max_context_tokens: int) -> None:

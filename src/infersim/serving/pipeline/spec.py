@@ -243,6 +243,10 @@ class AFDStudySpec(_Strict):
     ffn_gpus: list[int] = Field(min_length=1)
     micro_batches: list[int] = Field(default_factory=lambda: [2], min_length=1)
     target_rate: float = Field(gt=0.0)  # req/s at which every configuration is checked against the SLOs
+    #: ``fixed``: every disaggregated configuration keeps the prefill engine's replicas as written;
+    #: ``auto``: the prefill pool is sized to the rate from one replica's measured TTFT capacity, so
+    #: it never sets a configuration's capacity and the decode side (P/D or AFD) is what is compared
+    prefill_pool: Literal["fixed", "auto"] = "fixed"
     workloads: dict[str, WorkloadVariant] = Field(min_length=1)
     requests: int = Field(200, ge=10, le=1_000_000)  # at least this many per run
     #: simulated seconds of arrivals per run (more requests at higher rates, so queues reach a steady state)

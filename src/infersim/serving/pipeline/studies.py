@@ -14,7 +14,10 @@ configuration is prepared once (cost models, decode lines) and simulated at ever
   prompts under a tight TPOT, loses on short ones, and its best ratio follows the input/output ratio.
 * ``afd``: for a MoE model, colocated vs P/D vs P/D whose decode side is attention-FFN
   disaggregated (MegaScale-Infer; Step-3, StepFun 2025), sweeping the attention:FFN GPU ratio;
-  each configuration is checked against the SLOs at ``target_rate`` and its capacity found.
+  each configuration is checked against the SLOs at ``target_rate`` and its capacity found. With
+  ``prefill_pool: auto`` the prefill pool is sized to the rate (DistServe's replication rule), so a
+  disaggregated configuration's capacity is its decode side's, and the attention:FFN ratio is the
+  one with the most decode tokens/s per decode GPU (Step-3's measure, :func:`best_afd_ratio`).
 * ``rag``: a fixed number of chips split between the retrieval servers and the inference replicas,
   for each database size; reports the best split and which stage limits it (RAGO, Jiang et al.,
   ISCA 2025: the bottleneck moves between retrieval and inference as the database grows, and the
@@ -28,7 +31,8 @@ from dataclasses import dataclass, field
 
 from ...errors import ConfigError
 from ..sweep import bracket_and_bisect, capacity_of, with_rate
-from .deploy import LLMEngine, PipelineDeployment, min_retrieval_servers, prepare_pipeline, resolve_device
+from .deploy import (LLMEngine, PipelineDeployment, min_retrieval_servers, prepare_pipeline, resolve_device,
+                     with_llm_replicas)
 from .metrics import PipelineSummary, summarize_pipeline
 from .simulator import simulate_pipeline
 from .spec import AFDStudySpec, PDStudySpec, PipelineScenario, RAGStudySpec, WorkloadVariant
@@ -64,31 +68,81 @@ class StudyResult:
 MAX_REQUESTS = 20_000
 
 
+@dataclass(frozen=True)
+class PrefillSizing:
+    """A prefill pool sized to the arrival rate: ``ceil(rate / replica_capacity_rps) + spare``
+    replicas of ``engine``. DistServe (Zhong et al., OSDI 2024, section 4) sizes each phase this way:
+    the per-instance goodput of the phase, replicated to match the traffic rate."""
+
+    engine: str
+    replica_capacity_rps: float  # the highest rate one replica meets the TTFT SLOs at
+    gpus_per_replica: int
+    spare: int = 0  # replicas beyond the rule (the decode-side search keeps one so prefill never throttles)
+
+    def replicas_at(self, rate_rps: float) -> int:
+        return prefill_replicas_for(rate_rps, self.replica_capacity_rps) + self.spare
+
+
+def prefill_replicas_for(rate_rps: float, replica_capacity_rps: float) -> int:
+    """Prefill replicas a pool needs at ``rate_rps`` when one replica keeps the SLOs up to
+    ``replica_capacity_rps``: ``ceil(rate / capacity)``, at least one (DistServe's replication rule).
+    A ratio within 1e-9 of an integer counts as that integer, so ``2 x capacity`` needs two."""
+    if replica_capacity_rps <= 0:
+        raise ValueError(f"a prefill replica's capacity must be positive, got {replica_capacity_rps}")
+    return max(1, math.ceil(rate_rps / replica_capacity_rps - 1e-9))
+
+
 class _Config:
     """A configuration: the scenario changed, prepared once, simulated at many rates. A run at rate
-    ``r`` simulates ``max(requests, r x duration_s)`` requests (the same seed: common random numbers)."""
+    ``r`` simulates ``max(requests, r x duration_s)`` requests (the same seed: common random numbers).
+    With a :class:`PrefillSizing` the prefill engine's replicas follow the rate (the engines are
+    prepared once and the pool resized, :func:`~.deploy.with_llm_replicas`)."""
 
-    def __init__(self, sc: PipelineScenario, requests: int, duration_s: float) -> None:
+    def __init__(self, sc: PipelineScenario, requests: int, duration_s: float,
+                 prefill: PrefillSizing | None = None) -> None:
         self.sc = sc
         self.requests = requests
         self.duration_s = duration_s
+        self.prefill = prefill
         self.dep: PipelineDeployment | None = None
         self.runs: dict[float, PipelineSummary] = {}
+        self.fixed_runs: dict[tuple[float, int], PipelineSummary] = {}
+
+    def _simulate(self, rate: float, prefill_replicas: int | None) -> PipelineSummary:
+        n = min(MAX_REQUESTS, max(self.requests, math.ceil(rate * self.duration_s)))
+        changes: dict = {"workload.requests": n}
+        if prefill_replicas is not None:
+            changes[f"engines.{self.prefill.engine}.parallelism.replicas"] = prefill_replicas
+        sc = with_rate(self.sc.with_changes(**changes), rate)
+        if self.dep is None:
+            self.dep = prepare_pipeline(sc)
+        dep = self.dep
+        if prefill_replicas is not None:  # the engines prepared once, the prefill pool resized
+            dep = with_llm_replicas(dep, sc, self.prefill.engine, prefill_replicas)
+        return summarize_pipeline(simulate_pipeline(sc, deployment=dep))
 
     def run(self, rate: float) -> PipelineSummary:
         if rate not in self.runs:
-            n = min(MAX_REQUESTS, max(self.requests, math.ceil(rate * self.duration_s)))
-            sc = with_rate(self.sc.with_changes(**{"workload.requests": n}), rate)
-            if self.dep is None:
-                self.dep = prepare_pipeline(sc)
-            self.runs[rate] = summarize_pipeline(simulate_pipeline(sc, deployment=self.dep))
+            replicas = self.prefill.replicas_at(rate) if self.prefill is not None else None
+            self.runs[rate] = self._simulate(rate, replicas)
         return self.runs[rate]
 
+    def run_with_prefill(self, rate: float, replicas: int) -> PipelineSummary:
+        """A run at ``rate`` with ``replicas`` prefill replicas (needs a :class:`PrefillSizing`)."""
+        if (rate, replicas) not in self.fixed_runs:
+            self.fixed_runs[(rate, replicas)] = self._simulate(rate, replicas)
+        return self.fixed_runs[(rate, replicas)]
+
     def capacity(self, start: float, tolerance: float) -> tuple[float | None, PipelineSummary]:
+        cap, at = self.capacity_rate(start, tolerance)
+        return cap, self.runs[at]
+
+    def capacity_rate(self, start: float, tolerance: float) -> tuple[float | None, float]:
+        """(the capacity or None, the rate whose run stands for the configuration: the capacity,
+        else the lowest rate tried)."""
         tried = bracket_and_bisect(lambda r: self.run(r).slo_met, start, tolerance, max_runs=14)
         cap = capacity_of(tried)
-        at = cap if cap is not None else min(r for r, _ in tried)
-        return cap, self.runs[at]
+        return cap, (cap if cap is not None else min(r for r, _ in tried))
 
 
 def _variant_changes(w: WorkloadVariant) -> dict:
@@ -173,44 +227,147 @@ def pd_study(sc: PipelineScenario, study: PDStudySpec, progress=None) -> StudyRe
 
 
 # ----- AFD ------------------------------------------------------------------------------------------
+#: the SLO metrics the prefill pool alone governs (the first token comes from the prefill replica)
+PREFILL_SLO_METRICS = ("ttft",)
+#: prefill replicas tried beyond ``ceil(capacity / one replica's)`` before a pool counts as unsizable
+MAX_EXTRA_PREFILL_REPLICAS = 2
+
+
+def split_slos(sc: PipelineScenario) -> tuple[list[dict], list[dict]]:
+    """(the SLOs the prefill pool governs: TTFT; the rest, which the decode side governs). A request's
+    first token comes from its prefill replica, so its TTFT does not depend on the decode side."""
+    slos = [s.model_dump() for s in sc.slo]
+    prefill = [s for s in slos if s["metric"] in PREFILL_SLO_METRICS]
+    return prefill, [s for s in slos if s["metric"] not in PREFILL_SLO_METRICS]
+
+
+def prefill_replica_capacity(base: PipelineScenario, study: AFDStudySpec, transfer: dict | None,
+                             workload: str) -> float:
+    """The highest rate one prefill replica meets the TTFT SLOs at: the capacity of the P/D graph with
+    one replica of the prefill engine and the scenario's AFD engine as the decode side, judged on the
+    TTFT SLOs only."""
+    prefill_slos, decode_slos = split_slos(base)
+    if not prefill_slos or not decode_slos:
+        raise ConfigError(base.origin, "study.prefill_pool",
+                          "'auto' sizes the prefill pool from the ttft SLOs and compares the decode sides under "
+                          "the others (tpot, itl, e2e, queue); the scenario needs both kinds")
+    sc = base.with_changes(**{f"engines.{study.prefill_engine}.parallelism.replicas": 1, "slo": prefill_slos,
+                              "graph": _pd_graph(study.prefill_engine, study.afd_engine, transfer)})
+    cap, _ = _Config(sc, study.requests, study.duration_s).capacity_rate(study.target_rate, study.tolerance)
+    if cap is None:
+        raise ConfigError(base.origin, "study.prefill_pool", f"workload '{workload}': one '{study.prefill_engine}' "
+                                                             "replica meets the TTFT SLO at no rate tried")
+    return cap
+
+
+def _afd_configs(study: AFDStudySpec, transfer: dict | None) -> list[tuple[str, int, dict]]:
+    """(label, decode GPUs, changes) of every AFD decode instance of the study's grid."""
+    configs = []
+    for a in study.attention_gpus:
+        for f in study.ffn_gpus:
+            for m in study.micro_batches:
+                configs.append((f"AFD {a}A:{f}F m{m}", a + f,
+                                {f"engines.{study.afd_engine}.attention.gpus": a,
+                                 f"engines.{study.afd_engine}.ffn.gpus": f,
+                                 f"engines.{study.afd_engine}.micro_batches": m,
+                                 "graph": _pd_graph(study.prefill_engine, study.afd_engine, transfer)}))
+    return configs
+
+
 def afd_study(sc: PipelineScenario, study: AFDStudySpec, progress=None) -> StudyResult:
+    """Colocated vs P/D vs P/D with an AFD decode side, per workload. Each row's ``details`` carry
+    ``decode_gpus`` and ``prefill_gpus`` (at the capacity); :func:`best_afd_ratio` picks the
+    attention:FFN ratio. With ``prefill_pool: auto`` the disaggregated rows' capacity is their decode
+    side's (:func:`_auto_prefill_row`)."""
     col = _engine(sc, study.colocated_engine, "study.colocated_engine", ("llm",))
     pre = _engine(sc, study.prefill_engine, "study.prefill_engine", ("llm",))
     _engine(sc, study.decode_engine, "study.decode_engine", ("llm",))
     _engine(sc, study.afd_engine, "study.afd_engine", ("afd",))
     result = StudyResult("afd", sc.name)
     transfer = _transfer_of(sc)
+    per_prefill = _devices_per_replica(pre)
     for wname, variant in study.workloads.items():
         base = sc.with_changes(**_variant_changes(variant))
-        configs = [("colocated", _devices_per_replica(col) * col.parallelism.replicas,
-                    {"graph": _colocated_graph(study.colocated_engine)})]
-        pd_gpus = _devices_per_replica(pre) * pre.parallelism.replicas
-        dec = base.engines[study.decode_engine]
-        configs.append(("P/D", pd_gpus + _devices_per_replica(dec) * dec.parallelism.replicas,
-                        {"graph": _pd_graph(study.prefill_engine, study.decode_engine, transfer)}))
-        for a in study.attention_gpus:
-            for f in study.ffn_gpus:
-                for m in study.micro_batches:
-                    configs.append((f"AFD {a}A:{f}F m{m}", pd_gpus + a + f,
-                                    {f"engines.{study.afd_engine}.attention.gpus": a,
-                                     f"engines.{study.afd_engine}.ffn.gpus": f,
-                                     f"engines.{study.afd_engine}.micro_batches": m,
-                                     "graph": _pd_graph(study.prefill_engine, study.afd_engine, transfer)}))
-        for label, gpus, changes in configs:
-            try:
-                cfg = _Config(base.with_changes(**changes), study.requests, study.duration_s)
-                at_target = cfg.run(study.target_rate)
-                cap, at_cap = cfg.capacity(study.target_rate, study.tolerance)
-            except ConfigError as exc:  # e.g. the experts do not fit this many FFN GPUs
-                result.rows.append(ConfigResult(wname, label, gpus, None, None, {"error": exc.problem}))
-                continue
-            decode_gpus = gpus if label == "colocated" else gpus - pd_gpus
-            result.rows.append(ConfigResult(wname, label, gpus, cap, at_cap,
-                                            {"at_target": at_target, "decode_gpus": decode_gpus}))
+        sizing = None
+        if study.prefill_pool == "auto":
+            sizing = PrefillSizing(study.prefill_engine,
+                                   prefill_replica_capacity(base, study, transfer, wname), per_prefill)
             if progress:
-                progress(f"{wname}: {label}: target {'met' if at_target.slo_met else 'missed'}, "
-                         f"capacity {cap if cap is not None else 0:.3g} req/s")
+                progress(f"{wname}: one prefill replica meets the TTFT SLO up to {sizing.replica_capacity_rps:.3g} "
+                         "req/s")
+        dec = base.engines[study.decode_engine]
+        configs = [("P/D", _devices_per_replica(dec) * dec.parallelism.replicas,
+                    {"graph": _pd_graph(study.prefill_engine, study.decode_engine, transfer)})]
+        configs += _afd_configs(study, transfer)
+        rows = [_fixed_pool_row(base, study, wname, "colocated", _devices_per_replica(col) * col.parallelism.replicas,
+                                0, {"graph": _colocated_graph(study.colocated_engine)})]
+        for label, decode_gpus, changes in configs:
+            if sizing is None:
+                rows.append(_fixed_pool_row(base, study, wname, label, decode_gpus,
+                                            per_prefill * pre.parallelism.replicas, changes))
+            else:
+                rows.append(_auto_prefill_row(base, study, wname, label, decode_gpus, sizing, changes))
+        for row in rows:
+            result.rows.append(row)
+            if progress and "error" not in row.details:
+                at = row.details["at_target"]
+                progress(f"{wname}: {row.label}: target {'met' if at.slo_met else 'missed'}, "
+                         f"capacity {row.capacity_rps or 0:.3g} req/s on {row.gpus} GPUs")
     return result
+
+
+def _details(at_target: PipelineSummary, label: str, decode_gpus: int, prefill_gpus: int) -> dict:
+    return {"at_target": at_target, "decode_gpus": decode_gpus, "prefill_gpus": prefill_gpus,
+            "afd": label.startswith("AFD")}
+
+
+def _fixed_pool_row(base: PipelineScenario, study: AFDStudySpec, wname: str, label: str, decode_gpus: int,
+                    prefill_gpus: int, changes: dict) -> ConfigResult:
+    """A configuration as written (the prefill pool fixed; colocated: none, its replicas both prefill
+    and decode), checked at the target rate and its capacity found under every SLO."""
+    try:
+        cfg = _Config(base.with_changes(**changes), study.requests, study.duration_s)
+        at_target = cfg.run(study.target_rate)
+        cap, at = cfg.capacity(study.target_rate, study.tolerance)
+    except ConfigError as exc:  # e.g. the experts do not fit this many FFN GPUs
+        return ConfigResult(wname, label, decode_gpus + prefill_gpus, None, None, {"error": exc.problem})
+    return ConfigResult(wname, label, decode_gpus + prefill_gpus, cap, at,
+                        _details(at_target, label, decode_gpus, prefill_gpus))
+
+
+def _auto_prefill_row(base: PipelineScenario, study: AFDStudySpec, wname: str, label: str, decode_gpus: int,
+                      sizing: PrefillSizing, changes: dict) -> ConfigResult:
+    """A disaggregated configuration whose prefill pool follows the rate, so its capacity is its
+    decode side's, as in Step-3's AFD design study (StepFun, arXiv 2507.19427), which compares decode
+    instances by their throughput under the TPOT SLO alone.
+
+    1. the decode capacity: the highest rate meeting the decode-side SLOs (TPOT, ...), the prefill
+       pool sized to each rate with one spare replica so that it never throttles the decode side;
+    2. the pool at that capacity: from ``ceil(capacity / one replica's)`` replicas up (at most
+       :data:`MAX_EXTRA_PREFILL_REPLICAS` more; extra replicas cover the prefix-cache misses every
+       new replica pays), the first that meets every SLO. Its run is the row's summary and its GPUs
+       count in the row's. The target check runs the rule's pool at the target with every SLO."""
+    _, decode_slos = split_slos(base)
+    try:
+        full = _Config(base.with_changes(**changes), study.requests, study.duration_s, sizing)
+        at_target = full.run(study.target_rate)
+        decode = _Config(base.with_changes(**changes, slo=decode_slos), study.requests, study.duration_s,
+                         PrefillSizing(sizing.engine, sizing.replica_capacity_rps, sizing.gpus_per_replica, spare=1))
+        decode.dep = full.dep  # the same engines (only the SLOs differ): their cost caches shared
+        cap, at = decode.capacity_rate(study.target_rate, study.tolerance)
+    except ConfigError as exc:  # e.g. the experts do not fit this many FFN GPUs
+        return ConfigResult(wname, label, decode_gpus, None, None, {"error": exc.problem})
+    first = sizing.replicas_at(at)
+    for replicas in range(first, first + MAX_EXTRA_PREFILL_REPLICAS + 1):
+        summary = full.run_with_prefill(at, replicas)
+        if summary.slo_met:
+            break
+    details = _details(at_target, label, decode_gpus, replicas * sizing.gpus_per_replica)
+    details["prefill_replica_rps"] = sizing.replica_capacity_rps
+    if cap is not None and not summary.slo_met:
+        details["note"] = f"no pool of {first}-{replicas} prefill replicas meets every SLO at {cap:.3g} req/s"
+        cap = None
+    return ConfigResult(wname, label, decode_gpus + details["prefill_gpus"], cap, summary, details)
 
 
 # ----- RAG ------------------------------------------------------------------------------------------
@@ -295,6 +452,33 @@ def best_by_group(result: StudyResult) -> dict[str, ConfigResult]:
         key = row.capacity_rps if result.kind == "rag" else row.goodput_per_gpu
         cur = best.get(row.study)
         if cur is None or key > (cur.capacity_rps if result.kind == "rag" else cur.goodput_per_gpu):
+            best[row.study] = row
+    return best
+
+
+def decode_tokens_per_gpu_s(row: ConfigResult) -> float:
+    """Decode tokens per second per GPU that decodes (``details['decode_gpus']``) at the capacity, in
+    steady state: the capacity (req/s) x the run's output tokens per completed request. The
+    throughput-per-GPU measure of Step-3's AFD design study (StepFun, arXiv 2507.19427). The run's
+    own tokens/s over its makespan would be lower by the ramp-down after the last arrival, which
+    depends on ``duration_s``, not on the configuration."""
+    s = row.summary
+    if row.capacity_rps is None or s is None or not row.details.get("decode_gpus") or not s.throughput_rps > 0:
+        return _NAN
+    tokens_per_request = s.output_tokens_per_s / s.throughput_rps
+    return row.capacity_rps * tokens_per_request / row.details["decode_gpus"]
+
+
+def best_afd_ratio(result: StudyResult) -> dict[str, ConfigResult]:
+    """Per workload, the AFD configuration with the most decode tokens/s per decode GPU among those
+    meeting the SLOs at some rate (a capacity): Step-3's choice of the attention:FFN ratio, the
+    highest decode throughput per GPU under the TPOT SLO."""
+    best: dict[str, ConfigResult] = {}
+    for row in result.rows:
+        if not row.details.get("afd") or row.capacity_rps is None:
+            continue
+        cur = best.get(row.study)
+        if cur is None or decode_tokens_per_gpu_s(row) > decode_tokens_per_gpu_s(cur):
             best[row.study] = row
     return best
 
