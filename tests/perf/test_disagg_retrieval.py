@@ -29,12 +29,21 @@ def test_kv_transfer_time_whole_and_layerwise():
 def test_afd_dispatch_bytes_and_pipeline():
     # 256 tokens, top-8, hidden 7168, bf16: 256 * 8 * 7168 * 2 bytes each way
     assert afd_dispatch_bytes(256, 8, 7168, "bf16") == 256 * 8 * 7168 * 2
-    # one micro-batch: stages run back to back
+    # per micro-batch: attention 1, experts 2, comm 0.5 (a round trip of 3.5)
+    # one micro-batch: stages run back to back, layer after layer
     assert afd_layer_time_s(1.0, 2.0, 0.5, 1) == pytest.approx(3.5)
-    # many micro-batches: approaches the slowest stage
-    assert afd_layer_time_s(1.0, 2.0, 0.5, 1000) == pytest.approx(2.0, rel=2e-3)
-    # 4 micro-batches: sum/4 + 3 * max/4
-    assert afd_layer_time_s(1.0, 2.0, 0.5, 4) == pytest.approx(3.5 / 4 + 3 * 2.0 / 4)
+    assert afd_layer_time_s(1.0, 2.0, 0.5, 1, layers=10) == pytest.approx(35.0)
+    # one layer of 4 micro-batches: fill + drain of a 3-stage pipeline, 3.5 + 3 x 2
+    assert afd_layer_time_s(1.0, 2.0, 0.5, 4) == pytest.approx(3.5 + 3 * 2.0)
+    # 10 layers, 4 micro-batches: the expert group is busy 4 x 2 = 8 per layer (> the 3.5 round
+    # trip), so 9 layers of 8 and a last one of 9.5: the pipeline never drains between layers
+    assert afd_layer_time_s(1.0, 2.0, 0.5, 4, layers=10) == pytest.approx(9 * 8.0 + 9.5)
+    # 2 micro-batches: 2 x 2 = 4 > 3.5, still expert-bound
+    assert afd_layer_time_s(1.0, 2.0, 0.5, 2, layers=10) == pytest.approx(9 * 4.0 + 3.5 + 2.0)
+    # a long round trip (attention 3, comm 3, experts 1): 2 micro-batches cannot hide it (2 x 3 < 7)
+    assert afd_layer_time_s(3.0, 1.0, 3.0, 2, layers=5) == pytest.approx(4 * 7.0 + 7.0 + 3.0)
+    # no MoE layers: nothing to pipeline
+    assert afd_layer_time_s(1.0, 2.0, 0.5, 4, layers=0) == 0.0
 
 
 def test_vector_search_hand_computation():

@@ -12,9 +12,9 @@
   AFD design study): attention and KV cache live on one GPU group, the MoE experts on
   another. Per layer a micro-batched ping-pong: attention -> dispatch (all-to-all, each
   token's hidden state to its top-k experts) -> experts -> combine (the same bytes
-  back). With ``m`` micro-batches the layer pipeline has three stages (attention,
-  communication, experts); its time is ``(m + 2) x max(stage)/m``-style: fill + drain
-  plus ``m`` steady-state slots of the slowest stage. See :func:`afd_layer_time_s`.
+  back). With ``m`` micro-batches carried across layers (MegaScale-Infer's ping-pong) the
+  slowest of the three stages (attention, communication, experts) sets each layer's pace
+  once ``m`` is large enough to hide a micro-batch's round trip. See :func:`afd_layer_time_s`.
 """
 
 from __future__ import annotations
@@ -53,14 +53,24 @@ def afd_dispatch_bytes(tokens, top_k: int, hidden: int, act_dtype: str) -> np.nd
     return np.asarray(tokens, dtype=np.float64) * top_k * hidden * bytes_per_element(act_dtype)
 
 
-def afd_layer_time_s(attention_s, experts_s, comm_s, micro_batches: int) -> np.ndarray:
-    """One layer of the attention -> dispatch -> experts -> combine ping-pong pipeline.
+def afd_layer_time_s(attention_s, experts_s, comm_s, micro_batches: int, layers: int = 1) -> np.ndarray:
+    """``layers`` MoE layers of the attention -> dispatch -> experts -> combine ping-pong.
 
-    ``attention_s``, ``experts_s`` are the times of the whole batch on its group and
-    ``comm_s`` the dispatch + combine time; split into ``m`` micro-batches each stage
-    takes ``1/m`` of its time per micro-batch, and a 3-stage pipeline of ``m`` items
-    takes ``sum(stages)/m + (m - 1) * max(stages)/m``.
+    ``attention_s``, ``experts_s`` are the times of one micro-batch on its group and ``comm_s``
+    its dispatch + combine time (per layer). MegaScale-Infer's ping-pong pipeline (Zhu et al.
+    2025, section 4) carries the ``m`` micro-batches from layer to layer without draining: each
+    group serves ``m`` micro-batches per layer, and a micro-batch's own round trip
+    (``a + c + e``) must end before its next layer starts, so a layer's steady-state cycle is
+    ``T = max(m * max(a, c, e), a + c + e)``; the first ``layers - 1`` layers take ``T`` each and
+    the last one fills and drains the 3-stage pipeline: ``a + c + e + (m - 1) * max(a, c, e)``.
+    With one micro-batch nothing overlaps (``layers * (a + c + e)``); with enough of them
+    (``m * max >= a + c + e``, the paper's condition) the slowest group sets the pace, which is
+    what balancing the attention:FFN ratio trades.
     """
     m = max(int(micro_batches), 1)
     stages = np.stack(np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (attention_s, comm_s, experts_s))))
-    return stages.sum(axis=0) / m + (m - 1) * stages.max(axis=0) / m
+    total, slowest = stages.sum(axis=0), stages.max(axis=0)
+    if layers <= 0:
+        return np.zeros_like(total)
+    cycle = np.maximum(m * slowest, total)
+    return (int(layers) - 1) * cycle + total + (m - 1) * slowest

@@ -26,8 +26,8 @@ for the ``b_mb x ranks`` tokens a micro-batch sends, and its dispatch + combine 
 :func:`~infersim.perf.disagg.afd_dispatch_bytes` over the link, a pairwise exchange between the
 two groups (:meth:`AFDStepTimeModel.comm_time_s`: one latency per direction, or one per peer). Stage times are those of a
 micro-batch, not ``1/m`` of the batch's, so the weights an expert GEMM reads again for every
-micro-batch are paid. The layer pipeline drains at every layer (the helper's model), which is
-conservative: MegaScale-Infer carries micro-batches across layers without draining.
+micro-batch are paid. The micro-batches are carried across layers without draining
+(MegaScale-Infer's ping-pong, :func:`~infersim.perf.disagg.afd_layer_time_s`).
 
 Prefill chunks (only after a preemption by recompute) run on one rank without micro-batching.
 The time is convex and piecewise linear in the decode pairs for a fixed batch, so the simulator's
@@ -197,8 +197,8 @@ class AFDStepTimeModel:
     def _decode_time(self, batch: int, decode_pairs: float) -> float:
         p = self.decode_parts(batch, decode_pairs)
         m = p["micro_batches"]
-        layer = float(afd_layer_time_s(m * p["attention_s"], m * p["experts_s"], m * p["comm_s"], m))
-        return m * p["serial_s"] + self.moe_layers * layer
+        moe = float(afd_layer_time_s(p["attention_s"], p["experts_s"], p["comm_s"], m, self.moe_layers))
+        return m * p["serial_s"] + moe
 
     def _mixed_shape(self, prefill_tokens, prefill_seqs, b_rank, loads, scale) -> StepShape:
         att = {w: AttentionLoad(np.array([p]), np.array([r]), np.array([k]), np.array([d * scale]))
@@ -232,7 +232,7 @@ class AFDStepTimeModel:
         f = float(ffn["experts"][0, 0]) / moe
         serial = (float(attn["common"][0, 0]) * self.dense_layers / self.layers + float(attn["dense"][0, 0])
                   + float(attn["head"][0, 0]))
-        return serial + self.moe_layers * float(afd_layer_time_s(a, f, self.comm_time_s(tokens), 1))
+        return serial + float(afd_layer_time_s(a, f, self.comm_time_s(tokens), 1, self.moe_layers))
 
     def step_work(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int, loads: dict
                   ) -> tuple[float, float]:
