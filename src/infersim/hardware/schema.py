@@ -276,22 +276,12 @@ class EfficiencySpec(_Strict):
                      "decode_attention_memory_max_fraction_by_dtype")
     @classmethod
     def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
-        for key, number in value.items():
-            if key not in DTYPE_BYTES:
-                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
-            if not 0 < number <= 1:
-                raise ValueError(f"fraction for '{key}' must be in (0, 1], got {number}")
-        return value
+        return _dtype_fractions(value, upper=1.0)
 
     @field_validator("attention_query_bandwidth_fraction_by_dtype")
     @classmethod
     def _query_fractions(cls, value: dict[str, float]) -> dict[str, float]:
-        for key, number in value.items():
-            if key not in DTYPE_BYTES:
-                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
-            if not 0 < number <= 10:
-                raise ValueError(f"fraction for '{key}' must be in (0, 10], got {number}")
-        return value
+        return _dtype_fractions(value, upper=10.0)
 
     @field_validator("gemm_overhead_us_by_dtype", "decode_attention_cta_us_by_dtype")
     @classmethod
@@ -400,13 +390,11 @@ class EfficiencySpec(_Strict):
         fraction / no per-query term / kernel_overhead_us)."""
         mem, query, over = (self.attention_memory_max_fraction, self.attention_query_bandwidth_fraction,
                             self.attention_overhead_us)
-        query_by_dtype = (_by_dtype(self.attention_query_bandwidth_fraction_by_dtype, dtype)
-                          if dtype is not None else None)
+        query_by_dtype = _by_dtype(self.attention_query_bandwidth_fraction_by_dtype, dtype)
         if query_by_dtype is not None:
             query = query_by_dtype
         if decode:
-            by_dtype = (_by_dtype(self.decode_attention_memory_max_fraction_by_dtype, dtype)
-                        if dtype is not None else None)
+            by_dtype = _by_dtype(self.decode_attention_memory_max_fraction_by_dtype, dtype)
             if by_dtype is not None:
                 mem = by_dtype
             elif self.decode_attention_memory_max_fraction is not None:
@@ -463,7 +451,17 @@ MLA_OVERRIDABLE: tuple[str, ...] = (
 COLLECTIVE_KINDS: tuple[str, ...] = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send-recv")
 
 
-def _by_dtype(table: dict[str, float], dtype: str) -> float | None:
+def _dtype_fractions(value: dict[str, float], upper: float) -> dict[str, float]:
+    """``value`` if every key is a known dtype and every fraction lies in (0, upper]."""
+    for key, number in value.items():
+        if key not in DTYPE_BYTES:
+            raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
+        if not 0 < number <= upper:
+            raise ValueError(f"fraction for '{key}' must be in (0, {upper:g}], got {number}")
+    return value
+
+
+def _by_dtype(table: dict[str, float], dtype: str | None) -> float | None:
     """``table[dtype]``, else the entry of the first wider dtype ``dtype`` falls back to, else None."""
     current: str | None = dtype
     while current is not None:
