@@ -122,6 +122,29 @@ def test_collective_parameters_are_recovered():
     assert _fitted(cal, "collective_overhead_us") == pytest.approx(4.5, rel=0.1)
 
 
+def test_pcie_group_size_factors_are_recovered():
+    """On a PCIe device the bandwidth falls as the group grows (shared switch uplinks and host
+    bridges); the fit finds each larger group's factor relative to the 2-GPU one."""
+    factors = {2: 1.0, 4: 0.26, 8: 0.065}
+    true = {**TRUE_GEMM, **TRUE_COLLECTIVE, "collective_bandwidth_fraction_by_group_size": factors}
+    table, true_dev = synthetic(collective_rows(), true, device="l40s", noise=0.02, seed=3)
+    cal = calibrate(table, _stripped(true_dev, true))
+    assert cal.efficiency.collective_bandwidth_fraction_by_group_size[2] == 1.0
+    for size in (4, 8):
+        assert _fitted(cal, f"collective_bandwidth_fraction_by_group_size.{size}") == pytest.approx(
+            factors[size], rel=0.05)
+    for kind, frac in TRUE_COLLECTIVE["collective_bandwidth_fraction_by_kind"].items():
+        assert _fitted(cal, f"collective_bandwidth_fraction_by_kind.{kind}") == pytest.approx(frac, rel=0.05)
+
+
+def test_switched_fabric_fits_no_group_size_factors():
+    """An NVSwitch gives every GPU its own ports: the H100 fit has no per-group-size factor."""
+    table, true_dev = synthetic(collective_rows(), {**TRUE_GEMM, **TRUE_COLLECTIVE}, noise=0.02, seed=2)
+    cal = calibrate(table, _stripped(true_dev, TRUE_COLLECTIVE))
+    assert cal.efficiency.collective_bandwidth_fraction_by_group_size == {}
+    assert not any("group_size" in name for stage in cal.stages for name in stage.params)
+
+
 def test_calibrated_device_predicts_the_synthetic_truth():
     table, true_dev = synthetic(gemm_rows(("bf16",)), TRUE_GEMM)
     cal = calibrate(table, get_device("h100-sxm"))
@@ -185,6 +208,14 @@ def test_transfer_keeps_fractions_and_rescales_halves_and_link_latency():
     assert "transferred from h100-sxm" in out.source
     assert not math.isnan(out.compute_half_flops)
     assert transfer_efficiency(eff, h100, b200, scale_halves=False).compute_half_flops == 1e9
+
+
+def test_transfer_keeps_group_size_factors_only_on_the_same_fabric():
+    l40s, h100_pcie, h100 = get_device("l40s"), get_device("h100-pcie"), get_device("h100-sxm")
+    assert l40s.scale_up.topology == h100_pcie.scale_up.topology == "pcie"
+    eff = l40s.efficiency.model_copy(update={"collective_bandwidth_fraction_by_group_size": {2: 1.0, 8: 0.07}})
+    assert transfer_efficiency(eff, l40s, h100_pcie).collective_bandwidth_fraction_by_group_size == {2: 1.0, 8: 0.07}
+    assert transfer_efficiency(eff, l40s, h100).collective_bandwidth_fraction_by_group_size == {}
 
 
 def test_calibrating_a_copy_does_not_touch_the_catalog_device():

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -85,3 +86,41 @@ def test_hierarchical_all_to_all_is_bound_by_the_slower_link(h100):
     outside = (p - d) * out.latency_s + n * (p - d) / p / out.bandwidth_bytes_per_s
     assert float(c.collective_time_s(Collective.ALL_TO_ALL, n, p, dev)) == pytest.approx(max(inside, outside))
     assert math.isclose(max(inside, outside), outside)  # IB (50 GB/s) is the bottleneck
+
+
+def _with_group_factors(dev, factors):
+    eff = dev.efficiency.model_copy(update={"collective_bandwidth_fraction_by_group_size": factors})
+    return dataclasses.replace(dev, efficiency=eff)
+
+
+def test_group_size_factor_interpolates_in_log2_and_clamps(h100):
+    eff = _with_group_factors(ideal(h100), {2: 1.0, 8: 0.25}).efficiency
+    assert eff.collective_group_factor(2) == 1.0
+    assert eff.collective_group_factor(4) == pytest.approx(0.625)  # log2 4 is halfway from 1 to 3
+    assert eff.collective_group_factor(16) == 0.25 and eff.collective_group_factor(1) == 1.0
+    assert ideal(h100).efficiency.collective_group_factor(8) == 1.0  # none listed
+
+
+def test_group_size_factor_scales_the_scale_up_bandwidth_only(h100):
+    """A 4-GPU ring on a shared fabric at factor 0.3: the closed form at 0.3x the link; a
+    hierarchical 16-GPU all-reduce scales its intra-domain (8-GPU) legs, not the scale-out one."""
+    dev = _with_group_factors(ideal(h100), {2: 1.0, 4: 0.3, 8: 0.1})
+    up, out = dev.scale_up, dev.scale_out
+    n = 1e9
+    assert float(c.collective_time_s(Collective.ALL_GATHER, n, 4, dev)) == pytest.approx(
+        c.all_gather_s(n, 4, up.latency_s, 0.3 * up.bandwidth_bytes_per_s))
+    t16 = float(c.collective_time_s(Collective.ALL_REDUCE, n, 16, dev))
+    expected = (c.all_gather_s(n, 8, up.latency_s, 0.1 * up.bandwidth_bytes_per_s) * 2
+                + c.all_reduce_s(n / 8, 2, out.latency_s, out.bandwidth_bytes_per_s))
+    assert t16 == pytest.approx(expected)
+    assert float(c.collective_time_s(Collective.SEND_RECV, n, 2, dev, cross_domain=True)) == pytest.approx(
+        c.send_recv_s(n, out.latency_s, out.bandwidth_bytes_per_s))
+
+
+@pytest.mark.parametrize("factors,match", [({1: 0.5}, "at least 2"), ({4: 0.0}, r"\(0, 2\]"), ({4: 3.0}, r"\(0, 2\]")])
+def test_group_size_factor_rejects_bad_entries(factors, match):
+    from pydantic import ValidationError
+
+    from infersim.hardware.schema import EfficiencySpec
+    with pytest.raises(ValidationError, match=match):
+        EfficiencySpec(collective_bandwidth_fraction_by_group_size=factors)

@@ -75,6 +75,11 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("collective", ("allreduce", "allgather", "reducescatter", "alltoall", "p2p")),
 )
 
+#: scale-up topologies whose GPUs share bandwidth as a group grows (PCIe switch uplinks, host
+#: bridges): the collective stage fits a bandwidth factor per group size on these only; on a
+#: switch (NVSwitch) or a direct mesh each GPU keeps its own ports whatever the group
+SHARED_FABRICS = ("pcie",)
+
 #: soft-L1 scale of the log-ratio residual: errors beyond ~3 % count linearly (close to a median
 #: fit, which is what MdAPE scores)
 LOSS_SCALE = 0.03
@@ -109,7 +114,7 @@ def apply_params(eff: EfficiencySpec, params: Sequence[Param], values: Sequence[
         if "." in p.name:
             name, key = p.name.split(".", 1)
             d = dict(update.get(name, getattr(eff, name)))
-            d[key] = float(v)
+            d[int(key) if key.isdigit() else key] = float(v)
             update[name] = d
         else:
             update[p.name] = float(v)
@@ -128,6 +133,7 @@ def _current(eff: EfficiencySpec, name: str, default: float) -> float:
     if "." in name:
         field_name, key = name.split(".", 1)
         table = getattr(eff, field_name)
+        key = int(key) if key.isdigit() else key
         if key in table:
             return table[key]
         return _current(eff, key, default) if field_name == "mla_overrides" else default
@@ -147,6 +153,15 @@ def _collective_kinds(kernels: KernelSet) -> list[str]:
     for _, table in kernels.groups:
         out.update(COLLECTIVE_NAMES[Collective(int(c))] for k, c in zip(table.kind, table.collective)
                    if k == OpKind.COLLECTIVE)
+    return sorted(out)
+
+
+def _collective_group_sizes(kernels: KernelSet) -> list[int]:
+    """Group sizes of the scale-up collectives measured (send/recv apart)."""
+    out = set()
+    for _, table in kernels.groups:
+        out.update(int(g) for k, c, g in zip(table.kind, table.collective, table.group_size)
+                   if k == OpKind.COLLECTIVE and int(c) != Collective.SEND_RECV and g > 1)
     return sorted(out)
 
 
@@ -204,7 +219,7 @@ def _query_params(prefix: str, kernels: KernelSet) -> list[Param]:
 
 
 def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = False,
-                 blocks: bool = True) -> list[Param]:
+                 blocks: bool = True, group_factors: bool = False) -> list[Param]:
     """The parameters a stage fits, given the rows it has (dtypes, collectives present),
     whether the tile model runs m = 1 as a matrix-vector kernel (``gemv``) and whether
     attention gets its per-thread-block terms (``blocks``)."""
@@ -303,6 +318,11 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
                   for k in _collective_kinds(kernels) if k in COLLECTIVE_KINDS]
         params.append(Param("collective_latency_us", 0.0, 1e3, 1.0))
         params.append(Param("collective_overhead_us", 0.0, 1e4, 5.0))
+        # on a shared fabric, the bandwidth of each larger group relative to the smallest
+        # (set to 1 by the caller)
+        if group_factors:
+            params += [Param(f"collective_bandwidth_fraction_by_group_size.{g}", 0.01, 2.0, 1.0, log=True)
+                       for g in _collective_group_sizes(kernels)[1:]]
         return params
     raise AssertionError(stage)
 
@@ -454,11 +474,16 @@ def calibrate(
                           if fused["per_head"] else [(None, tile)])
         elif stage == "moe" and eff.gemm_tiles:
             candidates = [("expert-tiles", {"grouped_gemm_expert_tiles": True}), (None, {})]
+        elif (stage == "collective" and device.scale_up.topology in SHARED_FABRICS
+              and len(groups := _collective_group_sizes(kernels)) > 1):
+            # the per-kind fractions are those of the smallest group; larger ones scale them
+            candidates = [(None, {"collective_bandwidth_fraction_by_group_size": {groups[0]: 1.0}})]
         else:
             candidates = [(None, {})]
         for tiles, update in candidates:
             start = eff.model_copy(update=update) if update else eff
-            params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0, blocks=blocks)
+            params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0, blocks=blocks,
+                                  group_factors=bool(start.collective_bandwidth_fraction_by_group_size))
             fitted, cost = _fit_stage(device, start, kernels, meas, weights, params, max_nfev)
             # the candidate tile models are compared on the metric reported: MdAPE on these rows
             score = _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(fitted))), meas)

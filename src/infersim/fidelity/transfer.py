@@ -15,7 +15,10 @@ efficiency model:
   likewise, ``memory_half_bytes`` with the memory bandwidth): a kernel's start-up
   latency, not its work, is what carries over (``scale_halves=False`` copies them);
 * the calibrated per-step collective latency is scaled by the ratio of the two
-  devices' spec-sheet scale-up latencies (an NVLink alpha is not a PCIe alpha).
+  devices' spec-sheet scale-up latencies (an NVLink alpha is not a PCIe alpha);
+* the per-group-size collective bandwidth factors describe one fabric's sharing (PCIe
+  switches and host bridges, an NVSwitch): they are kept only for a target with the same
+  scale-up topology.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
     if eff.collective_latency_us is not None:
         update["collective_latency_us"] = eff.collective_latency_us * _ratio(
             target.scale_up.latency_s, source.scale_up.latency_s)
+    if eff.collective_bandwidth_fraction_by_group_size and target.scale_up.topology != source.scale_up.topology:
+        update["collective_bandwidth_fraction_by_group_size"] = {}
     update["source"] = (f"transferred from {source.name} (spec-sheet numbers of {target.name} + the efficiency "
                         f"shape calibrated on {source.name}): {eff.source}")
     return eff.model_copy(update=update)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..dtypes import COMPUTE_FALLBACK, DTYPE_BYTES
@@ -153,6 +154,12 @@ class EfficiencySpec(_Strict):
       expand / finalize kernels) moves the GEMM's activation bytes once more, not overlapped.
     * Collectives: per-collective bandwidth fractions, the per-step latency (alpha) of
       the scale-up link, and a fixed cost per call.
+      ``collective_bandwidth_fraction_by_group_size`` scales the link bandwidth by the group
+      size: on PCIe servers without NVLink the GPUs of a larger group share a switch uplink, a
+      host bridge and, across sockets, the inter-socket link, so the bus bandwidth each GPU
+      reaches falls with the group (nccl-tests on 8x L40S in aiconfigurator-core 0.12.0: ring
+      all-reduce bus bandwidth ~27 GB/s on 2 GPUs, ~7 on 4, ~1.9 on 8). Factors between
+      listed sizes are interpolated in log2(size); outside them the nearest is used.
     """
 
     compute_max_fraction: float = Field(default=0.80, gt=0, le=1.0)
@@ -264,6 +271,10 @@ class EfficiencySpec(_Strict):
         default_factory=dict,
         description="per-collective override of collective_bandwidth_fraction (all-reduce, all-gather, "
                     "reduce-scatter, all-to-all, send-recv); all-reduce may exceed 1 with in-switch reduction")
+    collective_bandwidth_fraction_by_group_size: dict[int, float] = Field(
+        default_factory=dict,
+        description="factor on the collective bandwidth per group size (GPUs taking part in the "
+                    "collective; shared PCIe switches and host bridges); default 1")
     collective_latency_us: float | None = Field(
         default=None, ge=0,
         description="per-step latency (alpha) on the scale-up link (default: the link's latency_us)")
@@ -367,6 +378,28 @@ class EfficiencySpec(_Strict):
             if not 0 < number <= 2.0:
                 raise ValueError(f"fraction for '{key}' must be in (0, 2], got {number}")
         return value
+
+    @field_validator("collective_bandwidth_fraction_by_group_size")
+    @classmethod
+    def _group_sizes(cls, value: dict[int, float]) -> dict[int, float]:
+        for key, number in value.items():
+            if key < 2:
+                raise ValueError(f"group size must be at least 2, got {key}")
+            if not 0 < number <= 2.0:
+                raise ValueError(f"factor for group size {key} must be in (0, 2], got {number}")
+        return value
+
+    def collective_group_factor(self, group_size: int) -> float:
+        """Factor on the collective bandwidth for ``group_size`` devices: the listed factors
+        interpolated linearly in log2(group size), the nearest listed one outside them, 1 when
+        none is listed."""
+        table = self.collective_bandwidth_fraction_by_group_size
+        if not table:
+            return 1.0
+        sizes = sorted(table)
+        x = np.log2(np.asarray(sizes, dtype=np.float64))
+        y = np.asarray([table[k] for k in sizes], dtype=np.float64)
+        return float(np.interp(np.log2(max(group_size, 1)), x, y))
 
     def compute_fraction(self, dtype: str, attention: bool = False) -> float:
         """Achievable fraction of peak for matrix work in ``dtype`` (attention kernels apart).

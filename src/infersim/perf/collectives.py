@@ -18,6 +18,11 @@ All-reduce picks the cheaper of ring and tree per message, as NCCL's tuner does.
 A group larger than the scale-up domain runs hierarchically (intra-domain
 reduce-scatter, inter-domain all-reduce of ``n/d`` over the scale-out link,
 intra-domain all-gather), the standard two-level scheme (NCCL, Horovod).
+
+The scale-up bandwidth is scaled by the device's per-group-size factor
+(``EfficiencySpec.collective_group_factor``): on PCIe servers the GPUs of a larger group
+share switch uplinks, host bridges and the inter-socket link, so each reaches less of its
+own link. A hierarchical collective takes the factor of its intra-domain group.
 """
 
 from __future__ import annotations
@@ -85,26 +90,31 @@ def collective_time_s(kind: int, n_bytes, group_size: int, device: Device, cross
     hierarchical over the scale-out link.
     """
     n = np.asarray(n_bytes, dtype=np.float64)
-    frac = device.efficiency.collective_bandwidth_fraction
+    eff = device.efficiency
+    frac = eff.collective_bandwidth_fraction
     up, out = device.scale_up, device.scale_out
     if kind == Collective.SEND_RECV:
-        return _flat(kind, n, 2, out if cross_domain else up, frac)
+        if cross_domain:
+            return _flat(kind, n, 2, out, frac)
+        return _flat(kind, n, 2, up, frac * eff.collective_group_factor(2))
     p = int(group_size)
     if p <= 1:
         return np.zeros_like(n)
     d = up.domain_size
     if p <= d:
-        return _flat(kind, n, p, up, frac)
+        return _flat(kind, n, p, up, frac * eff.collective_group_factor(p))
+    out_frac = frac
+    frac = frac * eff.collective_group_factor(d)
     # hierarchical: d devices per domain, p/d domains
     inter = max(p // d, 1)
     if kind == Collective.ALL_REDUCE:
         return (_flat(Collective.REDUCE_SCATTER, n, d, up, frac)
-                + _flat(Collective.ALL_REDUCE, n / d, inter, out, frac)
+                + _flat(Collective.ALL_REDUCE, n / d, inter, out, out_frac)
                 + _flat(Collective.ALL_GATHER, n, d, up, frac))
     if kind in (Collective.ALL_GATHER, Collective.REDUCE_SCATTER):
-        return _flat(kind, n / inter, d, up, frac) + _flat(kind, n, inter, out, frac)
+        return _flat(kind, n / inter, d, up, frac) + _flat(kind, n, inter, out, out_frac)
     # all-to-all: of the n bytes a device sends, (d-1)/p stay in its domain and
     # (p-d)/p leave it over the scale-out link; the two run concurrently.
     inside = (d - 1) * up.latency_s + n * (d - 1) / p / (up.bandwidth_bytes_per_s * frac)
-    outside = (p - d) * out.latency_s + n * (p - d) / p / (out.bandwidth_bytes_per_s * frac)
+    outside = (p - d) * out.latency_s + n * (p - d) / p / (out.bandwidth_bytes_per_s * out_frac)
     return np.maximum(inside, outside)
