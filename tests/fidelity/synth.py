@@ -103,7 +103,7 @@ TRUE_BLOCKS = dict(
     attention_cta_us=2.5,
     decode_attention_cta_us_by_dtype={"bf16": 3.0},
     decode_attention_head_cta_us=1.1,
-    decode_attention_parallel_half=4.0,
+    decode_attention_parallel_half_by_dtype={"bf16": 4.0},
 )
 #: MLA kernels apart from the attention ones
 TRUE_MLA = dict(mla_overrides={"attention_max_fraction_by_dtype.bf16": 0.55, "attention_half_flops": 2e9,

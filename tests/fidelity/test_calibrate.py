@@ -93,7 +93,7 @@ def test_block_terms_are_recovered_with_the_attention_terms():
     assert cal.efficiency.attention_query_tile == 128
     for name, rel in (("attention_softmax_fraction", 0.1), ("attention_cta_us", 0.1),
                       ("decode_attention_cta_us_by_dtype.bf16", 0.1), ("decode_attention_head_cta_us", 0.15),
-                      ("decode_attention_parallel_half", 0.3), ("attention_overhead_us", 0.1)):
+                      ("decode_attention_parallel_half_by_dtype.bf16", 0.3), ("attention_overhead_us", 0.1)):
         assert _fitted(cal, name) == pytest.approx(_true(true, name), rel=rel), name
     assert cal.stages[0].train_mdape < 0.03
     # the plain model (no block terms) cannot follow these latencies as closely
@@ -120,6 +120,21 @@ def test_collective_parameters_are_recovered():
         assert _fitted(cal, f"collective_bandwidth_fraction_by_kind.{kind}") == pytest.approx(frac, rel=0.03)
     assert _fitted(cal, "collective_latency_us") == pytest.approx(0.8, rel=0.1)
     assert _fitted(cal, "collective_overhead_us") == pytest.approx(4.5, rel=0.1)
+
+
+def test_warm_cache_terms_are_recovered():
+    """GEMMs whose operands fit in a 30 MB warm cache stream them 2.5x faster: the fit finds the
+    capacity and the ratio, and the DRAM fraction stays the true one."""
+    warm = dict(warm_cache_bytes=30e6, warm_cache_bandwidth_ratio=2.5)
+    table, true_dev = synthetic(gemm_rows(), {**TRUE_GEMM, **warm}, noise=0.01, seed=5)
+    cal = calibrate(table, _stripped(true_dev, {**TRUE_GEMM, **warm}), tile_sets=["gpu"])
+    assert _fitted(cal, "warm_cache_bytes") == pytest.approx(30e6, rel=0.15)
+    assert _fitted(cal, "warm_cache_bandwidth_ratio") == pytest.approx(2.5, rel=0.1)
+    assert _fitted(cal, "memory_max_fraction") == pytest.approx(TRUE_GEMM["memory_max_fraction"], rel=0.05)
+    cold = calibrate(table, _stripped(true_dev, {**TRUE_GEMM, **warm}), tile_sets=["gpu"], warm_cache=False)
+    # without the warm-cache terms the memory-bound rows that fit cannot be followed (most
+    # rows are unaffected, so the robust loss, not the median, shows it)
+    assert cold.stages[0].cost > 5 * cal.stages[0].cost
 
 
 def test_pcie_group_size_factors_are_recovered():
@@ -247,3 +262,16 @@ def test_mla_per_dtype_terms_and_prefill_ramp_are_recovered():
                      ("attention_parallel_half", 0.3), ("attention_max_fraction_by_dtype.fp8", 0.05)):
         assert _fitted(cal, f"mla_overrides.{key}") == pytest.approx(true_mla[key], rel=rel), key
     assert cal.stages[0].train_mdape < 0.02
+
+
+def test_transfer_scales_warm_cache_capacity_with_on_chip_memory():
+    h100, b200 = get_device("h100-sxm"), get_device("b200")
+    eff = h100.efficiency.model_copy(update=dict(warm_cache_bytes=40e6, warm_cache_bandwidth_ratio=2.0,
+                                                 attention_warm_cache_bytes=60e6,
+                                                 mla_overrides={"attention_warm_cache_bytes": 20e6}))
+    out = transfer_efficiency(eff, h100, b200)
+    ratio = 159.7 / 80.0  # on-chip memory (MB) of the two spec sheets
+    assert out.warm_cache_bytes == pytest.approx(40e6 * ratio)
+    assert out.attention_warm_cache_bytes == pytest.approx(60e6 * ratio)
+    assert out.mla_overrides["attention_warm_cache_bytes"] == pytest.approx(20e6 * ratio)
+    assert out.warm_cache_bandwidth_ratio == 2.0

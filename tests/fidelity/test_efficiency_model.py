@@ -295,3 +295,39 @@ def test_plain_devices_have_no_block_terms():
     for name in ("h100-sxm", "b200", "a100-sxm-80gb"):
         eff = get_device(name).efficiency
         assert not eff.block_terms and not eff.grouped_gemm_expert_tiles and eff.gemm_split_k == 1
+
+
+def test_decode_parallel_half_per_dtype_by_hand():
+    """An fp8-KV decode kernel that does not split long sequences over blocks has its own,
+    later half-point; the bf16 row keeps the general one."""
+    dev = _with(ideal(get_device("h100-sxm")), decode_attention_cta_us=0.0, decode_attention_parallel_half=20.0,
+                decode_attention_parallel_half_by_dtype={"fp8": 500.0})
+    b = OpBuilder(1)
+    kv = 3.35e6  # 1 us at 3.35 TB/s
+    for dtype in ("bf16", "fp8"):  # 10 sequences x 8 KV heads = 80 blocks
+        _attention_row(b, "attention.decode", dtype=dtype, kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=16.0,
+                       kv_heads=8.0)
+    c = cost_ops(b.build(), dev)
+    assert c.memory_s[:, 0] == pytest.approx([1e-6 * (80 + 20) / 80, 1e-6 * (80 + 500) / 80])
+
+
+def test_warm_cache_only_for_kernel_microbenchmarks_by_hand():
+    """Of W bytes, 1 / (1 + (W / C)^6) move at `ratio` times the DRAM rate, in warm-cache
+    predictions only. At W = C half of them: factor (1 + 1 / ratio) / 2."""
+    h100 = ideal(get_device("h100-sxm"))
+    dev = _with(h100, warm_cache_bytes=40e6, warm_cache_bandwidth_ratio=3.0, attention_warm_cache_bytes=20e6,
+                attention_warm_cache_bandwidth_ratio=2.0,
+                attention_warm_cache_bandwidth_ratio_by_dtype={"fp8": 1.0})
+    b = OpBuilder(1)
+    b.add("mlp.down", OpKind.GEMM, dtype="bf16", weight_bytes=40e6)  # W = C: half warm
+    b.add("mlp.up", OpKind.GEMM, dtype="bf16", weight_bytes=400e6)  # 10 x C: cold (1e-6 warm)
+    _attention_row(b, "attention.decode", kv_bytes=20e6)  # the attention capacity and ratio
+    _attention_row(b, "attention.decode", dtype="fp8", kv_bytes=20e6)  # fp8 kernel: ratio 1, no gain
+    table = b.build()
+    cold = cost_ops(table, dev).memory_s[:, 0]
+    warm = cost_ops(table, dev, warm_cache=True).memory_s[:, 0]
+    assert cold[0] == pytest.approx(40e6 / 3.35e12)  # serving steps: every byte from DRAM
+    h10 = 1.0 / (1.0 + 10.0 ** 6)
+    assert warm / cold == pytest.approx([(1 + 1 / 3) / 2, 1 - h10 + h10 / 3, (1 + 1 / 2) / 2, 1.0])
+    with pytest.raises(ValueError, match=r"\[1, 50\]"):
+        EfficiencySpec(attention_warm_cache_bandwidth_ratio_by_dtype={"fp8": 0.5})

@@ -80,6 +80,9 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: switch (NVSwitch) or a direct mesh each GPU keeps its own ports whatever the group
 SHARED_FABRICS = ("pcie",)
 
+#: the label of a candidate fitted without warm-cache terms
+COLD_CACHE = "no warm cache"
+
 #: soft-L1 scale of the log-ratio residual: errors beyond ~3 % count linearly (close to a median
 #: fit, which is what MdAPE scores)
 LOSS_SCALE = 0.03
@@ -218,11 +221,21 @@ def _query_params(prefix: str, kernels: KernelSet) -> list[Param]:
                             1e-3, 10.0, 0.2, log=True)
 
 
+def _warm_cache_params(prefix: str, cache_bytes: float) -> list[Param]:
+    """The warm-cache capacity and bandwidth ratio. The capacity starts at the device's on-chip
+    memory and stays within 1/20 to 1.5 times it: a larger one would only trade the ratio
+    against the DRAM fraction (every row warm)."""
+    return [Param(f"{prefix}warm_cache_bytes", cache_bytes / 20.0, cache_bytes * 1.5, cache_bytes, log=True),
+            Param(f"{prefix}warm_cache_bandwidth_ratio", 1.0, 20.0, 1.5, log=True)]
+
+
 def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = False,
-                 blocks: bool = True, group_factors: bool = False) -> list[Param]:
+                 blocks: bool = True, group_factors: bool = False, cache_bytes: float = 0.0) -> list[Param]:
     """The parameters a stage fits, given the rows it has (dtypes, collectives present),
-    whether the tile model runs m = 1 as a matrix-vector kernel (``gemv``) and whether
-    attention gets its per-thread-block terms (``blocks``)."""
+    whether the tile model runs m = 1 as a matrix-vector kernel (``gemv``), whether
+    attention gets its per-thread-block terms (``blocks``), whether larger collective groups
+    get their own bandwidth factor (``group_factors``) and the device's on-chip memory
+    (``cache_bytes``, where the warm-cache capacity starts; 0: no warm-cache terms)."""
     if stage == "gemm":
         params = []
         gemm_dtypes = _op_dtypes(kernels, OpKind.GEMM)
@@ -242,6 +255,8 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
             params.append(Param(f"gemm_overhead_us_by_dtype.{d}", 0.0, 1e4, 3.0))
         if "elementwise" in ops:
             params.append(Param("kernel_overhead_us", 0.0, 1e4, 3.0))
+        if cache_bytes:
+            params += _warm_cache_params("", cache_bytes)
         return params
     if stage == "attention":
         params = [Param(f"attention_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.5)
@@ -275,9 +290,15 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
             if fused["decode"]:
                 params += [Param(f"decode_attention_cta_us_by_dtype.{d}", 0.0, 1e3, 2.0)
                            for d in fused["decode_dtypes"]]
-                params.append(Param("decode_attention_parallel_half", 1e-2, 1e5, 2.0, log=True))
+                params += [Param(f"decode_attention_parallel_half_by_dtype.{d}", 1e-2, 1e5, 2.0, log=True)
+                           for d in fused["decode_dtypes"]]
                 if fused["per_head"]:
                     params.append(Param("decode_attention_head_cta_us", 0.0, 1e3, 1.0))
+        if cache_bytes:
+            # a kernel bound by dequantizing its fp8 KV cache gains less from a warm cache
+            params.append(_warm_cache_params("attention_", cache_bytes)[0])
+            params += [Param(f"attention_warm_cache_bandwidth_ratio_by_dtype.{d}", 1.0, 20.0, 1.5, log=True)
+                       for d in _op_dtypes(kernels, OpKind.ATTENTION)]
         return params
     if stage == "mla":
         # MLA kernels are their own: fractions, memory fractions, fixed and block costs apart
@@ -303,6 +324,8 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
             if blocks:
                 params += [Param(f"{o}decode_attention_cta_us", 0.0, 1e3, 2.0),
                            Param(f"{o}decode_attention_parallel_half", 1e-2, 1e5, 2.0, log=True)]
+        if cache_bytes:
+            params += _warm_cache_params(f"{o}attention_", cache_bytes)
         return params
     if stage == "moe":
         params = [Param(f"grouped_gemm_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.6)
@@ -426,6 +449,7 @@ def calibrate(
     max_nfev: int = 200,
     source: str | None = None,
     blocks: bool = True,
+    warm_cache: bool = True,
 ) -> Calibration:
     """Fit ``device``'s efficiency section to the measured rows of ``table``.
 
@@ -434,6 +458,8 @@ def calibrate(
     :data:`TILE_SETS` to try (default: the GPU and single-tile sets on GPUs, the CPU
     and single-tile sets elsewhere). ``source`` is recorded in the efficiency section.
     ``blocks``: fit the per-thread-block attention terms (False: the FLOPs-and-bytes model).
+    ``warm_cache``: fit the warm-cache terms (the measured kernels were run back to back on
+    the same buffers; False: every byte from DRAM).
     """
     if table.num_rows == 0:
         raise InfersimError(f"no measurements to calibrate '{device.name}' on")
@@ -474,6 +500,11 @@ def calibrate(
                           if fused["per_head"] else [(None, tile)])
         elif stage == "moe" and eff.gemm_tiles:
             candidates = [("expert-tiles", {"grouped_gemm_expert_tiles": True}), (None, {})]
+        elif stage == "mla" and warm_cache:
+            # MLA kernels may not profit from a warm cache where GQA ones do (the L40S's MLA decode
+            # does not): fitted with their own warm-cache terms, and without any
+            cold = {"mla_overrides": {**eff.mla_overrides, "attention_warm_cache_bandwidth_ratio": 1.0}}
+            candidates = [(None, {}), (COLD_CACHE, cold)]
         elif (stage == "collective" and device.scale_up.topology in SHARED_FABRICS
               and len(groups := _collective_group_sizes(kernels)) > 1):
             # the per-kind fractions are those of the smallest group; larger ones scale them
@@ -483,7 +514,8 @@ def calibrate(
         for tiles, update in candidates:
             start = eff.model_copy(update=update) if update else eff
             params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0, blocks=blocks,
-                                  group_factors=bool(start.collective_bandwidth_fraction_by_group_size))
+                                  group_factors=bool(start.collective_bandwidth_fraction_by_group_size),
+                                  cache_bytes=device.sram_bytes if warm_cache and tiles != COLD_CACHE else 0.0)
             fitted, cost = _fit_stage(device, start, kernels, meas, weights, params, max_nfev)
             # the candidate tile models are compared on the metric reported: MdAPE on these rows
             score = _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(fitted))), meas)

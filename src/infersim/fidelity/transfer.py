@@ -16,6 +16,8 @@ efficiency model:
   latency, not its work, is what carries over (``scale_halves=False`` copies them);
 * the calibrated per-step collective latency is scaled by the ratio of the two
   devices' spec-sheet scale-up latencies (an NVLink alpha is not a PCIe alpha);
+* warm-cache capacities scale with the two devices' on-chip memory (spec sheet), their
+  bandwidth ratios are copied;
 * the per-group-size collective bandwidth factors describe one fabric's sharing (PCIe
   switches and host bridges, an NVSwitch): they are kept only for a target with the same
   scale-up topology.
@@ -45,6 +47,13 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
     if eff.collective_latency_us is not None:
         update["collective_latency_us"] = eff.collective_latency_us * _ratio(
             target.scale_up.latency_s, source.scale_up.latency_s)
+    cache_ratio = _ratio(target.sram_bytes, source.sram_bytes)
+    for name in ("warm_cache_bytes", "attention_warm_cache_bytes"):
+        if getattr(eff, name) is not None:
+            update[name] = getattr(eff, name) * cache_ratio
+    if "attention_warm_cache_bytes" in eff.mla_overrides:
+        update["mla_overrides"] = {**eff.mla_overrides, "attention_warm_cache_bytes":
+                                   eff.mla_overrides["attention_warm_cache_bytes"] * cache_ratio}
     if eff.collective_bandwidth_fraction_by_group_size and target.scale_up.topology != source.scale_up.topology:
         update["collective_bandwidth_fraction_by_group_size"] = {}
     update["source"] = (f"transferred from {source.name} (spec-sheet numbers of {target.name} + the efficiency "

@@ -127,6 +127,17 @@ class EfficiencySpec(_Strict):
       ~93% of the bandwidth and an fp8 one at ~65%, measured by aiconfigurator-core) and
       ``attention_query_bandwidth_fraction_by_dtype`` (an fp8 prefill kernel first quantizes
       its bf16 queries, keys and values, a pass over them of its own).
+    * Warm cache (``warm_cache_bytes``, ``warm_cache_bandwidth_ratio``; attention kernels may
+      have their own, ``attention_warm_cache_*``): a kernel microbenchmark runs the same kernel
+      on the same buffers again and again, so a working set that fits in the last-level cache
+      is served from it, not from DRAM. Of a kernel's bytes ``W`` the share
+      ``h = 1 / (1 + (W / warm_cache_bytes)^6)`` moves at ``warm_cache_bandwidth_ratio`` times
+      the DRAM rate. This is a condition of the measurement, not of serving (where the next
+      layer's weights evict this one's), so only the fidelity predictions of isolated kernels
+      use it (``cost_ops(..., warm_cache=True)``); fitting it keeps the DRAM fractions
+      honest. On the L40S (96 MB L2, 864 GB/s GDDR6) TensorRT-LLM's decode attention reaches
+      ~2.2 TB/s on a bf16 KV cache of 50-90 MB and ~650 GB/s above 100 MB (aiconfigurator-core
+      0.12.0).
     * Per-thread-block attention costs (the step graph's attention rows carry their
       sequences, heads and scores; :mod:`infersim.perf.roofline` documents the formulas):
       ``attention_softmax_fraction``: one exponential per attention score at this fraction
@@ -233,10 +244,30 @@ class EfficiencySpec(_Strict):
     decode_attention_parallel_half: float | None = Field(
         default=None, gt=0,
         description="decode attention thread blocks at which its bandwidth is half its fraction (default: none)")
+    decode_attention_parallel_half_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="decode_attention_parallel_half per compute dtype of the decode kernel: a kernel that does not "
+                    "split a long KV sequence over blocks (TensorRT-LLM's fp8-KV decode on the L40S) streams each "
+                    "sequence from one block, a much later half-point (default: the general value)")
     attention_parallel_half: float | None = Field(
         default=None, gt=0,
         description="prefill attention thread blocks (sequence x query head x query tile) at which its throughput "
                     "is half its fraction: few blocks leave compute units idle (default: none)")
+    warm_cache_bytes: float | None = Field(
+        default=None, gt=0,
+        description="working set (bytes) up to which a kernel run back to back on the same buffers finds them in "
+                    "the last-level cache; fidelity predictions of isolated kernels only (default: none)")
+    warm_cache_bandwidth_ratio: float = Field(
+        default=1.0, ge=1.0, le=50.0, description="bandwidth of warm-cache bytes relative to the DRAM rate")
+    attention_warm_cache_bytes: float | None = Field(
+        default=None, gt=0, description="warm_cache_bytes of fused attention kernels (default: the general one)")
+    attention_warm_cache_bandwidth_ratio: float | None = Field(
+        default=None, ge=1.0, le=50.0,
+        description="warm_cache_bandwidth_ratio of fused attention kernels (default: the general one)")
+    attention_warm_cache_bandwidth_ratio_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="attention_warm_cache_bandwidth_ratio per compute dtype: a kernel bound by dequantizing "
+                    "its fp8 KV cache gains nothing from a faster memory level (default: the general value)")
     mla_overrides: dict[str, float] = Field(
         default_factory=dict,
         description="attention fields with other values for MLA attention rows (dotted keys: one dtype of a "
@@ -294,7 +325,16 @@ class EfficiencySpec(_Strict):
     def _query_fractions(cls, value: dict[str, float]) -> dict[str, float]:
         return _dtype_fractions(value, upper=10.0)
 
-    @field_validator("gemm_overhead_us_by_dtype", "decode_attention_cta_us_by_dtype")
+    @field_validator("attention_warm_cache_bandwidth_ratio_by_dtype")
+    @classmethod
+    def _warm_ratios(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in _dtype_fractions(value, upper=50.0).items():
+            if number < 1.0:
+                raise ValueError(f"warm-cache bandwidth ratio for '{key}' must be in [1, 50], got {number}")
+        return value
+
+    @field_validator("gemm_overhead_us_by_dtype", "decode_attention_cta_us_by_dtype",
+                     "decode_attention_parallel_half_by_dtype")
     @classmethod
     def _overheads(cls, value: dict[str, float]) -> dict[str, float]:
         for key, number in value.items():
@@ -438,6 +478,20 @@ class EfficiencySpec(_Strict):
                 over = self.decode_attention_overhead_us
         return mem, query, over
 
+    def warm_cache_terms(self, attention: bool, dtype: str | None = None) -> tuple[float | None, float]:
+        """(warm-cache capacity in bytes or None, its bandwidth ratio) of a kernel computing in
+        ``dtype``; ``attention``: a fused attention kernel, whose own values win where set."""
+        size, ratio = self.warm_cache_bytes, self.warm_cache_bandwidth_ratio
+        if attention:
+            if self.attention_warm_cache_bytes is not None:
+                size = self.attention_warm_cache_bytes
+            if self.attention_warm_cache_bandwidth_ratio is not None:
+                ratio = self.attention_warm_cache_bandwidth_ratio
+            by_dtype = _by_dtype(self.attention_warm_cache_bandwidth_ratio_by_dtype, dtype)
+            if by_dtype is not None:
+                ratio = by_dtype
+        return size, ratio
+
     def gemm_fraction(self, dtype: str, grouped: bool = False) -> float:
         """Achievable fraction of a GEMM in ``dtype``; ``grouped``: a MoE grouped GEMM."""
         if grouped:
@@ -445,6 +499,11 @@ class EfficiencySpec(_Strict):
             if found is not None:
                 return found
         return self.compute_fraction(dtype)
+
+    def decode_parallel_half(self, dtype: str) -> float | None:
+        """Parallelism half-point of a decode-attention kernel in ``dtype`` (None: not set)."""
+        found = _by_dtype(self.decode_attention_parallel_half_by_dtype, dtype)
+        return self.decode_attention_parallel_half if found is None else found
 
     def decode_cta_us(self, dtype: str) -> float | None:
         """Fixed cost of one grouped decode-attention block in ``dtype`` (None: not set)."""
@@ -457,6 +516,7 @@ class EfficiencySpec(_Strict):
         return (self.attention_softmax_fraction is not None or self.attention_cta_us is not None
                 or self.decode_attention_cta_us is not None or bool(self.decode_attention_cta_us_by_dtype)
                 or self.decode_attention_head_cta_us is not None or self.decode_attention_parallel_half is not None
+                or bool(self.decode_attention_parallel_half_by_dtype)
                 or self.attention_parallel_half is not None)
 
     def grouped_memory_fraction(self, dtype: str) -> float | None:
@@ -478,6 +538,9 @@ MLA_OVERRIDABLE: tuple[str, ...] = (
     "decode_attention_query_bandwidth_fraction",
     "decode_attention_overhead_us", "attention_softmax_fraction", "attention_cta_us", "decode_attention_cta_us",
     "decode_attention_cta_us_by_dtype", "decode_attention_parallel_half", "attention_parallel_half",
+    "decode_attention_parallel_half_by_dtype",
+    "attention_warm_cache_bytes", "attention_warm_cache_bandwidth_ratio",
+    "attention_warm_cache_bandwidth_ratio_by_dtype",
 )
 
 #: collective names accepted by ``collective_bandwidth_fraction_by_kind``

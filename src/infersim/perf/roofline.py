@@ -41,6 +41,13 @@ MoE grouped GEMMs (``moe.experts.*``) may tile each expert's rows apart
 (``grouped_gemm_expert_tiles``, :mod:`infersim.perf.efficiency`) and add the token
 permutation around them: ``+ act_bytes / (grouped_gemm_act_bandwidth_fraction * bandwidth)``.
 
+Warm cache (``cost_ops(..., warm_cache=True)``, for predicting isolated kernel
+microbenchmarks only): of an op's bytes ``W`` the share ``h = 1 / (1 + (W / C)^6)`` moves at
+``ratio`` times the DRAM rate, ``memory_s *= 1 - h + h / ratio`` (``C``, ``ratio``: the
+device's ``warm_cache_bytes`` and ``warm_cache_bandwidth_ratio``; attention kernels may have
+their own). A serving step never uses it: between two runs of a kernel the rest of the
+model's weights pass through the cache.
+
 This is the roofline model (Williams, Waterman & Patterson, CACM 2009) with a
 size-dependent achievable peak (:mod:`infersim.perf.efficiency`) instead of one
 constant, plus a fixed per-kernel launch cost.
@@ -292,9 +299,10 @@ def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
         # each query head's block streams its KV head's cache: (group - 1) more reads of it
         extra = np.where(decode & per_head & (seqs > 0), table.kv_bytes * (group - 1.0), 0.0)
     block = block + dec_blocks / units * (cta_us * 1e-6)
-    if eff.decode_attention_parallel_half is not None:
-        half = eff.decode_attention_parallel_half
-        ramp = np.where(dec_blocks > 0, dec_blocks / (dec_blocks + half), ramp)
+    halves = [eff.decode_parallel_half(d) for d in table.dtype]
+    if any(h is not None for h in halves):
+        half = np.array([np.nan if h is None else h for h in halves])[:, None]
+        ramp = np.where((dec_blocks > 0) & ~np.isnan(half), dec_blocks / (dec_blocks + np.nan_to_num(half)), ramp)
     return BlockTerms(softmax, block, extra, ramp)
 
 
@@ -304,21 +312,45 @@ def mla_device(device: Device) -> Device:
     return device if not eff.mla_overrides else dataclasses.replace(device, efficiency=eff.for_mla())
 
 
-def cost_ops(table: OpTable, device: Device, sparse: bool = False) -> OpCosts:
+#: steepness of the warm-cache hit share in the working set (``h = 1 / (1 + (W / C)^s)``): a
+#: cyclic scan of a working set larger than an LRU-like cache mostly misses
+WARM_CACHE_STEEPNESS = 6.0
+
+
+def warm_cache_factor(working_bytes, capacity_bytes: float | None, ratio: float):
+    """Factor on the DRAM time of ``working_bytes`` when a share of them is cache-resident."""
+    w = np.asarray(working_bytes, dtype=np.float64)
+    if capacity_bytes is None or ratio <= 1.0:
+        return np.ones_like(w)
+    hit = 1.0 / (1.0 + (w / capacity_bytes) ** WARM_CACHE_STEEPNESS)
+    return 1.0 - hit + hit / ratio
+
+
+def _warm_cache_factors(table: OpTable, device: Device, working_bytes: np.ndarray) -> np.ndarray | None:
+    eff = device.efficiency
+    terms = [eff.warm_cache_terms(k == OpKind.ATTENTION, d) for k, d in zip(table.kind, table.dtype)]
+    if all(size is None for size, _ in terms):
+        return None
+    return np.concatenate([warm_cache_factor(working_bytes[i:i + 1], *terms[i]) for i in range(len(terms))])
+
+
+def cost_ops(table: OpTable, device: Device, sparse: bool = False, warm_cache: bool = False) -> OpCosts:
     """Roofline time of every operator occurrence in ``table`` on ``device``.
 
-    MLA attention rows use the device's ``mla_overrides`` (their own kernels)."""
+    MLA attention rows use the device's ``mla_overrides`` (their own kernels).
+    ``warm_cache``: the ops are isolated kernels run back to back on the same buffers (a
+    kernel microbenchmark), whose working set may stay in the last-level cache."""
     if device.efficiency.mla_overrides and table.mla.any():
-        costs = _cost_ops(table, device, sparse)
+        costs = _cost_ops(table, device, sparse, warm_cache)
         idx = np.flatnonzero(table.mla)
-        alt = _cost_ops(table.take_ops(idx), mla_device(device), sparse)
+        alt = _cost_ops(table.take_ops(idx), mla_device(device), sparse, warm_cache)
         for name in ("compute_s", "memory_s", "network_s", "overhead_s", "time_s", "bound"):
             getattr(costs, name)[idx] = getattr(alt, name)
         return costs
-    return _cost_ops(table, device, sparse)
+    return _cost_ops(table, device, sparse, warm_cache)
 
 
-def _cost_ops(table: OpTable, device: Device, sparse: bool) -> OpCosts:
+def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = False) -> OpCosts:
     # elementwise math runs on the vector units (fp32 CUDA-core / VPU peak), not tensor cores
     vector_peak = device.peak_flops("fp32")
     peaks = np.array([vector_peak if k == OpKind.ELEMENTWISE else device.peak_flops(d, sparse=sparse)
@@ -368,6 +400,11 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool) -> OpCosts:
         compute = compute + blocks.softmax_s / blocks.parallel_ramp
         memory = memory_time_s((table.total_bytes + blocks.kv_extra_bytes) / blocks.parallel_ramp, device,
                                mem_fraction)
+    if warm_cache:
+        # the working set is the op's distinct bytes (re-reads of a KV head hit it again)
+        factor = _warm_cache_factors(table, device, table.total_bytes)
+        if factor is not None:
+            memory = memory * factor
     if query_bw is not None:
         # per-query work of fused attention that does not overlap its main loop
         with np.errstate(divide="ignore", invalid="ignore"):

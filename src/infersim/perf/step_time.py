@@ -201,7 +201,7 @@ class StepTimeModel:
             heads=heads, tile=float(eff.attention_query_tile or 128), per_unit=float(per_unit),
             kv_reread=(heads / kv_heads - 1.0) if (decode and per_head and kv_heads > 0) else 0.0,
             cta_s=(cta_us or 0.0) * 1e-6 / float(max(dev.compute_units, 1)),
-            half=eff.decode_attention_parallel_half if decode else eff.attention_parallel_half,
+            half=eff.decode_parallel_half(table.dtype[i]) if decode else eff.attention_parallel_half,
         )
 
     @staticmethod
