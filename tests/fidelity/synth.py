@@ -85,6 +85,7 @@ TRUE_GEMM = dict(
     memory_half_bytes=8.0e5,
     gemm_k_half=180.0,
     gemm_overhead_us_by_dtype={"bf16": 3.2, "fp8": 9.5},
+    gemm_tile_intensity_half=25.0,
 )
 TRUE_ATTENTION = dict(
     attention_max_fraction_by_dtype={"bf16": 0.47},

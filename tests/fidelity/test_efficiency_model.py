@@ -13,7 +13,7 @@ from infersim.hardware import get_device
 from infersim.hardware.catalog import parse_hardware_yaml
 from infersim.hardware.schema import EfficiencySpec
 from infersim.models import get_model
-from infersim.perf.efficiency import tiled_gemm_utilization, tiled_gemm_utilization_scalar
+from infersim.perf.efficiency import tile_efficiency, tiled_gemm_utilization, tiled_gemm_utilization_scalar
 from infersim.perf.estimate import step_costs
 from infersim.perf.operators import Collective, OpBuilder, OpKind
 from infersim.perf.parallel import Parallelism, Precision
@@ -31,6 +31,7 @@ EVERYTHING = dict(
     decode_attention_memory_max_fraction=0.9, decode_attention_query_bandwidth_fraction=0.05,
     decode_attention_overhead_us=7.0, kernel_overhead_us=2.5, collective_latency_us=1.0,
     collective_overhead_us=3.0, collective_bandwidth_fraction_by_kind={"all-reduce": 1.2},
+    gemm_tile_intensity_half=15.0,
 )
 
 
@@ -51,6 +52,25 @@ def test_padded_tile_utilization_by_hand():
     for args in ((100, 200, 512), (1, 4096, 4096), (3000, 70, 33)):
         assert tiled_gemm_utilization_scalar(*args, [(64, 64), (128, 256)], 132, 50.0, 1) == pytest.approx(
             float(tiled_gemm_utilization(*args, [(64, 64), (128, 256)], 132, 50.0, 1)), rel=1e-12)
+
+
+def test_tile_operand_reuse_by_hand():
+    """A tm x tn tile reuses each operand element I = tm tn / (tm + tn) times: efficiency
+    I / (I + half). m = 100, n = 200 on 4 units: the 64 x 64 tile pads to 0.61 (I = 32), the
+    128 x 256 one to 0.15 (I = 85.3); with half = 32 the small tile keeps half its utilization."""
+    assert tile_efficiency(64, 64, 32.0) == pytest.approx(0.5)
+    assert tile_efficiency(128, 256, 0.0) == 1.0
+    small, big = 100 * 200 / (2 * 4 * 64 * 64), 100 * 200 / (1 * 4 * 128 * 256)
+    reuse_big = 128 * 256 / 384
+    u = tiled_gemm_utilization(100, 200, 512, [(64, 64), (128, 256)], 4, intensity_half=32.0)
+    assert u == pytest.approx(max(small * 0.5, big * reuse_big / (reuse_big + 32.0)))
+    assert tiled_gemm_utilization_scalar(100, 200, 512, [(64, 64), (128, 256)], 4, 0.0,
+                                         intensity_half=32.0) == pytest.approx(u, rel=1e-12)
+    # split-K: the one big tile split 4 ways fills the 4 units (4 x 0.153), at the big tile's reuse
+    split = tiled_gemm_utilization(100, 200, 512, [(64, 64), (128, 256)], 4, split_k=4, intensity_half=32.0)
+    assert split == pytest.approx(4 * big * reuse_big / (reuse_big + 32.0))
+    assert tiled_gemm_utilization_scalar(100, 200, 512, [(64, 64), (128, 256)], 4, 0.0, split_k=4,
+                                         intensity_half=32.0) == pytest.approx(split, rel=1e-12)
 
 
 def test_gemm_call_cost_per_dtype_and_grouped():

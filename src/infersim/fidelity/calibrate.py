@@ -230,12 +230,15 @@ def _warm_cache_params(prefix: str, cache_bytes: float) -> list[Param]:
 
 
 def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = False,
-                 blocks: bool = True, group_factors: bool = False, cache_bytes: float = 0.0) -> list[Param]:
+                 blocks: bool = True, group_factors: bool = False, cache_bytes: float = 0.0,
+                 tile_choice: bool = False) -> list[Param]:
     """The parameters a stage fits, given the rows it has (dtypes, collectives present),
     whether the tile model runs m = 1 as a matrix-vector kernel (``gemv``), whether
     attention gets its per-thread-block terms (``blocks``), whether larger collective groups
     get their own bandwidth factor (``group_factors``) and the device's on-chip memory
-    (``cache_bytes``, where the warm-cache capacity starts; 0: no warm-cache terms)."""
+    (``cache_bytes``, where the warm-cache capacity starts; 0: no warm-cache terms) and
+    whether the GEMM model chooses among tiles of several sizes (``tile_choice``: their
+    operand reuse is fitted)."""
     if stage == "gemm":
         params = []
         gemm_dtypes = _op_dtypes(kernels, OpKind.GEMM)
@@ -251,6 +254,8 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
             params.append(Param("gemm_memory_max_fraction", 0.02, 1.0, 0.8))
         if gemm_dtypes:
             params.append(Param("gemm_k_half", 0.0, 8192.0, 64.0))
+            if tile_choice:
+                params.append(Param("gemm_tile_intensity_half", 0.0, 200.0, 20.0))
         for d in gemm_dtypes:
             params.append(Param(f"gemm_overhead_us_by_dtype.{d}", 0.0, 1e4, 3.0))
         if "elementwise" in ops:
@@ -515,7 +520,8 @@ def calibrate(
             start = eff.model_copy(update=update) if update else eff
             params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0, blocks=blocks,
                                   group_factors=bool(start.collective_bandwidth_fraction_by_group_size),
-                                  cache_bytes=device.sram_bytes if warm_cache and tiles != COLD_CACHE else 0.0)
+                                  cache_bytes=device.sram_bytes if warm_cache and tiles != COLD_CACHE else 0.0,
+                                  tile_choice=len({tuple(t) for t in start.gemm_tiles}) > 1)
             fitted, cost = _fit_stage(device, start, kernels, meas, weights, params, max_nfev)
             # the candidate tile models are compared on the metric reported: MdAPE on these rows
             score = _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(fitted))), meas)

@@ -102,7 +102,9 @@ class EfficiencySpec(_Strict):
       kernel with the best padded-tile utilization is used (wave quantization with
       partial tiles counted as wasted work), and ``gemm_k_half`` is the per-tile
       prologue/epilogue cost in units of the reduction depth ``k`` (efficiency
-      ``k / (k + gemm_k_half)``), splitting the reduction over up to ``gemm_split_k`` blocks
+      ``k / (k + gemm_k_half)``) and ``gemm_tile_intensity_half`` the operand reuse
+      ``tm tn / (tm + tn)`` at which a tile reaches half the GEMM fraction (small tiles
+      reuse their operands less), splitting the reduction over up to ``gemm_split_k`` blocks
       per tile when that fills the machine better (split-K), and a dtype may have its own
       candidates (``gemm_tiles_by_dtype``); GEMMs with ``m <= gemm_gemv_max_m`` run a
       matrix-vector kernel instead (BLAS GEMV, no row tiles to pad).
@@ -289,6 +291,10 @@ class EfficiencySpec(_Strict):
         default_factory=list,
         description="candidate (tile_m, tile_n) output tiles; non-empty enables the padded-tile GEMM model")
     gemm_k_half: float = Field(default=0.0, ge=0, description="per-tile fixed cost in units of the reduction depth k")
+    gemm_tile_intensity_half: float = Field(
+        default=0.0, ge=0,
+        description="operand reuse tm*tn/(tm+tn) at which a candidate tile reaches half the GEMM fraction: small "
+                    "tiles reuse less (padded-tile model; default 0: every tile alike)")
     gemm_tiles_by_dtype: dict[str, list[tuple[int, int]]] = Field(
         default_factory=dict,
         description="per compute dtype candidate tiles replacing gemm_tiles (e.g. block-scaled fp4 kernels "

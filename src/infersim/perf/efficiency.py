@@ -24,6 +24,13 @@ Two effects, both physical and both fitted by ``infersim calibrate``:
   ISCA 2024). With few output tiles the library may split the reduction over ``s``
   blocks per tile (split-K; Stream-K, Osama et al. PPoPP 2023): ``s`` times the blocks,
   each ``k / s`` deep, so it pays ``k_half`` per shorter slice.
+* **Tile size** (padded-tile model): a ``tm x tn`` output tile loads ``(tm + tn)`` operand
+  elements per step of ``k`` for ``tm tn`` multiply-adds, an operand reuse (arithmetic
+  intensity) of ``I = tm tn / (tm + tn)``; small tiles reuse less and reach less of the
+  peak (shared-memory and register bandwidth per FLOP; the tiling analysis of CUTLASS and
+  of Kerr et al., "CUTLASS: Fast Linear Algebra in CUDA C++", NVIDIA 2017). Efficiency
+  ``I / (I + gemm_tile_intensity_half)`` on each candidate, so a library that falls back
+  to small tiles for a mid-size ``m`` pays for it.
 * **Per-expert tiles** (MoE grouped GEMMs, padded-tile model): a grouped GEMM runs
   ``experts`` independent problems of ``m / experts`` rows each, and every expert's rows
   are tiled apart, so the output tiles are ``experts * ceil(m / (experts tile_m)) *
@@ -44,6 +51,14 @@ def ramp_efficiency(work, max_fraction: float, half_work: float):
     if half_work <= 0:
         return np.full_like(work, max_fraction)
     return max_fraction * work / (work + half_work)
+
+
+def tile_efficiency(tm: float, tn: float, intensity_half: float) -> float:
+    """``I / (I + intensity_half)`` with the tile's operand reuse ``I = tm tn / (tm + tn)``."""
+    if intensity_half <= 0:
+        return 1.0
+    reuse = tm * tn / (tm + tn)
+    return reuse / (reuse + intensity_half)
 
 
 def wave_utilization(m, n, tile_m: int, tile_n: int, units: int):
@@ -74,18 +89,20 @@ def _row_tiles(m, tm: float, experts):
     return np.where(experts > 0, per_expert, np.ceil(m / tm))
 
 
-def _split_k_utilization(m, n, k, tiles, units: int, k_half: float, experts, split_k: int):
+def _split_k_utilization(m, n, k, tiles, units: int, k_half: float, experts, split_k: int,
+                         intensity_half: float = 0.0):
     """Best over tiles and split-K factors ``s`` (powers of two up to ``split_k``) of
-    ``m n s / (waves * units * tm * tn) * (k/s) / (k/s + k_half)`` with
+    ``m n s / (waves * units * tm * tn) * (k/s) / (k/s + k_half) * tile_efficiency`` with
     ``waves = ceil(row_tiles * ceil(n/tn) * s / units)``."""
     best = np.zeros(np.broadcast_shapes(m.shape, n.shape, np.shape(k)))
     splits = [1 << i for i in range(int(math.log2(split_k)) + 1)]
     for tm, tn in tiles:
         tiles_mn = _row_tiles(m, tm, experts) * np.ceil(n / tn)
+        per_tile = tile_efficiency(tm, tn, intensity_half)
         for sk in splits:
             waves = np.ceil(tiles_mn * sk / units)
             with np.errstate(invalid="ignore", divide="ignore"):
-                util = (m * n * sk) / (np.maximum(waves, 1.0) * (units * float(tm) * float(tn)))
+                util = (m * n * sk) / (np.maximum(waves, 1.0) * (units * float(tm) * float(tn))) * per_tile
                 if k_half > 0:
                     depth = k / sk
                     util = util * np.where(k > 0, depth / (depth + k_half), 1.0)
@@ -94,7 +111,7 @@ def _split_k_utilization(m, n, k, tiles, units: int, k_half: float, experts, spl
 
 
 def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv_max_m: int = 0, experts=None,
-                           split_k: int = 1):
+                           split_k: int = 1, intensity_half: float = 0.0):
     """Best padded-tile utilization over candidate ``tiles`` times the k-depth ramp.
 
     ``max over (tm, tn) of m n / (ceil(ceil(m/tm) ceil(n/tn) / units) * units * tm * tn)``
@@ -105,6 +122,8 @@ def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv
     ``split_k`` > 1: the kernel may also split the reduction over ``s`` (a power of two up to
     ``split_k``) thread blocks per output tile (split-K / Stream-K, Osama et al. PPoPP 2023),
     which fills the units when there are few tiles, at a shorter per-block depth ``k / s``.
+    ``intensity_half`` > 0: each candidate tile's utilization is scaled by its
+    :func:`tile_efficiency` (the library picks the best product).
     """
     m = np.asarray(m, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
@@ -114,7 +133,7 @@ def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv
             experts = None
     if split_k > 1:
         k = np.asarray(k, dtype=np.float64)
-        best = _split_k_utilization(m, n, k, tiles, units, k_half, experts, split_k)
+        best = _split_k_utilization(m, n, k, tiles, units, k_half, experts, split_k, intensity_half)
         tiled = (m > 0) & (n > 0) & (m > gemv_max_m)
         return np.where(tiled, best, 1.0)
     best = np.zeros(np.broadcast_shapes(m.shape, n.shape))
@@ -122,7 +141,7 @@ def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv
         waves = np.ceil(_row_tiles(m, tm, experts) * np.ceil(n / tn) / units)
         with np.errstate(invalid="ignore", divide="ignore"):
             util = (m * n) / (np.maximum(waves, 1.0) * (units * float(tm) * float(tn)))
-        best = np.maximum(best, util)
+        best = np.maximum(best, util * tile_efficiency(tm, tn, intensity_half))
     tiled = (m > 0) & (n > 0) & (m > gemv_max_m)
     best = np.where(tiled, best, 1.0)
     if k_half > 0:
@@ -133,7 +152,8 @@ def tiled_gemm_utilization(m, n, k, tiles, units: int, k_half: float = 0.0, gemv
 
 
 def tiled_gemm_utilization_scalar(m: float, n: float, k: float, tiles, units: int, k_half: float,
-                                  gemv_max_m: int = 0, experts: float = 0.0, split_k: int = 1) -> float:
+                                  gemv_max_m: int = 0, experts: float = 0.0, split_k: int = 1,
+                                  intensity_half: float = 0.0) -> float:
     """:func:`tiled_gemm_utilization` for one GEMM in plain floats."""
     if m <= 0 or n <= 0 or m <= gemv_max_m:
         return 1.0
@@ -142,10 +162,11 @@ def tiled_gemm_utilization_scalar(m: float, n: float, k: float, tiles, units: in
         for tm, tn in tiles:
             rows = experts * math.ceil(m / experts / tm - 1e-9) if experts > 0 else math.ceil(m / tm)
             tiles_mn = rows * math.ceil(n / tn)
+            per_tile = tile_efficiency(tm, tn, intensity_half)
             sk = 1
             while sk <= split_k:
                 waves = math.ceil(tiles_mn * sk / units)
-                util = (m * n * sk) / (max(waves, 1) * (units * float(tm) * float(tn)))
+                util = (m * n * sk) / (max(waves, 1) * (units * float(tm) * float(tn))) * per_tile
                 if k_half > 0 and k > 0:
                     util *= (k / sk) / (k / sk + k_half)
                 best = max(best, util)
@@ -154,7 +175,7 @@ def tiled_gemm_utilization_scalar(m: float, n: float, k: float, tiles, units: in
     for tm, tn in tiles:
         rows = experts * math.ceil(m / experts / tm - 1e-9) if experts > 0 else math.ceil(m / tm)
         waves = math.ceil(rows * math.ceil(n / tn) / units)
-        util = (m * n) / (max(waves, 1) * (units * float(tm) * float(tn)))
+        util = (m * n) / (max(waves, 1) * (units * float(tm) * float(tn))) * tile_efficiency(tm, tn, intensity_half)
         if util > best:
             best = util
     if k_half > 0 and k > 0:

@@ -145,7 +145,8 @@ def gemm_utilization(m, n, k, device: Device, experts=None, dtypes=None):
     def util(tiles, rows=slice(None)):
         pick = (lambda a: a if a is None or np.ndim(a) < 2 else np.asarray(a)[rows])
         return tiled_gemm_utilization(pick(m), pick(n), pick(k), tiles, device.compute_units, eff.gemm_k_half,
-                                      eff.gemm_gemv_max_m, pick(experts), eff.gemm_split_k)
+                                      eff.gemm_gemv_max_m, pick(experts), eff.gemm_split_k,
+                                      eff.gemm_tile_intensity_half)
 
     out = util(eff.gemm_tiles)
     if dtypes is not None and eff.gemm_tiles_by_dtype:

@@ -175,6 +175,8 @@ class StepTimeModel:
             ))
             if kind == OpKind.GEMM and eff.gemm_tiles and eff.gemm_split_k > 1:
                 rows[-1]["split_k"] = eff.gemm_split_k  # only then: the plain rows keep their keys
+            if kind == OpKind.GEMM and eff.gemm_tiles and eff.gemm_tile_intensity_half > 0:
+                rows[-1]["tile_half"] = eff.gemm_tile_intensity_half  # likewise
             if is_attn and eff.block_terms and (np.any(table.seqs[i] != 0) or seq_table.seqs[i, 0] != 0):
                 # per-thread-block terms (roofline.block_terms); only rows that have them carry the key
                 rows[-1]["blocks"] = self._block_row(table, seq_table, i, eff, coeffs)
@@ -246,9 +248,10 @@ class StepTimeModel:
             e = cmax * flops / (flops + chalf) if (chalf > 0 and row["ramp"]) else cmax
             if row["is_gemm"]:
                 n = row["n"]
-                if row["tiles"] and row.get("split_k", 1) > 1:
+                if row["tiles"] and (row.get("split_k", 1) > 1 or "tile_half" in row):
                     e *= tiled_gemm_utilization_scalar(m, n, row["k"], row["tiles"], units, row["k_half"],
-                                                       row["gemv_max_m"], 0.0, row["split_k"])
+                                                       row["gemv_max_m"], 0.0, row.get("split_k", 1),
+                                                       row.get("tile_half", 0.0))
                 elif row["tiles"]:  # efficiency.tiled_gemm_utilization
                     util = 1.0
                     if m > 0 and n > 0 and m > row["gemv_max_m"]:
