@@ -281,3 +281,60 @@ def test_transfer_scales_warm_cache_capacity_with_on_chip_memory():
     assert out.attention_warm_cache_bytes == pytest.approx(60e6 * ratio)
     assert out.mla_overrides["attention_warm_cache_bytes"] == pytest.approx(20e6 * ratio)
     assert out.warm_cache_bandwidth_ratio == 2.0
+
+
+def _prefill_triplets(mix_like: str, shapes: int) -> object:
+    """Long prefills measured as bf16/bf16, bf16 over an fp8 cache and fp8/fp8; the mixed rows
+    time like ``mix_like`` ("bf16" or "fp8") kernels."""
+    import itertools
+
+    rows = []
+    for batch, seq in itertools.islice(itertools.product((1, 2, 4), (1024, 2048, 4096, 8192)), shapes):
+        bf16 = 1e-3 * batch * seq / 1024
+        times = {("bf16", "bf16"): bf16, ("fp8", "fp8"): 0.55 * bf16}
+        times[("bf16", "fp8")] = 1.02 * times[(mix_like, mix_like)]
+        for (dtype, kv), t in times.items():
+            rows.append(dict(op="attention_prefill", batch=batch, seq_len=seq, kv_len=seq, num_heads=32,
+                             num_kv_heads=8, head_dim=128, dtype=dtype, kv_dtype=kv, latency_s=t))
+    return rows_table(rows, "l40s")
+
+
+def test_context_math_is_read_from_the_rows():
+    from infersim.fidelity.calibrate import context_math_from_rows
+
+    assert context_math_from_rows(_prefill_triplets("bf16", 12)) == "activation"
+    assert context_math_from_rows(_prefill_triplets("fp8", 12)) == "fp8"
+    assert context_math_from_rows(_prefill_triplets("bf16", 4)) is None  # too few shapes to tell
+
+
+def test_fp8_cache_context_rows_run_in_the_device_math():
+    """The same bf16-over-fp8-cache prefill costs 2x on an (ideal) L40S that runs it in bf16:
+    the bf16 tensor peak is half the fp8 one (366.5 vs 733 TFLOP/s)."""
+    from infersim.fidelity.kernels import build_kernels
+    from tests.perf.conftest import ideal
+
+    table = rows_table([dict(op="attention_prefill", batch=1, seq_len=16384, kv_len=16384, num_heads=32,
+                             num_kv_heads=8, head_dim=128, dtype="bf16", kv_dtype="fp8")], "l40s")
+    kernels = build_kernels(table)
+    dev = ideal(get_device("l40s"))
+    as_bf16 = dataclasses.replace(dev, efficiency=dev.efficiency.model_copy(
+        update={"fp8_kv_context_math": "activation"}))
+    assert kernels.predict(as_bf16)[0] / kernels.predict(dev)[0] == pytest.approx(733.0 / 366.5, rel=0.01)
+
+
+def test_native_head_sizes_are_found_and_the_fallback_fitted():
+    """fp8 kernels fast at head size 128 only (fraction 0.6), a generic kernel at 0.2 for 64
+    and 256: the fit finds the split and both fractions."""
+    import itertools
+
+    true = {**TRUE_GEMM, **TRUE_ATTENTION, "attention_max_fraction_by_dtype": {"bf16": 0.47, "fp8": 0.6},
+            "attention_native_head_dims_by_dtype": {"fp8": [128]}, "attention_fallback_fraction_by_dtype": {"fp8": 0.2}}
+    rows = [dict(op="attention_prefill", batch=b, seq_len=s, kv_len=s, num_heads=32, num_kv_heads=8, head_dim=hd,
+                 dtype="fp8", kv_dtype="fp8")
+            for hd, b, s in itertools.product((64, 128, 256), (1, 4, 16), (128, 512, 1024, 2048, 4096, 8192, 16384))]
+    table, true_dev = synthetic(rows, true, noise=0.01, seed=6)
+    cal = calibrate(table, _stripped(true_dev, {**TRUE_ATTENTION, "attention_native_head_dims_by_dtype": 0,
+                                                "attention_fallback_fraction_by_dtype": 0}))
+    assert cal.efficiency.attention_native_head_dims_by_dtype == {"fp8": [128]}
+    assert _fitted(cal, "attention_fallback_fraction_by_dtype.fp8") == pytest.approx(0.2, rel=0.1)
+    assert _fitted(cal, "attention_max_fraction_by_dtype.fp8") == pytest.approx(0.6, rel=0.1)

@@ -351,3 +351,23 @@ def test_warm_cache_only_for_kernel_microbenchmarks_by_hand():
     assert warm / cold == pytest.approx([(1 + 1 / 3) / 2, 1 - h10 + h10 / 3, (1 + 1 / 2) / 2, 1.0])
     with pytest.raises(ValueError, match=r"\[1, 50\]"):
         EfficiencySpec(attention_warm_cache_bandwidth_ratio_by_dtype={"fp8": 0.5})
+
+
+def test_attention_head_size_without_native_kernel_by_hand():
+    """Head size = flops / (4 scores); fp8 rows at a head size the dtype does not list run at the
+    fallback fraction, listed ones (and bf16, MLA) at the attention fraction."""
+    dev = _with(ideal(get_device("h100-sxm")), attention_max_fraction_by_dtype={"fp8": 0.6, "bf16": 0.5},
+                attention_native_head_dims_by_dtype={"fp8": [128]}, attention_fallback_fraction_by_dtype={"fp8": 0.2})
+    b = OpBuilder(1)
+    scores = 1e9
+    for dtype, head, mla in (("fp8", 128, False), ("fp8", 64, False), ("bf16", 64, False), ("fp8", 64, True)):
+        _attention_row(b, "attention.prefill", dtype=dtype, flops=4 * scores * head, scores=scores, mla=mla)
+    c = cost_ops(b.build(), dev)
+    peak = {"fp8": 1978.9e12, "bf16": 989.4e12}
+    expected = [4 * scores * 128 / (peak["fp8"] * 0.6), 4 * scores * 64 / (peak["fp8"] * 0.2),
+                4 * scores * 64 / (peak["bf16"] * 0.5), 4 * scores * 64 / (peak["fp8"] * 0.6)]
+    assert c.compute_s[:, 0] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="non-empty list"):
+        EfficiencySpec(attention_native_head_dims_by_dtype={"fp8": []})
+    with pytest.raises(ValueError, match="unknown dtype"):
+        EfficiencySpec(attention_native_head_dims_by_dtype={"fp9": [128]})

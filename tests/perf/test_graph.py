@@ -191,3 +191,28 @@ def test_attention_and_expert_rows_carry_their_counts():
     t = build_step_graph(d, Parallelism(tp=8), Precision(), StepShape.uniform(d, decode_seqs=2, decode_context=9))
     for i in rows(t, "attention.decode"):  # one per layer group (dense and MoE layers)
         assert t.mla[i] and (t.heads[i, 0], t.kv_heads[i, 0]) == (16, 1)
+
+
+def test_context_attention_math_over_an_fp8_cache_follows_the_device():
+    """bf16 activations over an fp8 KV cache: fp8 context attention by default (Hopper's
+    TensorRT-LLM), bf16 on a device whose kernels keep the activation dtype (the L40S); decode
+    attention keeps the graph's rule either way."""
+    from infersim.hardware import get_device
+    from infersim.perf.graph import GraphOptions, options_for_device
+
+    m = get_model("llama-3.1-8b")
+    prec = Precision(kv_cache="fp8")
+    shape = StepShape.from_requests(m, chunks=[512], pasts=[0], decode_contexts=[1000])
+
+    def attention_dtypes(options):
+        t = build_step_graph(m, Parallelism(), prec, shape, options)
+        return {n.split("[")[0]: d for n, d in zip(t.names, t.dtype) if n.startswith("attention.")}
+
+    assert attention_dtypes(GraphOptions()) == {"attention.prefill": "fp8", "attention.decode": "fp8"}
+    l40s = get_device("l40s")
+    l40s_bf16 = l40s.efficiency.model_copy(update={"fp8_kv_context_math": "activation"})
+    import dataclasses
+    options = options_for_device(GraphOptions(), dataclasses.replace(l40s, efficiency=l40s_bf16))
+    assert options.fp8_kv_context_math == "activation"
+    assert attention_dtypes(options) == {"attention.prefill": "bf16", "attention.decode": "fp8"}
+    assert options_for_device(GraphOptions(), l40s) == GraphOptions()  # the shipped default: fp8

@@ -80,6 +80,9 @@ def test_step_time_honours_per_dtype_and_attention_fractions():
 BLOCK_TERMS = dict(
     gemm_tiles=[(64, 64), (128, 128), (128, 256)], gemm_k_half=150.0, gemm_split_k=8, gemm_tile_intensity_half=12.0,
     decode_attention_parallel_half_by_dtype={"fp8": 40.0},
+    # head size 128 (Llama) has no native bf16 kernel here; fp8-cache context attention in bf16
+    attention_native_head_dims_by_dtype={"bf16": [64, 256]}, attention_fallback_fraction_by_dtype={"bf16": 0.3},
+    fp8_kv_context_math="activation",
     attention_softmax_fraction=0.06, attention_query_tile=64, attention_cta_us=3.0,
     decode_attention_cta_us=2.0, decode_attention_cta_us_by_dtype={"fp8": 0.5}, decode_attention_head_cta_us=1.2,
     decode_attention_max_group=4, decode_attention_parallel_half=3.0, attention_parallel_half=40.0,

@@ -43,7 +43,7 @@ from ..errors import InfersimError
 from ..hardware.device import Device
 from ..hardware.schema import COLLECTIVE_KINDS, EfficiencySpec
 from ..perf.operators import COLLECTIVE_NAMES, Collective, OpKind
-from ..perf.roofline import is_decode_attention
+from ..perf.roofline import attention_head_dim, is_decode_attention
 from .kernels import KernelSet, build_kernels
 from .measurements import hash_rows
 from .metrics import SPLIT_COLUMNS
@@ -166,6 +166,60 @@ def _collective_group_sizes(kernels: KernelSet) -> list[int]:
         out.update(int(g) for k, c, g in zip(table.kind, table.collective, table.group_size)
                    if k == OpKind.COLLECTIVE and int(c) != Collective.SEND_RECV and g > 1)
     return sorted(out)
+
+
+def context_math_from_rows(table: pa.Table, min_matches: int = 10, min_seq_len: int = 1024) -> str | None:
+    """Whether context attention over an fp8 KV cache with bf16 activations runs fp8 or bf16
+    math on the measured device: "fp8" where such rows time closer to fp8-activation rows of
+    the same shape than to bf16 / bf16-cache ones (median over shapes of long, compute-bound
+    prefills), "activation" otherwise; None without ``min_matches`` shapes measured all three
+    ways."""
+    cols = ("op", "batch", "seq_len", "kv_len", "num_heads", "num_kv_heads", "head_dim", "variant", "dtype",
+            "kv_dtype", "latency_s")
+    if any(c not in table.column_names for c in cols):
+        return None
+    data = {c: table.column(c).to_pylist() for c in cols}
+    times: dict[tuple, dict[tuple, float]] = {}
+    for i in range(table.num_rows):
+        if data["op"][i] != "attention_prefill" or (data["seq_len"][i] or 0) < min_seq_len:
+            continue
+        shape = tuple(data[c][i] for c in cols[1:8])
+        times.setdefault(shape, {})[(data["dtype"][i], data["kv_dtype"][i] or data["dtype"][i])] = data["latency_s"][i]
+    closer_to_fp8 = [abs(math.log(t[("bf16", "fp8")] / t[("bf16", "bf16")])) - abs(math.log(t[("bf16", "fp8")]
+                                                                                           / t[("fp8", "fp8")]))
+                     for t in times.values() if {("bf16", "bf16"), ("bf16", "fp8"), ("fp8", "fp8")} <= set(t)]
+    if len(closer_to_fp8) < min_matches:
+        return None
+    return "fp8" if float(np.median(closer_to_fp8)) > 0 else "activation"
+
+
+def native_head_sizes(kernels: KernelSet, device: Device, pred: np.ndarray, meas: np.ndarray, min_rows: int = 20,
+                      min_gap: float = math.log(1.4)) -> dict[str, list[int]]:
+    """Head sizes with a native (fast) prefill kernel, per compute dtype, where the fitted model
+    shows two groups of head sizes: the median log(predicted / measured) of each head size,
+    split at the largest gap between neighbours when that gap exceeds ``min_gap``; the head
+    sizes above it (measured faster than one fraction explains) are the native ones. Dtypes
+    with one group (or one head size) are left out."""
+    by_size: dict[tuple[str, int], list[float]] = {}
+    residual = np.log(np.maximum(pred, 1e-15) / meas)
+    for rows, table in kernels.tables_for(device):
+        for i, (name, kind) in enumerate(zip(table.names, table.kind)):
+            if kind != OpKind.ATTENTION or table.mla[i] or not name.startswith("attention.prefill"):
+                continue
+            for row, size in zip(rows, attention_head_dim(table, i)):
+                if size > 0 and np.isfinite(residual[row]):
+                    by_size.setdefault((table.dtype[i], int(round(size))), []).append(residual[row])
+    out: dict[str, list[int]] = {}
+    for dtype in sorted({d for d, _ in by_size}):
+        medians = sorted((float(np.median(v)), size) for (d, size), v in by_size.items()
+                         if d == dtype and len(v) >= min_rows)
+        if len(medians) < 2:
+            continue
+        gaps = [b[0] - a[0] for a, b in zip(medians, medians[1:])]
+        cut = int(np.argmax(gaps))
+        if gaps[cut] > min_gap:
+            out[dtype] = sorted(size for _, size in medians[cut + 1:])
+    return out
 
 
 def _fused_attention(kernels: KernelSet) -> dict:
@@ -477,6 +531,9 @@ def calibrate(
         if name not in TILE_SETS:
             raise InfersimError(f"unknown tile set '{name}'; expected one of {', '.join(TILE_SETS)}")
     eff = device.efficiency
+    context_math = context_math_from_rows(table)
+    if context_math is not None:
+        eff = eff.model_copy(update={"fp8_kv_context_math": context_math})
     fits: list[StageFit] = []
     used = 0
     for stage, stage_ops in STAGES:
@@ -503,6 +560,11 @@ def calibrate(
             # (the chosen group is the efficiency's decode_attention_max_group; no tile label)
             candidates = ([(None, {**tile, "decode_attention_max_group": g}) for g in DECODE_GROUPS]
                           if fused["per_head"] else [(None, tile)])
+            if warm_cache:
+                # attention kernels fitted with their own warm-cache terms and without any (the
+                # A100's decode follows the DRAM model better): the better fit is kept
+                cold = {"attention_warm_cache_bandwidth_ratio": 1.0}
+                candidates += [(COLD_CACHE, {**update, **cold}) for _, update in candidates]
         elif stage == "moe" and eff.gemm_tiles:
             candidates = [("expert-tiles", {"grouped_gemm_expert_tiles": True}), (None, {})]
         elif stage == "mla" and warm_cache:
@@ -545,6 +607,20 @@ def calibrate(
                     fitted = refit
                 else:
                     fitted = start
+        if stage == "attention" and blocks:
+            # a dtype with fast kernels for some head sizes only: the others get their own fraction
+            native = native_head_sizes(kernels, with_efficiency(device, fitted),
+                                       kernels.predict(with_efficiency(device, round_efficiency(fitted))), meas)
+            if native:
+                start = fitted.model_copy(update={"attention_native_head_dims_by_dtype": native})
+                more = params + [Param(f"attention_fallback_fraction_by_dtype.{d}", 0.02, 1.0, 0.3) for d in native]
+                refit, refit_cost = _fit_stage(device, start, kernels, meas, weights, more, max_nfev)
+                refit_score = _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(refit))), meas)
+                if refit_score < score:
+                    fitted, score, params, cost = refit, refit_score, more, refit_cost
+                    label = "native head sizes " + "; ".join(f"{d}: {', '.join(map(str, v))}"
+                                                             for d, v in native.items())
+                    tiles = f"{tiles}, {label}" if tiles else label
         if stage == "gemm" and "elementwise" not in per_op and fitted.gemm_overhead_us_by_dtype:
             # no elementwise rows: the plain launch cost is the cheapest GEMM call's
             fitted = fitted.model_copy(update={"kernel_overhead_us": min(fitted.gemm_overhead_us_by_dtype.values())})

@@ -40,6 +40,7 @@ vectorized :func:`~infersim.perf.roofline.cost_ops` calls.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,9 +169,11 @@ def _attention(key: tuple, c: dict[str, np.ndarray]) -> OpTable:
         out = _select(graph, lambda name: name.split("[")[0] in _UNFUSED_ROWS)
     else:
         out = _select(graph, lambda name: name.split("[")[0] == row)
-    # the graph's rule (Precision.attention_compute): fp8 FMHA whenever the KV cache is fp8;
-    # TensorRT-LLM's context kernels do the same (bf16-attention rows with an fp8 cache time
-    # like fp8 ones); a row measured in fp8 is fp8 whatever its cache
+    # the graph's default rule (Precision.attention_compute): fp8 FMHA whenever the KV cache is
+    # fp8; TensorRT-LLM's context kernels do the same on Hopper / Blackwell (bf16-attention rows
+    # with an fp8 cache time like fp8 ones); a device whose context attention runs in the
+    # activation dtype instead (EfficiencySpec.fp8_kv_context_math) is costed with
+    # KernelSet.context_dtypes; a row measured in fp8 is fp8 whatever its cache
     compute = "fp8" if dtype == "fp8" else prec.attention_compute
     out.dtype = [compute if k == OpKind.ATTENTION else d for k, d in zip(out.kind, out.dtype)]
     return out
@@ -268,17 +271,33 @@ class KernelSet:
 
     ``groups``: (row indices, OpTable with one scenario per row, in that order).
     ``unsupported``: rows no builder handles (unknown dtype, unsupported variant);
-    their prediction is NaN.
+    their prediction is NaN. ``context_dtypes`` (one per group, None for most): the
+    activation dtype of context-attention rows over an fp8 KV cache, their compute dtype on a
+    device with ``fp8_kv_context_math = "activation"``.
     """
 
     n_rows: int
     groups: list[tuple[np.ndarray, OpTable]] = field(default_factory=list)
     unsupported: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    context_dtypes: list[str | None] = field(default_factory=list)
+
+    def tables_for(self, device: Device) -> list[tuple[np.ndarray, OpTable]]:
+        """``groups`` as ``device`` runs them (context attention over an fp8 cache in the
+        activation dtype where the device says so)."""
+        if device.efficiency.fp8_kv_context_math != "activation" or not any(self.context_dtypes):
+            return self.groups
+        out = []
+        for (rows, table), alt in zip(self.groups, self.context_dtypes):
+            if alt:
+                table = dataclasses.replace(table, dtype=[alt if k == OpKind.ATTENTION else d
+                                                          for k, d in zip(table.kind, table.dtype)])
+            out.append((rows, table))
+        return out
 
     def predict(self, device: Device) -> np.ndarray:
         """Predicted latency (seconds) of every row on ``device``; NaN where not predictable."""
         out = np.full(self.n_rows, np.nan)
-        for rows, table in self.groups:
+        for rows, table in self.tables_for(device):
             try:
                 costs = cost_ops(table, device, warm_cache=True)  # kernel microbenchmarks
             except InfersimError:
@@ -300,13 +319,14 @@ class KernelSet:
         """The kernels of the rows where ``mask`` is True, renumbered in row order."""
         mask = np.asarray(mask, dtype=bool)
         new_index = np.cumsum(mask) - 1
-        groups = []
-        for rows, table in self.groups:
+        groups, alts = [], []
+        for g, (rows, table) in enumerate(self.groups):
             keep = mask[rows]
             if keep.any():
                 groups.append((new_index[rows[keep]], _take_scenarios(table, keep)))
+                alts.append(self.context_dtypes[g] if self.context_dtypes else None)
         unsupported = new_index[self.unsupported[mask[self.unsupported]]]
-        return KernelSet(int(mask.sum()), groups, unsupported)
+        return KernelSet(int(mask.sum()), groups, unsupported, alts)
 
 
 def _take_scenarios(t: OpTable, keep: np.ndarray) -> OpTable:
@@ -349,13 +369,27 @@ def build_kernels(table: pa.Table) -> KernelSet:
             key = tuple(_py(codes[j][0][idx[j]]) for j in range(len(key_cols)))
             group_cols = {c: cols[c][rows] for c in _SHAPE_INPUTS}
             op_table = builder(key, group_cols)
-            by_signature.setdefault(_signature(op_table), []).append((rows, op_table))
-    groups = []
-    for parts in by_signature.values():
+            by_signature.setdefault((_signature(op_table), _context_dtype(op, key, key_cols)), []).append(
+                (rows, op_table))
+    groups, alts = [], []
+    for (_, alt), parts in by_signature.items():
         rows = np.concatenate([r for r, _ in parts])
         groups.append((rows, _concat([t for _, t in parts])))
+        alts.append(alt)
     bad = np.concatenate(unsupported) if unsupported else np.zeros(0, dtype=np.int64)
-    return KernelSet(n, groups, np.sort(bad))
+    return KernelSet(n, groups, np.sort(bad), alts)
+
+
+def _context_dtype(op: str, key: tuple, key_cols: Sequence[str]) -> str | None:
+    """The activation dtype of a context-attention row over an fp8 KV cache (whose compute
+    dtype depends on the device), else None."""
+    if op not in ("attention_prefill", "mla_prefill"):
+        return None
+    values = dict(zip(key_cols, key))
+    measured = values.get("dtype") or "bf16"
+    if values.get("kv_dtype") != "fp8" or measured == "fp8":
+        return None
+    return _activation(measured)
 
 
 def _py(value):

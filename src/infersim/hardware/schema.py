@@ -129,6 +129,19 @@ class EfficiencySpec(_Strict):
       ~93% of the bandwidth and an fp8 one at ~65%, measured by aiconfigurator-core) and
       ``attention_query_bandwidth_fraction_by_dtype`` (an fp8 prefill kernel first quantizes
       its bf16 queries, keys and values, a pass over them of its own).
+    * ``fp8_kv_context_math``: over an fp8 KV cache with bf16 activations, TensorRT-LLM's
+      context attention on the H100 / H200 / B200 quantizes the queries and runs fp8 FMHA
+      (bf16-activation rows time like fp8 ones, ~590 TFLOP/s at head size 128 on the H100),
+      while on the L40S it runs bf16 FMHA (~130 TFLOP/s, the bf16 rate, against ~230 for
+      fp8 activations; aiconfigurator-core 0.12.0). The step graph takes the device's choice
+      (:func:`infersim.perf.graph.options_for_device`).
+    * Head sizes (``attention_native_head_dims_by_dtype``, ``attention_fallback_fraction_by_dtype``):
+      fused-attention kernels are compiled per head size, and a dtype may have fast kernels
+      for some head sizes only; the others run a generic kernel at their own fraction. On
+      the L40S TensorRT-LLM's fp8 context attention reaches ~230 TFLOP/s at head size 128
+      and ~190 at 192, but ~100 at 64 and ~75 at 256, below its bf16 kernels (~130-140;
+      aiconfigurator-core 0.12.0, sequences of 2k tokens and more). The head size of a
+      (non-MLA) attention row is ``flops / (4 scores)``.
     * Warm cache (``warm_cache_bytes``, ``warm_cache_bandwidth_ratio``; attention kernels may
       have their own, ``attention_warm_cache_*``): a kernel microbenchmark runs the same kernel
       on the same buffers again and again, so a working set that fits in the last-level cache
@@ -255,6 +268,19 @@ class EfficiencySpec(_Strict):
         default=None, gt=0,
         description="prefill attention thread blocks (sequence x query head x query tile) at which its throughput "
                     "is half its fraction: few blocks leave compute units idle (default: none)")
+    fp8_kv_context_math: Literal["fp8", "activation"] = Field(
+        default="fp8",
+        description="compute dtype of context (prefill) attention over an fp8 KV cache with wider activations: fp8 "
+                    "(queries quantized, fp8 FMHA: TensorRT-LLM on Hopper / Blackwell) or the activation dtype "
+                    "(the L40S: bf16 FMHA reading the fp8 cache)")
+    attention_native_head_dims_by_dtype: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="head sizes that have their own fused-attention kernel in this compute dtype; other head sizes "
+                    "run a generic one at attention_fallback_fraction_by_dtype (default: every head size native)")
+    attention_fallback_fraction_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="achievable fraction of a fused attention kernel in this dtype at a head size without a native "
+                    "kernel (attention_native_head_dims_by_dtype)")
     warm_cache_bytes: float | None = Field(
         default=None, gt=0,
         description="working set (bytes) up to which a kernel run back to back on the same buffers finds them in "
@@ -330,6 +356,21 @@ class EfficiencySpec(_Strict):
     @classmethod
     def _query_fractions(cls, value: dict[str, float]) -> dict[str, float]:
         return _dtype_fractions(value, upper=10.0)
+
+    @field_validator("attention_fallback_fraction_by_dtype")
+    @classmethod
+    def _fallback_fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        return _dtype_fractions(value, upper=1.0)
+
+    @field_validator("attention_native_head_dims_by_dtype")
+    @classmethod
+    def _native_head_dims(cls, value: dict[str, list[int]]) -> dict[str, list[int]]:
+        for key, dims in value.items():
+            if key not in DTYPE_BYTES:
+                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
+            if not dims or any(d <= 0 for d in dims):
+                raise ValueError(f"head sizes for '{key}' must be a non-empty list of positive integers, got {dims}")
+        return value
 
     @field_validator("attention_warm_cache_bandwidth_ratio_by_dtype")
     @classmethod
@@ -446,6 +487,17 @@ class EfficiencySpec(_Strict):
         x = np.log2(np.asarray(sizes, dtype=np.float64))
         y = np.asarray([table[k] for k in sizes], dtype=np.float64)
         return float(np.interp(np.log2(max(group_size, 1)), x, y))
+
+    def attention_fraction(self, dtype: str, head_dim: float | None = None) -> float:
+        """Achievable fraction of a fused attention kernel in ``dtype`` at ``head_dim``: the
+        fallback fraction where the dtype lists its native head sizes and ``head_dim`` is not
+        one of them, else :meth:`compute_fraction`."""
+        native = self.attention_native_head_dims_by_dtype.get(dtype)
+        fallback = self.attention_fallback_fraction_by_dtype.get(dtype)
+        if native is not None and fallback is not None and head_dim is not None and head_dim > 0:
+            if not any(abs(head_dim - d) < 0.5 for d in native):
+                return fallback
+        return self.compute_fraction(dtype, attention=True)
 
     def compute_fraction(self, dtype: str, attention: bool = False) -> float:
         """Achievable fraction of peak for matrix work in ``dtype`` (attention kernels apart).

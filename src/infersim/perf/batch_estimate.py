@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import InfersimError
 from ..hardware.device import Device
 from ..models.config import ModelConfig
-from .graph import GraphOptions, build_step_graph
+from .graph import GraphOptions, build_step_graph, options_for_device
 from .estimate import DEFAULT_MAX_PREFILL_TOKENS
 from .memory import DEFAULT_MEMORY_UTILIZATION, activation_peak_bytes, kv_bytes_per_sequence, weight_bytes_per_device
 from .parallel import Parallelism, Precision
@@ -227,7 +227,7 @@ def _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out
         decode_seqs=np.concatenate([zeros_p, bk[d_owner].astype(np.float64)]),
         decode_context=np.concatenate([zeros_p, ik[d_owner] + d_step]),
     )
-    table = build_step_graph(model, par, prec, shape, options)
+    table = build_step_graph(model, par, prec, shape, options_for_device(options, device))
     costs = cost_ops(table, device)
     step = costs.step_time_s
     busy_unit = np.maximum(np.maximum(costs.compute_s, costs.memory_s), costs.network_s)

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InfersimError
 from ..hardware.device import Device
 from ..models.config import ModelConfig
-from .graph import GraphOptions, build_step_graph
+from .graph import GraphOptions, build_step_graph, options_for_device
 from .memory import DEFAULT_MEMORY_UTILIZATION, MemoryBreakdown, memory_breakdown
 from .operators import OpTable
 from .parallel import Parallelism, Precision
@@ -102,7 +102,7 @@ class Estimate:
 def step_costs(model: ModelConfig, device: Device, par: Parallelism, prec: Precision, shape: StepShape,
                options: GraphOptions = GraphOptions()) -> tuple[OpTable, OpCosts]:
     """Build and cost the step graph for every scenario in ``shape``."""
-    table = build_step_graph(model, par, prec, shape, options)
+    table = build_step_graph(model, par, prec, shape, options_for_device(options, device))
     return table, cost_ops(table, device)
 
 

@@ -27,11 +27,13 @@ of active local experts their rows are split over: the efficiency model
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import bytes_per_element
+from ..hardware.device import Device
 from ..models.config import LayerGroup, ModelConfig
 from .operators import Collective, OpBuilder, OpKind, OpTable
 from .parallel import Parallelism, Precision
@@ -43,6 +45,27 @@ class GraphOptions:
     attention_impl: str = "fused"  # "fused" (FlashAttention-style) or "unfused"
     moe_imbalance: float = 1.0  # extra factor on the busiest expert device's load
     include_lm_head: bool = True
+    # compute dtype of context (prefill) attention over an fp8 KV cache with wider activations:
+    # "fp8" (queries quantized, fp8 FMHA) or "activation" (FMHA in the activation dtype);
+    # a device property (EfficiencySpec.fp8_kv_context_math), see options_for_device
+    fp8_kv_context_math: str = "fp8"
+
+
+def options_for_device(options: GraphOptions, device: Device) -> GraphOptions:
+    """``options`` with the device's own graph-level choices (the context-attention math over
+    an fp8 KV cache)."""
+    math_dtype = device.efficiency.fp8_kv_context_math
+    if options.fp8_kv_context_math == math_dtype:
+        return options
+    return dataclasses.replace(options, fp8_kv_context_math=math_dtype)
+
+
+def context_attention_dtype(prec: Precision, options: GraphOptions) -> str:
+    """Compute dtype of prefill attention: :attr:`Precision.attention_compute`, or the
+    activation dtype where the device runs context attention over an fp8 cache in it."""
+    if options.fp8_kv_context_math == "activation" and prec.kv_cache == "fp8":
+        return prec.activation
+    return prec.attention_compute
 
 
 def expected_active_experts(tokens, top_k: int, num_experts: int):
@@ -145,7 +168,7 @@ def _attention_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: P
     suffix = "" if group.window is None else f"[w={group.window}]"
 
     if model.attention == "mla":
-        _mla_attention(b, model, par, prec, shape, load, n, suffix)
+        _mla_attention(b, model, par, prec, shape, load, n, suffix, options)
     else:
         qkv_n = d.q_heads * d.head_dim + d.kv_heads * (d.head_dim + d.v_head_dim)
         b.gemm("qkv_proj", tokens, qkv_n, h, weight_dtype_bytes=wb, act_dtype_bytes=ab, dtype=gdt, count=n)
@@ -161,7 +184,7 @@ def _attention_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: P
                                (load.prefill_kv_read_tokens + load.decode_pairs) * kv_per_token,
                                qo_bytes, kv_write, suffix)
         else:
-            b.add("attention.prefill" + suffix, OpKind.ATTENTION, count=n, dtype=adt,
+            b.add("attention.prefill" + suffix, OpKind.ATTENTION, count=n, dtype=context_attention_dtype(prec, options),
                   flops=2.0 * load.prefill_pairs * d.q_heads * (d.head_dim + d.v_head_dim),
                   act_bytes=shape.prefill_tokens * d.q_heads * (d.head_dim + d.v_head_dim) * ab,
                   kv_bytes=load.prefill_kv_read_tokens * kv_per_token + shape.prefill_tokens * kv_per_token,
@@ -195,7 +218,7 @@ def _unfused_attention(b: OpBuilder, n, dtype, ab, q_heads, qk_dim, v_dim, rect_
 
 
 def _mla_attention(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Precision, shape: StepShape,
-                   load, n, suffix) -> None:
+                   load, n, suffix, options: GraphOptions) -> None:
     """MLA projections and attention (DeepSeek-V2 paper, section 2.1; absorbed decode)."""
     ab = bytes_per_element(prec.activation)
     wb = bytes_per_element(prec.weight)
@@ -221,7 +244,7 @@ def _mla_attention(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Pre
     # prefill: expand the latent of the new tokens to per-head K (nope) and V, then MHA
     b.gemm("mla.kv_b_proj", shape.prefill_tokens, heads * (nope + v), lora, weight_dtype_bytes=wb,
            act_dtype_bytes=ab, dtype=gdt, count=n)
-    b.add("attention.prefill" + suffix, OpKind.ATTENTION, count=n, dtype=prec.attention_compute,
+    b.add("attention.prefill" + suffix, OpKind.ATTENTION, count=n, dtype=context_attention_dtype(prec, options),
           flops=2.0 * load.prefill_pairs * heads * (qk + v),
           act_bytes=(shape.prefill_tokens * heads * (2 * qk + 2 * v)) * ab,
           kv_bytes=load.prefill_kv_read_tokens * heads * (qk + v) * ab + shape.prefill_tokens * latent_bytes,

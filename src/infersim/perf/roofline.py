@@ -327,6 +327,26 @@ def warm_cache_factor(working_bytes, capacity_bytes: float | None, ratio: float)
     return 1.0 - hit + hit / ratio
 
 
+def attention_head_dim(table: OpTable, i: int) -> np.ndarray:
+    """Head size of attention row ``i`` per scenario: ``flops / (4 scores)`` (QK^T and PV, two
+    FLOPs per score and head dimension each); 0 where it has no scores."""
+    scores = table.scores[i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(scores > 0, table.flops[i] / (4.0 * np.where(scores > 0, scores, 1.0)), 0.0)
+
+
+def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarray:
+    """``fractions`` (n_ops, 1) with non-MLA attention rows at head sizes without a native
+    kernel in their dtype at the dtype's fallback fraction, (n_ops, S)."""
+    out = np.broadcast_to(fractions, table.flops.shape).copy()
+    for i, (kind, dtype) in enumerate(zip(table.kind, table.dtype)):
+        if kind != OpKind.ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype:
+            continue
+        dims = attention_head_dim(table, i)
+        out[i] = [eff.attention_fraction(dtype, float(h)) for h in dims]
+    return out
+
+
 def _warm_cache_factors(table: OpTable, device: Device, working_bytes: np.ndarray) -> np.ndarray | None:
     eff = device.efficiency
     terms = [eff.warm_cache_terms(k == OpKind.ATTENTION, d) for k, d in zip(table.kind, table.dtype)]
@@ -363,6 +383,8 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
     fractions = np.array([eff.gemm_fraction(d, grouped=is_grouped_gemm(name)) if k == OpKind.GEMM
                           else eff.compute_fraction(d, attention=k == OpKind.ATTENTION)
                           for name, k, d in zip(table.names, table.kind, table.dtype)])[:, None]
+    if eff.attention_native_head_dims_by_dtype and eff.attention_fallback_fraction_by_dtype:
+        fractions = _head_size_fractions(table, eff, fractions)
     half = eff.compute_half_flops
     if eff.attention_half_flops is not None:
         half = np.where(is_attn, eff.attention_half_flops, eff.compute_half_flops)

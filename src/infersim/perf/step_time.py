@@ -33,10 +33,10 @@ import numpy as np
 from ..hardware.device import Device
 from ..models.config import ModelConfig
 from .efficiency import tiled_gemm_utilization_scalar
-from .graph import GraphOptions, build_step_graph
+from .graph import GraphOptions, build_step_graph, options_for_device
 from .operators import OpKind
 from .parallel import Parallelism, Precision
-from .roofline import cost_ops, decode_units
+from .roofline import attention_head_dim, cost_ops, decode_units
 from .shape import AttentionLoad, StepShape, causal_pairs, window_cap
 
 _ATTENTION_PREFIXES = ("attention.", "mla.kv_b_proj", "mla.q_absorb", "mla.v_absorb")
@@ -60,6 +60,7 @@ class StepTimeModel:
                  prec: Precision = Precision(), options: GraphOptions = GraphOptions(),
                  initial_max_tokens: int = 8192) -> None:
         par.validate(model)
+        options = options_for_device(options, device)
         self.model, self.device, self.par, self.prec, self.options = model, device, par, prec, options
         self.windows: list[int | None] = sorted({g.window for g in model.layer_groups()},
                                                 key=lambda w: (w is None, w or 0))
@@ -161,7 +162,9 @@ class StepTimeModel:
                 is_gemm=kind == OpKind.GEMM, peak=peak,
                 cmax=(eff.compute_max_fraction if kind == OpKind.ELEMENTWISE
                       else eff.gemm_fraction(table.dtype[i], grouped=table.names[i].startswith("moe.experts"))
-                      if kind == OpKind.GEMM else eff.compute_fraction(table.dtype[i], attention=is_attn)),
+                      if kind == OpKind.GEMM
+                      else eff.attention_fraction(table.dtype[i], float(attention_head_dim(table, i).max()))
+                      if is_attn and not table.mla[i] else eff.compute_fraction(table.dtype[i], attention=is_attn)),
                 chalf=(eff.attention_half_flops if is_attn and eff.attention_half_flops is not None
                        else eff.compute_half_flops),
                 mmax=attn_mem if is_attn and attn_mem is not None else eff.memory_max_fraction,
