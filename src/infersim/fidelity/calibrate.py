@@ -456,6 +456,17 @@ def _robust_mdape(pred: np.ndarray, meas: np.ndarray) -> float:
     return float(np.median(np.abs(pred[ok] / meas[ok] - 1.0))) if ok.any() else math.nan
 
 
+def _warm_attention_start(fitted: EfficiencySpec) -> EfficiencySpec:
+    """A cold attention fit as the start of its warm-cache candidate (the ratio no longer 1)."""
+    return fitted.model_copy(update={"attention_warm_cache_bandwidth_ratio": None})
+
+
+def _warm_mla_start(fitted: EfficiencySpec) -> EfficiencySpec:
+    """A cold MLA fit as the start of its warm-cache candidate."""
+    overrides = {k: v for k, v in fitted.mla_overrides.items() if k != "attention_warm_cache_bandwidth_ratio"}
+    return fitted.model_copy(update={"mla_overrides": overrides})
+
+
 def _fit_stage(device: Device, eff: EfficiencySpec, kernels: KernelSet, meas: np.ndarray, weights: np.ndarray,
                params: list[Param], max_nfev: int) -> tuple[EfficiencySpec, float]:
     try:
@@ -552,6 +563,7 @@ def calibrate(
         per_op = dict(zip(uniq, counts))
         weights = np.array([rows.size / (len(uniq) * per_op[o]) for o in op_rows])
         best = None
+        warm_after = None  # (best fit -> start) of a last candidate: the best one with warm-cache terms
         if stage == "gemm" and "gemm" in per_op:
             candidates = [(t, TILE_SETS[t]) for t in tile_sets]
         elif stage == "attention" and blocks:
@@ -561,25 +573,34 @@ def calibrate(
             candidates = ([(None, {**tile, "decode_attention_max_group": g}) for g in DECODE_GROUPS]
                           if fused["per_head"] else [(None, tile)])
             if warm_cache:
-                # attention kernels fitted with their own warm-cache terms and without any (the
-                # A100's decode follows the DRAM model better): the better fit is kept
-                cold = {"attention_warm_cache_bandwidth_ratio": 1.0}
-                candidates += [(COLD_CACHE, {**update, **cold}) for _, update in candidates]
+                # attention kernels fitted without warm-cache terms, then the best of those again
+                # with its own (started from that fit, which converges fast): the better fit is
+                # kept (the A100's decode follows the DRAM model better, the L40S's does not)
+                candidates = [(COLD_CACHE, {**update, "attention_warm_cache_bandwidth_ratio": 1.0})
+                              for _, update in candidates]
+                warm_after = _warm_attention_start
         elif stage == "moe" and eff.gemm_tiles:
             candidates = [("expert-tiles", {"grouped_gemm_expert_tiles": True}), (None, {})]
         elif stage == "mla" and warm_cache:
             # MLA kernels may not profit from a warm cache where GQA ones do (the L40S's MLA decode
-            # does not): fitted with their own warm-cache terms, and without any
+            # does not): fitted without warm-cache terms, then from there with their own
             cold = {"mla_overrides": {**eff.mla_overrides, "attention_warm_cache_bandwidth_ratio": 1.0}}
-            candidates = [(None, {}), (COLD_CACHE, cold)]
+            candidates = [(COLD_CACHE, cold)]
+            warm_after = _warm_mla_start
         elif (stage == "collective" and device.scale_up.topology in SHARED_FABRICS
               and len(groups := _collective_group_sizes(kernels)) > 1):
             # the per-kind fractions are those of the smallest group; larger ones scale them
             candidates = [(None, {"collective_bandwidth_fraction_by_group_size": {groups[0]: 1.0}})]
         else:
             candidates = [(None, {})]
-        for tiles, update in candidates:
-            start = eff.model_copy(update=update) if update else eff
+        i = 0
+        while i < len(candidates):
+            tiles, update = candidates[i]
+            i += 1
+            if isinstance(update, EfficiencySpec):
+                start = update  # a candidate started from an earlier fit
+            else:
+                start = eff.model_copy(update=update) if update else eff
             params = stage_params(stage, kernels, set(uniq), gemv=start.gemm_gemv_max_m > 0, blocks=blocks,
                                   group_factors=bool(start.collective_bandwidth_fraction_by_group_size),
                                   cache_bytes=device.sram_bytes if warm_cache and tiles != COLD_CACHE else 0.0,
@@ -589,6 +610,9 @@ def calibrate(
             score = _robust_mdape(kernels.predict(with_efficiency(device, round_efficiency(fitted))), meas)
             if best is None or score < best[1]:
                 best = (fitted, score, tiles, params, cost)
+            if i == len(candidates) and warm_after is not None:
+                candidates.append((None, warm_after(best[0])))
+                warm_after = None
         fitted, score, tiles, params, cost = best
         if stage == "gemm" and tiles in ("gpu", "gpu-splitk"):
             # a dtype whose library kernels only come in large tiles (e.g. block-scaled fp4 on

@@ -168,6 +168,12 @@ def memory_time_s(n_bytes, device: Device, max_fraction=None):
         return np.where(n_bytes > 0, n_bytes / (device.memory_bandwidth_bytes_per_s * np.maximum(e, 1e-12)), 0.0)
 
 
+# plain ints of the operator kinds compared per row in the loops below (an enum member lookup
+# costs more than the comparison)
+_GEMM, _ATTENTION, _ELEMENTWISE, _COLLECTIVE = (int(OpKind.GEMM), int(OpKind.ATTENTION), int(OpKind.ELEMENTWISE),
+                                                int(OpKind.COLLECTIVE))
+
+
 def collective_device(device: Device, kind: int) -> Device:
     """``device`` as the collective model should see it for ``kind``: the calibrated per-step
     latency on the scale-up link and the per-collective bandwidth fraction, when set."""
@@ -201,13 +207,13 @@ def op_overheads_s(table: OpTable, device: Device) -> np.ndarray:
     per_launch = []
     for name, kind, dtype in zip(table.names, table.kind, table.dtype):
         cost = None
-        if kind == OpKind.GEMM:
+        if kind == _GEMM:
             cost = eff.gemm_overhead_us(dtype)
             if eff.grouped_gemm_overhead_us is not None and is_grouped_gemm(name):
                 cost = eff.grouped_gemm_overhead_us
-        elif kind == OpKind.ATTENTION:
+        elif kind == _ATTENTION:
             cost = eff.attention_terms(is_decode_attention(name))[2]
-        elif kind == OpKind.COLLECTIVE:
+        elif kind == _COLLECTIVE:
             cost = eff.collective_overhead_us
         per_launch.append(eff.kernel_overhead_us if cost is None else cost)
     return table.kernels * np.asarray(per_launch, dtype=np.float64) * 1e-6
@@ -221,7 +227,7 @@ def _attention_columns(table: OpTable, device: Device) -> tuple[np.ndarray | Non
     query_bw = np.zeros(len(table.names))
     any_mem = any_query = False
     for i, (name, kind, dtype) in enumerate(zip(table.names, table.kind, table.dtype)):
-        if kind != OpKind.ATTENTION:
+        if kind != _ATTENTION:
             continue
         m, q, _ = eff.attention_terms(is_decode_attention(name), dtype)
         if m is not None:
@@ -340,7 +346,7 @@ def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarr
     kernel in their dtype at the dtype's fallback fraction, (n_ops, S)."""
     out = np.broadcast_to(fractions, table.flops.shape).copy()
     for i, (kind, dtype) in enumerate(zip(table.kind, table.dtype)):
-        if kind != OpKind.ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype:
+        if kind != _ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype:
             continue
         dims = attention_head_dim(table, i)
         out[i] = [eff.attention_fraction(dtype, float(h)) for h in dims]
@@ -349,10 +355,14 @@ def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarr
 
 def _warm_cache_factors(table: OpTable, device: Device, working_bytes: np.ndarray) -> np.ndarray | None:
     eff = device.efficiency
-    terms = [eff.warm_cache_terms(k == OpKind.ATTENTION, d) for k, d in zip(table.kind, table.dtype)]
-    if all(size is None for size, _ in terms):
+    terms = [eff.warm_cache_terms(k == _ATTENTION, d) for k, d in zip(table.kind, table.dtype)]
+    if all(size is None or ratio <= 1.0 for size, ratio in terms):
         return None
-    return np.concatenate([warm_cache_factor(working_bytes[i:i + 1], *terms[i]) for i in range(len(terms))])
+    # per op, as warm_cache_factor: no capacity (or no faster cache) -> ratio 1, a factor of 1
+    capacity = np.array([1.0 if size is None else size for size, _ in terms])[:, None]
+    ratio = np.array([1.0 if size is None else max(r, 1.0) for size, r in terms])[:, None]
+    hit = 1.0 / (1.0 + (np.asarray(working_bytes, dtype=np.float64) / capacity) ** WARM_CACHE_STEEPNESS)
+    return 1.0 - hit + hit / ratio
 
 
 def cost_ops(table: OpTable, device: Device, sparse: bool = False, warm_cache: bool = False) -> OpCosts:
@@ -374,14 +384,14 @@ def cost_ops(table: OpTable, device: Device, sparse: bool = False, warm_cache: b
 def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = False) -> OpCosts:
     # elementwise math runs on the vector units (fp32 CUDA-core / VPU peak), not tensor cores
     vector_peak = device.peak_flops("fp32")
-    peaks = np.array([vector_peak if k == OpKind.ELEMENTWISE else device.peak_flops(d, sparse=sparse)
+    peaks = np.array([vector_peak if k == _ELEMENTWISE else device.peak_flops(d, sparse=sparse)
                       for k, d in zip(table.kind, table.dtype)])[:, None]
     is_gemm = (table.kind == OpKind.GEMM)[:, None]
     is_attn = (table.kind == OpKind.ATTENTION)[:, None]
     is_matrix = (table.kind != OpKind.ELEMENTWISE)[:, None]
     eff = device.efficiency
-    fractions = np.array([eff.gemm_fraction(d, grouped=is_grouped_gemm(name)) if k == OpKind.GEMM
-                          else eff.compute_fraction(d, attention=k == OpKind.ATTENTION)
+    fractions = np.array([eff.gemm_fraction(d, grouped=is_grouped_gemm(name)) if k == _GEMM
+                          else eff.compute_fraction(d, attention=k == _ATTENTION)
                           for name, k, d in zip(table.names, table.kind, table.dtype)])[:, None]
     if eff.attention_native_head_dims_by_dtype and eff.attention_fallback_fraction_by_dtype:
         fractions = _head_size_fractions(table, eff, fractions)
@@ -411,7 +421,7 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
         tiled = is_gemm & (table.gemm_m > eff.gemm_gemv_max_m)
         mem_fraction = np.where(tiled, eff.gemm_memory_max_fraction, base)
     if eff.grouped_gemm_memory_fraction_by_dtype and is_gemm.any():
-        grouped = [eff.grouped_memory_fraction(d) if k == OpKind.GEMM and is_grouped_gemm(n) else None
+        grouped = [eff.grouped_memory_fraction(d) if k == _GEMM and is_grouped_gemm(n) else None
                    for n, k, d in zip(table.names, table.kind, table.dtype)]
         if any(g is not None for g in grouped):
             base = eff.memory_max_fraction if mem_fraction is None else mem_fraction
@@ -450,7 +460,7 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
         memory = memory + query
     if eff.grouped_gemm_act_bandwidth_fraction is not None:
         # token permutation around MoE grouped GEMMs: their activation rows move once more
-        grouped = np.array([k == OpKind.GEMM and is_grouped_gemm(n) for n, k in zip(table.names, table.kind)])[:, None]
+        grouped = np.array([k == _GEMM and is_grouped_gemm(n) for n, k in zip(table.names, table.kind)])[:, None]
         if grouped.any():
             permute = np.where(grouped, table.act_bytes, 0.0) / (
                 device.memory_bandwidth_bytes_per_s * eff.grouped_gemm_act_bandwidth_fraction)
