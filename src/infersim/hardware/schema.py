@@ -488,16 +488,18 @@ class EfficiencySpec(_Strict):
         y = np.asarray([table[k] for k in sizes], dtype=np.float64)
         return float(np.interp(np.log2(max(group_size, 1)), x, y))
 
-    def attention_fraction(self, dtype: str, head_dim: float | None = None) -> float:
-        """Achievable fraction of a fused attention kernel in ``dtype`` at ``head_dim``: the
-        fallback fraction where the dtype lists its native head sizes and ``head_dim`` is not
-        one of them, else :meth:`compute_fraction`."""
+    def attention_fraction(self, dtype: str, head_dim=None):
+        """Achievable fraction of a fused attention kernel in ``dtype`` at ``head_dim`` (a number
+        or an array; 0 = unknown): the fallback fraction where the dtype lists its native head
+        sizes and ``head_dim`` is not one of them, else :meth:`compute_fraction`."""
+        base = self.compute_fraction(dtype, attention=True)
         native = self.attention_native_head_dims_by_dtype.get(dtype)
         fallback = self.attention_fallback_fraction_by_dtype.get(dtype)
-        if native is not None and fallback is not None and head_dim is not None and head_dim > 0:
-            if not any(abs(head_dim - d) < 0.5 for d in native):
-                return fallback
-        return self.compute_fraction(dtype, attention=True)
+        if native is None or fallback is None or head_dim is None:
+            return base
+        size = np.asarray(head_dim, dtype=np.float64)
+        out = np.where((size <= 0) | np.isin(np.rint(size), native), base, fallback)
+        return float(out) if out.ndim == 0 else out
 
     def compute_fraction(self, dtype: str, attention: bool = False) -> float:
         """Achievable fraction of peak for matrix work in ``dtype`` (attention kernels apart).

@@ -324,11 +324,11 @@ def mla_device(device: Device) -> Device:
 WARM_CACHE_STEEPNESS = 6.0
 
 
-def warm_cache_factor(working_bytes, capacity_bytes: float | None, ratio: float):
-    """Factor on the DRAM time of ``working_bytes`` when a share of them is cache-resident."""
+def warm_cache_factor(working_bytes, capacity_bytes, ratio):
+    """Factor on the DRAM time of ``working_bytes`` when a share ``h = 1 / (1 + (W / C)^6)`` of
+    them is cache-resident and moves ``ratio`` times faster: ``1 - h + h / ratio`` (arrays
+    broadcast; a ratio of 1 gives 1)."""
     w = np.asarray(working_bytes, dtype=np.float64)
-    if capacity_bytes is None or ratio <= 1.0:
-        return np.ones_like(w)
     hit = 1.0 / (1.0 + (w / capacity_bytes) ** WARM_CACHE_STEEPNESS)
     return 1.0 - hit + hit / ratio
 
@@ -348,8 +348,7 @@ def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarr
     for i, (kind, dtype) in enumerate(zip(table.kind, table.dtype)):
         if kind != _ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype:
             continue
-        dims = attention_head_dim(table, i)
-        out[i] = [eff.attention_fraction(dtype, float(h)) for h in dims]
+        out[i] = eff.attention_fraction(dtype, attention_head_dim(table, i))
     return out
 
 
@@ -358,11 +357,10 @@ def _warm_cache_factors(table: OpTable, device: Device, working_bytes: np.ndarra
     terms = [eff.warm_cache_terms(k == _ATTENTION, d) for k, d in zip(table.kind, table.dtype)]
     if all(size is None or ratio <= 1.0 for size, ratio in terms):
         return None
-    # per op, as warm_cache_factor: no capacity (or no faster cache) -> ratio 1, a factor of 1
+    # per op; no capacity (or no faster cache) -> ratio 1, a factor of 1
     capacity = np.array([1.0 if size is None else size for size, _ in terms])[:, None]
     ratio = np.array([1.0 if size is None else max(r, 1.0) for size, r in terms])[:, None]
-    hit = 1.0 / (1.0 + (np.asarray(working_bytes, dtype=np.float64) / capacity) ** WARM_CACHE_STEEPNESS)
-    return 1.0 - hit + hit / ratio
+    return warm_cache_factor(working_bytes, capacity, ratio)
 
 
 def cost_ops(table: OpTable, device: Device, sparse: bool = False, warm_cache: bool = False) -> OpCosts:
