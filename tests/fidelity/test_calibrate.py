@@ -338,3 +338,36 @@ def test_native_head_sizes_are_found_and_the_fallback_fitted():
     assert cal.efficiency.attention_native_head_dims_by_dtype == {"fp8": [128]}
     assert _fitted(cal, "attention_fallback_fraction_by_dtype.fp8") == pytest.approx(0.2, rel=0.1)
     assert _fitted(cal, "attention_max_fraction_by_dtype.fp8") == pytest.approx(0.6, rel=0.1)
+
+
+def test_decode_kernel_terms_are_recovered():
+    """A grouped fp8-KV decode kernel that walks each sequence from one block (a sharp, late
+    parallelism ramp) and a per-query-head kernel with per-dtype block and launch costs that
+    re-reads its KV head from the cache: the fit finds them from decode rows alone."""
+    import itertools
+
+    true = {**TRUE_GEMM, **TRUE_ATTENTION, **TRUE_BLOCKS, "decode_attention_max_group": 32,
+            "decode_attention_parallel_half_by_dtype": {"bf16": 4.0, "fp8": 120.0},
+            "decode_attention_parallel_sharpness_by_dtype": {"fp8": 8.0},
+            "decode_attention_head_cta_us_by_dtype": {"bf16": 1.0, "fp8": 3.0},
+            "decode_attention_head_launch_us_by_dtype": {"fp8": 5.0},
+            "decode_attention_head_parallel_half": 6.0, "decode_attention_reread_bandwidth_ratio": 6.0}
+    rows = [dict(op="attention_decode", batch=b, seq_len=1, kv_len=ctx, num_heads=h, num_kv_heads=kvh, head_dim=128,
+                 dtype="bf16", kv_dtype=kv)
+            for kv, (h, kvh), b, ctx in itertools.product(("bf16", "fp8"), ((16, 16), (32, 8), (64, 1)),
+                                                          (1, 4, 16, 64, 256), (16, 256, 2048, 16384))]
+    table, true_dev = synthetic(rows, true, noise=0.01, seed=8)
+    start = _stripped(true_dev, {**TRUE_ATTENTION, **TRUE_BLOCKS, **{k: 0 for k in true if k.startswith("decode_")}})
+    cal = calibrate(table, start, warm_cache=False)
+    assert cal.efficiency.decode_attention_max_group == 32
+    # (the bf16 block costs trade a little against the softmax and compute terms these rows hide)
+    for name, rel in (("decode_attention_parallel_half_by_dtype.fp8", 0.1),
+                      ("decode_attention_head_cta_us_by_dtype.bf16", 0.25),
+                      ("decode_attention_head_cta_us_by_dtype.fp8", 0.1),
+                      ("decode_attention_head_launch_us_by_dtype.fp8", 0.1),
+                      ("decode_attention_head_parallel_half", 0.1)):
+        assert _fitted(cal, name) == pytest.approx(_true(true, name), rel=rel), name
+    for dtype in ("bf16", "fp8"):  # one ratio, fitted per dtype
+        assert _fitted(cal, f"decode_attention_reread_bandwidth_ratio_by_dtype.{dtype}") == pytest.approx(6.0, rel=0.05)
+    assert _fitted(cal, "decode_attention_parallel_sharpness_by_dtype.fp8") > 4.0  # a sharp ramp
+    assert cal.stages[0].train_mdape < 0.02

@@ -371,3 +371,106 @@ def test_attention_head_size_without_native_kernel_by_hand():
         EfficiencySpec(attention_native_head_dims_by_dtype={"fp8": []})
     with pytest.raises(ValueError, match="unknown dtype"):
         EfficiencySpec(attention_native_head_dims_by_dtype={"fp9": [128]})
+
+
+def test_sharp_decode_parallelism_ramp_and_queries_loaded_once_by_hand():
+    """share = (1 + (half / blocks)^p)^(-1/p): p = 1 is blocks / (blocks + half), a large p tends
+    to min(1, blocks / half). The ramp slows the KV stream, not the queries a block loads once."""
+    dev = _with(ideal(get_device("h100-sxm")), decode_attention_parallel_half=20.0,
+                decode_attention_parallel_half_by_dtype={"fp8": 100.0},
+                decode_attention_parallel_sharpness_by_dtype={"fp8": 8.0})
+    b = OpBuilder(1)
+    kv, act = 3.35e6, 0.335e6  # 1 us and 0.1 us at 3.35 TB/s
+    for dtype in ("bf16", "fp8"):  # 10 sequences x 8 KV heads = 80 blocks
+        _attention_row(b, "attention.decode", dtype=dtype, kv_bytes=kv, act_bytes=act, seqs=10.0,
+                       query_tokens=10.0, heads=16.0, kv_heads=8.0)
+    _attention_row(b, "attention.decode", dtype="fp8", kv_bytes=kv, seqs=100.0, query_tokens=100.0, heads=16.0,
+                   kv_heads=8.0)  # 800 blocks: a full machine
+    c = cost_ops(b.build(), dev)
+    soft = 80 / (80 + 20)
+    sharp = (1 + (100 / 80) ** 8) ** (-1 / 8)
+    assert sharp == pytest.approx(0.785, abs=1e-3)  # (1 + 1.25^8)^(-1/8), close to min(1, 80 / 100) = 0.8
+    assert c.memory_s[:, 0] == pytest.approx([1e-6 / soft + 0.1e-6, 1e-6 / sharp + 0.1e-6,
+                                              1e-6 / (1 + (100 / 800) ** 8) ** (-1 / 8)])
+    with pytest.raises(ValueError, match=r"\[1, 16\]"):
+        EfficiencySpec(decode_attention_parallel_sharpness_by_dtype={"fp8": 0.5})
+
+
+def test_per_query_head_decode_costs_by_hand():
+    """The per-query-head kernel: its block cost and extra launch cost per dtype, its own (soft)
+    parallelism half-point, and its re-reads of a KV head at the cache rate."""
+    dev = _with(ideal(get_device("h100-sxm")), decode_attention_cta_us=3.0, decode_attention_head_cta_us=0.5,
+                decode_attention_head_cta_us_by_dtype={"fp8": 2.0},
+                decode_attention_head_launch_us_by_dtype={"fp8": 6.0}, decode_attention_max_group=4,
+                decode_attention_parallel_half=20.0, decode_attention_parallel_sharpness=8.0,
+                decode_attention_head_parallel_half=160.0, decode_attention_reread_bandwidth_ratio=4.0,
+                decode_attention_reread_bandwidth_ratio_by_dtype={"fp8": 2.0})
+    b = OpBuilder(1)
+    kv = 3.35e6  # 1 us at 3.35 TB/s
+    for dtype in ("bf16", "fp8"):  # group 8 > 4: 10 x 64 = 640 per-head blocks, 7 more reads of each KV head
+        _attention_row(b, "attention.decode", dtype=dtype, kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=64.0,
+                       kv_heads=8.0)
+    # group 2: the grouped kernel, 80 blocks, its general cost and sharp ramp
+    _attention_row(b, "attention.decode", dtype="fp8", kv_bytes=kv, seqs=10.0, query_tokens=10.0, heads=16.0,
+                   kv_heads=8.0)
+    c = cost_ops(b.build(), dev)
+    assert c.overhead_s[:, 0] == pytest.approx([640 / 132 * 0.5e-6, 640 / 132 * 2e-6 + 6e-6, 80 / 132 * 3e-6])
+    head_share = 640 / (640 + 160)
+    grouped_share = (1 + (20 / 80) ** 8) ** (-1 / 8)
+    assert c.memory_s[:, 0] == pytest.approx([1e-6 / head_share * (1 + 7 / 4), 1e-6 / head_share * (1 + 7 / 2),
+                                              1e-6 / grouped_share])
+    with pytest.raises(ValueError, match=r"\[1, 50\]"):
+        EfficiencySpec(decode_attention_reread_bandwidth_ratio_by_dtype={"bf16": 0.5})
+
+
+def test_decode_kernels_have_their_own_fraction_and_every_head_size():
+    """GQA decode rows compute at decode_attention_max_fraction and never at a prefill kernel's
+    fallback fraction; prefill and MLA decode rows keep theirs."""
+    dev = _with(ideal(get_device("h100-sxm")), attention_max_fraction_by_dtype={"bf16": 0.5},
+                decode_attention_max_fraction=0.25, attention_native_head_dims_by_dtype={"bf16": [128]},
+                attention_fallback_fraction_by_dtype={"bf16": 0.1})
+    b = OpBuilder(1)
+    scores = 1e9
+    _attention_row(b, "attention.prefill", flops=4 * scores * 64, scores=scores)  # fallback: head 64
+    _attention_row(b, "attention.decode", flops=4 * scores * 64, scores=scores)  # decode fraction
+    _attention_row(b, "attention.decode", flops=4 * scores * 64, scores=scores, mla=True)  # attention fraction
+    c = cost_ops(b.build(), dev)
+    work = 4 * scores * 64 / 989.4e12
+    assert c.compute_s[:, 0] == pytest.approx([work / 0.1, work / 0.25, work / 0.5])
+
+
+def test_warm_cache_speeds_the_machine_wide_stream_not_a_lone_block_by_hand():
+    """Warm-cache decode: the stream's 1 / share = 1 + half / blocks (p = 1) becomes factor + half /
+    blocks; the prefill query term is cache-resident like the op's other bytes."""
+    dev = _with(ideal(get_device("h100-sxm")), decode_attention_parallel_half=20.0,
+                attention_warm_cache_bytes=20e6, attention_warm_cache_bandwidth_ratio=3.0,
+                attention_query_bandwidth_fraction=0.5)
+    b = OpBuilder(1)
+    _attention_row(b, "attention.decode", kv_bytes=20e6, seqs=10.0, query_tokens=10.0, heads=16.0, kv_heads=8.0)
+    _attention_row(b, "attention.prefill", act_bytes=20e6)  # W = C
+    table = b.build()
+    cold = cost_ops(table, dev)
+    warm = cost_ops(table, dev, warm_cache=True)
+    factor = (1 + 1 / 3) / 2  # W = C: half the bytes from the cache
+    stream = 20e6 / 3.35e12
+    assert cold.memory_s[0, 0] == pytest.approx(stream * (1 + 20 / 80))
+    assert warm.memory_s[0, 0] == pytest.approx(stream * (factor + 20 / 80))
+    query = 20e6 / (0.5 * 3.35e12)
+    assert cold.time_s[1, 0] == pytest.approx(stream + query)
+    assert warm.time_s[1, 0] == pytest.approx((stream + query) * factor)
+
+
+def test_block_terms_leave_other_rows_warm_cache_time_alone():
+    """Switching attention block terms on changes no GEMM's time, warm or cold (the warm factor
+    scales a GEMM's whole memory time, latency part included)."""
+    h100 = get_device("h100-sxm")
+    plain = _with(h100, warm_cache_bytes=40e6, warm_cache_bandwidth_ratio=3.0, memory_half_bytes=2e6)
+    blocks = _with(plain, decode_attention_parallel_half=20.0, decode_attention_parallel_sharpness=4.0)
+    b = OpBuilder(1)
+    b.add("mlp.down", OpKind.GEMM, dtype="bf16", flops=1e9, weight_bytes=30e6, act_bytes=1e6,
+          gemm_mnk=(16, 4096, 4096))
+    _attention_row(b, "attention.decode", kv_bytes=20e6, seqs=10.0, query_tokens=10.0, heads=16.0, kv_heads=8.0)
+    table = b.build()
+    for warm in (False, True):
+        assert cost_ops(table, blocks, warm_cache=warm).time_s[0, 0] == pytest.approx(
+            cost_ops(table, plain, warm_cache=warm).time_s[0, 0], rel=1e-12)

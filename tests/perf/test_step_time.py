@@ -86,10 +86,15 @@ BLOCK_TERMS = dict(
     attention_softmax_fraction=0.06, attention_query_tile=64, attention_cta_us=3.0,
     decode_attention_cta_us=2.0, decode_attention_cta_us_by_dtype={"fp8": 0.5}, decode_attention_head_cta_us=1.2,
     decode_attention_max_group=4, decode_attention_parallel_half=3.0, attention_parallel_half=40.0,
+    decode_attention_parallel_sharpness_by_dtype={"fp8": 6.0}, decode_attention_head_cta_us_by_dtype={"fp8": 2.5},
+    decode_attention_head_launch_us_by_dtype={"fp8": 4.0}, decode_attention_head_parallel_half=5.0,
+    decode_attention_reread_bandwidth_ratio=3.0, decode_attention_reread_bandwidth_ratio_by_dtype={"fp8": 1.5},
+    decode_attention_max_fraction=0.6,
     attention_query_bandwidth_fraction=0.4, decode_attention_query_bandwidth_fraction=0.2,
     attention_query_bandwidth_fraction_by_dtype={"fp8": 0.1}, decode_attention_memory_max_fraction_by_dtype={"fp8": 0.3},
     mla_overrides={"attention_overhead_us": 9.0, "attention_max_fraction_by_dtype.bf16": 0.45,
                    "attention_cta_us": 0.7, "decode_attention_cta_us": 25.0, "decode_attention_parallel_half": 20.0,
+                   "decode_attention_parallel_sharpness": 3.0,
                    "decode_attention_memory_max_fraction": 0.5, "attention_parallel_half": 7.0,
                    "decode_attention_memory_max_fraction_by_dtype.bf16": 0.9,
                    "attention_query_bandwidth_fraction_by_dtype.bf16": 2.0},
@@ -100,6 +105,7 @@ BLOCK_TERMS = dict(
 
 @pytest.mark.parametrize("model,par,prec", [
     ("llama-3.1-8b", Parallelism(), Precision()),  # group 4: the grouped decode kernel
+    ("llama-3.1-8b", Parallelism(), Precision(kv_cache="fp8")),  # grouped fp8 decode: a sharp parallelism ramp
     ("llama-3.1-70b", Parallelism(tp=2), Precision(kv_cache="fp8")),  # group 8 > 4: one block per query head
     ("llama-2-7b", Parallelism(), Precision()),  # MHA: the per-head kernel
     ("gemma-2-9b", Parallelism(tp=2), Precision()),  # sliding-window layers

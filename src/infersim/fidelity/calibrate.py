@@ -15,10 +15,13 @@ rows, in order, with what earlier stages fitted held fixed:
    prefill per-query fraction per compute dtype where the rows have several, i.e. a bf16 and
    an fp8 KV cache), and the per-thread-block terms: softmax rate, prefill block cost and
    parallelism half-point, decode block costs (grouped per dtype, per query head), the
-   decode parallelism half-point; the decode kernel's largest query group is chosen
-   from :data:`DECODE_GROUPS` by the best fit.
+   decode parallelism half-point and sharpness per dtype, the decode kernels' own compute
+   fraction, and the per-query-head kernel's block and launch costs per dtype, half-point
+   and cache re-read rate; the decode kernel's largest query group is chosen from
+   :data:`DECODE_GROUPS` by the best fit.
 3. ``mla`` (MLA rows, their own kernels): fractions, memory fractions, call and block costs
-   and the decode parallelism as ``mla_overrides``; the rest is the attention stage's.
+   and the decode parallelism (half-point and sharpness) as ``mla_overrides``; the rest is
+   the attention stage's.
 4. ``moe``: grouped-GEMM fractions and call cost, with per-expert tiles.
 5. ``collective`` rows: per-collective bandwidth fraction, per-step latency, call cost.
 
@@ -351,8 +354,16 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
                            for d in fused["decode_dtypes"]]
                 params += [Param(f"decode_attention_parallel_half_by_dtype.{d}", 1e-2, 1e5, 2.0, log=True)
                            for d in fused["decode_dtypes"]]
+                params += [Param(f"decode_attention_parallel_sharpness_by_dtype.{d}", 1.0, 16.0, 1.5, log=True)
+                           for d in fused["decode_dtypes"]]
+                params.append(Param("decode_attention_max_fraction", 0.01, 1.0, 0.3))
                 if fused["per_head"]:
-                    params.append(Param("decode_attention_head_cta_us", 0.0, 1e3, 1.0))
+                    params += _per_dtype_param("decode_attention_head_cta_us", fused["decode_dtypes"], 0.0, 1e3, 1.0)
+                    params += _per_dtype_param("decode_attention_reread_bandwidth_ratio", fused["decode_dtypes"],
+                                               1.0, 50.0, 3.0, log=True)
+                    params.append(Param("decode_attention_head_parallel_half", 1e-2, 1e5, 2.0, log=True))
+                    params += [Param(f"decode_attention_head_launch_us_by_dtype.{d}", 0.0, 1e3, 1.0)
+                               for d in fused["decode_dtypes"]]
         if cache_bytes:
             # a kernel bound by dequantizing its fp8 KV cache gains less from a warm cache
             params.append(_warm_cache_params("attention_", cache_bytes)[0])
@@ -382,7 +393,8 @@ def stage_params(stage: str, kernels: KernelSet, ops: set[str], gemv: bool = Fal
                        Param(f"{o}decode_attention_overhead_us", 0.0, 1e4, 10.0)]
             if blocks:
                 params += [Param(f"{o}decode_attention_cta_us", 0.0, 1e3, 2.0),
-                           Param(f"{o}decode_attention_parallel_half", 1e-2, 1e5, 2.0, log=True)]
+                           Param(f"{o}decode_attention_parallel_half", 1e-2, 1e5, 2.0, log=True),
+                           Param(f"{o}decode_attention_parallel_sharpness", 1.0, 16.0, 1.5, log=True)]
         if cache_bytes:
             params += _warm_cache_params(f"{o}attention_", cache_bytes)
         return params

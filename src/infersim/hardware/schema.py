@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..dtypes import COMPUTE_FALLBACK, DTYPE_BYTES
 
@@ -169,6 +169,19 @@ class EfficiencySpec(_Strict):
       number of blocks, ``blocks / (blocks + decode_attention_parallel_half)``; likewise a
       prefill kernel with few blocks (one long sequence over one or two heads) keeps only
       ``blocks / (blocks + attention_parallel_half)`` of the machine busy.
+      A decode kernel that does not split a sequence over blocks (TensorRT-LLM's fp8-KV XQA
+      and the MLA decode on the L40S, aiconfigurator-core 0.12.0: batch 1 to 16 at 2k tokens
+      take the same time, then time grows with the batch) has a sharp ramp,
+      ``(1 + (half / blocks)^p)^(-1/p)`` with ``p = decode_attention_parallel_sharpness``.
+      The per-query-head kernel (masked MHA) has per-dtype block costs
+      (``decode_attention_head_cta_us_by_dtype``; the L40S's fp8 one ~3 us a block against ~0.7
+      in bf16), an extra launch cost (``decode_attention_head_launch_us_by_dtype``), its own
+      soft half-point (``decode_attention_head_parallel_half``: it splits long sequences) and
+      re-reads each KV head from the cache (``decode_attention_reread_bandwidth_ratio``: the
+      L40S's bf16 64-query-head decode streams 32k tokens x 8 sequences in 1.8 ms, ~7x faster
+      than 64 DRAM reads of it). ``decode_attention_max_fraction``: the decode kernels' own share
+      of peak (they are another kernel family than the prefill FMHA, compiled for every
+      head size, so a prefill fallback fraction does not apply to them).
     * ``mla_overrides``: MLA attention (DeepSeek-V2; the graph's MLA prefill and absorbed
       decode rows) runs its own kernels, so any attention field above may take another value
       for them (``{"attention_overhead_us": 9.0, "attention_max_fraction_by_dtype.bf16": 0.5}``;
@@ -195,6 +208,10 @@ class EfficiencySpec(_Strict):
         default=None, gt=0, le=1.0, description="fused attention kernels' achievable fraction (default: compute's)")
     attention_max_fraction_by_dtype: dict[str, float] = Field(
         default_factory=dict, description="per-dtype override of attention_max_fraction (e.g. fp8 attention)")
+    decode_attention_max_fraction: float | None = Field(
+        default=None, gt=0, le=1,
+        description="achievable fraction of peak of (non-MLA) decode attention kernels, a kernel family of its own "
+                    "(TensorRT-LLM's XQA / masked MHA; default: the attention fraction)")
     compute_half_flops: float = Field(default=2.0e9, ge=0, description="FLOPs at which compute efficiency is half its max")
     attention_half_flops: float | None = Field(
         default=None, ge=0, description="compute_half_flops of fused attention kernels (default: compute_half_flops)")
@@ -253,7 +270,24 @@ class EfficiencySpec(_Strict):
     decode_attention_head_cta_us: float | None = Field(
         default=None, ge=0,
         description="fixed cost of one block of the per-query-head decode kernel (MHA, and query groups above "
-                    "decode_attention_max_group); None: every decode runs the grouped kernel")
+                    "decode_attention_max_group); None, with no per-dtype entry: every decode runs the grouped kernel")
+    decode_attention_head_cta_us_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="per compute dtype override of decode_attention_head_cta_us (TensorRT-LLM's fp8-KV per-head "
+                    "decode on the L40S pays ~3 us a block where bf16 pays ~1 us)")
+    decode_attention_reread_bandwidth_ratio: float | None = Field(
+        default=None, ge=1, le=50,
+        description="rate, relative to DRAM, at which the per-query-head decode blocks of one KV head re-read its "
+                    "cache: they run side by side, so the repeats come from the last-level cache (default 1: DRAM)")
+    decode_attention_reread_bandwidth_ratio_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="decode_attention_reread_bandwidth_ratio per compute dtype of the decode kernel (an fp8 cache is "
+                    "dequantized again on every re-read)")
+    decode_attention_head_launch_us_by_dtype: dict[str, float] = Field(
+        default_factory=dict,
+        description="fixed cost a per-query-head decode call adds to decode_attention_overhead_us, per compute dtype "
+                    "(TensorRT-LLM's fp8-KV masked MHA on the L40S: ~14 us a call against ~9 us for the grouped "
+                    "kernel)")
     decode_attention_max_group: int | None = Field(
         default=None, ge=1, description="largest query heads per KV head the grouped decode kernel takes")
     decode_attention_parallel_half: float | None = Field(
@@ -264,6 +298,18 @@ class EfficiencySpec(_Strict):
         description="decode_attention_parallel_half per compute dtype of the decode kernel: a kernel that does not "
                     "split a long KV sequence over blocks (TensorRT-LLM's fp8-KV decode on the L40S) streams each "
                     "sequence from one block, a much later half-point (default: the general value)")
+    decode_attention_head_parallel_half: float | None = Field(
+        default=None, gt=0,
+        description="decode_attention_parallel_half of the per-query-head decode kernel, whose ramp is always soft "
+                    "(it splits long sequences over blocks: TensorRT-LLM's masked MHA multi-block mode; default: the "
+                    "grouped kernel's values)")
+    decode_attention_parallel_sharpness: float | None = Field(
+        default=None, ge=1, le=16,
+        description="sharpness p of the decode parallelism ramp r = (1 + (half / blocks)^p)^(-1/p): 1 (default) is "
+                    "blocks / (blocks + half), large p is min(1, blocks / half), a kernel whose blocks each stream "
+                    "one sequence at a fixed rate until the machine is full")
+    decode_attention_parallel_sharpness_by_dtype: dict[str, float] = Field(
+        default_factory=dict, description="decode_attention_parallel_sharpness per compute dtype of the decode kernel")
     attention_parallel_half: float | None = Field(
         default=None, gt=0,
         description="prefill attention thread blocks (sequence x query head x query tile) at which its throughput "
@@ -372,15 +418,20 @@ class EfficiencySpec(_Strict):
                 raise ValueError(f"head sizes for '{key}' must be a non-empty list of positive integers, got {dims}")
         return value
 
-    @field_validator("attention_warm_cache_bandwidth_ratio_by_dtype")
+    @field_validator("attention_warm_cache_bandwidth_ratio_by_dtype", "decode_attention_reread_bandwidth_ratio_by_dtype",
+                     "decode_attention_parallel_sharpness_by_dtype")
     @classmethod
-    def _warm_ratios(cls, value: dict[str, float]) -> dict[str, float]:
-        for key, number in _dtype_fractions(value, upper=50.0).items():
-            if number < 1.0:
-                raise ValueError(f"warm-cache bandwidth ratio for '{key}' must be in [1, 50], got {number}")
+    def _dtype_ranges(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        what, lower, upper = _DTYPE_RANGES[info.field_name]
+        for key, number in value.items():
+            if key not in DTYPE_BYTES:
+                raise ValueError(f"unknown dtype '{key}'; expected one of {', '.join(DTYPE_BYTES)}")
+            if not lower <= number <= upper:
+                raise ValueError(f"{what} for '{key}' must be in [{lower:g}, {upper:g}], got {number}")
         return value
 
     @field_validator("gemm_overhead_us_by_dtype", "decode_attention_cta_us_by_dtype",
+                     "decode_attention_head_cta_us_by_dtype", "decode_attention_head_launch_us_by_dtype",
                      "decode_attention_parallel_half_by_dtype")
     @classmethod
     def _overheads(cls, value: dict[str, float]) -> dict[str, float]:
@@ -565,6 +616,32 @@ class EfficiencySpec(_Strict):
         found = _by_dtype(self.decode_attention_parallel_half_by_dtype, dtype)
         return self.decode_attention_parallel_half if found is None else found
 
+    def decode_parallel_sharpness(self, dtype: str) -> float:
+        """Sharpness of the decode parallelism ramp in ``dtype`` (1: ``blocks / (blocks + half)``)."""
+        found = _by_dtype(self.decode_attention_parallel_sharpness_by_dtype, dtype)
+        found = self.decode_attention_parallel_sharpness if found is None else found
+        return 1.0 if found is None else found
+
+    def decode_reread_ratio(self, dtype: str) -> float | None:
+        """Rate, relative to DRAM, of per-query-head decode blocks re-reading their KV head's cache
+        in ``dtype`` (None: not set, they read DRAM)."""
+        found = _by_dtype(self.decode_attention_reread_bandwidth_ratio_by_dtype, dtype)
+        return self.decode_attention_reread_bandwidth_ratio if found is None else found
+
+    @property
+    def per_head_decode(self) -> bool:
+        """Whether the device has a per-query-head decode kernel (MHA, large query groups)."""
+        return self.decode_attention_head_cta_us is not None or bool(self.decode_attention_head_cta_us_by_dtype)
+
+    def decode_head_cta_us(self, dtype: str) -> float | None:
+        """Fixed cost of one per-query-head decode-attention block in ``dtype`` (None: not set)."""
+        found = _by_dtype(self.decode_attention_head_cta_us_by_dtype, dtype)
+        return self.decode_attention_head_cta_us if found is None else found
+
+    def decode_head_launch_us(self, dtype: str) -> float:
+        """Fixed cost a per-query-head decode call in ``dtype`` adds to the decode overhead (0: none)."""
+        return _by_dtype(self.decode_attention_head_launch_us_by_dtype, dtype) or 0.0
+
     def decode_cta_us(self, dtype: str) -> float | None:
         """Fixed cost of one grouped decode-attention block in ``dtype`` (None: not set)."""
         found = _by_dtype(self.decode_attention_cta_us_by_dtype, dtype)
@@ -575,7 +652,7 @@ class EfficiencySpec(_Strict):
         """Whether any per-thread-block attention term is set."""
         return (self.attention_softmax_fraction is not None or self.attention_cta_us is not None
                 or self.decode_attention_cta_us is not None or bool(self.decode_attention_cta_us_by_dtype)
-                or self.decode_attention_head_cta_us is not None or self.decode_attention_parallel_half is not None
+                or self.per_head_decode or self.decode_attention_parallel_half is not None
                 or bool(self.decode_attention_parallel_half_by_dtype)
                 or self.attention_parallel_half is not None)
 
@@ -598,13 +675,22 @@ MLA_OVERRIDABLE: tuple[str, ...] = (
     "decode_attention_query_bandwidth_fraction",
     "decode_attention_overhead_us", "attention_softmax_fraction", "attention_cta_us", "decode_attention_cta_us",
     "decode_attention_cta_us_by_dtype", "decode_attention_parallel_half", "attention_parallel_half",
-    "decode_attention_parallel_half_by_dtype",
+    "decode_attention_parallel_half_by_dtype", "decode_attention_parallel_sharpness",
+    "decode_attention_parallel_sharpness_by_dtype",
     "attention_warm_cache_bytes", "attention_warm_cache_bandwidth_ratio",
     "attention_warm_cache_bandwidth_ratio_by_dtype",
 )
 
 #: collective names accepted by ``collective_bandwidth_fraction_by_kind``
 COLLECTIVE_KINDS: tuple[str, ...] = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send-recv")
+
+
+#: per-dtype fields with a closed range: (what the number is, lower, upper)
+_DTYPE_RANGES: dict[str, tuple[str, float, float]] = {
+    "attention_warm_cache_bandwidth_ratio_by_dtype": ("warm-cache bandwidth ratio", 1.0, 50.0),
+    "decode_attention_reread_bandwidth_ratio_by_dtype": ("re-read bandwidth ratio", 1.0, 50.0),
+    "decode_attention_parallel_sharpness_by_dtype": ("decode parallelism sharpness", 1.0, 16.0),
+}
 
 
 def _dtype_fractions(value: dict[str, float], upper: float) -> dict[str, float]:

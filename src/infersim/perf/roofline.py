@@ -29,10 +29,16 @@ Per-thread-block attention terms (each only when the device sets it; ``U`` compu
   of one) and groups above ``decode_attention_max_group`` run one block per sequence x query
   head, each streaming its KV head's cache itself (``decode_attention_head_cta_us`` set):
   ``+ blocks / U * cta``, and the share of the machine a decode keeps busy is
-  ``r = blocks / (blocks + decode_attention_parallel_half)`` (its FLOPs, softmax and bytes
-  are costed as ``work / r`` on the whole machine): few sequences x heads cannot keep
-  enough loads in flight (Little's law) or, where a kernel does not split the KV
-  (FlashDecoding's point), enough compute units busy.
+  ``r = blocks / (blocks + decode_attention_parallel_half)`` (its FLOPs, softmax and KV
+  bytes are costed as ``work / r`` on the whole machine; the queries a block loads once
+  are not): few sequences x heads cannot keep enough loads in flight (Little's law) or,
+  where a kernel does not split the KV (FlashDecoding's point), enough compute units busy.
+  Such a kernel walks each sequence from one block at a fixed rate until the blocks fill
+  the machine: ``r = (1 + (half / blocks)^p)^(-1/p)`` with a sharpness ``p`` > 1
+  (``decode_attention_parallel_sharpness``; ``p`` -> inf is ``min(1, blocks / half)``).
+  The per-query-head kernel has its own block and launch costs and half-point, and its
+  blocks re-read their KV head side by side, from the cache
+  (``decode_attention_reread_bandwidth_ratio`` times the DRAM rate) where the device says so.
 
 All of them add to the op's time outside the compute / memory max (``overhead_s`` holds
 the block costs).
@@ -45,8 +51,10 @@ Warm cache (``cost_ops(..., warm_cache=True)``, for predicting isolated kernel
 microbenchmarks only): of an op's bytes ``W`` the share ``h = 1 / (1 + (W / C)^6)`` moves at
 ``ratio`` times the DRAM rate, ``memory_s *= 1 - h + h / ratio`` (``C``, ``ratio``: the
 device's ``warm_cache_bytes`` and ``warm_cache_bandwidth_ratio``; attention kernels may have
-their own). A serving step never uses it: between two runs of a kernel the rest of the
-model's weights pass through the cache.
+their own), and so does fused attention's per-query term. On decode rows the factor speeds
+the machine-wide stream only, not one block's own walk: ``1 / r`` becomes ``(factor^p +
+(half / blocks)^p)^(1/p)``. A serving step never uses it: between two runs of a kernel the
+rest of the model's weights pass through the cache.
 
 This is the roofline model (Williams, Waterman & Patterson, CACM 2009) with a
 size-dependent achievable peak (:mod:`infersim.perf.efficiency`) instead of one
@@ -247,6 +255,8 @@ class BlockTerms:
     block_s: np.ndarray
     kv_extra_bytes: np.ndarray
     parallel_ramp: np.ndarray
+    decode: np.ndarray  # (n_ops, 1): decode attention rows, whose ramp slows their KV stream only
+    sharpness: np.ndarray | float = 1.0  # p of the decode rows' ramps (parallel_share)
 
 
 def decode_units(heads, kv_heads, mla, eff) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +266,7 @@ def decode_units(heads, kv_heads, mla, eff) -> tuple[np.ndarray, np.ndarray]:
     attend over one shared latent: always grouped."""
     heads = np.asarray(heads, dtype=np.float64)
     kv_heads = np.asarray(kv_heads, dtype=np.float64)
-    if eff.decode_attention_head_cta_us is None:
+    if not eff.per_head_decode:
         return kv_heads, np.zeros(heads.shape, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         group = np.where(kv_heads > 0, heads / np.where(kv_heads > 0, kv_heads, 1.0), 1.0)
@@ -299,18 +309,40 @@ def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
     per_unit, per_head = decode_units(table.heads, table.kv_heads, table.mla[:, None], eff)
     dec_blocks = np.where(decode & (seqs > 0), seqs * per_unit, 0.0)
     cta_us = np.array([eff.decode_cta_us(d) or 0.0 for d in table.dtype])[:, None]
-    if eff.decode_attention_head_cta_us is not None:
-        cta_us = np.where(per_head, eff.decode_attention_head_cta_us, cta_us)
+    if eff.per_head_decode:
+        head_us = np.array([eff.decode_head_cta_us(d) or 0.0 for d in table.dtype])[:, None]
+        cta_us = np.where(per_head, head_us, cta_us)
+        if eff.decode_attention_head_launch_us_by_dtype:
+            launch_us = np.array([eff.decode_head_launch_us(d) for d in table.dtype])[:, None]
+            block = block + np.where(decode & per_head & (seqs > 0), launch_us * 1e-6, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             group = np.where(table.kv_heads > 0, table.heads / np.where(table.kv_heads > 0, table.kv_heads, 1.0), 1.0)
         # each query head's block streams its KV head's cache: (group - 1) more reads of it
         extra = np.where(decode & per_head & (seqs > 0), table.kv_bytes * (group - 1.0), 0.0)
     block = block + dec_blocks / units * (cta_us * 1e-6)
+    sharp = 1.0
     halves = [eff.decode_parallel_half(d) for d in table.dtype]
-    if any(h is not None for h in halves):
+    if any(h is not None for h in halves) or eff.decode_attention_head_parallel_half is not None:
         half = np.array([np.nan if h is None else h for h in halves])[:, None]
-        ramp = np.where((dec_blocks > 0) & ~np.isnan(half), dec_blocks / (dec_blocks + np.nan_to_num(half)), ramp)
-    return BlockTerms(softmax, block, extra, ramp)
+        sharp = np.array([eff.decode_parallel_sharpness(d) for d in table.dtype])[:, None]
+        if eff.decode_attention_head_parallel_half is not None:
+            half = np.where(per_head, eff.decode_attention_head_parallel_half, half)
+            sharp = np.where(per_head, 1.0, sharp)
+        ramp = np.where((dec_blocks > 0) & ~np.isnan(half),
+                        parallel_share(dec_blocks, np.nan_to_num(half), sharp), ramp)
+    return BlockTerms(softmax, block, extra, ramp, decode, sharp)
+
+
+def parallel_share(blocks, half, sharpness=1.0):
+    """Share of the machine ``blocks`` thread blocks keep busy: ``(1 + (half / blocks)^p)^(-1/p)``
+    with ``p = sharpness`` (arrays broadcast; ``blocks > 0``). ``p = 1`` is ``blocks / (blocks +
+    half)``, a soft ramp (loads in flight per block, Little's law); a large ``p`` tends to
+    ``min(1, blocks / half)``: blocks that each stream their sequence at a fixed rate until
+    ``half`` of them fill the machine (a decode kernel that does not split the KV sequence)."""
+    if np.all(np.asarray(sharpness) == 1.0):
+        return blocks / (blocks + half)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (1.0 + (half / blocks) ** sharpness) ** (-1.0 / sharpness)
 
 
 def mla_device(device: Device) -> Device:
@@ -342,11 +374,13 @@ def attention_head_dim(table: OpTable, i: int) -> np.ndarray:
 
 
 def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarray:
-    """``fractions`` (n_ops, 1) with non-MLA attention rows at head sizes without a native
-    kernel in their dtype at the dtype's fallback fraction, (n_ops, S)."""
+    """``fractions`` (n_ops, 1) with non-MLA prefill attention rows at head sizes without a
+    native kernel in their dtype at the dtype's fallback fraction, (n_ops, S). (Decode kernels
+    are another family, compiled for every head size.)"""
     out = np.broadcast_to(fractions, table.flops.shape).copy()
-    for i, (kind, dtype) in enumerate(zip(table.kind, table.dtype)):
-        if kind != _ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype:
+    for i, (name, kind, dtype) in enumerate(zip(table.names, table.kind, table.dtype)):
+        if (kind != _ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype
+                or is_decode_attention(name)):
             continue
         out[i] = eff.attention_fraction(dtype, attention_head_dim(table, i))
     return out
@@ -370,6 +404,8 @@ def cost_ops(table: OpTable, device: Device, sparse: bool = False, warm_cache: b
     ``warm_cache``: the ops are isolated kernels run back to back on the same buffers (a
     kernel microbenchmark), whose working set may stay in the last-level cache."""
     if device.efficiency.mla_overrides and table.mla.any():
+        if table.mla.all():
+            return _cost_ops(table, mla_device(device), sparse, warm_cache)
         costs = _cost_ops(table, device, sparse, warm_cache)
         idx = np.flatnonzero(table.mla)
         alt = _cost_ops(table.take_ops(idx), mla_device(device), sparse, warm_cache)
@@ -393,6 +429,10 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
                           for name, k, d in zip(table.names, table.kind, table.dtype)])[:, None]
     if eff.attention_native_head_dims_by_dtype and eff.attention_fallback_fraction_by_dtype:
         fractions = _head_size_fractions(table, eff, fractions)
+    if eff.decode_attention_max_fraction is not None:
+        gqa_decode = np.array([k == _ATTENTION and is_decode_attention(n) and not mla
+                               for n, k, mla in zip(table.names, table.kind, table.mla)])[:, None]
+        fractions = np.where(gqa_decode, eff.decode_attention_max_fraction, fractions)
     half = eff.compute_half_flops
     if eff.attention_half_flops is not None:
         half = np.where(is_attn, eff.attention_half_flops, eff.compute_half_flops)
@@ -425,21 +465,48 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
             base = eff.memory_max_fraction if mem_fraction is None else mem_fraction
             mem_fraction = np.where(np.array([g is not None for g in grouped])[:, None],
                                     np.array([g or 0.0 for g in grouped])[:, None], base)
+    reread_ratio = None
+    if blocks is not None and (eff.decode_attention_reread_bandwidth_ratio is not None
+                               or eff.decode_attention_reread_bandwidth_ratio_by_dtype):
+        # per op; NaN: re-reads from DRAM
+        reread_ratio = np.array([np.nan if (r := eff.decode_reread_ratio(d)) is None else r
+                                 for d in table.dtype])[:, None]
+    # warm cache: the working set is the op's distinct bytes (re-reads of a KV head hit it again)
+    factor = _warm_cache_factors(table, device, table.total_bytes) if warm_cache else None
     if blocks is None:
         memory = memory_time_s(table.total_bytes, device, mem_fraction)
-    else:
-        compute = compute + blocks.softmax_s / blocks.parallel_ramp
-        memory = memory_time_s((table.total_bytes + blocks.kv_extra_bytes) / blocks.parallel_ramp, device,
-                               mem_fraction)
-    if warm_cache:
-        # the working set is the op's distinct bytes (re-reads of a KV head hit it again)
-        factor = _warm_cache_factors(table, device, table.total_bytes)
         if factor is not None:
             memory = memory * factor
+    else:
+        compute = compute + blocks.softmax_s / blocks.parallel_ramp
+        # re-reads of a KV head by its per-query-head blocks: from DRAM unless the device sets their cache rate
+        dram_extra = blocks.kv_extra_bytes if reread_ratio is None else np.where(np.isnan(reread_ratio),
+                                                                                  blocks.kv_extra_bytes, 0.0)
+        # a decode block loads its queries once: the parallelism ramp slows its KV stream only
+        once = np.where(blocks.decode, table.act_bytes, 0.0)
+        stream = table.total_bytes - once + dram_extra
+        if factor is None:
+            memory = memory_time_s(stream / blocks.parallel_ramp + once, device, mem_fraction)
+        else:
+            # a warm cache speeds the machine-wide stream, not one block's own walk along its
+            # sequence: the stream's 1 / r = (1 + (half / blocks)^p)^(1/p) becomes
+            # (factor^p + (half / blocks)^p)^(1/p) on decode rows (factor / r elsewhere)
+            # (written relative to the factor, which scales the whole memory time as elsewhere)
+            p = blocks.sharpness
+            lone = np.maximum(blocks.parallel_ramp ** -p - 1.0, 0.0)
+            relative = np.where(blocks.decode, (1.0 + lone / factor ** p) ** (1.0 / p), 1.0 / blocks.parallel_ramp)
+            memory = memory_time_s(stream * relative + once, device, mem_fraction) * factor
+    if blocks is not None and reread_ratio is not None:
+        fraction = eff.memory_max_fraction if mem_fraction is None else mem_fraction
+        cached = np.where(np.isnan(reread_ratio), 0.0, blocks.kv_extra_bytes)
+        memory = memory + cached / blocks.parallel_ramp / (
+            np.nan_to_num(reread_ratio, nan=1.0) * device.memory_bandwidth_bytes_per_s * fraction)
     if query_bw is not None:
         # per-query work of fused attention that does not overlap its main loop
         with np.errstate(divide="ignore", invalid="ignore"):
             query = np.where(query_bw > 0, table.act_bytes / np.where(query_bw > 0, query_bw, 1.0), 0.0)
+        if factor is not None:
+            query = query * factor  # its bytes are the op's: cache-resident alike
     else:
         query = 0.0
     network = np.zeros_like(compute)

@@ -163,8 +163,8 @@ class StepTimeModel:
                 cmax=(eff.compute_max_fraction if kind == OpKind.ELEMENTWISE
                       else eff.gemm_fraction(table.dtype[i], grouped=table.names[i].startswith("moe.experts"))
                       if kind == OpKind.GEMM
-                      else eff.attention_fraction(table.dtype[i], float(attention_head_dim(table, i).max()))
-                      if is_attn and not table.mla[i] else eff.compute_fraction(table.dtype[i], attention=is_attn)),
+                      else self._attention_fraction(table, i, eff) if is_attn
+                      else eff.compute_fraction(table.dtype[i])),
                 chalf=(eff.attention_half_flops if is_attn and eff.attention_half_flops is not None
                        else eff.compute_half_flops),
                 mmax=attn_mem if is_attn and attn_mem is not None else eff.memory_max_fraction,
@@ -189,6 +189,18 @@ class StepTimeModel:
                      eff.memory_half_bytes, eff.kernel_overhead_us * 1e-6, eff.gemm_tile_m, eff.gemm_tile_n,
                      max(dev.compute_units, 1), dev.memory_bandwidth_bytes_per_s)
 
+    @staticmethod
+    def _attention_fraction(table, i: int, eff) -> float:
+        """Compute fraction of attention row ``i``, as in :func:`~infersim.perf.roofline.cost_ops`:
+        MLA rows their own, GQA decode rows the decode kernels', prefill rows per head size."""
+        if table.mla[i]:
+            return eff.compute_fraction(table.dtype[i], attention=True)
+        if table.names[i].startswith("attention.decode"):
+            if eff.decode_attention_max_fraction is not None:
+                return eff.decode_attention_max_fraction
+            return eff.compute_fraction(table.dtype[i], attention=True)
+        return eff.attention_fraction(table.dtype[i], float(attention_head_dim(table, i).max()))
+
     def _block_row(self, table, seq_table, i: int, eff, coeffs) -> dict:
         """Coefficients and constants of one attention row's per-thread-block terms."""
         dev = self.device
@@ -196,8 +208,12 @@ class StepTimeModel:
         heads, kv_heads = float(table.heads[i].max()), float(table.kv_heads[i].max())
         per_unit, per_head = decode_units(heads, kv_heads, bool(table.mla[i]), eff)
         per_head = bool(per_head)
-        cta_us = (eff.decode_attention_head_cta_us if per_head else eff.decode_cta_us(table.dtype[i])) if decode \
+        dtype = table.dtype[i]
+        cta_us = (eff.decode_head_cta_us(dtype) if per_head else eff.decode_cta_us(dtype)) if decode \
             else eff.attention_cta_us
+        half, sharpness = eff.decode_parallel_half(dtype), eff.decode_parallel_sharpness(dtype)
+        if decode and per_head and eff.decode_attention_head_parallel_half is not None:
+            half, sharpness = eff.decode_attention_head_parallel_half, 1.0
         return dict(
             decode=decode, seqs=coeffs(table.seqs), seqs_prefill=float(seq_table.seqs[i, 0]),
             query_tokens=coeffs(table.query_tokens), scores=coeffs(table.scores), kv=coeffs(table.kv_bytes),
@@ -206,7 +222,9 @@ class StepTimeModel:
             heads=heads, tile=float(eff.attention_query_tile or 128), per_unit=float(per_unit),
             kv_reread=(heads / kv_heads - 1.0) if (decode and per_head and kv_heads > 0) else 0.0,
             cta_s=(cta_us or 0.0) * 1e-6 / float(max(dev.compute_units, 1)),
-            half=eff.decode_parallel_half(table.dtype[i]) if decode else eff.attention_parallel_half,
+            launch_s=eff.decode_head_launch_us(dtype) * 1e-6 if (decode and per_head) else 0.0,
+            reread_ratio=eff.decode_reread_ratio(dtype) if (decode and per_head) else None,
+            half=half if decode else eff.attention_parallel_half, sharpness=sharpness if decode else 1.0,
         )
 
     @staticmethod
@@ -226,8 +244,11 @@ class StepTimeModel:
             return blocks * b["cta_s"], softmax, 0.0, ramp
         blocks = seqs * b["per_unit"]
         extra = sum(c * x for c, x in zip(b["kv"], features)) * b["kv_reread"] if b["kv_reread"] else 0.0
-        ramp = blocks / (blocks + b["half"]) if b["half"] is not None and blocks > 0 else 1.0
-        return blocks * b["cta_s"], softmax, extra, ramp
+        ramp = 1.0
+        if b["half"] is not None and blocks > 0:  # roofline.parallel_share
+            p = b["sharpness"]
+            ramp = blocks / (blocks + b["half"]) if p == 1.0 else (1.0 + (b["half"] / blocks) ** p) ** (-1.0 / p)
+        return blocks * b["cta_s"] + b["launch_s"], softmax, extra, ramp
 
     def _scalar_row_time(self, row: dict, features: list[float], prefill_seqs: float = 0.0) -> float:
         """The roofline of :func:`~infersim.perf.roofline.cost_ops` for one row, in plain floats."""
@@ -236,11 +257,17 @@ class StepTimeModel:
         if flops <= 0 and nbytes <= 0:
             return 0.0
         nbytes += row["weight_bytes"]
-        block_s = softmax = 0.0
+        block_s = softmax = cached = 0.0
         ramp = 1.0
         if "blocks" in row:
-            block_s, softmax, extra, ramp = self._scalar_blocks(row["blocks"], features, prefill_seqs)
-            flops, nbytes = flops / ramp, (nbytes + extra) / ramp
+            b = row["blocks"]
+            block_s, softmax, extra, ramp = self._scalar_blocks(b, features, prefill_seqs)
+            # roofline.cost_ops: a decode block loads its queries once (the ramp slows its KV
+            # stream only); per-query-head re-reads from DRAM or at their cache rate
+            once = sum(c * x for c, x in zip(row["act"], features)) if b["decode"] else 0.0
+            if b["reread_ratio"] is not None:
+                cached, extra = extra / ramp, 0.0
+            flops, nbytes = flops / ramp, (nbytes - once + extra) / ramp + once
         _, _, mhalf, _, tm, tn, units, bw = self._eff
         cmax, chalf, mmax = row["cmax"], row["chalf"], row["mmax"]
         m = sum(c * x for c, x in zip(row["m"], features)) if row["is_gemm"] else 0.0
@@ -276,6 +303,8 @@ class StepTimeModel:
         if nbytes > 0:
             e = mmax * nbytes / (nbytes + mhalf) if mhalf > 0 else mmax
             memory = nbytes / (bw * e)
+        if cached > 0:
+            memory += cached / (row["blocks"]["reread_ratio"] * bw * mmax)
         if row["query_bw"] > 0:
             memory_q = sum(c * x for c, x in zip(row["act"], features)) / row["query_bw"]
         else:
