@@ -12,16 +12,22 @@ from infersim.fidelity.profile import GRIDS, grid, measure_local_spec, profile, 
 from infersim.hardware.device import device_from_spec
 
 
-def test_time_kernel_is_the_median_per_call(monkeypatch):
-    # a fake clock: call i of a pass over the copies costs (i + 1) microseconds
+def _fake_kernel(monkeypatch, cost_s):
+    """(run, calls): a kernel whose call on copy i costs ``cost_s(i)`` on a fake clock."""
     now = [0.0]
     monkeypatch.setattr("infersim.fidelity.profile.time.perf_counter", lambda: now[0])
     calls = []
 
     def run(i):
         calls.append(i)
-        now[0] += (i + 1) * 1e-6
+        now[0] += cost_s(i)
 
+    return run, calls
+
+
+def test_time_kernel_is_the_median_per_call(monkeypatch):
+    # call i of a pass over the copies costs (i + 1) microseconds
+    run, calls = _fake_kernel(monkeypatch, lambda i: (i + 1) * 1e-6)
     t = time_kernel(run, 4, warmup=1, repeats=3, min_sample_s=0.0, max_sample_s=1.0)
     assert t == pytest.approx((1 + 2 + 3 + 4) / 4 * 1e-6)  # per call, averaged over the copies
     assert calls.count(3) == 1 + 1 + 3  # one sizing pass, one warm-up sample, three timed samples
@@ -68,3 +74,32 @@ def test_local_spec_is_measured_and_says_so():
     dev = device_from_spec(spec)
     t = profile("tiny", ops=("elementwise",), warmup=0, repeats=1)
     assert np.all(np.isfinite(predict(t, dev)))
+
+
+def test_passes_interleave_kernels_and_the_median_drops_a_slow_phase(monkeypatch):
+    """Every kernel gets one sample per pass over the grid; a pass during which the machine ran
+    3x slower costs each kernel one sample, which the median of three drops."""
+    calls = []
+
+    def fake_time_kernel(run, copies, *, warmup, repeats, plan=None, key=None, **_):
+        calls.append(key)
+        slow = 3.0 if len(calls) > 2 * len(grid_keys) else 1.0  # the third pass is slow
+        return 1e-6 * (1 + grid_keys.index(key)) * slow
+
+    g = grid("tiny")
+    grid_keys = [(t, h) for t in g.ew_tokens for h in g.ew_hidden if t * h <= g.ew_max_elems]
+    monkeypatch.setattr("infersim.fidelity.profile.time_kernel", fake_time_kernel)
+    t = profile("tiny", ops=("elementwise",), warmup=0, repeats=3)
+    assert calls == grid_keys * 3  # pass after pass, not kernel after kernel
+    assert t.column("latency_s").to_pylist() == pytest.approx([1e-6 * (1 + i) for i in range(len(grid_keys))])
+
+
+def test_time_kernel_sizes_a_sample_once_per_plan(monkeypatch):
+    run, calls = _fake_kernel(monkeypatch, lambda i: 1e-6)
+    plan: dict = {}
+    time_kernel(run, 4, warmup=0, repeats=1, min_sample_s=0.0, max_sample_s=1.0, plan=plan, key="k")
+    first = len(calls)  # warm call, timed call, sizing pass over the 4 copies, one sample
+    assert plan == {"k": (4, 1)} and first == 1 + 1 + 4 + 4
+    calls.clear()
+    time_kernel(run, 4, warmup=0, repeats=1, min_sample_s=0.0, max_sample_s=1.0, plan=plan, key="k")
+    assert len(calls) == 1 + 4  # a warm call and the sample: the plan is reused

@@ -273,8 +273,8 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
 @click.option("--grid", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True,
               help="shape grid (tiny: CI seconds; small: about a minute; full: minutes)")
 @click.option("--device-name", default="local-cpu", show_default=True, help="device name written in the rows")
-@click.option("--repeats", default=5, show_default=True, type=int, help="timed samples per kernel (median)")
-@click.option("--warmup", default=2, show_default=True, type=int, help="discarded samples per kernel")
+@click.option("--repeats", default=5, show_default=True, type=int, help="passes over the grid, one timed sample of every kernel each (median)")
+@click.option("--warmup", default=2, show_default=True, type=int, help="discarded samples per kernel before the first pass")
 @click.option("--threads", default=None, type=int,
               help="limit numpy's BLAS threads (1 = repeatable timings on a busy machine; needs threadpoolctl)")
 @click.option("--spec-out", default=None, type=click.Path(dir_okay=False),

@@ -4,8 +4,12 @@ CPU via numpy (fp32): GEMMs (``x[m, k] @ w[k, n]``), attention written the way n
 runs it (``softmax(q k^T + causal mask) v``: the unfused attention of the step graph,
 rows tagged ``variant = "unfused"``; GQA by grouping the query heads of each KV head),
 and a memory-bound elementwise kernel (``y = x * c``: one read, one write). Every
-kernel is timed as the median of ``repeats`` samples after ``warmup`` discarded ones;
-a sample loops over distinct copies of the operands (up to four times the last-level
+kernel is timed as the median of ``repeats`` samples, one in each of ``repeats`` passes over
+the whole grid (after ``warmup`` discarded samples in the first pass): a slow phase of a
+shared machine lasting seconds then costs one sample of many kernels, which the median drops,
+rather than every sample of the few kernels measured during it (on the 2-core development VM
+one such phase made every GEMM with m = 32-64 of a run 2x slower). A sample loops over
+distinct copies of the operands (up to four times the last-level
 cache in all, at most 256 copies, fewer for long kernels) so that kernels stream from
 memory as they do in a model rather than from cache, and lasts at least
 ``min_sample_s``.
@@ -95,22 +99,29 @@ def grid(name: str) -> Grid:
 
 
 def time_kernel(run: Callable[[int], object], copies: int, *, warmup: int, repeats: int,
-                min_sample_s: float = 2e-4, max_sample_s: float = 5e-3) -> float:
+                min_sample_s: float = 2e-4, max_sample_s: float = 5e-3,
+                plan: dict | None = None, key: object = None) -> float:
     """Median seconds per call of ``run(i)`` (``i`` picks the operand copy), over ``repeats``
     samples after ``warmup``. A sample cycles through the copies (fewer when one pass would
-    exceed ``max_sample_s``: a long kernel is not cache-sensitive) for at least ``min_sample_s``."""
+    exceed ``max_sample_s``: a long kernel is not cache-sensitive) for at least ``min_sample_s``.
+    ``plan[key]`` keeps the (copies, rounds) found on the first call for the later passes."""
     run(0)
-    t0 = time.perf_counter()
-    run(0)
-    call = time.perf_counter() - t0
-    copies = int(np.clip(max_sample_s / max(call, 1e-9), 1, copies))
-    rounds = 1
-    t0 = time.perf_counter()
-    for i in range(copies):
-        run(i)
-    one = time.perf_counter() - t0
-    if one < min_sample_s:
-        rounds = int(np.ceil(min_sample_s / max(one, 1e-7)))
+    if plan is not None and key in plan:
+        copies, rounds = plan[key]
+    else:
+        t0 = time.perf_counter()
+        run(0)
+        call = time.perf_counter() - t0
+        copies = int(np.clip(max_sample_s / max(call, 1e-9), 1, copies))
+        rounds = 1
+        t0 = time.perf_counter()
+        for i in range(copies):
+            run(i)
+        one = time.perf_counter() - t0
+        if one < min_sample_s:
+            rounds = int(np.ceil(min_sample_s / max(one, 1e-7)))
+        if plan is not None:
+            plan[key] = (copies, rounds)
     samples = []
     for s in range(warmup + repeats):
         t0 = time.perf_counter()
@@ -182,14 +193,14 @@ class _Pool:
         return out
 
 
-def _gemm_rows(g: Grid, warmup: int, repeats: int):
-    pool = _Pool()
+def _gemm_rows(g: Grid, warmup: int, repeats: int, pool: _Pool, plan: dict | None = None):
     for m, (n, k) in itertools.product(g.gemm_m, g.gemm_nk):
         nbytes = 4.0 * (m * k + k * n + m * n)
         c = _copies(nbytes, g.copy_budget_bytes)
         ops = pool.operands([(m, k), (k, n)], c)
         out = np.empty((m, n), dtype=np.float32)
-        lat = time_kernel(lambda i: np.matmul(ops[i][0], ops[i][1], out=out), c, warmup=warmup, repeats=repeats)
+        lat = time_kernel(lambda i: np.matmul(ops[i][0], ops[i][1], out=out), c, warmup=warmup, repeats=repeats,
+                          plan=plan, key=(m, n, k))
         yield dict(op="gemm", m=m, n=n, k=k, dtype="fp32", latency_s=lat)
 
 
@@ -210,8 +221,7 @@ def _attention_fn(q, k, v, mask):
     return np.matmul(s, v)
 
 
-def _attention_rows(g: Grid, warmup: int, repeats: int):
-    pool = _Pool()
+def _attention_rows(g: Grid, warmup: int, repeats: int, pool: _Pool, plan: dict | None = None):
     for (h, kvh), d in itertools.product(g.heads, g.head_dims):
         group = h // kvh
         for b, s in itertools.product(g.prefill_batch, g.prefill_seq):
@@ -221,20 +231,21 @@ def _attention_rows(g: Grid, warmup: int, repeats: int):
             ops = pool.operands([(b, kvh, group * s, d), (b, kvh, s, d), (b, kvh, s, d)], c)
             causal = np.triu(np.full((s, s), -np.inf, dtype=np.float32), k=1)
             mask = np.tile(causal, (group, 1))
-            lat = time_kernel(lambda i: _attention_fn(*ops[i], mask), c, warmup=warmup, repeats=repeats)
+            lat = time_kernel(lambda i: _attention_fn(*ops[i], mask), c, warmup=warmup, repeats=repeats,
+                              plan=plan, key=("prefill", h, kvh, d, b, s))
             yield dict(op="attention_prefill", batch=b, seq_len=s, kv_len=s, num_heads=h, num_kv_heads=kvh,
                        head_dim=d, dtype="fp32", kv_dtype="fp32", variant="unfused", latency_s=lat)
         for b, ctx in itertools.product(g.decode_batch, g.decode_ctx):
             nbytes = 4.0 * (2 * b * h * d + 2 * b * kvh * ctx * d)
             c = _copies(nbytes, g.copy_budget_bytes)
             ops = pool.operands([(b, kvh, group, d), (b, kvh, ctx, d), (b, kvh, ctx, d)], c)
-            lat = time_kernel(lambda i: _attention_fn(*ops[i], None), c, warmup=warmup, repeats=repeats)
+            lat = time_kernel(lambda i: _attention_fn(*ops[i], None), c, warmup=warmup, repeats=repeats,
+                              plan=plan, key=("decode", h, kvh, d, b, ctx))
             yield dict(op="attention_decode", batch=b, seq_len=1, kv_len=ctx, num_heads=h, num_kv_heads=kvh,
                        head_dim=d, dtype="fp32", kv_dtype="fp32", variant="unfused", latency_s=lat)
 
 
-def _elementwise_rows(g: Grid, warmup: int, repeats: int):
-    pool = _Pool()
+def _elementwise_rows(g: Grid, warmup: int, repeats: int, pool: _Pool, plan: dict | None = None):
     scale = np.float32(1.0001)
     for t, hid in itertools.product(g.ew_tokens, g.ew_hidden):
         if t * hid > g.ew_max_elems:
@@ -242,7 +253,8 @@ def _elementwise_rows(g: Grid, warmup: int, repeats: int):
         c = _copies(8.0 * t * hid, g.copy_budget_bytes)
         ops = pool.operands([(t, hid)], c)
         ys = [np.empty((t, hid), dtype=np.float32) for _ in range(c)]
-        lat = time_kernel(lambda i: np.multiply(ops[i][0], scale, out=ys[i]), c, warmup=warmup, repeats=repeats)
+        lat = time_kernel(lambda i: np.multiply(ops[i][0], scale, out=ys[i]), c, warmup=warmup, repeats=repeats,
+                          plan=plan, key=(t, hid))
         yield dict(op="elementwise", tokens=t, hidden=hid, dtype="fp32", latency_s=lat)
 
 
@@ -280,11 +292,22 @@ def profile(grid_name: str = "tiny", *, device_name: str = "local-cpu", warmup: 
     for name in ops:
         if name not in makers:
             raise InfersimError(f"unknown kernel kind '{name}'; expected one of {', '.join(makers)}")
+    pools = {name: _Pool() for name in ops}  # operands made once, sliced again on every pass
+    plan: dict = {}  # each kernel's copies and rounds per sample, found in the first pass
     with blas_threads(threads):
-        for name in ops:
-            rows.extend(makers[name](g, warmup, repeats))
+        for p in range(repeats):  # interleaved: one sample of every kernel per pass
+            samples: list[dict] = []
+            for name in ops:
+                samples.extend(makers[name](g, warmup if p == 0 else 0, 1, pools[name], plan))
+            if not rows:
+                rows = [dict(r, latency_s=[r["latency_s"]]) for r in samples]
+            else:
+                for row, sample in zip(rows, samples):
+                    row["latency_s"].append(sample["latency_s"])
             if progress:
-                progress(f"{name}: {sum(1 for r in rows if r['op'].startswith(name))} kernels")
+                progress(f"pass {p + 1}/{repeats}: {len(samples)} kernels")
+    for row in rows:
+        row["latency_s"] = float(np.median(row["latency_s"]))
     n = len(rows)
     cols: dict[str, object] = {"device": device_name, "framework": "numpy",
                                "source": f"infersim profile --grid {grid_name} ({_dt.date.today().isoformat()})"}
