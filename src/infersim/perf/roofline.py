@@ -465,12 +465,6 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
             base = eff.memory_max_fraction if mem_fraction is None else mem_fraction
             mem_fraction = np.where(np.array([g is not None for g in grouped])[:, None],
                                     np.array([g or 0.0 for g in grouped])[:, None], base)
-    reread_ratio = None
-    if blocks is not None and (eff.decode_attention_reread_bandwidth_ratio is not None
-                               or eff.decode_attention_reread_bandwidth_ratio_by_dtype):
-        # per op; NaN: re-reads from DRAM
-        reread_ratio = np.array([np.nan if (r := eff.decode_reread_ratio(d)) is None else r
-                                 for d in table.dtype])[:, None]
     # warm cache: the working set is the op's distinct bytes (re-reads of a KV head hit it again)
     factor = _warm_cache_factors(table, device, table.total_bytes) if warm_cache else None
     if blocks is None:
@@ -479,28 +473,7 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
             memory = memory * factor
     else:
         compute = compute + blocks.softmax_s / blocks.parallel_ramp
-        # re-reads of a KV head by its per-query-head blocks: from DRAM unless the device sets their cache rate
-        dram_extra = blocks.kv_extra_bytes if reread_ratio is None else np.where(np.isnan(reread_ratio),
-                                                                                  blocks.kv_extra_bytes, 0.0)
-        # a decode block loads its queries once: the parallelism ramp slows its KV stream only
-        once = np.where(blocks.decode, table.act_bytes, 0.0)
-        stream = table.total_bytes - once + dram_extra
-        if factor is None:
-            memory = memory_time_s(stream / blocks.parallel_ramp + once, device, mem_fraction)
-        else:
-            # a warm cache speeds the machine-wide stream, not one block's own walk along its
-            # sequence: the stream's 1 / r = (1 + (half / blocks)^p)^(1/p) becomes
-            # (factor^p + (half / blocks)^p)^(1/p) on decode rows (factor / r elsewhere)
-            # (written relative to the factor, which scales the whole memory time as elsewhere)
-            p = blocks.sharpness
-            lone = np.maximum(blocks.parallel_ramp ** -p - 1.0, 0.0)
-            relative = np.where(blocks.decode, (1.0 + lone / factor ** p) ** (1.0 / p), 1.0 / blocks.parallel_ramp)
-            memory = memory_time_s(stream * relative + once, device, mem_fraction) * factor
-    if blocks is not None and reread_ratio is not None:
-        fraction = eff.memory_max_fraction if mem_fraction is None else mem_fraction
-        cached = np.where(np.isnan(reread_ratio), 0.0, blocks.kv_extra_bytes)
-        memory = memory + cached / blocks.parallel_ramp / (
-            np.nan_to_num(reread_ratio, nan=1.0) * device.memory_bandwidth_bytes_per_s * fraction)
+        memory = _block_memory_s(table, device, blocks, mem_fraction, factor)
     if query_bw is not None:
         # per-query work of fused attention that does not overlap its main loop
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -534,3 +507,37 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
     time += overhead
     bound = np.where(is_coll[:, None], Bound.NETWORK, np.where(compute >= memory, Bound.COMPUTE, Bound.MEMORY))
     return OpCosts(compute, memory, network, overhead, time, bound.astype(np.int8), table.count)
+
+
+def _block_memory_s(table: OpTable, device: Device, blocks: BlockTerms, mem_fraction, factor) -> np.ndarray:
+    """Memory time of the ops of a device with per-thread-block terms (see the module
+    docstring): the parallelism ramp slows a decode's KV stream, not the queries a block loads
+    once; per-query-head blocks re-read their KV head from DRAM, or at their cache rate where
+    the device sets one; ``factor`` (warm cache, or None) speeds the machine-wide stream."""
+    eff = device.efficiency
+    reread_ratio = None
+    if eff.decode_attention_reread_bandwidth_ratio is not None or eff.decode_attention_reread_bandwidth_ratio_by_dtype:
+        # per op; NaN: re-reads from DRAM
+        reread_ratio = np.array([np.nan if (r := eff.decode_reread_ratio(d)) is None else r
+                                 for d in table.dtype])[:, None]
+    dram_extra = blocks.kv_extra_bytes if reread_ratio is None else np.where(np.isnan(reread_ratio),
+                                                                              blocks.kv_extra_bytes, 0.0)
+    once = np.where(blocks.decode, table.act_bytes, 0.0)
+    stream = table.total_bytes - once + dram_extra
+    if factor is None:
+        memory = memory_time_s(stream / blocks.parallel_ramp + once, device, mem_fraction)
+    else:
+        # a warm cache speeds the machine-wide stream, not one block's own walk along its
+        # sequence: the stream's 1 / r = (1 + (half / blocks)^p)^(1/p) becomes
+        # (factor^p + (half / blocks)^p)^(1/p) on decode rows (factor / r elsewhere), written
+        # relative to the factor, which scales the whole memory time as for the other ops
+        p = blocks.sharpness
+        lone = np.maximum(blocks.parallel_ramp ** -p - 1.0, 0.0)
+        relative = np.where(blocks.decode, (1.0 + lone / factor ** p) ** (1.0 / p), 1.0 / blocks.parallel_ramp)
+        memory = memory_time_s(stream * relative + once, device, mem_fraction) * factor
+    if reread_ratio is not None:
+        fraction = eff.memory_max_fraction if mem_fraction is None else mem_fraction
+        cached = np.where(np.isnan(reread_ratio), 0.0, blocks.kv_extra_bytes)
+        memory = memory + cached / blocks.parallel_ramp / (
+            np.nan_to_num(reread_ratio, nan=1.0) * device.memory_bandwidth_bytes_per_s * fraction)
+    return memory
