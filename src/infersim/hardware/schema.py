@@ -552,6 +552,19 @@ class EfficiencySpec(_Strict):
         out = np.where((size <= 0) | np.isin(np.rint(size), native), base, fallback)
         return float(out) if out.ndim == 0 else out
 
+    def attention_row_fraction(self, dtype: str, head_dim=None, *, decode: bool = False, mla: bool = False):
+        """Achievable fraction of a fused attention row: MLA rows the attention fraction (their
+        ``mla_overrides`` applied by the caller), GQA decode rows their kernels' own
+        (``decode_attention_max_fraction``) where set, prefill rows :meth:`attention_fraction`
+        at ``head_dim``."""
+        if mla:
+            return self.compute_fraction(dtype, attention=True)
+        if decode:
+            if self.decode_attention_max_fraction is not None:
+                return self.decode_attention_max_fraction
+            return self.compute_fraction(dtype, attention=True)
+        return self.attention_fraction(dtype, head_dim)
+
     def compute_fraction(self, dtype: str, attention: bool = False) -> float:
         """Achievable fraction of peak for matrix work in ``dtype`` (attention kernels apart).
 

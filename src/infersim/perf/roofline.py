@@ -382,7 +382,7 @@ def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarr
         if (kind != _ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype
                 or is_decode_attention(name)):
             continue
-        out[i] = eff.attention_fraction(dtype, attention_head_dim(table, i))
+        out[i] = eff.attention_row_fraction(dtype, attention_head_dim(table, i))
     return out
 
 
@@ -425,14 +425,11 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
     is_matrix = (table.kind != OpKind.ELEMENTWISE)[:, None]
     eff = device.efficiency
     fractions = np.array([eff.gemm_fraction(d, grouped=is_grouped_gemm(name)) if k == _GEMM
-                          else eff.compute_fraction(d, attention=k == _ATTENTION)
-                          for name, k, d in zip(table.names, table.kind, table.dtype)])[:, None]
+                          else eff.attention_row_fraction(d, decode=is_decode_attention(name), mla=mla)
+                          if k == _ATTENTION else eff.compute_fraction(d)
+                          for name, k, d, mla in zip(table.names, table.kind, table.dtype, table.mla)])[:, None]
     if eff.attention_native_head_dims_by_dtype and eff.attention_fallback_fraction_by_dtype:
         fractions = _head_size_fractions(table, eff, fractions)
-    if eff.decode_attention_max_fraction is not None:
-        gqa_decode = np.array([k == _ATTENTION and is_decode_attention(n) and not mla
-                               for n, k, mla in zip(table.names, table.kind, table.mla)])[:, None]
-        fractions = np.where(gqa_decode, eff.decode_attention_max_fraction, fractions)
     half = eff.compute_half_flops
     if eff.attention_half_flops is not None:
         half = np.where(is_attn, eff.attention_half_flops, eff.compute_half_flops)

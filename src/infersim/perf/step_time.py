@@ -163,7 +163,9 @@ class StepTimeModel:
                 cmax=(eff.compute_max_fraction if kind == OpKind.ELEMENTWISE
                       else eff.gemm_fraction(table.dtype[i], grouped=table.names[i].startswith("moe.experts"))
                       if kind == OpKind.GEMM
-                      else self._attention_fraction(table, i, eff) if is_attn
+                      else eff.attention_row_fraction(table.dtype[i], float(attention_head_dim(table, i).max()),
+                                                      decode=table.names[i].startswith("attention.decode"),
+                                                      mla=bool(table.mla[i])) if is_attn
                       else eff.compute_fraction(table.dtype[i])),
                 chalf=(eff.attention_half_flops if is_attn and eff.attention_half_flops is not None
                        else eff.compute_half_flops),
@@ -188,18 +190,6 @@ class StepTimeModel:
         self._eff = (eff.compute_half_flops, eff.memory_max_fraction,
                      eff.memory_half_bytes, eff.kernel_overhead_us * 1e-6, eff.gemm_tile_m, eff.gemm_tile_n,
                      max(dev.compute_units, 1), dev.memory_bandwidth_bytes_per_s)
-
-    @staticmethod
-    def _attention_fraction(table, i: int, eff) -> float:
-        """Compute fraction of attention row ``i``, as in :func:`~infersim.perf.roofline.cost_ops`:
-        MLA rows their own, GQA decode rows the decode kernels', prefill rows per head size."""
-        if table.mla[i]:
-            return eff.compute_fraction(table.dtype[i], attention=True)
-        if table.names[i].startswith("attention.decode"):
-            if eff.decode_attention_max_fraction is not None:
-                return eff.decode_attention_max_fraction
-            return eff.compute_fraction(table.dtype[i], attention=True)
-        return eff.attention_fraction(table.dtype[i], float(attention_head_dim(table, i).max()))
 
     def _block_row(self, table, seq_table, i: int, eff, coeffs) -> dict:
         """Coefficients and constants of one attention row's per-thread-block terms."""
