@@ -231,6 +231,23 @@ def test_transfer_keeps_fractions_and_rescales_halves_and_link_latency():
     assert transfer_efficiency(eff, h100, b200, scale_halves=False).compute_half_flops == 1e9
 
 
+def test_transfer_scales_parallelism_half_points_with_compute_units():
+    """Half-points counted in thread blocks: the blocks that fill the machine, 132 SMs on the
+    H100 against 108 on the A100."""
+    h100, a100 = get_device("h100-sxm"), get_device("a100-sxm-80gb")
+    eff = h100.efficiency.model_copy(update=dict(
+        attention_parallel_half=66.0, decode_attention_parallel_half_by_dtype={"fp8": 132.0},
+        decode_attention_head_parallel_half=13.2,
+        mla_overrides={"decode_attention_parallel_half": 33.0, "attention_overhead_us": 5.0}))
+    out = transfer_efficiency(eff, h100, a100)
+    assert (h100.compute_units, a100.compute_units) == (132, 108)
+    assert out.attention_parallel_half == pytest.approx(54.0)
+    assert out.decode_attention_parallel_half_by_dtype == {"fp8": pytest.approx(108.0)}
+    assert out.decode_attention_head_parallel_half == pytest.approx(10.8)
+    assert out.mla_overrides == {"decode_attention_parallel_half": pytest.approx(27.0), "attention_overhead_us": 5.0}
+    assert transfer_efficiency(eff, h100, a100, scale_halves=False).attention_parallel_half == 66.0
+
+
 def test_transfer_keeps_group_size_factors_only_on_the_same_fabric():
     l40s, h100_pcie, h100 = get_device("l40s"), get_device("h100-pcie"), get_device("h100-sxm")
     assert l40s.scale_up.topology == h100_pcie.scale_up.topology == "pcie"

@@ -13,7 +13,9 @@ efficiency model:
 * ramp half-points are turned into times on the source and back into work on the
   target (``compute_half_flops`` scales with the bf16 peak, ``attention_half_flops``
   likewise, ``memory_half_bytes`` with the memory bandwidth): a kernel's start-up
-  latency, not its work, is what carries over (``scale_halves=False`` copies them);
+  latency, not its work, is what carries over; the parallelism half-points, counted in
+  thread blocks, scale with the compute units (blocks it takes to fill the machine)
+  (``scale_halves=False`` copies them all);
 * the calibrated per-step collective latency is scaled by the ratio of the two
   devices' spec-sheet scale-up latencies (an NVLink alpha is not a PCIe alpha);
 * warm-cache capacities scale with the two devices' on-chip memory (spec sheet), their
@@ -29,6 +31,10 @@ from ..hardware.device import Device
 from ..hardware.schema import EfficiencySpec
 
 
+#: parallelism half-points counted in thread blocks
+BLOCK_HALVES = ("attention_parallel_half", "decode_attention_parallel_half", "decode_attention_head_parallel_half")
+
+
 def _ratio(target: float, source: float) -> float:
     return target / source if source > 0 and target > 0 else 1.0
 
@@ -37,6 +43,7 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
                         scale_halves: bool = True) -> EfficiencySpec:
     """``eff`` (calibrated on ``source``) re-expressed for ``target``; see the module docstring."""
     update: dict[str, object] = {}
+    mla_update: dict[str, float] = {}
     if scale_halves:
         flops_ratio = _ratio(target.peak_flops("bf16"), source.peak_flops("bf16"))
         bw_ratio = _ratio(target.memory_bandwidth_bytes_per_s, source.memory_bandwidth_bytes_per_s)
@@ -44,6 +51,15 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
         if eff.attention_half_flops is not None:
             update["attention_half_flops"] = eff.attention_half_flops * flops_ratio
         update["memory_half_bytes"] = eff.memory_half_bytes * bw_ratio
+        unit_ratio = _ratio(target.compute_units, source.compute_units)
+        for name in BLOCK_HALVES:
+            if getattr(eff, name) is not None:
+                update[name] = getattr(eff, name) * unit_ratio
+        if eff.decode_attention_parallel_half_by_dtype:
+            update["decode_attention_parallel_half_by_dtype"] = {
+                d: v * unit_ratio for d, v in eff.decode_attention_parallel_half_by_dtype.items()}
+        mla_update.update({k: v * unit_ratio for k, v in eff.mla_overrides.items()
+                           if k in BLOCK_HALVES or k.startswith("decode_attention_parallel_half_by_dtype.")})
     if eff.collective_latency_us is not None:
         update["collective_latency_us"] = eff.collective_latency_us * _ratio(
             target.scale_up.latency_s, source.scale_up.latency_s)
@@ -52,8 +68,9 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
         if getattr(eff, name) is not None:
             update[name] = getattr(eff, name) * cache_ratio
     if "attention_warm_cache_bytes" in eff.mla_overrides:
-        update["mla_overrides"] = {**eff.mla_overrides, "attention_warm_cache_bytes":
-                                   eff.mla_overrides["attention_warm_cache_bytes"] * cache_ratio}
+        mla_update["attention_warm_cache_bytes"] = eff.mla_overrides["attention_warm_cache_bytes"] * cache_ratio
+    if mla_update:
+        update["mla_overrides"] = {**eff.mla_overrides, **mla_update}
     if eff.collective_bandwidth_fraction_by_group_size and target.scale_up.topology != source.scale_up.topology:
         update["collective_bandwidth_fraction_by_group_size"] = {}
     update["source"] = (f"transferred from {source.name} (spec-sheet numbers of {target.name} + the efficiency "
