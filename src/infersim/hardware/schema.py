@@ -8,7 +8,7 @@ measurement its numbers come from; the loader rejects a section without one.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -84,6 +84,16 @@ class PowerSpec(_Strict):
 class CostSpec(_Strict):
     usd_per_hour: float = Field(gt=0, description="rental price of one device")
     source: Source = Field(min_length=3)
+
+
+class DecodeKernel(NamedTuple):
+    """One decode-attention kernel's per-thread-block terms (:meth:`EfficiencySpec.decode_kernel`)."""
+
+    cta_us: float  # fixed cost of one block (0: none)
+    launch_us: float  # fixed cost a call adds to the decode overhead
+    half: float | None  # parallelism half-point in blocks (None: no ramp)
+    sharpness: float  # of the ramp (1: blocks / (blocks + half))
+    reread_ratio: float | None  # rate of re-reads of a KV head relative to DRAM (None: DRAM)
 
 
 class EfficiencySpec(_Strict):
@@ -624,41 +634,32 @@ class EfficiencySpec(_Strict):
                 return found
         return self.compute_fraction(dtype)
 
-    def decode_parallel_half(self, dtype: str) -> float | None:
-        """Parallelism half-point of a decode-attention kernel in ``dtype`` (None: not set)."""
-        found = _by_dtype(self.decode_attention_parallel_half_by_dtype, dtype)
-        return self.decode_attention_parallel_half if found is None else found
-
-    def decode_parallel_sharpness(self, dtype: str) -> float:
-        """Sharpness of the decode parallelism ramp in ``dtype`` (1: ``blocks / (blocks + half)``)."""
-        found = _by_dtype(self.decode_attention_parallel_sharpness_by_dtype, dtype)
-        found = self.decode_attention_parallel_sharpness if found is None else found
-        return 1.0 if found is None else found
-
-    def decode_reread_ratio(self, dtype: str) -> float | None:
-        """Rate, relative to DRAM, of per-query-head decode blocks re-reading their KV head's cache
-        in ``dtype`` (None: not set, they read DRAM)."""
-        found = _by_dtype(self.decode_attention_reread_bandwidth_ratio_by_dtype, dtype)
-        return self.decode_attention_reread_bandwidth_ratio if found is None else found
+    def decode_kernel(self, dtype: str, per_head: bool = False) -> DecodeKernel:
+        """The terms of the decode-attention kernel computing in ``dtype``: the grouped kernel
+        (one block per sequence x KV head) or, ``per_head``, the per-query-head one (its own
+        block and launch costs, its own soft half-point where set, cache re-reads). Per-dtype
+        entries win over the general values (falling back like :meth:`compute_fraction`)."""
+        half = _by_dtype(self.decode_attention_parallel_half_by_dtype, dtype)
+        half = self.decode_attention_parallel_half if half is None else half
+        sharpness = _by_dtype(self.decode_attention_parallel_sharpness_by_dtype, dtype)
+        sharpness = self.decode_attention_parallel_sharpness if sharpness is None else sharpness
+        if not per_head:
+            cta = _by_dtype(self.decode_attention_cta_us_by_dtype, dtype)
+            cta = self.decode_attention_cta_us if cta is None else cta
+            return DecodeKernel(cta or 0.0, 0.0, half, 1.0 if sharpness is None else sharpness, None)
+        cta = _by_dtype(self.decode_attention_head_cta_us_by_dtype, dtype)
+        cta = self.decode_attention_head_cta_us if cta is None else cta
+        reread = _by_dtype(self.decode_attention_reread_bandwidth_ratio_by_dtype, dtype)
+        reread = self.decode_attention_reread_bandwidth_ratio if reread is None else reread
+        if self.decode_attention_head_parallel_half is not None:
+            half, sharpness = self.decode_attention_head_parallel_half, 1.0
+        return DecodeKernel(cta or 0.0, _by_dtype(self.decode_attention_head_launch_us_by_dtype, dtype) or 0.0,
+                            half, 1.0 if sharpness is None else sharpness, reread)
 
     @property
     def per_head_decode(self) -> bool:
         """Whether the device has a per-query-head decode kernel (MHA, large query groups)."""
         return self.decode_attention_head_cta_us is not None or bool(self.decode_attention_head_cta_us_by_dtype)
-
-    def decode_head_cta_us(self, dtype: str) -> float | None:
-        """Fixed cost of one per-query-head decode-attention block in ``dtype`` (None: not set)."""
-        found = _by_dtype(self.decode_attention_head_cta_us_by_dtype, dtype)
-        return self.decode_attention_head_cta_us if found is None else found
-
-    def decode_head_launch_us(self, dtype: str) -> float:
-        """Fixed cost a per-query-head decode call in ``dtype`` adds to the decode overhead (0: none)."""
-        return _by_dtype(self.decode_attention_head_launch_us_by_dtype, dtype) or 0.0
-
-    def decode_cta_us(self, dtype: str) -> float | None:
-        """Fixed cost of one grouped decode-attention block in ``dtype`` (None: not set)."""
-        found = _by_dtype(self.decode_attention_cta_us_by_dtype, dtype)
-        return self.decode_attention_cta_us if found is None else found
 
     @property
     def block_terms(self) -> bool:

@@ -306,30 +306,30 @@ def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
         if eff.attention_parallel_half is not None:
             ramp = np.where(blocks > 0, blocks / (blocks + eff.attention_parallel_half), 1.0)
     extra = zero
+    if not decode.any():
+        return BlockTerms(softmax, block, extra, ramp, decode)
     per_unit, per_head = decode_units(table.heads, table.kv_heads, table.mla[:, None], eff)
     dec_blocks = np.where(decode & (seqs > 0), seqs * per_unit, 0.0)
-    cta_us = np.array([eff.decode_cta_us(d) or 0.0 for d in table.dtype])[:, None]
+    # per op: the grouped and the per-query-head kernel's terms; per scenario: the one that runs
+    grouped = [eff.decode_kernel(d) for d in table.dtype]
+    head = [eff.decode_kernel(d, per_head=True) for d in table.dtype] if eff.per_head_decode else None
+
+    def pick(name: str, missing: float = 0.0) -> np.ndarray:
+        def column(kernels):
+            return np.array([missing if getattr(k, name) is None else getattr(k, name) for k in kernels])[:, None]
+        return column(grouped) if head is None else np.where(per_head, column(head), column(grouped))
+
     if eff.per_head_decode:
-        head_us = np.array([eff.decode_head_cta_us(d) or 0.0 for d in table.dtype])[:, None]
-        cta_us = np.where(per_head, head_us, cta_us)
-        if eff.decode_attention_head_launch_us_by_dtype:
-            launch_us = np.array([eff.decode_head_launch_us(d) for d in table.dtype])[:, None]
+        launch_us = pick("launch_us")
+        if launch_us.any():
             block = block + np.where(decode & per_head & (seqs > 0), launch_us * 1e-6, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             group = np.where(table.kv_heads > 0, table.heads / np.where(table.kv_heads > 0, table.kv_heads, 1.0), 1.0)
         # each query head's block streams its KV head's cache: (group - 1) more reads of it
         extra = np.where(decode & per_head & (seqs > 0), table.kv_bytes * (group - 1.0), 0.0)
-    block = block + dec_blocks / units * (cta_us * 1e-6)
-    sharp = 1.0
-    halves = [eff.decode_parallel_half(d) for d in table.dtype]
-    if any(h is not None for h in halves) or eff.decode_attention_head_parallel_half is not None:
-        half = np.array([np.nan if h is None else h for h in halves])[:, None]
-        sharp = np.array([eff.decode_parallel_sharpness(d) for d in table.dtype])[:, None]
-        if eff.decode_attention_head_parallel_half is not None:
-            half = np.where(per_head, eff.decode_attention_head_parallel_half, half)
-            sharp = np.where(per_head, 1.0, sharp)
-        ramp = np.where((dec_blocks > 0) & ~np.isnan(half),
-                        parallel_share(dec_blocks, np.nan_to_num(half), sharp), ramp)
+    block = block + dec_blocks / units * (pick("cta_us") * 1e-6)
+    half, sharp = pick("half", np.nan), pick("sharpness")
+    ramp = np.where((dec_blocks > 0) & ~np.isnan(half), parallel_share(dec_blocks, np.nan_to_num(half), sharp), ramp)
     return BlockTerms(softmax, block, extra, ramp, decode, sharp)
 
 
@@ -339,9 +339,9 @@ def parallel_share(blocks, half, sharpness=1.0):
     half)``, a soft ramp (loads in flight per block, Little's law); a large ``p`` tends to
     ``min(1, blocks / half)``: blocks that each stream their sequence at a fixed rate until
     ``half`` of them fill the machine (a decode kernel that does not split the KV sequence)."""
-    if np.all(np.asarray(sharpness) == 1.0):
-        return blocks / (blocks + half)
     with np.errstate(divide="ignore", invalid="ignore"):
+        if np.all(np.asarray(sharpness) == 1.0):
+            return blocks / (blocks + half)
         return (1.0 + (half / blocks) ** sharpness) ** (-1.0 / sharpness)
 
 
@@ -379,10 +379,9 @@ def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarr
     are another family, compiled for every head size.)"""
     out = np.broadcast_to(fractions, table.flops.shape).copy()
     for i, (name, kind, dtype) in enumerate(zip(table.names, table.kind, table.dtype)):
-        if (kind != _ATTENTION or table.mla[i] or dtype not in eff.attention_native_head_dims_by_dtype
-                or is_decode_attention(name)):
-            continue
-        out[i] = eff.attention_row_fraction(dtype, attention_head_dim(table, i))
+        if kind == _ATTENTION and dtype in eff.attention_native_head_dims_by_dtype:
+            out[i] = eff.attention_row_fraction(dtype, attention_head_dim(table, i),
+                                                decode=is_decode_attention(name), mla=bool(table.mla[i]))
     return out
 
 
@@ -515,7 +514,7 @@ def _block_memory_s(table: OpTable, device: Device, blocks: BlockTerms, mem_frac
     reread_ratio = None
     if eff.decode_attention_reread_bandwidth_ratio is not None or eff.decode_attention_reread_bandwidth_ratio_by_dtype:
         # per op; NaN: re-reads from DRAM
-        reread_ratio = np.array([np.nan if (r := eff.decode_reread_ratio(d)) is None else r
+        reread_ratio = np.array([np.nan if (r := eff.decode_kernel(d, per_head=True).reread_ratio) is None else r
                                  for d in table.dtype])[:, None]
     dram_extra = blocks.kv_extra_bytes if reread_ratio is None else np.where(np.isnan(reread_ratio),
                                                                               blocks.kv_extra_bytes, 0.0)

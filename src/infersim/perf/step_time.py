@@ -198,12 +198,8 @@ class StepTimeModel:
         heads, kv_heads = float(table.heads[i].max()), float(table.kv_heads[i].max())
         per_unit, per_head = decode_units(heads, kv_heads, bool(table.mla[i]), eff)
         per_head = bool(per_head)
-        dtype = table.dtype[i]
-        cta_us = (eff.decode_head_cta_us(dtype) if per_head else eff.decode_cta_us(dtype)) if decode \
-            else eff.attention_cta_us
-        half, sharpness = eff.decode_parallel_half(dtype), eff.decode_parallel_sharpness(dtype)
-        if decode and per_head and eff.decode_attention_head_parallel_half is not None:
-            half, sharpness = eff.decode_attention_head_parallel_half, 1.0
+        kernel = eff.decode_kernel(table.dtype[i], per_head)
+        cta_us = kernel.cta_us if decode else eff.attention_cta_us
         return dict(
             decode=decode, seqs=coeffs(table.seqs), seqs_prefill=float(seq_table.seqs[i, 0]),
             query_tokens=coeffs(table.query_tokens), scores=coeffs(table.scores), kv=coeffs(table.kv_bytes),
@@ -212,9 +208,9 @@ class StepTimeModel:
             heads=heads, tile=float(eff.attention_query_tile or 128), per_unit=float(per_unit),
             kv_reread=(heads / kv_heads - 1.0) if (decode and per_head and kv_heads > 0) else 0.0,
             cta_s=(cta_us or 0.0) * 1e-6 / float(max(dev.compute_units, 1)),
-            launch_s=eff.decode_head_launch_us(dtype) * 1e-6 if (decode and per_head) else 0.0,
-            reread_ratio=eff.decode_reread_ratio(dtype) if (decode and per_head) else None,
-            half=half if decode else eff.attention_parallel_half, sharpness=sharpness if decode else 1.0,
+            launch_s=kernel.launch_us * 1e-6 if decode else 0.0,
+            reread_ratio=kernel.reread_ratio if decode else None,
+            half=kernel.half if decode else eff.attention_parallel_half, sharpness=kernel.sharpness if decode else 1.0,
         )
 
     @staticmethod
