@@ -43,6 +43,7 @@ from .memory import DEFAULT_MEMORY_UTILIZATION, activation_peak_bytes, kv_bytes_
 from .parallel import Parallelism, Precision
 from .roofline import cost_ops
 from .shape import StepShape
+from .transforms import prepare as prepare_transforms
 
 DEFAULT_DECODE_NODES = 9
 FULL_STEP, REST_STEP, CHUNK_STEP = 0, 1, 2
@@ -185,12 +186,15 @@ def batch_estimate(model: ModelConfig, device: Device, par: Parallelism = Parall
         if arr.size and arr.min() < 1:
             raise InfersimError(f"{name} must be >= 1, got {int(arr.min())}")
     par.validate(model)
+    if options.transforms:
+        model, prec = prepare_transforms(model, prec, options.transforms)
+        options = options_for_device(options, device)
     n = b.size
     # ----- memory: memory_breakdown's terms with the largest prefill step -------------------
     whole = i <= cap
     step_tokens = np.where(whole, np.minimum(b, cap // i) * i, cap).astype(np.float64)
     context = (i + o).astype(np.float64)
-    weights = float(weight_bytes_per_device(model, par, prec).total)
+    weights = float(weight_bytes_per_device(model, par, prec, options.transforms).total)
     kv = b * kv_bytes_per_sequence(model, par, prec, context)
     act = activation_peak_bytes(model, par, prec, step_tokens, b.astype(np.float64), options.attention_impl,
                                 chunk=step_tokens / b, context=context)

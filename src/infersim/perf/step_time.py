@@ -38,6 +38,7 @@ from .operators import OpKind
 from .parallel import Parallelism, Precision
 from .roofline import attention_head_dim, cost_ops, decode_units
 from .shape import AttentionLoad, StepShape, causal_pairs, window_cap
+from .transforms import prepare as prepare_transforms
 
 _ATTENTION_PREFIXES = ("attention.", "mla.kv_b_proj", "mla.q_absorb", "mla.v_absorb")
 _LOGIT_ROWS = ("lm_head", "allgather.logits")
@@ -60,6 +61,8 @@ class StepTimeModel:
                  prec: Precision = Precision(), options: GraphOptions = GraphOptions(),
                  initial_max_tokens: int = 8192) -> None:
         par.validate(model)
+        if options.transforms:
+            model, prec = prepare_transforms(model, prec, options.transforms)
         options = options_for_device(options, device)
         self.model, self.device, self.par, self.prec, self.options = model, device, par, prec, options
         self.windows: list[int | None] = sorted({g.window for g in model.layer_groups()},
