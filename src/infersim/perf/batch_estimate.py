@@ -38,12 +38,13 @@ from ..errors import InfersimError
 from ..hardware.device import Device
 from ..models.config import ModelConfig
 from .graph import GraphOptions, build_step_graph, options_for_device
-from .estimate import DEFAULT_MAX_PREFILL_TOKENS
+from .estimate import DEFAULT_MAX_PREFILL_TOKENS, speculative_round_s
 from .memory import DEFAULT_MEMORY_UTILIZATION, activation_peak_bytes, kv_bytes_per_sequence, weight_bytes_per_device
 from .parallel import Parallelism, Precision
 from .roofline import cost_ops
 from .shape import StepShape
 from .transforms import prepare as prepare_transforms
+from .transforms import speculation
 
 DEFAULT_DECODE_NODES = 9
 FULL_STEP, REST_STEP, CHUNK_STEP = 0, 1, 2
@@ -236,6 +237,11 @@ def _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out
     step = costs.step_time_s
     busy_unit = np.maximum(np.maximum(costs.compute_s, costs.memory_s), costs.network_s)
     busy = (busy_unit * costs.count[:, None]).sum(axis=0)
+    spec = speculation(options.transforms, model) if options.transforms else None
+    if spec is not None and d_owner.size:
+        # decode steps are speculative rounds; per emitted token: round / tokens per round
+        rounds = speculative_round_s(model, device, par, prec, options, spec, bk[d_owner], ik[d_owner] + d_step)
+        step = np.concatenate([step[:n_p], rounds / spec.tokens_per_round])
     p_step = step[:n_p]
 
     def per_config(owner, values):

@@ -252,6 +252,8 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
     prefill_mfu = prefill_flops / (prefill_s * peak) if prefill_s > 0 else 0.0
     decode_bytes = (table.total_bytes[:, k:] * table.count[:, None]).sum(axis=0)
     decode_mbu = float((decode_bytes / (decode * device.memory_bandwidth_bytes_per_s)).mean()) if decode.size else 0.0
+    if spec is not None:
+        decode_mbu = float("nan")  # a round's bytes are not one decode step's: not reported
 
     busy = _busy_fraction(costs, weights[None, :])
     power = device.idle_w + (device.tdp_w - device.idle_w) * busy
@@ -286,26 +288,27 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
 
 
 def speculative_round_s(model: ModelConfig, device: Device, par: Parallelism, prec: Precision,
-                        options: GraphOptions, spec: SpecPlan, batch: int, context) -> np.ndarray:
-    """Time of one speculative round per decode context (array): the target verifies ``batch x
-    V`` tokens after ``context - 1`` cached ones (logits for all of them), the draft runs
-    ``draft_steps`` decode steps of ``batch x draft_tokens`` tokens, plus the fixed overhead
-    (:mod:`infersim.perf.transforms.spec`)."""
-    ctx = np.asarray(context, dtype=np.float64)
+                        options: GraphOptions, spec: SpecPlan, batch, context) -> np.ndarray:
+    """Time of one speculative round per scenario (``batch`` and ``context`` broadcast): the
+    target verifies ``batch x V`` tokens after ``context - 1`` cached ones (logits for all of
+    them), the draft runs ``draft_steps`` decode steps of ``batch x draft_tokens`` tokens, plus
+    the fixed overhead (:mod:`infersim.perf.transforms.spec`)."""
+    b, ctx = (np.asarray(x, dtype=np.float64) for x in np.broadcast_arrays(np.atleast_1d(batch),
+                                                                           np.atleast_1d(context)))
     v = float(spec.verify_tokens)
-    verify_shape = StepShape.uniform(model, prefill_seqs=float(batch), chunk=v, past=ctx - 1.0)
+    verify_shape = StepShape.uniform(model, prefill_seqs=b, chunk=v, past=ctx - 1.0)
     verify_shape = dataclasses.replace(verify_shape, extra_logit_tokens=verify_shape.prefill_seqs * (v - 1.0))
     _, verify = step_costs(model, device, par, prec, verify_shape, options)
     draft_options = dataclasses.replace(
         options, transforms=tuple(t for t in options.transforms if t.speculation(model) is None))
-    drafted = float(batch * spec.draft_tokens)
+    drafted = b * spec.draft_tokens
     draft_shape = StepShape.uniform(spec.draft_model, decode_seqs=drafted, decode_context=ctx)
     _, draft = step_costs(spec.draft_model, device, par, prec, draft_shape, draft_options)
     draft_s = draft.step_time_s
     if spec.draft_fc:
-        fc = OpBuilder(1)
+        fc = OpBuilder(b.size)
         h = model.hidden_size
         ab = bytes_per_element(prec.activation)
         fc.gemm("draft.fc", drafted, h, 2 * h, weight_dtype_bytes=ab, act_dtype_bytes=ab, dtype=prec.activation)
-        draft_s = draft_s + cost_ops(fc.build(), device).step_time_s[0]
+        draft_s = draft_s + cost_ops(fc.build(), device).step_time_s
     return verify.step_time_s + spec.draft_steps * draft_s + spec.overhead_s

@@ -25,6 +25,7 @@ tabulates rows by those features, :mod:`infersim.perf.step_time`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -63,6 +64,8 @@ class AccuracyCost:
 
     @property
     def label(self) -> str:
+        if math.isnan(self.delta):
+            return f"unknown ({self.source})"
         origin = "published, not measured here" if self.published else "user value"
         return f"{self.metric} {self.delta:+g} on {self.model} ({origin}; {self.source})"
 
@@ -166,7 +169,7 @@ class Transform:
         """``key=primary,name=value,...`` (parameters that differ from the defaults)."""
         parts = []
         for f in dataclasses.fields(self):
-            if f.name in ("origin",):
+            if f.name in ("origin",) or isinstance(f.default, tuple):  # tuples: bound to a device
                 continue
             value = getattr(self, f.name)
             if f.name == self.primary:
