@@ -221,3 +221,54 @@ def test_accuracy_cost_is_labelled_published():
     assert cost.published and "marlin" in cost.source.lower() and cost.delta == pytest.approx(0.09)
     assert "published, not measured here" in cost.label
     assert math.isnan(parse_transform("kvquant=int4").accuracy().delta)
+
+
+# ----- speculative decoding in the simulator's step model -----------------------------------
+
+def test_speculative_step_model_matches_estimate_round():
+    from infersim.perf.estimate import speculative_round_s
+    from infersim.perf.spec_step import speculative_step_model
+
+    transforms = (parse_transform("spec=eagle,accept=3.2,gamma=5,tree=16,topk=2"),)
+    opts = GraphOptions(transforms=transforms)
+    stm = speculative_step_model(StepTimeModel(LLAMA, H100, options=opts), transforms)
+    from infersim.perf.graph import options_for_device
+
+    plan = transforms[0].speculation(LLAMA)
+    for b, ctx in ((1, 700), (24, 3000)):
+        want = speculative_round_s(LLAMA, H100, Parallelism(), Precision(), options_for_device(opts, H100), plan,
+                                   b, ctx)[0]
+        got = stm.step_time_s(0, 0, b, {None: (0.0, 0.0, 0.0, float(b * ctx))})
+        assert got == pytest.approx(want / 3.2, rel=1e-9)
+    # a step with a prefill chunk pays the chunk's marginal cost in full, the round per token
+    loads = {None: (100.0 * 101 / 2, 100.0 * 100, 100.0, 8.0 * 900)}
+    mixed = stm.step_time_s(100, 1, 8, loads)
+    assert mixed > stm.step_time_s(0, 0, 8, {None: (0.0, 0.0, 0.0, 8.0 * 900)})
+
+
+def test_simulated_speculation_wins_at_low_load_and_loses_when_saturated():
+    from infersim.serving.engine import simulate
+    from infersim.serving.metrics import iterations, summarize
+    from infersim.serving.scenario import default_scenario
+    from infersim.serving.sweep import with_rate
+
+    def run(rate, transforms):
+        sc = with_rate(default_scenario().with_changes(**{"workload.requests": 200}), rate)
+        result = simulate(sc.with_changes(transforms=transforms))
+        return summarize(result, iterations(result))
+
+    tree = ["spec=eagle,accept=4.48,gamma=6,tree=60,topk=10"]  # EAGLE-2's draft tree
+    low, low_spec = run(0.5, []), run(0.5, tree)
+    assert low_spec.tpot_s["mean"] < low.tpot_s["mean"] / 2
+    high, high_spec = run(200.0, []), run(200.0, tree)  # all requests queued: large batches
+    assert high_spec.output_tokens_per_s < high.output_tokens_per_s
+
+
+def test_scenario_transforms_block_errors_name_the_field():
+    from infersim.errors import ConfigError
+    from infersim.serving.scenario import default_scenario, validate_scenario
+
+    data = default_scenario().model_dump(mode="python", exclude_none=True)
+    data["transforms"] = ["quant=w4a16", {"type": "sparsity", "pattern": "3:2"}]
+    with pytest.raises(ConfigError, match=r"s.yaml: field 'transforms': \[1\] \(sparsity\): pattern: N:M"):
+        validate_scenario(data, "s.yaml")

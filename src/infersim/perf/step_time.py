@@ -302,19 +302,20 @@ class StepTimeModel:
 
     # ----- public ----------------------------------------------------------------------------
     def step_time_s(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,
-                    loads: dict[int | None, tuple[float, float, float, float]]) -> float:
+                    loads: dict[int | None, tuple[float, float, float, float]], extra_logits: int = 0) -> float:
         """Time of one step.
 
         ``loads[window] = (prefill_pairs, prefill_rect_pairs, prefill_kv_read_tokens, decode_pairs)``
         for every window in :attr:`windows` (see :mod:`infersim.perf.shape` for the definitions;
-        :meth:`loads_for` computes them from per-request lists).
+        :meth:`loads_for` computes them from per-request lists). ``extra_logits``: tokens beyond
+        each sequence's last whose logits are computed (speculative verification).
         """
         tokens = int(prefill_tokens + decode_seqs)
         if tokens == 0:
             return 0.0
         if tokens >= self._token_table.shape[1]:
             self._grow_tokens(tokens)
-        logits = int(prefill_seqs + decode_seqs)
+        logits = int(prefill_seqs + decode_seqs) + extra_logits
         if logits >= self._logit_table.shape[1]:
             self._grow_logits(logits)
         features = self._features(prefill_tokens, decode_seqs, loads)
@@ -329,10 +330,11 @@ class StepTimeModel:
         return features
 
     def step_work(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,
-                  loads: dict[int | None, tuple[float, float, float, float]]) -> tuple[float, float]:
+                  loads: dict[int | None, tuple[float, float, float, float]],
+                  extra_logits: int = 0) -> tuple[float, float]:
         """(FLOPs, bytes moved) of one step on one device, for MFU / bandwidth utilization."""
         tokens = int(prefill_tokens + decode_seqs)
-        logits = int(prefill_seqs + decode_seqs)
+        logits = int(prefill_seqs + decode_seqs) + extra_logits
         if tokens >= self._token_table.shape[1]:
             self._grow_tokens(tokens)
         if logits >= self._logit_table.shape[1]:

@@ -305,6 +305,27 @@ class Scenario(ScenarioFile):
     precision: PrecisionSpec = PrecisionSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     router: RouterSpec = RouterSpec()
+    # software techniques (infersim.perf.transforms): "key=value,name=value" strings or
+    # mappings with a ``type``; checked here so errors name this field
+    transforms: list[str | dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, value: list) -> list:
+        from ..errors import InfersimError
+        from ..perf.transforms import parse_transforms
+
+        try:
+            parse_transforms(value, "")
+        except InfersimError as err:  # reported by pydantic with the file and the field
+            raise ValueError(str(err)) from None
+        return value
+
+    def parsed_transforms(self) -> tuple:
+        """The ``transforms`` block as transform objects (errors name this file's field)."""
+        from ..perf.transforms import parse_transforms
+
+        return parse_transforms(self.transforms, f"{self.origin}: field 'transforms'")
 
 
 # ----- loading ------------------------------------------------------------------------------
