@@ -233,6 +233,12 @@ class KVQuantization(Transform):
             return prec
         return dataclasses.replace(prec, kv_cache=self.dtype)
 
+    def notes(self, device, prec) -> list[str]:
+        if self.dtype == "fp8" and "fp8" not in device.dense_flops_per_s:
+            return [f"{self.key}=fp8: {device.name} has no fp8 math; attention over the fp8 cache runs at the "
+                    f"{prec.activation} peak after up-conversion (KV bytes and capacity still fp8)"]
+        return []
+
     def accuracy(self) -> AccuracyCost:
         if self.dtype == "none":
             return self.user_accuracy(AccuracyCost("none", 0.0, "any", "no change"))
