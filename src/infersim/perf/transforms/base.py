@@ -36,7 +36,7 @@ from ...errors import InfersimError
 if TYPE_CHECKING:
     from ...hardware.device import Device
     from ...models.config import ModelConfig
-    from ..operators import OpTable
+    from ..operators import OpKind, OpTable
     from ..parallel import Parallelism, Precision
 
 
@@ -201,8 +201,21 @@ def copy_table(table: OpTable, **columns) -> OpTable:
     return dataclasses.replace(table, **columns)
 
 
-def scale_rows(values: np.ndarray, rows: np.ndarray, factor) -> np.ndarray:
-    """``values`` (n_ops, S) with ``rows`` multiplied by ``factor`` (a copy)."""
-    out = values.copy()
-    out[rows] = out[rows] * factor
-    return out
+def append_row(table, name: str, kind: OpKind, dtype: str, *, flops, act_bytes, count: float = 1.0,
+               kernels: float = 0.0):
+    """``table`` with one more row (its launches folded into neighbours: ``kernels=0``)."""
+    from .. import operators
+
+    s = table.flops.shape[1]
+    extra = operators.OpBuilder(s)
+    extra.add(name, kind, count=count, dtype=dtype, kernels=kernels, flops=flops, act_bytes=act_bytes)
+    return concat_ops(table, extra.build())
+
+
+def concat_ops(first, second):
+    """Operators of ``first`` then ``second`` (same scenarios)."""
+    out = {}
+    for f in dataclasses.fields(first):
+        a, b = getattr(first, f.name), getattr(second, f.name)
+        out[f.name] = a + b if isinstance(a, list) else np.concatenate([a, b], axis=0)
+    return type(first)(**out)

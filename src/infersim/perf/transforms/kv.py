@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..operators import OpKind
-from .base import AccuracyCost, Transform, TransformError
-from .quant import _append_rows
+from .base import AccuracyCost, Transform, TransformError, append_row
 from .registry import register
 
 
@@ -111,7 +110,7 @@ class HeavyHitters(Transform):
         scores = (table.scores[rows] * table.count[rows][:, None]).sum(axis=0)
         # one fp32 accumulator per cached token and head: read + write per score (scores are
         # per query head; the accumulators are too, as H2O keeps them per head)
-        return _append_rows(table, "attention.h2o_scores", OpKind.ELEMENTWISE, "fp32",
+        return append_row(table, "attention.h2o_scores", OpKind.ELEMENTWISE, "fp32",
                             flops=scores, act_bytes=8.0 * scores)
 
     def accuracy(self) -> AccuracyCost:

@@ -22,8 +22,7 @@ import numpy as np
 
 from ...dtypes import bytes_per_element
 from ..operators import OpBuilder
-from .base import AccuracyCost, Transform, TransformError, linear_rows
-from .quant import concat_ops
+from .base import AccuracyCost, Transform, TransformError, concat_ops, linear_rows
 from .registry import register
 
 

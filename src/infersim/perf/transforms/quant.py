@@ -29,7 +29,7 @@ import numpy as np
 
 from ...dtypes import COMPUTE_FALLBACK, DTYPE_BYTES, bytes_per_element
 from ..operators import OpKind
-from .base import AccuracyCost, Transform, TransformError, copy_table, linear_rows
+from .base import AccuracyCost, Transform, TransformError, append_row, copy_table, linear_rows
 from .registry import register
 
 #: published accuracy costs (published, not measured here)
@@ -153,7 +153,7 @@ class Quantization(Transform):
         counted = table.count[rows][:, None]
         ops_per_elem = 3.0 if self.act_scales == "token" else 1.0  # |x|, max-reduce, scale vs scale only
         out = copy_table(table, weight_bytes=weight_bytes, act_bytes=act_bytes, dtype=dtypes)
-        return _append_rows(out, "quant.act", OpKind.ELEMENTWISE, ctx.prec.activation,
+        return append_row(out, "quant.act", OpKind.ELEMENTWISE, ctx.prec.activation,
                             flops=(ops_per_elem * mk[rows] * counted).sum(axis=0),
                             act_bytes=(qb * mk[rows] * counted).sum(axis=0))
 
@@ -179,26 +179,6 @@ class Quantization(Transform):
 def weight_bytes_per_fp4_act(scheme: str) -> float:
     """Bytes per fp4 activation element with its block scale (MX: 1/32, NV: 1/16)."""
     return 0.5 + (1.0 / 32.0 if scheme == "mxfp4" else 1.0 / 16.0)
-
-
-def _append_rows(table, name: str, kind: OpKind, dtype: str, *, flops, act_bytes, count: float = 1.0,
-                 kernels: float = 0.0):
-    """``table`` with one more row (its launches folded into neighbours: ``kernels=0``)."""
-    from .. import operators
-
-    s = table.flops.shape[1]
-    extra = operators.OpBuilder(s)
-    extra.add(name, kind, count=count, dtype=dtype, kernels=kernels, flops=flops, act_bytes=act_bytes)
-    return concat_ops(table, extra.build())
-
-
-def concat_ops(first, second):
-    """Operators of ``first`` then ``second`` (same scenarios)."""
-    out = {}
-    for f in dataclasses.fields(first):
-        a, b = getattr(first, f.name), getattr(second, f.name)
-        out[f.name] = a + b if isinstance(a, list) else np.concatenate([a, b], axis=0)
-    return type(first)(**out)
 
 
 _KV_DTYPES = ("none", "fp8", "int8", "int4")
