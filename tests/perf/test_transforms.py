@@ -130,15 +130,28 @@ def test_contract(key):
 
 
 # speculative decoding changes the decode loop, not one step's graph: its step model is tested below
+DEPLOYMENTS = {
+    "llama": (LLAMA, Parallelism(), Precision(), H100),
+    "mixtral-tp2-ep2": (get_model("mixtral-8x7b"), Parallelism(tp=2, ep=2), Precision(), H100),
+    "deepseek-mla-dp": (get_model("deepseek-v3"), Parallelism(tp=8, ep=8, dp_attention=True), Precision("fp8"),
+                        get_device("h200")),
+}
+
+
+@pytest.mark.parametrize("where", sorted(DEPLOYMENTS))
 @pytest.mark.parametrize("key", sorted(k for k, cls in TRANSFORMS.items() if cls.example().speculation(LLAMA) is None))
-def test_step_time_model_matches_full_graph_under_each_transform(key):
-    ex = TRANSFORMS[key].example()
-    opts = GraphOptions(transforms=(ex,))
-    stm = StepTimeModel(LLAMA, H100, options=opts)
-    chunks, pasts, ctxs = [300, 64], [0, 1000], [2000, 40, 7]
-    shape = StepShape.from_requests(stm.model, chunks=chunks, pasts=pasts, decode_contexts=ctxs)
-    _, costs = step_costs(stm.model, H100, Parallelism(), stm.prec, shape, opts)
-    assert stm.step_time_for(chunks, pasts, ctxs) == pytest.approx(float(costs.step_time_s[0]), rel=1e-9)
+def test_step_time_model_matches_full_graph_under_each_transform(key, where):
+    model, par, prec, device = DEPLOYMENTS[where]
+    opts = GraphOptions(transforms=(TRANSFORMS[key].example(),))
+    if key == "linear_attention" and model.attention == "mla":
+        with pytest.raises(InfersimError, match="not modelled for MLA"):
+            StepTimeModel(model, device, par, prec, opts)
+        return
+    stm = StepTimeModel(model, device, par, prec, opts)
+    for chunks, pasts, ctxs in (([300, 64], [0, 1000], [2000, 40, 7]), ([], [], [5, 900]), ([17], [3], [])):
+        shape = StepShape.from_requests(stm.model, chunks=chunks, pasts=pasts, decode_contexts=ctxs)
+        _, costs = step_costs(stm.model, device, par, stm.prec, shape, opts)
+        assert stm.step_time_for(chunks, pasts, ctxs) == pytest.approx(float(costs.step_time_s[0]), rel=1e-9)
 
 
 # ----- behaviour ------------------------------------------------------------------------------

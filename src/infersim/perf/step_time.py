@@ -46,7 +46,9 @@ _FEATURES = ("prefill_tokens", "prefill_pairs", "prefill_rect_pairs", "prefill_k
              "decode_seqs", "decode_pairs")
 
 
-def _row_class(name: str) -> str:
+def row_class(name: str) -> str:
+    """How a step-graph row scales: ``attention`` (linear in the step's attention features, incl.
+    MLA's prefill-only and decode-only projections), ``logits`` or ``tokens`` (tabulated by count)."""
     if name.startswith(_ATTENTION_PREFIXES):
         return "attention"
     if name in _LOGIT_ROWS:
@@ -69,7 +71,7 @@ class StepTimeModel:
                                                 key=lambda w: (w is None, w or 0))
         probe = build_step_graph(model, par, prec, StepShape.uniform(model, decode_seqs=1, decode_context=1),
                                  options)
-        self._classes = np.array([_row_class(n) for n in probe.names])
+        self._classes = np.array([row_class(n) for n in probe.names])
         self._token_table = np.zeros((3, 0))  # rows: time_s, flops, bytes; column = token count
         self._logit_table = np.zeros((3, 0))
         self._grow_tokens(initial_max_tokens)

@@ -16,8 +16,11 @@ from .registry import TRANSFORMS, make_transform, parse_transform, parse_transfo
 def prepare(model, prec, transforms):
     """``(model, precision)`` after every transform's model and dtype adjustments (idempotent)."""
     for t in transforms:
-        model = t.adjust_model(model)
-        prec = t.adjust_precision(prec)
+        try:
+            model = t.adjust_model(model)
+            prec = t.adjust_precision(prec)
+        except TransformError as err:
+            raise TransformError(None, f"{t.origin or t.spec()}: {err}") from None
     return model, prec
 
 

@@ -188,12 +188,25 @@ class Transform:
 LINEAR_PREFIXES = ("qkv_proj", "o_proj", "mlp.", "moe.experts.", "moe.shared.", "mla.")
 
 
+#: name parts of rows transforms add beside a linear layer (adapters stay 16-bit, unpruned)
+ADAPTER_TAGS = (".lora.", ".lowrank.")
+
+
 def linear_rows(table: OpTable) -> np.ndarray:
-    """Boolean mask of the quantizable linear GEMM rows of ``table``."""
+    """Boolean mask of the quantizable linear GEMM rows of ``table`` (not the adapters beside them)."""
     from ..operators import OpKind
 
-    return np.array([k == OpKind.GEMM and n.startswith(LINEAR_PREFIXES) for n, k in zip(table.names, table.kind)],
-                    dtype=bool)
+    return np.array([k == OpKind.GEMM and n.startswith(LINEAR_PREFIXES) and not any(t in n for t in ADAPTER_TAGS)
+                     for n, k in zip(table.names, table.kind)], dtype=bool)
+
+
+def phase_rows(table: OpTable) -> np.ndarray:
+    """Rows whose work the serving step model takes as linear in the step's attention features
+    (attention, MLA's prefill-only and decode-only projections; :func:`~infersim.perf.step_time.row_class`):
+    what a transform adds to them must stay linear in their ``m``."""
+    from ..step_time import row_class
+
+    return np.array([row_class(n) == "attention" for n in table.names], dtype=bool)
 
 
 def copy_table(table: OpTable, **columns) -> OpTable:

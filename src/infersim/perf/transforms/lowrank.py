@@ -43,10 +43,10 @@ def _adapter_rows(table, ctx, rank_of, adapters: float, prefix: str):
         # routed-expert rows: adapters of the experts that ran (weights read scale with them)
         active = np.where(experts > 0, experts, 1.0) * adapters
         name = table.names[i]
-        b.gemm(f"{prefix}.{name}.shrink", m, r, k, weight_dtype_bytes=ab, act_dtype_bytes=ab,
+        b.gemm(f"{name}.{prefix}.shrink", m, r, k, weight_dtype_bytes=ab, act_dtype_bytes=ab,
                dtype=ctx.prec.activation, count=float(table.count[i]), weights_read=active * r * k,
                experts=active if adapters > 1 or np.any(experts > 0) else 0.0)
-        b.gemm(f"{prefix}.{name}.expand", m, n, r, weight_dtype_bytes=ab, act_dtype_bytes=ab,
+        b.gemm(f"{name}.{prefix}.expand", m, n, r, weight_dtype_bytes=ab, act_dtype_bytes=ab,
                dtype=ctx.prec.activation, count=float(table.count[i]), weights_read=active * n * r,
                experts=active if adapters > 1 or np.any(experts > 0) else 0.0)
     if not b.rows:

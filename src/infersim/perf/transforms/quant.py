@@ -29,7 +29,7 @@ import numpy as np
 
 from ...dtypes import COMPUTE_FALLBACK, DTYPE_BYTES, bytes_per_element
 from ..operators import OpKind
-from .base import AccuracyCost, Transform, TransformError, append_row, copy_table, linear_rows
+from .base import AccuracyCost, Transform, TransformError, append_row, copy_table, linear_rows, phase_rows
 from .registry import register
 
 #: published accuracy costs (published, not measured here)
@@ -141,7 +141,10 @@ class Quantization(Transform):
         if self.weight_only:
             ratio = dict(self.matrix_to_vector)
             factor = np.array([ratio.get(d, 1.0) for d in table.dtype])[:, None]
-            tiles = np.ceil(table.gemm_m / DEQUANT_ROWS_PER_TILE)
+            # whole 64-row tiles; rows the step model keeps linear in m (MLA's per-phase
+            # projections) pay m / 64, the same work without the rounding
+            tiles = np.where(phase_rows(table)[:, None], table.gemm_m / DEQUANT_ROWS_PER_TILE,
+                             np.ceil(table.gemm_m / DEQUANT_ROWS_PER_TILE))
             flops = np.where(rows[:, None], flops + self.dequant_ops * elems * tiles * factor, flops)
             return copy_table(table, weight_bytes=weight_bytes, flops=flops)
         # W8A8 / FP4: narrow GEMM inputs, and a quantize pass over them
@@ -150,12 +153,17 @@ class Quantization(Transform):
         act_bytes = np.where(rows[:, None], act_bytes - mk * (ab - qb), act_bytes)
         for i in np.flatnonzero(rows):
             dtypes[i] = self.gemm_dtype
-        counted = table.count[rows][:, None]
         ops_per_elem = 3.0 if self.act_scales == "token" else 1.0  # |x|, max-reduce, scale vs scale only
         out = copy_table(table, weight_bytes=weight_bytes, act_bytes=act_bytes, dtype=dtypes)
-        return append_row(out, "quant.act", OpKind.ELEMENTWISE, ctx.prec.activation,
-                            flops=(ops_per_elem * mk[rows] * counted).sum(axis=0),
-                            act_bytes=(qb * mk[rows] * counted).sum(axis=0))
+        # one quantize pass per class of rows the step model tells apart (token-count rows; per-phase rows)
+        phase = phase_rows(table)
+        for name, group in (("quant.act", rows & ~phase), ("attention.quant_act", rows & phase)):
+            if group.any():
+                counted = table.count[group][:, None]
+                out = append_row(out, name, OpKind.ELEMENTWISE, ctx.prec.activation,
+                                 flops=(ops_per_elem * mk[group] * counted).sum(axis=0),
+                                 act_bytes=(qb * mk[group] * counted).sum(axis=0))
+        return out
 
     def notes(self, device, prec) -> list[str]:
         d = self.gemm_dtype
