@@ -36,6 +36,10 @@ from .registry import register
 _GPTQ_W4_G128 = AccuracyCost(
     "WikiText-2 perplexity", 3.21 - 3.12, "Llama-2-70B",
     "GPTQ int4 g128 via Marlin: Wiki2 ppl 3.12 (FP16) -> 3.21 (INT4), IST-DASLab/marlin README")
+_FP8_W8A8 = AccuracyCost(
+    "Open LLM Leaderboard v1 average, % of dense lost", (73.79 - 73.44) / 73.79 * 100.0, "Llama-3.1-8B-Instruct",
+    "Neural Magic, Meta-Llama-3.1-8B-Instruct-FP8 model card (per-tensor FP8 weights and activations): "
+    "OpenLLM v1 average 73.44 vs 73.79 unquantized")
 _UNKNOWN = "no published figure bundled; give accuracy_delta="
 
 #: rows of a GEMM whose weights are dequantized once per this many rows of m (Marlin's
@@ -181,6 +185,8 @@ class Quantization(Transform):
             return self.user_accuracy(AccuracyCost("none", 0.0, "any", "no change"))
         if self.scheme == "w4a16" and self.group == 128:
             return self.user_accuracy(_GPTQ_W4_G128)
+        if self.scheme == "w8a8" and self.dtype == "fp8":
+            return self.user_accuracy(_FP8_W8A8)
         return self.user_accuracy(AccuracyCost("accuracy", math.nan, "-", _UNKNOWN))
 
 
