@@ -240,6 +240,10 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
         decode = speculative_round_s(model, device, par, prec, options, spec, batch, input_tokens + steps)
         tokens_per_round = spec.tokens_per_round
         decode = decode / tokens_per_round  # per emitted token
+        notes = notes + [f"speculative decoding: {tokens_per_round:.2f} tokens per round; TPOT is a round "
+                         "(verify + drafts) per emitted token; the operator table and the power model show a "
+                         "plain decode step"]
+        base["notes"] = notes
     decode_total = float(decode.sum())
     decode_mean = float(decode.mean()) if decode.size else 0.0
     e2e = prefill_s + decode_total

@@ -66,6 +66,8 @@ class AccuracyCost:
     def label(self) -> str:
         if math.isnan(self.delta):
             return f"unknown ({self.source})"
+        if self.metric == "none":
+            return f"none ({self.source})"
         origin = "published, not measured here" if self.published else "user value"
         return f"{self.metric} {self.delta:+g} on {self.model} ({origin}; {self.source})"
 
