@@ -29,3 +29,18 @@ def deployment_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def transform_option(func):
+    """--transform key=value,name=value (repeatable): software techniques (infersim transforms)."""
+    return click.option(
+        "--transform", "transforms", multiple=True, metavar="KEY=VALUE[,NAME=VALUE...]",
+        help="apply a software technique, e.g. sparsity=2:4, quant=w4a16,group=128, "
+             "spec=eagle,alpha=0.8,gamma=4 (repeatable; list: infersim transforms)")(func)
+
+
+def parse_transform_flags(values) -> tuple:
+    """The ``--transform`` values as transforms (errors name the flag and the parameter)."""
+    from ..perf.transforms import parse_transforms
+
+    return parse_transforms(list(values or ()), "--transform")

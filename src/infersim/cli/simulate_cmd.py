@@ -7,12 +7,29 @@ import json
 import click
 
 from .app import console
+from .options import parse_transform_flags, transform_option
 
 
-def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None):
+def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None, transforms=()):
     from ..serving.scenario import default_scenario, load_scenario
 
-    return apply_run_options(load_scenario(scenario) if scenario else default_scenario(), requests, rate, seed)
+    sc = load_scenario(scenario) if scenario else default_scenario()
+    return apply_run_options(with_transforms(sc, transforms), requests, rate, seed)
+
+
+def with_transforms(sc, flags):
+    """The scenario with ``--transform`` flags appended to its ``transforms`` block (a key given
+    in both is an error naming the flag)."""
+    if not flags:
+        return sc
+    chosen = parse_transform_flags(flags)
+    existing = {t.key for t in sc.parsed_transforms()}
+    for t in chosen:
+        if t.key in existing:
+            from ..errors import InfersimError
+
+            raise InfersimError(f"{t.origin}: the scenario's transforms block already sets '{t.key}'")
+    return sc.with_changes(transforms=list(sc.transforms) + [t.spec() for t in chosen])
 
 
 def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None):
@@ -46,9 +63,10 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
               help="write requests.csv, iterations.csv, trace.json (Chrome/Perfetto) and summary.json here")
 @click.option("--trace-limit", default=200_000, show_default=True, type=click.IntRange(min=0),
               help="iterations written to trace.json")
+@transform_option
 def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate: float | None = None,
                  seed: int | None = None, as_json: bool = False, out_dir: str | None = None,
-                 trace_limit: int = 200_000) -> None:
+                 trace_limit: int = 200_000, transforms: tuple = ()) -> None:
     """Simulate serving a workload: tail latency, throughput, goodput.
 
     SCENARIO is a scenario YAML (see examples/scenarios/). Without it, runs the built-in
@@ -60,7 +78,7 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
     from ..serving.metrics import iterations, summarize
     from ..serving.outputs import summary_json, write_outputs
 
-    sc = _load(scenario, requests, rate, seed)
+    sc = _load(scenario, requests, rate, seed, transforms)
     result = simulate(sc)
     it = iterations(result, detail=bool(out_dir))
     summary = summarize(result, it)
@@ -96,9 +114,10 @@ def _parse_rates(text: str) -> list[float]:
 @click.option("--requests", "-n", type=int, help="requests per run (overrides workload.requests)")
 @click.option("--seed", type=int, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the sweep as JSON")
+@transform_option
 def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: bool = False,
                    start: float | None = None, tolerance: float = 0.05, requests: int | None = None,
-                   seed: int | None = None, as_json: bool = False) -> None:
+                   seed: int | None = None, as_json: bool = False, transforms: tuple = ()) -> None:
     """Highest request rate that meets the scenario's SLOs, with a latency-vs-load table."""
     from ..errors import InfersimError
     from ..report.serving_view import render_sweep
@@ -107,7 +126,7 @@ def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: 
 
     if rates and auto:
         raise InfersimError("give either --rates or --auto, not both")
-    sc = _load(scenario, requests, None, seed)
+    sc = _load(scenario, requests, None, seed, transforms)
     if rates:
         result = sweep_rates(sc, _parse_rates(rates))
     else:

@@ -38,11 +38,13 @@ from ..errors import InfersimError
 from ..hardware.device import Device
 from ..models.config import ModelConfig
 from .graph import GraphOptions, build_step_graph, options_for_device
-from .estimate import DEFAULT_MAX_PREFILL_TOKENS
+from .estimate import DEFAULT_MAX_PREFILL_TOKENS, speculative_round_s
 from .memory import DEFAULT_MEMORY_UTILIZATION, activation_peak_bytes, kv_bytes_per_sequence, weight_bytes_per_device
 from .parallel import Parallelism, Precision
 from .roofline import cost_ops
 from .shape import StepShape
+from .transforms import prepare as prepare_transforms
+from .transforms import speculation
 
 DEFAULT_DECODE_NODES = 9
 FULL_STEP, REST_STEP, CHUNK_STEP = 0, 1, 2
@@ -185,12 +187,15 @@ def batch_estimate(model: ModelConfig, device: Device, par: Parallelism = Parall
         if arr.size and arr.min() < 1:
             raise InfersimError(f"{name} must be >= 1, got {int(arr.min())}")
     par.validate(model)
+    if options.transforms:
+        model, prec = prepare_transforms(model, prec, options.transforms)
+        options = options_for_device(options, device)
     n = b.size
     # ----- memory: memory_breakdown's terms with the largest prefill step -------------------
     whole = i <= cap
     step_tokens = np.where(whole, np.minimum(b, cap // i) * i, cap).astype(np.float64)
     context = (i + o).astype(np.float64)
-    weights = float(weight_bytes_per_device(model, par, prec).total)
+    weights = float(weight_bytes_per_device(model, par, prec, options.transforms).total)
     kv = b * kv_bytes_per_sequence(model, par, prec, context)
     act = activation_peak_bytes(model, par, prec, step_tokens, b.astype(np.float64), options.attention_impl,
                                 chunk=step_tokens / b, context=context)
@@ -232,6 +237,11 @@ def _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out
     step = costs.step_time_s
     busy_unit = np.maximum(np.maximum(costs.compute_s, costs.memory_s), costs.network_s)
     busy = (busy_unit * costs.count[:, None]).sum(axis=0)
+    spec = speculation(options.transforms, model) if options.transforms else None
+    if spec is not None and d_owner.size:
+        # decode steps are speculative rounds; per emitted token: round / tokens per round
+        rounds = speculative_round_s(model, device, par, prec, options, spec, bk[d_owner], ik[d_owner] + d_step)
+        step = np.concatenate([step[:n_p], rounds / spec.tokens_per_round])
     p_step = step[:n_p]
 
     def per_config(owner, values):

@@ -14,6 +14,7 @@ warehouse-sized computer", ISCA 2007).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,10 +24,14 @@ from ..hardware.device import Device
 from ..models.config import ModelConfig
 from .graph import GraphOptions, build_step_graph, options_for_device
 from .memory import DEFAULT_MEMORY_UTILIZATION, MemoryBreakdown, memory_breakdown
-from .operators import OpTable
+from ..dtypes import bytes_per_element
+from .operators import OpBuilder, OpTable
 from .parallel import Parallelism, Precision
 from .roofline import BOUND_NAMES, Bound, OpCosts, cost_ops
 from .shape import StepShape
+from .transforms import SpecPlan, speculation
+from .transforms import notes as transform_notes
+from .transforms import prepare as prepare_transforms
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class Estimate:
     joules_per_output_token: float = float("nan")
     usd_per_million_output_tokens: float | None = None
     operators: list[OperatorSummary] = field(default_factory=list)
+    transforms: tuple = ()  # applied software techniques (infersim.perf.transforms)
+    notes: list[str] = field(default_factory=list)  # their fallbacks and caveats
+    tokens_per_round: float = 1.0  # speculative decoding: tokens emitted per decode round
 
     @property
     def devices(self) -> int:
@@ -79,6 +87,8 @@ class Estimate:
                           "kv_cache": self.precision.kv_cache},
             "batch": self.batch, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "fits": self.fits,
+            "transforms": [{"spec": t.spec(), "accuracy": t.accuracy().__dict__} for t in self.transforms],
+            "notes": list(self.notes),
             "memory_per_device_bytes": {
                 "capacity": m.capacity_bytes, "usable": m.usable_bytes, "weights": m.weights_bytes,
                 "kv_cache": m.kv_cache_bytes, "activations": m.activation_bytes, "headroom": m.headroom_bytes},
@@ -95,6 +105,7 @@ class Estimate:
                 "joules_per_output_token": self.joules_per_output_token,
                 "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
                 "operators": [op.__dict__ for op in self.operators],
+                "tokens_per_round": self.tokens_per_round,
             })
         return out
 
@@ -185,14 +196,22 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
         if value < lo:
             raise InfersimError(f"{name} must be >= {lo}, got {value}")
     par.validate(model)
+    transforms = options.transforms
+    notes: list[str] = []
+    if transforms:
+        model, prec = prepare_transforms(model, prec, transforms)
+        options = options_for_device(options, device)  # binds: refuses what the device cannot run
+        transforms = options.transforms
+        notes = transform_notes(transforms, device, prec)
     context = input_tokens + output_tokens
     plan = plan_prefill(batch, input_tokens, max_prefill_tokens)
     step_tokens = float((plan.seqs * plan.chunk).max())
     mem = memory_breakdown(model, device, par, prec, batch=batch, context=context,
                            prefill_tokens=step_tokens, attention_impl=options.attention_impl,
-                           memory_utilization=memory_utilization)
+                           memory_utilization=memory_utilization, transforms=transforms)
     base = dict(model=model.name, device=device.name, parallel=par, precision=prec, batch=batch,
-                input_tokens=input_tokens, output_tokens=output_tokens, memory=mem)
+                input_tokens=input_tokens, output_tokens=output_tokens, memory=mem, transforms=transforms,
+                notes=notes)
     if not mem.fits:
         return Estimate(**base, fits=False)
 
@@ -215,6 +234,16 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
     prefill_s = float((per_step[:k] * plan.repeats).sum())
     ttft = _mean_ttft(plan, per_step[:k], batch)
     decode = per_step[k:]
+    spec = speculation(transforms, model) if transforms else None
+    tokens_per_round = 1.0
+    if spec is not None and steps.size:
+        decode = speculative_round_s(model, device, par, prec, options, spec, batch, input_tokens + steps)
+        tokens_per_round = spec.tokens_per_round
+        decode = decode / tokens_per_round  # per emitted token
+        notes = notes + [f"speculative decoding: {tokens_per_round:.2f} tokens per round; TPOT is a round "
+                         "(verify + drafts) per emitted token; the operator table and the power model show a "
+                         "plain decode step"]
+        base["notes"] = notes
     decode_total = float(decode.sum())
     decode_mean = float(decode.mean()) if decode.size else 0.0
     e2e = prefill_s + decode_total
@@ -227,6 +256,8 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
     prefill_mfu = prefill_flops / (prefill_s * peak) if prefill_s > 0 else 0.0
     decode_bytes = (table.total_bytes[:, k:] * table.count[:, None]).sum(axis=0)
     decode_mbu = float((decode_bytes / (decode * device.memory_bandwidth_bytes_per_s)).mean()) if decode.size else 0.0
+    if spec is not None:
+        decode_mbu = float("nan")  # a round's bytes are not one decode step's: not reported
 
     busy = _busy_fraction(costs, weights[None, :])
     power = device.idle_w + (device.tdp_w - device.idle_w) * busy
@@ -256,4 +287,32 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
         ttft_s=ttft, tpot_s=decode_mean, e2e_s=e2e, output_tokens_per_s=out_tps, input_tokens_per_s=in_tps,
         prefill_mfu=prefill_mfu, decode_mbu=decode_mbu, power_w_per_device=power,
         joules_per_output_token=joules, usd_per_million_output_tokens=usd, operators=summaries[:top],
+        tokens_per_round=tokens_per_round,
     )
+
+
+def speculative_round_s(model: ModelConfig, device: Device, par: Parallelism, prec: Precision,
+                        options: GraphOptions, spec: SpecPlan, batch, context) -> np.ndarray:
+    """Time of one speculative round per scenario (``batch`` and ``context`` broadcast): the
+    target verifies ``batch x V`` tokens after ``context - 1`` cached ones (logits for all of
+    them), the draft runs ``draft_steps`` decode steps of ``batch x draft_tokens`` tokens, plus
+    the fixed overhead (:mod:`infersim.perf.transforms.spec`)."""
+    b, ctx = (np.asarray(x, dtype=np.float64) for x in np.broadcast_arrays(np.atleast_1d(batch),
+                                                                           np.atleast_1d(context)))
+    v = float(spec.verify_tokens)
+    verify_shape = StepShape.uniform(model, prefill_seqs=b, chunk=v, past=ctx - 1.0)
+    verify_shape = dataclasses.replace(verify_shape, extra_logit_tokens=verify_shape.prefill_seqs * (v - 1.0))
+    _, verify = step_costs(model, device, par, prec, verify_shape, options)
+    draft_options = dataclasses.replace(
+        options, transforms=tuple(t for t in options.transforms if t.speculation(model) is None))
+    drafted = b * spec.draft_tokens
+    draft_shape = StepShape.uniform(spec.draft_model, decode_seqs=drafted, decode_context=ctx)
+    _, draft = step_costs(spec.draft_model, device, par, prec, draft_shape, draft_options)
+    draft_s = draft.step_time_s
+    if spec.draft_fc:
+        fc = OpBuilder(b.size)
+        h = model.hidden_size
+        ab = bytes_per_element(prec.activation)
+        fc.gemm("draft.fc", drafted, h, 2 * h, weight_dtype_bytes=ab, act_dtype_bytes=ab, dtype=prec.activation)
+        draft_s = draft_s + cost_ops(fc.build(), device).step_time_s
+    return verify.step_time_s + spec.draft_steps * draft_s + spec.overhead_s

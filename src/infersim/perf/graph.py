@@ -38,6 +38,7 @@ from ..models.config import LayerGroup, ModelConfig
 from .operators import Collective, OpBuilder, OpKind, OpTable
 from .parallel import Parallelism, Precision
 from .shape import StepShape
+from .transforms import apply_graph, bind_all, prepare
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,17 @@ class GraphOptions:
     # "fp8" (queries quantized, fp8 FMHA) or "activation" (FMHA in the activation dtype);
     # a device property (EfficiencySpec.fp8_kv_context_math), see options_for_device
     fp8_kv_context_math: str = "fp8"
+    # software techniques applied to the model, dtypes and this graph (:mod:`infersim.perf.transforms`),
+    # in order; bound to the device by options_for_device
+    transforms: tuple = ()
 
 
 def options_for_device(options: GraphOptions, device: Device) -> GraphOptions:
     """``options`` with the device's own graph-level choices (the context-attention math over
     an fp8 KV cache)."""
     math_dtype = device.efficiency.fp8_kv_context_math
+    if options.transforms:
+        options = dataclasses.replace(options, transforms=bind_all(options.transforms, device))
     if options.fp8_kv_context_math == math_dtype:
         return options
     return dataclasses.replace(options, fp8_kv_context_math=math_dtype)
@@ -112,6 +118,8 @@ def build_step_graph(
     ``shape`` is the whole replica's batch; under DP attention each device runs ``1/tp``
     of it (the expected share when requests are spread evenly).
     """
+    if options.transforms:
+        model, prec = prepare(model, prec, options.transforms)
     b = OpBuilder(shape.n_scenarios)
     ab = bytes_per_element(prec.activation)
     d = _Dims(model, par)
@@ -151,7 +159,10 @@ def build_step_graph(
     if par.pp > 1:
         b.add("sendrecv.pipeline", OpKind.COLLECTIVE, count=par.pp - 1, dtype=prec.activation,
               collective=Collective.SEND_RECV, comm_bytes=tokens * d.h * ab, group_size=2)
-    return b.build()
+    table = b.build()
+    if options.transforms:
+        table = apply_graph(table, options.transforms, model, par, prec)
+    return table
 
 
 def _attention_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Precision,

@@ -36,10 +36,11 @@ class WeightBytes:
     experts: float
     embeddings: float
     norms: float
+    extra: float = 0.0  # added by transforms (adapters, draft heads / models)
 
     @property
     def total(self) -> float:
-        return self.attention + self.ffn + self.experts + self.embeddings + self.norms
+        return self.attention + self.ffn + self.experts + self.embeddings + self.norms + self.extra
 
 
 def _layer_weight_elements(model: ModelConfig, par: Parallelism) -> tuple[dict, dict]:
@@ -91,8 +92,15 @@ def _layer_weight_elements(model: ModelConfig, par: Parallelism) -> tuple[dict, 
     return dense, moe
 
 
-def weight_bytes_per_device(model: ModelConfig, par: Parallelism, prec: Precision) -> WeightBytes:
+def weight_bytes_per_device(model: ModelConfig, par: Parallelism, prec: Precision,
+                            transforms: tuple = ()) -> WeightBytes:
+    """Weights on the most loaded device; ``transforms`` (already applied to ``model`` and
+    ``prec``) scale the linear layers' stored bytes and add their own weights."""
     wb = bytes_per_element(prec.weight)
+    if transforms:
+        from .transforms import extra_weight_bytes, linear_weight_factor
+
+        wb = wb * linear_weight_factor(transforms, prec)
     ab = bytes_per_element(prec.activation)
     dense, moe = _layer_weight_elements(model, par)
     n_moe = sum(1 for layer in range(model.num_layers) if model.layer_ffn(layer) == "moe")
@@ -114,6 +122,7 @@ def weight_bytes_per_device(model: ModelConfig, par: Parallelism, prec: Precisio
         experts=comp["experts"] * wb,
         embeddings=embeddings * ab,
         norms=comp["norms"] * ab,
+        extra=extra_weight_bytes(transforms, model, par, prec) if transforms else 0.0,
     )
 
 
@@ -195,9 +204,10 @@ class MemoryBreakdown:
 
 def memory_breakdown(model: ModelConfig, device: Device, par: Parallelism, prec: Precision, *, batch: int,
                      context: int, prefill_tokens: int, attention_impl: str = "fused",
-                     memory_utilization: float = DEFAULT_MEMORY_UTILIZATION) -> MemoryBreakdown:
+                     memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
+                     transforms: tuple = ()) -> MemoryBreakdown:
     """Per-device memory of ``batch`` sequences of ``context`` tokens, prefilling ``prefill_tokens`` at once."""
-    weights = weight_bytes_per_device(model, par, prec).total
+    weights = weight_bytes_per_device(model, par, prec, transforms).total
     local_batch = batch / par.tp if par.dp_attention else batch
     kv = float(local_batch * kv_bytes_per_sequence(model, par, prec, context))
     act = float(activation_peak_bytes(model, par, prec, prefill_tokens, batch, attention_impl,
@@ -206,10 +216,11 @@ def memory_breakdown(model: ModelConfig, device: Device, par: Parallelism, prec:
 
 
 def max_batch_for_context(model: ModelConfig, device: Device, par: Parallelism, prec: Precision, context: int,
-                          memory_utilization: float = DEFAULT_MEMORY_UTILIZATION) -> int:
+                          memory_utilization: float = DEFAULT_MEMORY_UTILIZATION, transforms: tuple = ()) -> int:
     """Largest number of sequences of ``context`` tokens whose KV cache fits beside the weights
-    (activations of a one-sequence prefill reserved)."""
-    weights = weight_bytes_per_device(model, par, prec).total
+    (activations of a one-sequence prefill reserved); ``transforms`` as in
+    :func:`weight_bytes_per_device` (their model / dtype changes already applied)."""
+    weights = weight_bytes_per_device(model, par, prec, transforms).total
     act = float(activation_peak_bytes(model, par, prec, context, 1))
     free = device.memory_bytes * memory_utilization - weights - act
     per_seq = float(kv_bytes_per_sequence(model, par, prec, context))

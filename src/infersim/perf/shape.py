@@ -55,6 +55,9 @@ class StepShape:
     prefill_seqs: np.ndarray
     decode_seqs: np.ndarray
     attention: dict[int | None, AttentionLoad]
+    # tokens beyond the last of each sequence whose logits are computed (speculative
+    # verification samples every drafted position)
+    extra_logit_tokens: np.ndarray | float = 0.0
 
     def scaled(self, factor: float) -> "StepShape":
         """Every count times ``factor`` (a device's expected share of the batch)."""
@@ -63,6 +66,7 @@ class StepShape:
             {w: AttentionLoad(a.prefill_pairs * factor, a.prefill_rect_pairs * factor,
                               a.prefill_kv_read_tokens * factor, a.decode_pairs * factor)
              for w, a in self.attention.items()},
+            self.extra_logit_tokens * factor,
         )
 
     @property
@@ -72,7 +76,7 @@ class StepShape:
     @property
     def logit_tokens(self) -> np.ndarray:
         """Tokens whose logits are computed: the last token of each prefill and each decode."""
-        return self.prefill_seqs + self.decode_seqs
+        return self.prefill_seqs + self.decode_seqs + self.extra_logit_tokens
 
     @property
     def n_scenarios(self) -> int:

@@ -38,6 +38,7 @@ from .operators import OpKind
 from .parallel import Parallelism, Precision
 from .roofline import attention_head_dim, cost_ops, decode_units
 from .shape import AttentionLoad, StepShape, causal_pairs, window_cap
+from .transforms import prepare as prepare_transforms
 
 _ATTENTION_PREFIXES = ("attention.", "mla.kv_b_proj", "mla.q_absorb", "mla.v_absorb")
 _LOGIT_ROWS = ("lm_head", "allgather.logits")
@@ -45,7 +46,9 @@ _FEATURES = ("prefill_tokens", "prefill_pairs", "prefill_rect_pairs", "prefill_k
              "decode_seqs", "decode_pairs")
 
 
-def _row_class(name: str) -> str:
+def row_class(name: str) -> str:
+    """How a step-graph row scales: ``attention`` (linear in the step's attention features, incl.
+    MLA's prefill-only and decode-only projections), ``logits`` or ``tokens`` (tabulated by count)."""
     if name.startswith(_ATTENTION_PREFIXES):
         return "attention"
     if name in _LOGIT_ROWS:
@@ -60,13 +63,15 @@ class StepTimeModel:
                  prec: Precision = Precision(), options: GraphOptions = GraphOptions(),
                  initial_max_tokens: int = 8192) -> None:
         par.validate(model)
+        if options.transforms:
+            model, prec = prepare_transforms(model, prec, options.transforms)
         options = options_for_device(options, device)
         self.model, self.device, self.par, self.prec, self.options = model, device, par, prec, options
         self.windows: list[int | None] = sorted({g.window for g in model.layer_groups()},
                                                 key=lambda w: (w is None, w or 0))
         probe = build_step_graph(model, par, prec, StepShape.uniform(model, decode_seqs=1, decode_context=1),
                                  options)
-        self._classes = np.array([_row_class(n) for n in probe.names])
+        self._classes = np.array([row_class(n) for n in probe.names])
         self._token_table = np.zeros((3, 0))  # rows: time_s, flops, bytes; column = token count
         self._logit_table = np.zeros((3, 0))
         self._grow_tokens(initial_max_tokens)
@@ -299,19 +304,20 @@ class StepTimeModel:
 
     # ----- public ----------------------------------------------------------------------------
     def step_time_s(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,
-                    loads: dict[int | None, tuple[float, float, float, float]]) -> float:
+                    loads: dict[int | None, tuple[float, float, float, float]], extra_logits: int = 0) -> float:
         """Time of one step.
 
         ``loads[window] = (prefill_pairs, prefill_rect_pairs, prefill_kv_read_tokens, decode_pairs)``
         for every window in :attr:`windows` (see :mod:`infersim.perf.shape` for the definitions;
-        :meth:`loads_for` computes them from per-request lists).
+        :meth:`loads_for` computes them from per-request lists). ``extra_logits``: tokens beyond
+        each sequence's last whose logits are computed (speculative verification).
         """
         tokens = int(prefill_tokens + decode_seqs)
         if tokens == 0:
             return 0.0
         if tokens >= self._token_table.shape[1]:
             self._grow_tokens(tokens)
-        logits = int(prefill_seqs + decode_seqs)
+        logits = int(prefill_seqs + decode_seqs) + extra_logits
         if logits >= self._logit_table.shape[1]:
             self._grow_logits(logits)
         features = self._features(prefill_tokens, decode_seqs, loads)
@@ -326,10 +332,11 @@ class StepTimeModel:
         return features
 
     def step_work(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int,
-                  loads: dict[int | None, tuple[float, float, float, float]]) -> tuple[float, float]:
+                  loads: dict[int | None, tuple[float, float, float, float]],
+                  extra_logits: int = 0) -> tuple[float, float]:
         """(FLOPs, bytes moved) of one step on one device, for MFU / bandwidth utilization."""
         tokens = int(prefill_tokens + decode_seqs)
-        logits = int(prefill_seqs + decode_seqs)
+        logits = int(prefill_seqs + decode_seqs) + extra_logits
         if tokens >= self._token_table.shape[1]:
             self._grow_tokens(tokens)
         if logits >= self._logit_table.shape[1]:

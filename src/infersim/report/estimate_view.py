@@ -15,6 +15,10 @@ def render_estimate(est: Estimate, console: Console) -> None:
              f"batch {est.batch}, {est.input_tokens} in / {est.output_tokens} out, "
              f"weights {prec.weight} / act {prec.activation} / KV {prec.kv_cache}")
     console.print(f"[bold]{title}[/bold]")
+    for t in est.transforms:
+        console.print(f"transform {t.spec()}: accuracy {t.accuracy().label}")
+    for note in est.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
 
     mem = est.memory
     mt = Table(title="Memory per device", title_justify="left")
@@ -41,12 +45,13 @@ def render_estimate(est: Estimate, console: Console) -> None:
         ("decode step (mean)", fmt_time(est.decode_step_s)),
         ("TTFT", fmt_time(est.ttft_s)),
         ("TPOT", fmt_time(est.tpot_s)),
+        *([("tokens per speculative round", f"{est.tokens_per_round:.2f}")] if est.tokens_per_round != 1.0 else []),
         ("end-to-end per request", fmt_time(est.e2e_s)),
         ("output tokens/s (replica)", fmt_rate(est.output_tokens_per_s, "tok/s")),
         ("output tokens/s per device", fmt_rate(est.output_tokens_per_s / est.devices, "tok/s")),
         ("input tokens/s (replica)", fmt_rate(est.input_tokens_per_s, "tok/s")),
         ("prefill MFU", f"{100 * est.prefill_mfu:.1f}%"),
-        ("decode memory-bandwidth util.", f"{100 * est.decode_mbu:.1f}%"),
+        ("decode memory-bandwidth util.", "-" if est.decode_mbu != est.decode_mbu else f"{100 * est.decode_mbu:.1f}%"),
         ("power per device (model)", f"{est.power_w_per_device:.0f} W"),
         ("energy per output token", f"{est.joules_per_output_token:.3f} J"),
     ]

@@ -31,6 +31,8 @@ from ..hardware import get_device
 from ..models import get_model
 from ..perf.graph import GraphOptions
 from ..perf.memory import activation_peak_bytes, weight_bytes_per_device
+from ..perf.spec_step import speculative_step_model
+from ..perf.transforms import prepare as prepare_transforms
 from ..perf.parallel import Parallelism, Precision
 from ..perf.step_time import StepTimeModel
 from .cost import StepCost
@@ -91,9 +93,13 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
     except InfersimError as exc:
         raise ConfigError(origin, "parallelism", str(exc)) from None
     sched = scenario.scheduler
-    stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention))
+    transforms = scenario.parsed_transforms()
+    if transforms:
+        model, prec = prepare_transforms(model, prec, transforms)
+    stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention, transforms=transforms))
+    stm = speculative_step_model(stm, transforms)
     cost = StepCost(stm, max_context_tokens)
-    weights = weight_bytes_per_device(model, par, prec).total
+    weights = weight_bytes_per_device(model, par, prec, transforms).total
     budget = sched.token_budget
     act = float(activation_peak_bytes(model, par, prec, budget, min(budget, sched.max_num_seqs)))
     usable = device.memory_bytes * sched.memory_utilization

@@ -253,6 +253,18 @@ def builtin_data(name: str) -> Path:
     return Path(__file__).parent / "data" / (name.replace("-", "_") + ".csv")
 
 
+def check_transforms(value: list) -> list:
+    """Validate a ``transforms`` block (pydantic reports the ValueError with the file and field)."""
+    from ..errors import InfersimError
+    from ..perf.transforms import parse_transforms
+
+    try:
+        parse_transforms(value, "")
+    except InfersimError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
 class ScenarioFile(_Strict):
     """What every scenario-like YAML file shares: a name, a seed, a workload, SLOs, the file it came
     from and how relative paths in it resolve (:func:`~infersim.serving.workload.build_workload`
@@ -305,6 +317,17 @@ class Scenario(ScenarioFile):
     precision: PrecisionSpec = PrecisionSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     router: RouterSpec = RouterSpec()
+    # software techniques (infersim.perf.transforms): "key=value,name=value" strings or
+    # mappings with a ``type``; checked here so errors name this field
+    transforms: list[str | dict[str, Any]] = Field(default_factory=list)
+
+    _known_transforms = field_validator("transforms")(lambda cls, value: check_transforms(value))
+
+    def parsed_transforms(self) -> tuple:
+        """The ``transforms`` block as transform objects (errors name this file's field)."""
+        from ..perf.transforms import parse_transforms
+
+        return parse_transforms(self.transforms, f"{self.origin}: field 'transforms'")
 
 
 # ----- loading ------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ from ...errors import ConfigError, InfersimError
 from ...serving import find_capacity, simulate, summarize, validate_scenario
 from ..space import Categorical, Config
 from .base import EvaluatorContext, PerPointEvaluator, PointRejected
+from ..transform_knobs import transforms_from_config
 from .static import DEPLOYMENT_KNOBS, resolve_knobs
 
 #: knobs of this evaluator besides the deployment knobs, with their defaults
@@ -104,6 +105,7 @@ BASE_METRICS = (
     *(f"{lat}{suffix}_s" for lat in LATENCIES for suffix in ("", "_p50", "_p90", "_p99")),
     "requests_per_s", "served_output_tokens_per_s", "goodput_requests_per_s", "goodput_tokens_per_s_per_device",
     "slo_attainment", "slo_met", "usd_per_hour", "usd_per_million_output_tokens", *SUMMARY_FIELDS,
+    "accuracy_delta",
 )
 CAPACITY_METRICS = ("slo_capacity_requests_per_s", "utilization")
 #: lognormal lengths are clipped to [1, LENGTH_CLIP x median]
@@ -157,6 +159,7 @@ def scenario_data(context: EvaluatorContext, config: Config) -> dict:
                      "input_tokens": _lengths(k["input_tokens"], opts["length_sigma"]),
                      "output_tokens": _lengths(k["output_tokens"], opts["length_sigma"])},
         "slo": serving_slos(context.slo),
+        "transforms": [t.spec() for t in transforms_from_config(k)],
     }
 
 
@@ -277,6 +280,7 @@ class SimulationEvaluator(PerPointEvaluator):
         m = summary_metrics(summary, devices=static_metrics["devices"],
                             usd_per_hour=static_metrics.get("usd_per_hour"), slo=self.context.slo,
                             per_request_slos=any(s["metric"] in PER_REQUEST for s in serving_slos(self.context.slo)))
+        m["accuracy_delta"] = static_metrics.get("accuracy_delta", float("nan"))
         if capacity_search:
             capacity = found.capacity_rps or 0.0
             m["slo_capacity_requests_per_s"] = capacity

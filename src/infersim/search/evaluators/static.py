@@ -28,6 +28,7 @@ arrive together, the :func:`~infersim.perf.estimate.estimate` scenario):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -42,6 +43,7 @@ from ...perf.memory import DEFAULT_MEMORY_UTILIZATION
 from ...perf.parallel import Parallelism, Precision
 from ..scoring import OK, REJECTED
 from ..space import Config
+from ..transform_knobs import TRANSFORM_KNOBS, accuracy_delta, transforms_from_config
 from .base import Columns, Evaluator, EvaluatorContext, failure
 
 #: deployment parameters and their defaults (None: the study must give it)
@@ -51,10 +53,11 @@ DEPLOYMENT_KNOBS: dict[str, object] = {
     "kv_dtype": "bf16", "input_tokens": None, "output_tokens": None,
     "memory_utilization": DEFAULT_MEMORY_UTILIZATION,
 }
+DEPLOYMENT_KNOBS.update(TRANSFORM_KNOBS)  # transform.<key>[.<param>]: software techniques
 INT_KNOBS = ("tp", "pp", "ep", "replicas", "max_batch", "max_prefill_tokens", "input_tokens", "output_tokens")
 
 _GROUP_KEYS = ("model", "device", "tp", "pp", "ep", "weight_dtype", "activation_dtype", "kv_dtype",
-               "memory_utilization")
+               "memory_utilization", *TRANSFORM_KNOBS)
 
 BASE_METRICS = (
     "devices", "ttft_s", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_s", "tpot_p50_s", "tpot_p90_s",
@@ -62,7 +65,7 @@ BASE_METRICS = (
     "capacity_requests_per_s", "served_output_tokens_per_s", "goodput_tokens_per_s_per_device",
     "usd_per_hour", "usd_per_million_output_tokens", "joules_per_output_token", "power_w_per_device",
     "power_w", "weights_bytes_per_device", "kv_cache_bytes_per_device", "activation_bytes_per_device",
-    "memory_headroom_bytes_per_device", "slo_met",
+    "memory_headroom_bytes_per_device", "slo_met", "accuracy_delta",
 )
 MEMORY_METRICS = ("devices", "weights_bytes_per_device", "kv_cache_bytes_per_device",
                   "activation_bytes_per_device", "memory_headroom_bytes_per_device")
@@ -167,10 +170,13 @@ class StaticEvaluator(Evaluator):
             raise InfersimError(f"replicas must be >= 1, got {int(replicas.min())}")
         uniq, inverse = np.unique(cols, axis=0, return_inverse=True)
         inverse = inverse.ravel()
+        transforms = transforms_from_config(g)
+        options = dataclasses.replace(self.options, transforms=transforms) if transforms else self.options
         est = batch_estimate(model, device, par, prec, batch=uniq[:, 0], input_tokens=uniq[:, 1],
-                             output_tokens=uniq[:, 2], max_prefill_tokens=uniq[:, 3], options=self.options,
+                             output_tokens=uniq[:, 2], max_prefill_tokens=uniq[:, 3], options=options,
                              memory_utilization=float(g["memory_utilization"]), decode_nodes=self.decode_nodes)
         m = self._metrics(est, inverse, replicas, cols[:, 2].astype(np.float64), par.devices, device.usd_per_hour)
+        m["accuracy_delta"] = np.full(len(configs), accuracy_delta(transforms))
         fits = est.fits[inverse]
         for name in m:
             if name not in MEMORY_METRICS:

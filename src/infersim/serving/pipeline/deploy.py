@@ -145,9 +145,9 @@ def resolve_link(sc: PipelineScenario, ref, device: Device) -> Link:
 
 
 def _pool_scenario(sc: PipelineScenario, name: str, model: str, hardware: str, parallelism: dict, precision,
-                   scheduler, router):
+                   scheduler, router, transforms=()):
     """The serving scenario of one LLM pool (the pipeline's workload is carried but not used)."""
-    data = {"name": f"{sc.name}/{name}", "seed": sc.seed,
+    data = {"name": f"{sc.name}/{name}", "seed": sc.seed, "transforms": list(transforms),
             "model": model if _is_catalog_model(model) else str(sc.resolve_path(model)),
             "hardware": hardware if _is_catalog_device(hardware) else str(sc.resolve_path(hardware)),
             "parallelism": parallelism, "precision": precision.model_dump(),
@@ -160,9 +160,9 @@ def _llm(sc: PipelineScenario, name: str, spec: LLMEngineSpec, max_context: int)
     base = f"engines.{name}"
     model = resolve_model(sc, spec.model, f"{base}.model")
     device = resolve_device(sc, spec.hardware, f"{base}.hardware")
-    pool_sc = _pool_scenario(sc, name, spec.model, spec.hardware, spec.parallelism.model_dump(), spec.precision,
-                             spec.scheduler, spec.router)
     try:
+        pool_sc = _pool_scenario(sc, name, spec.model, spec.hardware, spec.parallelism.model_dump(), spec.precision,
+                                 spec.scheduler, spec.router, spec.transforms)
         dep = prepare(pool_sc, max_context_tokens=max_context)
     except ConfigError as exc:
         raise ConfigError(sc.origin, f"{base}.{exc.field}" if exc.field else base, exc.problem) from None

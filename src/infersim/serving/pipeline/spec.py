@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ...errors import ConfigError
 from ..scenario import (
@@ -37,6 +37,7 @@ from ..scenario import (
     ScenarioFile,
     SchedulerSpec,
     _Strict,
+    check_transforms,
     load_model_yaml,
     validate_model,
 )
@@ -65,6 +66,9 @@ class LLMEngineSpec(_Strict):
     precision: PrecisionSpec = PrecisionSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     router: RouterSpec = RouterSpec()
+    # software techniques, as a serving scenario's ``transforms`` (infersim.perf.transforms)
+    transforms: list[str | dict[str, Any]] = Field(default_factory=list)
+    _known_transforms = field_validator("transforms")(lambda cls, value: check_transforms(value))
 
 
 class AFDGroupSpec(_Strict):
