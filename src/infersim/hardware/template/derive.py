@@ -20,6 +20,8 @@ WAFER_DIAMETER_MM = 300.0
 #: e.g. Cunningham, "The use and evaluation of yield models in integrated circuit manufacturing", 1990)
 YIELD_CLUSTERING_ALPHA = 3.0
 GIB = 2**30
+#: the lithography field: 26 x 33 mm = 858 mm2 (ASML NXT/NXE scanners); a larger monolithic die cannot be printed
+RETICLE_LIMIT_MM2 = 26.0 * 33.0
 
 
 def peak_flops_per_s(macs_per_cycle: float, clock_hz: float) -> float:
@@ -156,10 +158,8 @@ def derive(template: AcceleratorTemplate, origin: object = "<template>") -> tupl
     }
     die_mm2 = sum(area.values())
     gross = dies_per_wafer(die_mm2)
-    if gross < 1:
-        raise ConfigError(origin, "template", f"die of {die_mm2:,.0f} mm2 does not fit a 300 mm wafer")
     good = die_yield(die_mm2, node.defect_density_per_cm2)
-    die_usd = node.wafer_usd / (gross * good)
+    die_usd = node.wafer_usd / (gross * good) if gross >= 1 else math.inf
     memory_usd = gib * mem.usd_per_gib
 
     mac_pj = comp.tensor_mac_pj * node.energy_scale
@@ -172,6 +172,8 @@ def derive(template: AcceleratorTemplate, origin: object = "<template>") -> tupl
     pj_per_flop = {dtype: mac_pj / rate / 2.0 for dtype, rate in cores.dtype_rate.items()}
 
     violations = []
+    if die_mm2 > RETICLE_LIMIT_MM2:
+        violations.append(f"die area {die_mm2:,.0f} mm2 > the {RETICLE_LIMIT_MM2:.0f} mm2 reticle (26 x 33 mm)")
     budget = template.budget
     if budget.max_area_mm2 is not None and die_mm2 > budget.max_area_mm2:
         violations.append(f"die area {die_mm2:,.0f} mm2 > budget {budget.max_area_mm2:,.0f} mm2")
