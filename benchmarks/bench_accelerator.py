@@ -122,9 +122,13 @@ def timing() -> None:
         if per_usd > best[0]:
             best = (per_usd, (cores, rows, cols, gbuf, stacks, clock, node))
     elapsed = time.perf_counter() - t0
+    spec, report = derive(parse_template({"template": base}, "ga100"))
+    est = batch_estimate(model8, device_from_spec(spec), batch=[1, 8, 32, 128], input_tokens=1024, output_tokens=256)
+    baseline = np.nanmax(est.output_tokens_per_s) / report.total_usd
     print(f"10,000-design sweep (derive + static estimate at 4 batch sizes, Llama-3.1-8B 1024/256): "
           f"{elapsed:.1f} s on one core, {sum(rejected.values())} rejected before evaluation {rejected}; best output tok/s per chip $ {best[0]:.2f} at "
-          f"(cores, rows, cols, global MiB, stacks, GHz, node) = {best[1]}")
+          f"(cores, rows, cols, global MiB, stacks, GHz, node) = {best[1]}; the GA100 template itself: "
+          f"{baseline:.2f} ({best[0] / baseline:.1f}x less per chip $)")
 
 
 if __name__ == "__main__":
