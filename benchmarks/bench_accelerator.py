@@ -14,6 +14,8 @@ Usage: python benchmarks/bench_accelerator.py
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import time
 from pathlib import Path
@@ -131,7 +133,39 @@ def timing() -> None:
           f"{baseline:.2f} ({best[0] / baseline:.1f}x less per chip $)")
 
 
+#: LLMCompass (Zhang et al., ISCA 2024) table III: cores, lanes, vector width per lane, array, local KiB.
+#: Design E's core count is 8: the text keeps B-E at the same total compute and buffer (128 x 4 x 16 x 16
+#: MACs and 128 x 192 KiB), which 8 x 128 x 128 and 8 x 3072 KiB give.
+LLMCOMPASS_DESIGNS = {"A": (128, 4, 8, 8, 192), "B": (128, 4, 32, 16, 192), "C": (128, 1, 128, 32, 192),
+                      "D": (32, 1, 512, 64, 768), "E": (8, 1, 2048, 128, 3072)}
+#: its published ratios to design B (a full GA100): section IV-B and figure 7 (prefill, decode, area)
+LLMCOMPASS_RATIOS = {"A": (3.25, 1.001, 0.578), "E": (1.124, 1.019, 0.923)}
+
+
+def llmcompass_designs() -> None:
+    """GPT-3 (48 layers, as LLMCompass's figure 10), TP4, fp16, batch 8, 2048 in, decode at token 1024."""
+    model = dataclasses.replace(get_model(str(EXAMPLES / "models" / "gpt-3-175b.json")), num_layers=48)
+    base = yaml.safe_load((EXAMPLES / "ga100.yaml").read_text())["template"]
+    out = {}
+    for name, (cores, lanes, width, side, kib) in LLMCOMPASS_DESIGNS.items():
+        t = copy.deepcopy(base)
+        t["cores"].update(count=cores, enabled=cores, lanes=lanes, vector_lanes=lanes * width, array_rows=side,
+                          array_cols=side, local_sram_kib=kib)
+        spec, report = derive(parse_template({"template": t}, name))
+        est = estimate(model, device_from_spec(spec), Parallelism(tp=4), Precision("fp16", "fp16", "fp16"),
+                       batch=8, input_tokens=2048, output_tokens=1024)
+        out[name] = (est.prefill_s, est.tpot_s, report.die_area_mm2)
+    print("\nLLMCompass table III designs, ratio to design B (GA100), infersim vs LLMCompass where published:")
+    print(f"{'design':<7} {'prefill':>18} {'decode step':>18} {'die area':>18}")
+    for name, values in out.items():
+        ours = [v / b for v, b in zip(values, out["B"])]
+        theirs = LLMCOMPASS_RATIOS.get(name)
+        cells = [f"{o:.3f}" + (f" ({t:.3f})" if theirs else "") for o, t in zip(ours, theirs or (None,) * 3)]
+        print(f"{name:<7} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18}")
+
+
 if __name__ == "__main__":
     refit()
     check_table()
+    llmcompass_designs()
     timing()

@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -12,7 +13,7 @@ from infersim.cli.main import cli
 from infersim.errors import ConfigError
 from infersim.hardware import get_device
 from infersim.hardware.template import (derive, die_yield, dies_per_wafer, fused_attention_footprint_bytes,
-                                        gemm_cycles_weight_stationary, parse_template, systolic_fold_cycles)
+                                        gemm_cycles_output_stationary, parse_template, systolic_fold_cycles)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "accelerators"
 
@@ -60,10 +61,11 @@ def test_negative_binomial_yield():
 
 def test_systolic_fold_cycles_by_hand():
     assert systolic_fold_cycles(4, 4, 10) == 2 * 4 + 4 + 10 - 2 == 20
-    # 10 x 8 @ 8 x 8 on a 4 x 4 array: 2 x 2 folds of 20 cycles; 640 useful MACs of 80 x 16 slots
-    cycles, util = gemm_cycles_weight_stationary(10, 8, 8, 4, 4)
-    assert cycles == 80
-    assert util == pytest.approx(0.5)
+    # 10 x 8 @ 8 x 8 on a 4 x 4 array: ceil(10/4) ceil(8/4) = 6 output tiles of 2*4 + 4 + 8 - 2 = 18
+    # cycles; 640 useful MACs of 108 x 16 slots
+    cycles, util = gemm_cycles_output_stationary(10, 8, 8, 4, 4)
+    assert cycles == 108
+    assert util == pytest.approx(640 / (108 * 16))
 
 
 def test_fused_attention_footprint_is_linear_in_sequence():
@@ -136,3 +138,19 @@ def test_over_budget_derive_exits_1_and_says_why(tmp_path):
     res = CliRunner().invoke(cli, ["hardware", "derive", str(_write(tmp_path, data))])
     assert res.exit_code == 1
     assert "TDP" in res.output and "budget" in res.output
+
+
+def test_template_gemm_time_is_the_systolic_fold_count(tmp_path):
+    """One 16 x 16 array at 1 GHz: a 100 x 64 @ 64 x 40 GEMM is ceil(100/16) ceil(40/16) = 21 output
+    tiles, each 2 R + C + k - 2 = 32 + 16 + 64 - 2 = 110 cycles: 2,310 cycles = 2.31 us."""
+    from infersim.perf.roofline import compute_time_s
+
+    data = _template("ga100")
+    data["template"].update(clock_ghz=1.0)
+    data["template"]["cores"].update(count=1, enabled=1, lanes=1, array_rows=16, array_cols=16)
+    device = get_device(str(_write(tmp_path, data)))
+    m, k, n = 100, 64, 40
+    t = compute_time_s(np.array([2.0 * m * n * k]), device.peak_flops("bf16"), device,
+                       gemm_m=np.array([m]), gemm_n=np.array([n]), gemm_k=np.array([k]))
+    assert t[0] == pytest.approx(21 * 110 / 1e9)
+    assert t[0] == pytest.approx(gemm_cycles_output_stationary(m, k, n, 16, 16)[0] / 1e9)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ...errors import ConfigError
 from ..schema import HardwareSpec
 from .derive import (ChipReport, derive, die_yield, dies_per_wafer, fused_attention_footprint_bytes,
-                     gemm_cycles_weight_stationary, peak_flops_per_s, systolic_fold_cycles)
+                     gemm_cycles_output_stationary, peak_flops_per_s, systolic_fold_cycles)
 from .spec import AcceleratorTemplate
 from .technology import technology
 
@@ -40,5 +40,5 @@ def spec_from_template_data(data: dict, origin: object) -> HardwareSpec:
 
 
 __all__ = ["AcceleratorTemplate", "ChipReport", "derive", "die_yield", "dies_per_wafer",
-           "fused_attention_footprint_bytes", "gemm_cycles_weight_stationary", "parse_template",
+           "fused_attention_footprint_bytes", "gemm_cycles_output_stationary", "parse_template",
            "peak_flops_per_s", "spec_from_template_data", "systolic_fold_cycles", "technology"]

@@ -58,15 +58,16 @@ def systolic_fold_cycles(rows: int, cols: int, temporal: int) -> int:
     return 2 * rows + cols + temporal - 2
 
 
-def gemm_cycles_weight_stationary(m: int, k: int, n: int, rows: int, cols: int) -> tuple[int, float]:
-    """Cycles and utilization of an ``m x k @ k x n`` GEMM on one weight-stationary R x C array.
+def gemm_cycles_output_stationary(m: int, k: int, n: int, rows: int, cols: int) -> tuple[int, float]:
+    """Cycles and utilization of an ``m x k @ k x n`` GEMM on one output-stationary R x C array.
 
-    The ``k x n`` weight is cut into ``ceil(k / R) * ceil(n / C)`` folds; each streams the ``m`` rows
-    of the activation (SCALE-Sim's fold model, :func:`systolic_fold_cycles`). Utilization is the
-    useful MACs over ``cycles * R * C``.
+    The ``m x n`` output is cut into ``ceil(m / R) * ceil(n / C)`` tiles; each accumulates over the
+    depth ``k`` in one fold of :func:`systolic_fold_cycles` (T = k; SCALE-Sim's output-stationary
+    dataflow). Utilization is the useful MACs over ``cycles * R * C``. The cost model charges template
+    devices exactly this, spread over their arrays in waves (:func:`array_efficiency`).
     """
-    folds = math.ceil(k / rows) * math.ceil(n / cols)
-    cycles = folds * systolic_fold_cycles(rows, cols, m)
+    tiles = math.ceil(m / rows) * math.ceil(n / cols)
+    cycles = tiles * systolic_fold_cycles(rows, cols, k)
     return cycles, (m * k * n) / (cycles * rows * cols)
 
 
@@ -191,6 +192,23 @@ def derive(template: AcceleratorTemplate, origin: object = "<template>") -> tupl
     return _hardware_spec(template, report, enabled), report
 
 
+def array_efficiency(rows: int, cols: int) -> dict:
+    """The efficiency section of a template device: GEMMs run on its R x C arrays, output-stationary.
+
+    Each array computes an R x C output tile over the reduction depth k in ``2 R + C + k - 2`` cycles
+    (:func:`systolic_fold_cycles` with T = k), i.e. at ``k / (k + 2 R + C - 2)`` of its peak; output
+    tiles are spread over the arrays in waves, the last one partly idle (SCALE-Sim's fold model,
+    Samajdar et al. ISPASS 2020). That is the cost model's padded-tile GEMM model with one candidate
+    tile ``(R, C)``, one unit per array and ``gemm_k_half = 2 R + C - 2``; a busy array runs at its
+    full peak (``compute_max_fraction`` 1, no generic ramp). Memory and attention keep the generic
+    curves (no measured template device exists to fit them).
+    """
+    return {"gemm_tiles": [[rows, cols]], "gemm_k_half": float(2 * rows + cols - 2),
+            "compute_max_fraction": 1.0, "compute_half_flops": 0.0,
+            "source": f"systolic fold model of {rows} x {cols} arrays (SCALE-Sim, Samajdar et al. 2020); "
+                      "memory and attention: infersim generic defaults (uncalibrated)"}
+
+
 def _hardware_spec(t: AcceleratorTemplate, r: ChipReport, enabled_cores: int) -> HardwareSpec:
     """The catalog form of a derived chip (sources say which formula gave each section)."""
     derived = f"derived from accelerator template '{t.name}' ({t.process_node}); {t.source}"
@@ -216,6 +234,7 @@ def _hardware_spec(t: AcceleratorTemplate, r: ChipReport, enabled_cores: int) ->
                       "source": "not part of the template; one 400 Gb/s NIC per chip as on the catalog GPUs"},
         "power": {"tdp_w": r.tdp_w, "idle_w": r.idle_w,
                   "source": derived + ": full-load MAC energy + DRAM pJ/bit (technology table)"},
+        "efficiency": array_efficiency(t.cores.array_rows, t.cores.array_cols),
         "cost": ({"usd_per_hour": t.usd_per_hour, "source": "rental price stated in the template"}
                  if t.usd_per_hour else None),
     })
