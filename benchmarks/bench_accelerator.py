@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from infersim.hardware.device import device_from_spec
-from infersim.hardware.template import derive, parse_template, technology
+from infersim.hardware.template import derive, fused_attention_footprint_bytes, parse_template, technology
 from infersim.models import get_model
 from infersim.perf.batch_estimate import batch_estimate
 from infersim.perf.estimate import estimate
@@ -164,8 +164,20 @@ def llmcompass_designs() -> None:
         print(f"{name:<7} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18}")
 
 
+def flat_footprint() -> None:
+    """FLAT's point: a fused row-block of attention needs on-chip memory linear in the sequence length."""
+    print("\nOn-chip bytes of one attention head, fp16, d = 128 (FLAT row-granularity tile: 64 query rows, "
+          "64-key K/V tiles):")
+    print(f"{'sequence':>9} {'fused tile':>12} {'unfused N x N logits':>22} {'ratio':>8}")
+    for n in (2048, 8192, 32768, 131072):
+        fused = fused_attention_footprint_bytes(64, n, 128, 64, 2)
+        unfused = 2.0 * n * n
+        print(f"{n:>9,} {fused / 2**20:>9.2f} MiB {unfused / 2**20:>17,.0f} MiB {unfused / fused:>8,.0f}")
+
+
 if __name__ == "__main__":
     refit()
+    flat_footprint()
     check_table()
     llmcompass_designs()
     timing()
