@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .app import cli
 from .catalog_cmd import hardware_group, models_group
+from .derive_cmd import derive_cmd
 from .estimate_cmd import estimate_cmd
 from .fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
 from .pipeline_cmd import pipeline_cmd, pipeline_study_cmd
@@ -13,6 +14,7 @@ from .transforms_cmd import transforms_cmd
 
 cli.add_command(estimate_cmd)
 cli.add_command(hardware_group)
+hardware_group.add_command(derive_cmd)
 cli.add_command(models_group)
 cli.add_command(simulate_cmd)
 cli.add_command(sweep_rate_cmd)

@@ -49,6 +49,10 @@ def parse_hardware_yaml(text: str, origin: object) -> HardwareSpec:
         raise ConfigError(origin, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(origin, None, "expected a mapping of fields at the top level")
+    if "template" in data:  # an accelerator described by its architecture
+        from .template import spec_from_template_data
+
+        return spec_from_template_data(data, origin)
     try:
         return HardwareSpec.model_validate(data)
     except ValidationError as err:

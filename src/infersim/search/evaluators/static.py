@@ -35,6 +35,7 @@ import numpy as np
 
 from ...errors import InfersimError
 from ...hardware import get_device
+from ...hardware.template.knobs import CHIP_KNOBS, KEEP, derive_design, is_template_file
 from ...models import get_model
 from ...perf.batch_estimate import DEFAULT_DECODE_NODES, batch_estimate
 from ...perf.estimate import DEFAULT_MAX_PREFILL_TOKENS
@@ -52,12 +53,13 @@ DEPLOYMENT_KNOBS: dict[str, object] = {
     "max_prefill_tokens": DEFAULT_MAX_PREFILL_TOKENS, "weight_dtype": "bf16", "activation_dtype": "bf16",
     "kv_dtype": "bf16", "input_tokens": None, "output_tokens": None,
     "memory_utilization": DEFAULT_MEMORY_UTILIZATION,
+    **{knob: KEEP for knob in CHIP_KNOBS},  # accelerator-template fields (device: a template file)
 }
 DEPLOYMENT_KNOBS.update(TRANSFORM_KNOBS)  # transform.<key>[.<param>]: software techniques
 INT_KNOBS = ("tp", "pp", "ep", "replicas", "max_batch", "max_prefill_tokens", "input_tokens", "output_tokens")
 
 _GROUP_KEYS = ("model", "device", "tp", "pp", "ep", "weight_dtype", "activation_dtype", "kv_dtype",
-               "memory_utilization", *TRANSFORM_KNOBS)
+               "memory_utilization", *TRANSFORM_KNOBS, *CHIP_KNOBS)
 
 BASE_METRICS = (
     "devices", "ttft_s", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_s", "tpot_p50_s", "tpot_p90_s",
@@ -66,6 +68,8 @@ BASE_METRICS = (
     "usd_per_hour", "usd_per_million_output_tokens", "joules_per_output_token", "power_w_per_device",
     "power_w", "weights_bytes_per_device", "kv_cache_bytes_per_device", "activation_bytes_per_device",
     "memory_headroom_bytes_per_device", "slo_met", "accuracy_delta",
+    # accelerator templates only (NaN for catalog devices): the chip's own area, power and cost
+    "chip_area_mm2", "chip_tdp_w", "chip_usd", "output_tokens_per_s_per_chip_usd", "output_tokens_per_s_per_chip_w",
 )
 MEMORY_METRICS = ("devices", "weights_bytes_per_device", "kv_cache_bytes_per_device",
                   "activation_bytes_per_device", "memory_headroom_bytes_per_device")
@@ -159,7 +163,15 @@ class StaticEvaluator(Evaluator):
     def _evaluate_group(self, g: dict, configs: list[dict]):
         """Metric arrays of one group, whether each point fits, and (needed bytes per point, usable bytes)."""
         model = get_model(g["model"])
-        device = get_device(g["device"])
+        chip = None
+        knobs = tuple((k, g[k]) for k in CHIP_KNOBS if g[k] != KEEP)
+        if is_template_file(str(g["device"])):
+            device, chip = derive_design(str(g["device"]), knobs)  # infeasible: InfersimError, group rejected
+        elif knobs:
+            raise InfersimError(f"chip.* parameters need a device that is an accelerator template file, "
+                                f"got '{g['device']}'")
+        else:
+            device = get_device(g["device"])
         par = Parallelism(tp=int(g["tp"]), pp=int(g["pp"]), ep=int(g["ep"]))
         par.validate(model)  # InfersimError -> every point of the group rejected with the reason
         prec = Precision(g["weight_dtype"], g["activation_dtype"], g["kv_dtype"])
@@ -177,6 +189,7 @@ class StaticEvaluator(Evaluator):
                              memory_utilization=float(g["memory_utilization"]), decode_nodes=self.decode_nodes)
         m = self._metrics(est, inverse, replicas, cols[:, 2].astype(np.float64), par.devices, device.usd_per_hour)
         m["accuracy_delta"] = np.full(len(configs), accuracy_delta(transforms))
+        _chip_metrics(m, chip)
         fits = est.fits[inverse]
         for name in m:
             if name not in MEMORY_METRICS:
@@ -226,3 +239,13 @@ class StaticEvaluator(Evaluator):
         m["memory_headroom_bytes_per_device"] = est.headroom_bytes[inv]
         return m
 
+
+def _chip_metrics(m: dict[str, np.ndarray], chip) -> None:
+    """The chip's area, TDP and cost, and output tokens/s per device over its $ and W (NaN for catalog devices)."""
+    n = m["devices"].size
+    area, tdp, usd = (chip.die_area_mm2, chip.tdp_w, chip.total_usd) if chip is not None else (math.nan,) * 3
+    m["chip_area_mm2"] = np.full(n, area)
+    m["chip_tdp_w"] = np.full(n, tdp)
+    m["chip_usd"] = np.full(n, usd)
+    m["output_tokens_per_s_per_chip_usd"] = m["output_tokens_per_s_per_device"] / usd
+    m["output_tokens_per_s_per_chip_w"] = m["output_tokens_per_s_per_device"] / tdp

@@ -1,0 +1,86 @@
+"""Template fields as search parameters: ``chip.<knob>`` overrides one field of a template file.
+
+A study names a template file as its ``device`` and searches ``chip.cores``, ``chip.memory_stacks``,
+... next to the model, parallelism and serving knobs. Each design is derived once (cached) and a
+design over the reticle or its budget is rejected, with the reason, before any evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import yaml
+
+from ...errors import ConfigError, InfersimError
+from ..device import Device, device_from_spec
+from . import parse_template
+from .derive import ChipReport, derive
+
+#: the value of a chip knob that keeps the template's own field
+KEEP = "template"
+
+#: knob -> path of the field it sets in the template mapping; setting a count also enables all of it
+CHIP_KNOBS: dict[str, tuple[str, ...]] = {
+    "chip.process_node": ("process_node",),
+    "chip.clock_ghz": ("clock_ghz",),
+    "chip.cores": ("cores", "count"),
+    "chip.lanes": ("cores", "lanes"),
+    "chip.array_rows": ("cores", "array_rows"),
+    "chip.array_cols": ("cores", "array_cols"),
+    "chip.vector_lanes": ("cores", "vector_lanes"),
+    "chip.local_sram_kib": ("cores", "local_sram_kib"),
+    "chip.global_buffer_mib": ("global_buffer_mib",),
+    "chip.memory_technology": ("memory", "technology"),
+    "chip.memory_stacks": ("memory", "stacks"),
+    "chip.max_area_mm2": ("budget", "max_area_mm2"),
+    "chip.max_tdp_w": ("budget", "max_tdp_w"),
+    "chip.max_usd": ("budget", "max_usd"),
+}
+_ENABLES = {("cores", "count"): "enabled", ("memory", "stacks"): "enabled"}
+
+
+def is_template_file(name: str) -> bool:
+    """Whether ``name`` is a path to a YAML file holding an accelerator template."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return False
+    return _read(str(path)).get("template") is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: str) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(path, None, f"cannot read the template: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def apply_knobs(template: dict, knobs: dict) -> dict:
+    """A copy of the template mapping with every ``chip.*`` knob that is not :data:`KEEP` applied."""
+    out = copy.deepcopy(template)
+    for knob, value in knobs.items():
+        if value == KEEP:
+            continue
+        path = CHIP_KNOBS[knob]
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+        if path in _ENABLES:
+            node.pop(_ENABLES[path], None)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def derive_design(path: str, knobs: tuple[tuple[str, object], ...]) -> tuple[Device, ChipReport]:
+    """The device and chip report of a template file with knobs applied; a design over the reticle
+    or its budget raises :class:`InfersimError` with the reason (the study records it as rejected)."""
+    data = _read(path)
+    template = parse_template({"template": apply_knobs(data["template"], dict(knobs))}, path)
+    spec, report = derive(template, path)
+    if report.violations:
+        raise InfersimError("infeasible design: " + "; ".join(report.violations))
+    return device_from_spec(spec), report
