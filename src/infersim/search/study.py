@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..dtypes import DTYPE_BYTES
 from ..errors import ConfigError, InfersimError
+from ..userfile import load_yaml
 from .evaluators.base import EvaluatorContext, evaluator_class
 from .scoring import Constraint, Objective, Scoring
 from .space import Categorical, Condition, Config, FloatRange, IntRange, Param, Space, Value
@@ -150,14 +150,7 @@ class Study:
 # ------------------------------------------------------------------------------------------------
 def load_study(path: str | Path) -> Study:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, None, "file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(path, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml(path)
     return study_from_dict(data, str(path))
 
 
