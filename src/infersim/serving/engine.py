@@ -71,8 +71,11 @@ class Deployment:
         return self.scenario.parallelism.replicas * self.parallel.pp
 
 
-def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
-    """Model, device, cost model and KV capacity of a scenario (errors name the scenario key)."""
+def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deployment:
+    """Model, device, cost model and KV capacity of a scenario (errors name the scenario key).
+
+    ``max_context_tokens``: the longest request + 1 the cost tables cover (default: the model's
+    context + 1, at most 131,073)."""
     origin = scenario.origin
     try:
         model = get_model(scenario.model)
@@ -90,6 +93,11 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
         par.validate(model)
     except InfersimError as exc:
         raise ConfigError(origin, "parallelism", str(exc)) from None
+    if max_context_tokens is None:
+        max_context_tokens = min(model.max_position_embeddings, 131072) + 1
+    problem = model.context_problem(max_context_tokens - 1)
+    if problem:
+        raise ConfigError(origin, "workload", f"the longest request: {problem}; lower the length limits")
     sched = scenario.scheduler
     stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention))
     cost = StepCost(stm, max_context_tokens)
