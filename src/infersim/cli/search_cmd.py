@@ -7,6 +7,7 @@ import click
 from ..errors import InfersimError
 from ..search.store import DEFAULT_DB
 from .app import console
+from .options import COUNT, NONNEG
 
 _DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
                           help="results database (DuckDB file)")
@@ -29,13 +30,13 @@ def _default_workers(study, workers: int | None) -> int | None:
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: process pool on this machine; ray: tasks on a Ray cluster")
 @click.option("--address", default=None, help="Ray cluster address (--backend ray); default: a new local Ray instance")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=COUNT, default=None,
               help="worker processes (local backend); default: in-process for the vectorized static evaluator, "
                    "all cores for per-point evaluators")
 @_DB_OPTION
-@click.option("--budget", type=int, default=None, help="trials to run (default: the study's budget, or the whole grid)")
+@click.option("--budget", type=NONNEG, default=None, help="trials to run (default: the study's budget, or the whole grid)")
 @click.option("--wait", is_flag=True, help="if another search is writing the database, wait for it instead of refusing")
-@click.option("--limit", default=20, show_default=True, type=int, help="Pareto front rows to show")
+@click.option("--limit", default=20, show_default=True, type=NONNEG, help="Pareto front rows to show")
 @click.option("--no-progress", is_flag=True, help="no live progress bar")
 def search_cmd(study_file: str | None = None, backend: str = "local", address: str | None = None,
                workers: int | None = None, db: str = DEFAULT_DB, budget: int | None = None, wait: bool = False,
@@ -106,7 +107,7 @@ def results_list(db: str = DEFAULT_DB) -> None:
 @click.option("--status", type=click.Choice(["all", "ok", "rejected", "failed"]), default="all", show_default=True)
 @click.option("--feasible", "only_feasible", is_flag=True, help="only feasible points")
 @click.option("--sort", "sort_by", default=None, help="METRIC[:min|max] to sort by (default: trial order)")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=NONNEG)
 def results_show(study: str, db: str = DEFAULT_DB, status: str = "all", only_feasible: bool = False,
                  sort_by: str | None = None, limit: int = 50) -> None:
     """Every evaluated point of STUDY: configuration, metrics, feasibility, front rank, error."""
@@ -131,7 +132,7 @@ def results_show(study: str, db: str = DEFAULT_DB, status: str = "all", only_fea
 @_DB_OPTION
 @click.option("--objective", "objectives", multiple=True, metavar="METRIC:min|max",
               help="objectives for the front (repeatable); default: the study's")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=NONNEG)
 @click.option("--all-rows", is_flag=True, help="list points with equal objective values separately")
 def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...] = (), limit: int = 50,
                    all_rows: bool = False) -> None:
