@@ -153,12 +153,11 @@ def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...]
 @click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="file to write")
 def results_export(study: str, db: str = DEFAULT_DB, csv_path: str = "") -> None:
     """Write every point of STUDY to a CSV file (config.* and metrics.* columns, Pareto rank)."""
-    from ..search.results import export_csv, load_results
+    from ..search.results import export_csv
     from ..search.store import open_store
 
     with open_store(db) as store:
-        results = load_results(store, study)
-    n = export_csv(results, csv_path)
+        n = export_csv(store, study, csv_path)
     console.print(f"wrote {n} points of '{study}' to {csv_path}")
 
 

@@ -32,7 +32,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -195,13 +195,24 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     scoring = _scoring(spec, cls, context, origin)
     if deployment:
         _check_device_budget(space, scoring, origin)
-    opt = OptimizerSpec(kind=spec.optimizer) if isinstance(spec.optimizer, str) else spec.optimizer
+    opt = _optimizer_spec(spec.optimizer, origin)
     _check_optimizer(opt, scoring, params, spec.budget, origin)
     batch = opt.batch_size or _default_batch(opt.kind, params, cls.chunk_size)
     normalized = json.loads(spec.model_dump_json())
     return Study(name=spec.name, space=space, context=context, scoring=scoring, optimizer=opt.kind,
                  optimizer_options=dict(opt.options), batch_size=batch, budget=spec.budget, seed=spec.seed,
                  spec=normalized, origin=origin)
+
+
+def _optimizer_spec(raw: OptimizerSpec | str, origin: str) -> OptimizerSpec:
+    """The optimizer block; a bare name is checked like the mapping form's ``kind``."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return OptimizerSpec(kind=raw)
+    except ValidationError:
+        known = get_args(OptimizerSpec.model_fields["kind"].annotation)
+        raise ConfigError(origin, "optimizer", f"unknown optimizer '{raw}'; expected one of {', '.join(known)}") from None
 
 
 def _default_batch(kind: str, params: list[Param], chunk_size: int) -> int:
