@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 from rich.console import Console
@@ -19,6 +21,7 @@ class InfersimGroup(click.Group):
     """A click group that turns :class:`InfersimError` into one red line and exit code 2."""
 
     def invoke(self, ctx: click.Context):
+        previous = _on_sigterm_exit()
         try:
             return super().invoke(ctx)
         except InfersimError as exc:
@@ -37,6 +40,24 @@ class InfersimGroup(click.Group):
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread on SIGTERM, so that cleanup runs (results committed, workers stopped)."""
+
+
+def _on_sigterm_exit():
+    """Make SIGTERM unwind like Ctrl-C (finally blocks run; exit status 143); the old handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _fail(message: str) -> None:
