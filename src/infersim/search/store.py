@@ -75,8 +75,12 @@ class WriterLock:
         import fcntl
 
         self.path = Path(str(db_path) + ".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InfersimError(f"{self.path}: cannot create the database's lock file ({exc.strerror}); the "
+                                "search needs a writable directory: pass --db with a path in one") from None
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -276,12 +280,17 @@ def open_store(path: str | Path = DEFAULT_DB, *, write: bool = False, wait: bool
             raise InfersimError(f"{path}: no results database here (run `infersim search` first, or pass --db)")
         try:
             con = duckdb.connect(str(path), read_only=True)
+            con.execute("SELECT count(*) FROM studies").fetchall()
+            con.execute("SELECT count(*) FROM evaluations").fetchall()
         except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
+            if "lock" in str(exc).lower() and "permission" not in str(exc).lower():
                 raise InfersimError(f"{path}: a running infersim search holds the database; try again when it "
                                     "finishes") from None
-            raise InfersimError(f"{path}: cannot open the results database: {exc}") from None
+            raise _open_error(path, exc, "read") from None
         return ResultStore(path, con, None)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InfersimError(f"{path}: the results database is read-only (permission denied); make it writable "
+                            "or pass --db with another file (reading it with `infersim results` still works)")
     lock = WriterLock(path, wait=wait)
     try:
         con = duckdb.connect(str(path))
@@ -289,6 +298,20 @@ def open_store(path: str | Path = DEFAULT_DB, *, write: bool = False, wait: bool
     except Exception as exc:
         lock.release()
         if isinstance(exc, duckdb.Error):
-            raise InfersimError(f"{path}: cannot open the results database for writing: {exc}") from None
+            raise _open_error(path, exc, "write") from None
         raise
     return ResultStore(path, con, lock)
+
+
+def _open_error(path: Path, exc: Exception, mode: str) -> InfersimError:
+    """A one-line error for a database DuckDB cannot open, with how to recover."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = first.lower()
+    if "permission" in low:
+        hint = "check the file's and its directory's permissions, or pass --db with another file"
+    elif "catalog" in low or "does not exist" in low:
+        hint = ("this DuckDB file is not an infersim results database; pass --db with another file")
+    else:
+        hint = (f"the file is not a DuckDB database or is damaged; move it aside (mv {path} {path}.bad) and "
+                "run the search again: it re-evaluates what was lost")
+    return InfersimError(f"{path}: cannot open the results database to {mode}: {first}; {hint}")

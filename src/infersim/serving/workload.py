@@ -169,6 +169,10 @@ def load_trace(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arrival = (ts - ts[0]) * spec.time_scale
     n = scenario.workload.requests
     if n is not None:
+        if n > arrival.size:
+            raise ConfigError(scenario.origin, "workload.requests",
+                              f"asks for {n:,} requests but the trace {path} holds {arrival.size:,}; "
+                              f"ask for at most {arrival.size:,} (or leave it out to replay the whole trace)")
         arrival, inp, out = arrival[:n], inp[:n], out[:n]
     return arrival, inp, out
 
