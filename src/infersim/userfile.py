@@ -160,6 +160,9 @@ def _expanded_size(node, memo: dict[int, int]) -> int:
 
 
 def _yaml_error(origin: object, exc: yaml.YAMLError) -> ConfigError:
+    if isinstance(exc, yaml.reader.ReaderError):
+        return ConfigError(origin, None, f"not valid YAML: control character #x{exc.character:04x} at "
+                                         f"position {exc.position} (YAML allows printable text only)")
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}" if mark else ""
     return ConfigError(origin, None, f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}")
@@ -167,7 +170,10 @@ def _yaml_error(origin: object, exc: yaml.YAMLError) -> ConfigError:
 
 def parse_yaml(text: str, origin: object) -> Any:
     """The document in ``text``, checked by :func:`check_values`; ConfigError naming ``origin``."""
-    loader = _Loader(text, origin)
+    try:
+        loader = _Loader(text, origin)  # the reader rejects control characters here
+    except yaml.YAMLError as exc:
+        raise _yaml_error(origin, exc) from None
     try:
         node = loader.get_single_node()
         if node is None:
