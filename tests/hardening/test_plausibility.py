@@ -92,3 +92,12 @@ def test_prompt_plus_output_beyond_the_context_is_refused():
     estimate(model, device, batch=1, input_tokens=4000, output_tokens=96)  # exactly 4096: fine
     with pytest.raises(InfersimError, match="4,097 tokens .* context of 4,096"):
         estimate(model, device, batch=1, input_tokens=4000, output_tokens=97)
+
+
+def test_a_simulation_too_large_for_memory_is_refused_before_it_starts():
+    from infersim.serving.memory_guard import MARGIN, check_fits_in_memory
+
+    check_fits_in_memory(1000, 3500, "s.yaml", available=int(1000 * 3500 * MARGIN))  # exactly fits
+    with pytest.raises(ConfigError) as info:
+        check_fits_in_memory(1001, 3500, "s.yaml", available=int(1000 * 3500 * MARGIN))
+    assert info.value.field == "workload.requests" and "run at most ~1,000 requests" in info.value.problem

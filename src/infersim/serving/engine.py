@@ -40,6 +40,7 @@ from .router import Router
 from .scenario import Scenario
 from .scheduler import make_scheduler
 from .workload import Workload, build_workload
+from .memory_guard import SIMULATE_BYTES_PER_REQUEST, check_fits_in_memory
 
 INF = math.inf
 
@@ -175,7 +176,10 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
              ) -> SimulationResult:
     """Run one scenario (its own workload unless one is given) and return the raw result."""
     start = time.perf_counter()
+    if workload is None and scenario.workload.requests:  # before the workload's arrays are allocated
+        check_fits_in_memory(scenario.workload.requests, SIMULATE_BYTES_PER_REQUEST, scenario.origin)
     wl = workload if workload is not None else build_workload(scenario)
+    check_fits_in_memory(wl.n, SIMULATE_BYTES_PER_REQUEST, scenario.origin)
     if deployment is None:
         max_ctx = int((wl.input_tokens + wl.output_tokens).max()) + 1 if wl.n else 2
         deployment = prepare(scenario, max_context_tokens=max_ctx)
