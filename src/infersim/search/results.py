@@ -186,7 +186,8 @@ def export_csv(store: ResultStore, study: str, path: str | Path) -> int:
     path = Path(path)
     view = f"_ranks_{id(keys)}"
     store.con.register(view, {"key": keys, "pareto_rank": ranks})
-    query = (f"SELECT '{_sql(study)}' AS study, e.key, trial, status, feasible, "
+    query = (f"SELECT '{_sql(study)}' AS study, e.key, trial, status, "
+             "CASE WHEN feasible THEN 'True' ELSE 'False' END AS feasible, "  # as Python's csv wrote them
              f"CASE WHEN r.pareto_rank >= 0 THEN r.pareto_rank END AS pareto_rank, coalesce(error, '') AS error"
              f"{config_sql}{metric_sql} FROM (SELECT *{transform} FROM evaluations WHERE study = '{_sql(study)}') e "
              f"JOIN {view} r ON r.key = e.key ORDER BY trial, e.key")
