@@ -54,7 +54,7 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
     from ..report.search_view import best_text, render_front, render_run
     from ..search.backends import make_backend
     from ..search.defaults import default_study
-    from ..search.results import load_results, pareto_front
+    from ..search.results import fill_points, load_results, pareto_front
     from ..search.runner import run_study
     from ..search.store import open_store
     from ..search.study import load_study
@@ -80,9 +80,10 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
 
             progress = run_study(study, store, pool, budget=budget, on_progress=update)
             update(progress)
-        results = load_results(store, study.name)
+        results = load_results(store, study.name, _shown_metrics(study.scoring))
+        front = fill_points(store, study.name, pareto_front(results))
     render_run(study, progress, console, db)
-    render_front(results, pareto_front(results), results.scoring.objectives, console, limit=limit)
+    render_front(results, front, results.scoring.objectives, console, limit=limit)
 
 
 @click.group("results")
@@ -138,13 +139,20 @@ def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...]
                    all_rows: bool = False) -> None:
     """The Pareto front of STUDY's feasible points, for its objectives or any others."""
     from ..report.search_view import render_front
-    from ..search.results import load_results, parse_objectives, pareto_front
+    from ..search.results import fill_points, load_results, parse_objectives, pareto_front
+    from ..search.scoring import Scoring
     from ..search.store import open_store
 
     with open_store(db) as store:
-        results = load_results(store, study)
-    chosen = parse_objectives(list(objectives), _metric_names(results)) if objectives else results.scoring.objectives
-    render_front(results, pareto_front(results, chosen), chosen, console, limit=limit, collapse=not all_rows)
+        record = store.study_record(study)
+        known = set(store.metric_names(study)) if objectives else None
+        chosen = parse_objectives(list(objectives), known) if objectives else None
+        scoring = Scoring.from_dict(record["scoring"]) if record else None
+        wanted = _shown_metrics(scoring, chosen) if scoring else []
+        results = load_results(store, study, wanted)
+        chosen = chosen or results.scoring.objectives
+        front = fill_points(store, study, pareto_front(results, chosen))
+    render_front(results, front, chosen, console, limit=limit, collapse=not all_rows)
 
 
 @results_group.command("export")
@@ -159,6 +167,11 @@ def results_export(study: str, db: str = DEFAULT_DB, csv_path: str = "") -> None
     with open_store(db) as store:
         n = export_csv(store, study, csv_path)
     console.print(f"wrote {n} points of '{study}' to {csv_path}")
+
+
+def _shown_metrics(scoring, objectives=None) -> list[str]:
+    """The metric columns a front needs: its objectives and the study's constraints."""
+    return [o.metric for o in (objectives or scoring.objectives)] + [c.metric for c in scoring.constraints]
 
 
 def _metric_names(results) -> set[str]:

@@ -74,20 +74,38 @@ class StudyResults:
         return values
 
 
-def load_results(store: ResultStore, study: str) -> StudyResults:
+def load_results(store: ResultStore, study: str, metrics: list[str] | None = None) -> StudyResults:
+    """A study's points. With ``metrics``, only those metric columns are read, and each point's
+    configuration and metrics JSON is left in the database until :func:`fill_points` asks for it
+    (``results pareto`` on a 200k-point study reads the JSON of its front only)."""
     record = store.study_record(study)
     if record is None:
         known = store.study_names()
         raise InfersimError(f"no study '{study}' in {store.path}; stored: {', '.join(known) or '(none)'}")
-    points = [Point(key, trial, status, feasible, config, metrics, error)
-              for key, trial, status, feasible, config, metrics, error in store.load(study)]
-    names = store.metric_names(study)
+    light = metrics is not None
+    rows = store.load(study, light=light)
+    if light:
+        points = [Point(key, trial, status, feasible, None, None, error) for key, trial, status, feasible, error in rows]
+    else:
+        points = [Point(*row) for row in rows]
+    names = list(dict.fromkeys(metrics)) if light else store.metric_names(study)
     columns = store.load_columns(study, names)[3] if points else {}
     candidates = list(record["spec"].get("space", {}))
     if points:
-        candidates = list(dict.fromkeys([*candidates, *points[0].config]))
+        first = store.configs(study, [points[0].key])[points[0].key][0] if light else points[0].config
+        candidates = list(dict.fromkeys([*candidates, *(json.loads(first) if light else first)]))
     varying = store.varying_config_keys(study, candidates)
     return StudyResults(study, record["spec"], Scoring.from_dict(record["scoring"]), points, columns, varying)
+
+
+def fill_points(store: ResultStore, study: str, points: list[Point]) -> list[Point]:
+    """Read the configuration and metrics JSON of ``points`` loaded without them."""
+    missing = [p for p in points if p._config is None]
+    if missing:
+        texts = store.configs(study, [p.key for p in missing])
+        for p in missing:
+            p._config, p._metrics = texts[p.key]
+    return points
 
 
 def _metrics(text: str | None) -> dict | None:

@@ -247,11 +247,19 @@ class ResultStore:
         row = self.con.execute(f"SELECT {select} FROM evaluations WHERE study = ?", [study]).fetchall()[0]
         return [n for n, c in zip(names, row) if c and c > 1]
 
-    def load(self, study: str) -> list[tuple]:
-        """(key, trial, status, feasible, config, metrics, error) of every stored point, in trial order."""
-        return self.con.execute(
-            "SELECT key, trial, status, feasible, config, metrics, error FROM evaluations WHERE study = ? "
-            "ORDER BY trial, key", [study]).fetchall()
+    def load(self, study: str, light: bool = False) -> list[tuple]:
+        """(key, trial, status, feasible, config, metrics, error) of every stored point, in trial order;
+        ``light``: (key, trial, status, feasible, error), without the JSON."""
+        columns = "key, trial, status, feasible, error" if light else \
+            "key, trial, status, feasible, config, metrics, error"
+        return self.con.execute(f"SELECT {columns} FROM evaluations WHERE study = ? ORDER BY trial, key",
+                                [study]).fetchall()
+
+    def configs(self, study: str, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        """{key: (config JSON, metrics JSON)} of the given points."""
+        rows = self.con.execute("SELECT key, config, metrics FROM evaluations WHERE study = ? AND key IN "
+                                "(SELECT unnest(?))", [study, list(keys)]).fetchall()
+        return {k: (c, m) for k, c, m in rows}
 
     def count(self, study: str) -> int:
         return self.con.execute("SELECT count(*) FROM evaluations WHERE study = ?", [study]).fetchone()[0]
