@@ -108,7 +108,7 @@ def test_not_json_names_the_file(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError) as err:
         get_model(str(binary))
-    assert "not valid JSON" in str(err.value)
+    assert str(binary) in str(err.value) and "not UTF-8 text (byte 0xff at line 1)" in str(err.value)
 
 
 def test_json_that_is_not_an_object(tmp_path):

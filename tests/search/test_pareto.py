@@ -26,10 +26,13 @@ def test_front_matches_brute_force(k, seed):
     assert np.array_equal(pareto_mask(values, directions), brute_front(values, directions))
 
 
-def test_ranks_peel_fronts_like_brute_force():
-    rng = np.random.default_rng(3)
-    values = rng.normal(size=(120, 2))
-    directions = ["min", "max"]
+@pytest.mark.parametrize("k, coarse", [(1, True), (2, False), (2, True), (3, True), (3, False), (4, True)])
+def test_ranks_peel_fronts_like_brute_force(k, coarse):
+    """Every path (one objective, the O(n log n) two-objective sort, ENS-BS for more), with ties
+    and duplicate points when ``coarse``."""
+    rng = np.random.default_rng(3 + k)
+    values = rng.integers(0, 6, size=(120, k)).astype(float) if coarse else rng.normal(size=(120, k))
+    directions = [("min", "max")[j % 2] for j in range(k)]
     ranks = pareto_ranks(values, directions)
     remaining = np.arange(len(values))
     rank = 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 from rich.console import Console
@@ -19,17 +21,51 @@ class InfersimGroup(click.Group):
     """A click group that turns :class:`InfersimError` into one red line and exit code 2."""
 
     def invoke(self, ctx: click.Context):
+        previous = _on_sigterm_exit()
         try:
             return super().invoke(ctx)
         except InfersimError as exc:
-            # soft_wrap: a message is one logical line that a terminal may wrap, never a line break
-            # inserted by rich in the middle of a path or a quoted value
-            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, markup=True,
-                              soft_wrap=True)
-            sys.exit(2)
+            _fail(str(exc))
+        except click.UsageError as exc:
+            # a bad flag value: one line naming the flag, and where help is
+            name = exc.ctx.command_path if exc.ctx is not None else "infersim"
+            _fail(f"{exc.format_message()} (see '{name} --help')")
+        except OSError as exc:
+            # the environment refused a file operation: an unreadable input, a read-only output
+            # directory, a full disk. Inputs are checked by infersim.userfile; this covers outputs.
+            what = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{what}{exc.strerror or exc} (check the path, its permissions and free space)")
+        except MemoryError:
+            _fail("out of memory; run fewer requests or a smaller study (see docs/input-validation.md)")
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread on SIGTERM, so that cleanup runs (results committed, workers stopped)."""
+
+
+def _on_sigterm_exit():
+    """Make SIGTERM unwind like Ctrl-C (finally blocks run; exit status 143); the old handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _fail(message: str) -> None:
+    # soft_wrap: a message is one logical line that a terminal may wrap, never a line break
+    # inserted by rich in the middle of a path or a quoted value
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, markup=True,
+                      soft_wrap=True)
+    sys.exit(2)
 
 
 @click.group(cls=InfersimGroup, invoke_without_command=True,

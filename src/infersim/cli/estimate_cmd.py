@@ -13,23 +13,23 @@ from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..report.estimate_view import render_estimate
 from .app import console
-from .options import deployment_options, parse_transform_flags, transform_option
+from .options import COUNT, FRACTION, NONNEG, Real, deployment_options, parse_transform_flags, transform_option
 
 
 @click.command("estimate")
 @deployment_options
-@click.option("--batch", "-b", default=16, show_default=True, type=int, help="concurrent requests")
-@click.option("--input", "input_tokens", default=1024, show_default=True, type=int, help="prompt tokens")
-@click.option("--output", "output_tokens", default=256, show_default=True, type=int, help="generated tokens")
+@click.option("--batch", "-b", default=16, show_default=True, type=COUNT, help="concurrent requests")
+@click.option("--input", "input_tokens", default=1024, show_default=True, type=COUNT, help="prompt tokens")
+@click.option("--output", "output_tokens", default=256, show_default=True, type=COUNT, help="generated tokens")
 @click.option("--attention", type=click.Choice(["fused", "unfused"]), default="fused", show_default=True,
               help="attention kernel: FlashAttention-style fused, or logits/softmax/attend")
-@click.option("--moe-imbalance", default=1.0, show_default=True, type=float,
+@click.option("--moe-imbalance", default=1.0, show_default=True, type=Real(min=1.0),
               help="extra load factor on the busiest expert device (>= 1)")
-@click.option("--memory-utilization", default=0.90, show_default=True, type=float,
+@click.option("--memory-utilization", default=0.90, show_default=True, type=FRACTION,
               help="fraction of device memory usable (vLLM's gpu_memory_utilization)")
-@click.option("--max-prefill-tokens", default=8192, show_default=True, type=int,
+@click.option("--max-prefill-tokens", default=8192, show_default=True, type=COUNT,
               help="token cap of one prefill step (vLLM max_num_batched_tokens)")
-@click.option("--top", default=8, show_default=True, type=int, help="operators to list")
+@click.option("--top", default=8, show_default=True, type=NONNEG, help="operators to list")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 @transform_option
 def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,

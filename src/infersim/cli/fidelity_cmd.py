@@ -16,6 +16,7 @@ import click
 
 from ..errors import InfersimError
 from .app import console, err_console
+from .options import COUNT, NONNEG, SEED, Real
 
 AIC = "aiconfigurator"
 DEFAULT_DEVICE = "h100-sxm"
@@ -125,14 +126,14 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
               help="device whose calibration is carried to the others (held-out device split)")
 @click.option("--no-calibrate", is_flag=True, help="only score the device as given (no fit)")
 @click.option("--residual", is_flag=True, help="also fit and score a learned residual (needs scikit-learn)")
-@click.option("--test-fraction", default=0.2, show_default=True, type=float, help="held-out share of shapes")
-@click.option("--seed", default=0, show_default=True, type=int, help="picks another deterministic split")
-@click.option("--max-fit-rows", default=20_000, show_default=True, type=int, help="rows per fit stage (subsampled)")
+@click.option("--test-fraction", default=0.2, show_default=True, type=Real(min=0.0, max=1.0, min_open=True), help="held-out share of shapes")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="picks another deterministic split")
+@click.option("--max-fit-rows", default=20_000, show_default=True, type=COUNT, help="rows per fit stage (subsampled)")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
               help="write every row's measured and predicted latency here (for plotting)")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 @click.option("--markdown", is_flag=True, help="print Markdown tables (as quoted in the README)")
-@click.option("--workers", "-j", default=None, type=int,
+@click.option("--workers", "-j", default=None, type=COUNT,
               help="processes calibrating devices side by side (default: one per core); same results for any number")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_calibrate, residual, test_fraction,
@@ -207,7 +208,7 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
 @click.option("--device", "-d", default=None,
               help="which measured device's rows (default: the only one, or --hardware's name)")
 @click.option("--op", "ops", multiple=True, help="fit only on these ops")
-@click.option("--max-rows", default=20_000, show_default=True, type=int, help="rows per fit stage (subsampled)")
+@click.option("--max-rows", default=20_000, show_default=True, type=COUNT, help="rows per fit stage (subsampled)")
 @click.option("--name", default=None, help="name of the calibrated device (default: NAME-calibrated)")
 @click.option("--json", "as_json", is_flag=True, help="print the fit as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
@@ -273,9 +274,9 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
 @click.option("--grid", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True,
               help="shape grid (tiny: CI seconds; small: about a minute; full: minutes)")
 @click.option("--device-name", default="local-cpu", show_default=True, help="device name written in the rows")
-@click.option("--repeats", default=5, show_default=True, type=int, help="passes over the grid, one timed sample of every kernel each (median)")
-@click.option("--warmup", default=2, show_default=True, type=int, help="discarded samples per kernel before the first pass")
-@click.option("--threads", default=None, type=int,
+@click.option("--repeats", default=5, show_default=True, type=COUNT, help="passes over the grid, one timed sample of every kernel each (median)")
+@click.option("--warmup", default=2, show_default=True, type=NONNEG, help="discarded samples per kernel before the first pass")
+@click.option("--threads", default=None, type=COUNT,
               help="limit numpy's BLAS threads (1 = repeatable timings on a busy machine; needs threadpoolctl)")
 @click.option("--spec-out", default=None, type=click.Path(dir_okay=False),
               help="device YAML measured for this machine (default: OUTPUT stem + '-device.yaml')")

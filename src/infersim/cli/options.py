@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from ..dtypes import DTYPE_BYTES
 
 DTYPES = click.Choice(sorted(DTYPE_BYTES))
+
+
+class Real(click.ParamType):
+    """A finite float within [min, max] (``min_open``: strictly above min). click's FloatRange lets
+    nan through (every comparison with nan is false) and accepts inf; this type refuses both."""
+
+    name = "number"
+
+    def __init__(self, min: float | None = None, max: float | None = None, min_open: bool = False) -> None:
+        self.min, self.max, self.min_open = min, max, min_open
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                self.fail(f"expected a number, got {value!r}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        low = self.min is not None and (number <= self.min if self.min_open else number < self.min)
+        if low or (self.max is not None and number > self.max):
+            lo = "" if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"
+            hi = "" if self.max is None else f"{self.max:g}]"
+            where = f"in {lo or '(-inf'}, {hi or 'inf)'}"
+            self.fail(f"expected a number {where}, got {value!r}", param, ctx)
+        return number
+
+
+#: counts: requests, batch, tokens, parallel degrees, workers (>= 1)
+COUNT = click.IntRange(min=1)
+#: list lengths and other counts where 0 is meaningful
+NONNEG = click.IntRange(min=0)
+#: seeds of numpy's generators are non-negative and below 2**64 (numpy.random.SeedSequence)
+SEED = click.IntRange(min=0, max=2**63 - 1)
+#: a rate in requests/s: positive and finite (very low rates are bounded by the workload's time limit)
+RATE = Real(min=0.0, min_open=True)
+#: a fraction in (0, 1]
+FRACTION = Real(min=0.0, max=1.0, min_open=True)
 
 
 def deployment_options(func):
@@ -16,9 +58,9 @@ def deployment_options(func):
                      help="catalog name (infersim models list) or path to a HuggingFace config.json"),
         click.option("--hardware", "-H", default="h100-sxm", show_default=True,
                      help="catalog name (infersim hardware list) or path to a device YAML"),
-        click.option("--tp", default=1, show_default=True, type=int, help="tensor-parallel degree"),
-        click.option("--pp", default=1, show_default=True, type=int, help="pipeline-parallel stages"),
-        click.option("--ep", default=1, show_default=True, type=int,
+        click.option("--tp", default=1, show_default=True, type=COUNT, help="tensor-parallel degree"),
+        click.option("--pp", default=1, show_default=True, type=COUNT, help="pipeline-parallel stages"),
+        click.option("--ep", default=1, show_default=True, type=COUNT,
                      help="expert-parallel degree inside the TP group (MoE)"),
         click.option("--dp-attention", is_flag=True,
                      help="MoE: data-parallel attention + expert parallel (all-to-all) over the tp devices"),

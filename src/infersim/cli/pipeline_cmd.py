@@ -7,6 +7,7 @@ import json
 import click
 
 from .app import console, err_console
+from .options import COUNT, RATE, SEED
 
 
 def _load(path: str, requests: int | None, rate: float | None, seed: int | None):
@@ -18,9 +19,9 @@ def _load(path: str, requests: int | None, rate: float | None, seed: int | None)
 
 @click.command("pipeline")
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--requests", "-n", type=int, help="number of requests (overrides workload.requests)")
-@click.option("--rate", "-r", type=float, help="mean arrival rate in requests/s (a trace is time-scaled)")
-@click.option("--seed", type=int, help="random seed (overrides the scenario's)")
+@click.option("--requests", "-n", type=COUNT, help="number of requests (overrides workload.requests)")
+@click.option("--rate", "-r", type=RATE, help="mean arrival rate in requests/s (a trace is time-scaled)")
+@click.option("--seed", type=SEED, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None = None, seed: int | None = None,
                  as_json: bool = False) -> None:
@@ -45,7 +46,7 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
 
 @click.command("pipeline-study")
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--seed", type=int, help="random seed (overrides the scenario's)")
+@click.option("--seed", type=SEED, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the study's rows as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = False, quiet: bool = False) -> None:

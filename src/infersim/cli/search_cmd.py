@@ -7,6 +7,7 @@ import click
 from ..errors import InfersimError
 from ..search.store import DEFAULT_DB
 from .app import console
+from .options import COUNT, NONNEG
 
 _DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
                           help="results database (DuckDB file)")
@@ -29,13 +30,13 @@ def _default_workers(study, workers: int | None) -> int | None:
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: process pool on this machine; ray: tasks on a Ray cluster")
 @click.option("--address", default=None, help="Ray cluster address (--backend ray); default: a new local Ray instance")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=COUNT, default=None,
               help="worker processes (local backend); default: in-process for the vectorized static evaluator, "
                    "all cores for per-point evaluators")
 @_DB_OPTION
-@click.option("--budget", type=int, default=None, help="trials to run (default: the study's budget, or the whole grid)")
+@click.option("--budget", type=NONNEG, default=None, help="trials to run (default: the study's budget, or the whole grid)")
 @click.option("--wait", is_flag=True, help="if another search is writing the database, wait for it instead of refusing")
-@click.option("--limit", default=20, show_default=True, type=int, help="Pareto front rows to show")
+@click.option("--limit", default=20, show_default=True, type=NONNEG, help="Pareto front rows to show")
 @click.option("--no-progress", is_flag=True, help="no live progress bar")
 def search_cmd(study_file: str | None = None, backend: str = "local", address: str | None = None,
                workers: int | None = None, db: str = DEFAULT_DB, budget: int | None = None, wait: bool = False,
@@ -53,7 +54,7 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
     from ..report.search_view import best_text, render_front, render_run
     from ..search.backends import make_backend
     from ..search.defaults import default_study
-    from ..search.results import load_results, pareto_front
+    from ..search.results import fill_points, load_results, pareto_front
     from ..search.runner import run_study
     from ..search.store import open_store
     from ..search.study import load_study
@@ -79,9 +80,10 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
 
             progress = run_study(study, store, pool, budget=budget, on_progress=update)
             update(progress)
-        results = load_results(store, study.name)
+        results = load_results(store, study.name, _shown_metrics(study.scoring))
+        front = fill_points(store, study.name, pareto_front(results))
     render_run(study, progress, console, db)
-    render_front(results, pareto_front(results), results.scoring.objectives, console, limit=limit)
+    render_front(results, front, results.scoring.objectives, console, limit=limit)
 
 
 @click.group("results")
@@ -106,7 +108,7 @@ def results_list(db: str = DEFAULT_DB) -> None:
 @click.option("--status", type=click.Choice(["all", "ok", "rejected", "failed"]), default="all", show_default=True)
 @click.option("--feasible", "only_feasible", is_flag=True, help="only feasible points")
 @click.option("--sort", "sort_by", default=None, help="METRIC[:min|max] to sort by (default: trial order)")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=NONNEG)
 def results_show(study: str, db: str = DEFAULT_DB, status: str = "all", only_feasible: bool = False,
                  sort_by: str | None = None, limit: int = 50) -> None:
     """Every evaluated point of STUDY: configuration, metrics, feasibility, front rank, error."""
@@ -131,19 +133,26 @@ def results_show(study: str, db: str = DEFAULT_DB, status: str = "all", only_fea
 @_DB_OPTION
 @click.option("--objective", "objectives", multiple=True, metavar="METRIC:min|max",
               help="objectives for the front (repeatable); default: the study's")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=NONNEG)
 @click.option("--all-rows", is_flag=True, help="list points with equal objective values separately")
 def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...] = (), limit: int = 50,
                    all_rows: bool = False) -> None:
     """The Pareto front of STUDY's feasible points, for its objectives or any others."""
     from ..report.search_view import render_front
-    from ..search.results import load_results, parse_objectives, pareto_front
+    from ..search.results import fill_points, load_results, parse_objectives, pareto_front
+    from ..search.scoring import Scoring
     from ..search.store import open_store
 
     with open_store(db) as store:
-        results = load_results(store, study)
-    chosen = parse_objectives(list(objectives), _metric_names(results)) if objectives else results.scoring.objectives
-    render_front(results, pareto_front(results, chosen), chosen, console, limit=limit, collapse=not all_rows)
+        record = store.study_record(study)
+        known = set(store.metric_names(study)) if objectives else None
+        chosen = parse_objectives(list(objectives), known) if objectives else None
+        scoring = Scoring.from_dict(record["scoring"]) if record else None
+        wanted = _shown_metrics(scoring, chosen) if scoring else []
+        results = load_results(store, study, wanted)
+        chosen = chosen or results.scoring.objectives
+        front = fill_points(store, study, pareto_front(results, chosen))
+    render_front(results, front, chosen, console, limit=limit, collapse=not all_rows)
 
 
 @results_group.command("export")
@@ -152,13 +161,17 @@ def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...]
 @click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="file to write")
 def results_export(study: str, db: str = DEFAULT_DB, csv_path: str = "") -> None:
     """Write every point of STUDY to a CSV file (config.* and metrics.* columns, Pareto rank)."""
-    from ..search.results import export_csv, load_results
+    from ..search.results import export_csv
     from ..search.store import open_store
 
     with open_store(db) as store:
-        results = load_results(store, study)
-    n = export_csv(results, csv_path)
+        n = export_csv(store, study, csv_path)
     console.print(f"wrote {n} points of '{study}' to {csv_path}")
+
+
+def _shown_metrics(scoring, objectives=None) -> list[str]:
+    """The metric columns a front needs: its objectives and the study's constraints."""
+    return [o.metric for o in (objectives or scoring.objectives)] + [c.metric for c in scoring.constraints]
 
 
 def _metric_names(results) -> set[str]:

@@ -7,7 +7,7 @@ import json
 import click
 
 from .app import console
-from .options import parse_transform_flags, transform_option
+from .options import COUNT, RATE, SEED, Real, parse_transform_flags, transform_option
 
 
 def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None, transforms=()):
@@ -55,9 +55,9 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
 
 @click.command("simulate")
 @click.argument("scenario", required=False)
-@click.option("--requests", "-n", type=int, help="number of requests (overrides workload.requests)")
-@click.option("--rate", "-r", type=float, help="mean arrival rate in requests/s (a trace is time-scaled)")
-@click.option("--seed", type=int, help="random seed (overrides the scenario's)")
+@click.option("--requests", "-n", type=COUNT, help="number of requests (overrides workload.requests)")
+@click.option("--rate", "-r", type=RATE, help="mean arrival rate in requests/s (a trace is time-scaled)")
+@click.option("--seed", type=SEED, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="write requests.csv, iterations.csv, trace.json (Chrome/Perfetto) and summary.json here")
@@ -108,11 +108,11 @@ def _parse_rates(text: str) -> list[float]:
 @click.argument("scenario", required=False)
 @click.option("--rates", help="comma-separated request rates (req/s), e.g. 1,2,4,8")
 @click.option("--auto", is_flag=True, help="search the capacity by doubling then bisection (default without --rates)")
-@click.option("--start", type=float, help="first rate of the automatic search (default: the scenario's rate)")
-@click.option("--tolerance", default=0.05, show_default=True, type=float,
+@click.option("--start", type=RATE, help="first rate of the automatic search (default: the scenario's rate)")
+@click.option("--tolerance", default=0.05, show_default=True, type=Real(min=0.0, max=1.0, min_open=True),
               help="relative width at which the automatic search stops")
-@click.option("--requests", "-n", type=int, help="requests per run (overrides workload.requests)")
-@click.option("--seed", type=int, help="random seed (overrides the scenario's)")
+@click.option("--requests", "-n", type=COUNT, help="requests per run (overrides workload.requests)")
+@click.option("--seed", type=SEED, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the sweep as JSON")
 @transform_option
 def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: bool = False,

@@ -48,6 +48,7 @@ import yaml
 
 from ..dtypes import DTYPE_BYTES
 from ..errors import ConfigError, InfersimError, unknown_name_error
+from ..userfile import check_readable
 
 # --------------------------------------------------------------------------- schema
 
@@ -764,8 +765,7 @@ def load_aiconfigurator(
 
 def _read_raw(path: Path) -> pa.Table:
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise ConfigError(path, None, "file not found")
+    check_readable(path)
     try:
         if suffix == ".parquet":
             return pq.read_table(path)

@@ -6,11 +6,12 @@ import functools
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError, unknown_name_error
+from ..userfile import parse_yaml, read_text
 from .device import Device, device_from_spec
+from .plausibility import check_plausible
 from .schema import HardwareSpec
 
 _DATA = "data"
@@ -41,12 +42,7 @@ def format_validation_error(path: object, err: ValidationError) -> ConfigError:
 
 
 def parse_hardware_yaml(text: str, origin: object) -> HardwareSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(origin, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = parse_yaml(text, origin)
     if not isinstance(data, dict):
         raise ConfigError(origin, None, "expected a mapping of fields at the top level")
     if "template" in data:  # an accelerator described by its architecture
@@ -54,22 +50,21 @@ def parse_hardware_yaml(text: str, origin: object) -> HardwareSpec:
 
         return spec_from_template_data(data, origin)
     try:
-        return HardwareSpec.model_validate(data)
+        spec = HardwareSpec.model_validate(data)
     except ValidationError as err:
         raise format_validation_error(origin, err) from None
+    check_plausible(spec, origin)
+    return spec
 
 
 @functools.lru_cache(maxsize=None)
 def _load_builtin(name: str) -> Device:
     path = _data_dir().joinpath(f"{name}.yaml")
-    return device_from_spec(parse_hardware_yaml(path.read_text(), f"<builtin>/{name}.yaml"))
+    return device_from_spec(parse_hardware_yaml(path.read_text(encoding="utf-8"), f"<builtin>/{name}.yaml"))
 
 
 def load_hardware_file(path: str | Path) -> Device:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, None, "file not found")
-    return device_from_spec(parse_hardware_yaml(path.read_text(), path))
+    return device_from_spec(parse_hardware_yaml(read_text(path), Path(path)))
 
 
 def get_device(name_or_path: str | Device) -> Device:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, unknown_name_error
+from ..userfile import parse_json_object, read_text
 from .config import ModelConfig
 from .hf import parse_hf_config
 
@@ -33,15 +33,7 @@ def builtin_names() -> list[str]:
 
 def parse_json_text(text: str, origin: object) -> dict[str, Any]:
     """The top-level object of a JSON document; ConfigError naming ``origin`` otherwise."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            origin, None, f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(origin, None, f"expected a JSON object at the top level, got {type(data).__name__}")
-    return data
+    return parse_json_object(text, origin)
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,12 +70,7 @@ def load_model_file(path: str | Path) -> ModelConfig:
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    if not path.is_file():
-        raise ConfigError(path, None, "file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "not valid JSON (not UTF-8 text)") from None
+    text = read_text(path)
     return parse_hf_config(parse_json_text(text, path), path, _model_name_for_file(path))
 
 

@@ -71,6 +71,16 @@ class ModelConfig:
     router_bias: bool = False  # one bias per routed expert (gpt-oss router, DeepSeek-V3 e_score_correction_bias)
     shared_expert_gate: bool = False  # Linear(hidden, 1) gating the shared expert (Qwen2-MoE)
 
+    def context_problem(self, tokens: int) -> str | None:
+        """Why a sequence of ``tokens`` (prompt + output) does not fit the model's context, or None.
+
+        Positions past ``max_position_embeddings`` were never trained (RoPE / learned positions):
+        a serving engine refuses such a request (vLLM: max_model_len defaults to it)."""
+        if tokens > self.max_position_embeddings:
+            return (f"{tokens:,} tokens (prompt + output) exceed {self.name}'s context of "
+                    f"{self.max_position_embeddings:,} tokens (max_position_embeddings)")
+        return None
+
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0

@@ -53,6 +53,35 @@ _EXPERT_WIDTH_IS_INTERMEDIATE = ("mixtral", "gpt_oss")
 
 _MISSING = object()
 
+#: upper bounds on a config's sizes, each far beyond any published model, so that a typo cannot make
+#: the per-layer tables or the cost arrays hang or overflow (the largest published values are in
+#: parentheses: Llama-3.1-405B config.json 126 layers and hidden 16384; Gemma-3 vocab 262,144;
+#: Llama-4-Scout context 10M tokens; DeepSeek-V3 256 routed experts)
+MAXIMA: dict[str, int] = {
+    "num_hidden_layers": 4096,  # 32x (126)
+    "hidden_size": 2**20,  # 64x (16384)
+    "intermediate_size": 2**22,
+    "moe_intermediate_size": 2**22,
+    "shared_expert_intermediate_size": 2**22,
+    "vocab_size": 2**24,  # 64x (262,144)
+    "num_attention_heads": 2**14,
+    "num_key_value_heads": 2**14,
+    "head_dim": 2**14,
+    "max_position_embeddings": 2**30,  # ~100x (10M)
+    "sliding_window": 2**30,
+    "num_local_experts": 2**16,  # 256x (256)
+    "num_experts": 2**16,
+    "n_routed_experts": 2**16,
+    "n_shared_experts": 2**10,
+    "kv_lora_rank": 2**16,
+    "q_lora_rank": 2**16,
+    "qk_nope_head_dim": 2**14,
+    "qk_rope_head_dim": 2**14,
+    "v_head_dim": 2**14,
+}
+#: families whose configs describe a mixture of experts
+_MOE_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss")
+
 
 def _describe(value: Any) -> str:
     if value is _MISSING:
@@ -91,6 +120,9 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             raise self.error(key, f"expected {kind}, got {_describe(value)}")
+        top = MAXIMA.get(key)
+        if top is not None and value > top:
+            raise self.error(key, f"expected at most {top:,} (far beyond any published model), got {value:,}")
         return value
 
     def bool_(self, key: str, default: bool) -> bool:
@@ -194,6 +226,9 @@ def parse_hf_config(data: Mapping[str, Any], origin: object, name: str) -> Model
         ("num_local_experts", "num_experts", "n_routed_experts"), 0, minimum=0
     )
     topk = moe_width = shared = shared_width = first_dense = 0
+    if not num_experts and r.has(expert_key) and (model_type in _MOE_TYPES or r.has("num_experts_per_tok")):
+        raise r.error(expert_key, "a mixture-of-experts config needs at least 1 expert, got 0 "
+                                  "(for a dense model, drop the MoE keys and use a dense model_type)")
     if num_experts:
         # gpt-oss writes both spellings; a missing top-k is reported as num_experts_per_tok
         only_alt = r.has("experts_per_token") and not r.has("num_experts_per_tok")

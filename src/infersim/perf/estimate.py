@@ -204,6 +204,9 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
         transforms = options.transforms
         notes = transform_notes(transforms, device, prec)
     context = input_tokens + output_tokens
+    problem = model.context_problem(context)
+    if problem:
+        raise InfersimError(f"--input + --output: {problem}")
     plan = plan_prefill(batch, input_tokens, max_prefill_tokens)
     step_tokens = float((plan.seqs * plan.chunk).max())
     mem = memory_breakdown(model, device, par, prec, batch=batch, context=context,

@@ -158,6 +158,42 @@ def _mp_context():
     return ctx
 
 
+#: how often a pool worker checks that the process that started the search is still alive (s)
+PARENT_POLL_S = 0.5
+
+
+def _die_with(owner_pid: int) -> None:
+    """Pool-worker initializer: end this worker when the search process ends, however it ends.
+
+    On Linux the kernel sends SIGKILL when the worker's parent (the forkserver, which itself
+    exits when the search process's pipe to it closes) dies (prctl PR_SET_PDEATHSIG). Everywhere,
+    a daemon thread polls the search process and exits when it is gone, which also covers a
+    SIGKILL of the search process on systems without prctl."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG (linux/prctl.h)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the thread below still runs
+            pass
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - pid reused by another user's process
+                os._exit(1)
+            time.sleep(PARENT_POLL_S)
+
+    threading.Thread(target=watch, name="infersim-parent-watch", daemon=True).start()
+
+
 class LocalBackend(Backend):
     """A process pool over this machine's cores.
 
@@ -173,12 +209,25 @@ class LocalBackend(Backend):
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context())
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(),
+                                             initializer=_die_with, initargs=(os.getpid(),))
         return self._pool
 
     def _reset(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _kill(self) -> None:
+        """Stop the pool now (interrupted: Ctrl-C, SIGTERM): its workers are terminated, not drained."""
+        if self._pool is not None:
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in processes:
+                proc.join(timeout=5)
             self._pool = None
 
     def map(self, jobs: list[Job]) -> Iterator[Batch]:
@@ -226,7 +275,7 @@ class LocalBackend(Backend):
         except BaseException:
             for fut in pending:
                 fut.cancel()
-            self._reset()
+            self._kill()
             raise
         return lost
 

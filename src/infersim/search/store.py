@@ -75,8 +75,12 @@ class WriterLock:
         import fcntl
 
         self.path = Path(str(db_path) + ".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InfersimError(f"{self.path}: cannot create the database's lock file ({exc.strerror}); the "
+                                "search needs a writable directory: pass --db with a path in one") from None
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -142,7 +146,8 @@ class ResultStore:
             [name, json.dumps(spec), json.dumps(scoring), namespace])
 
     def study_record(self, name: str) -> dict | None:
-        row = self.con.execute("SELECT name, spec, scoring, namespace FROM studies WHERE name = ?", [name]).fetchone()
+        rows = self.con.execute("SELECT name, spec, scoring, namespace FROM studies WHERE name = ?", [name]).fetchall()
+        row = rows[0] if rows else None
         if row is None:
             return None
         return {"name": row[0], "spec": json.loads(row[1]), "scoring": json.loads(row[2]), "namespace": row[3]}
@@ -205,24 +210,56 @@ class ResultStore:
         return n
 
     def load_columns(self, study: str, metric_names: list[str]) -> tuple[list[str], list[str], np.ndarray, dict]:
-        """(keys, statuses, stored feasibility, {metric: float array}) of a study's points, without
-        parsing each row's JSON in Python."""
-        select = ", ".join(f"TRY_CAST(json_extract_string(metrics, '$.\"{_sql_string(m)}\"') AS DOUBLE)"
-                           for m in metric_names)
-        rows = self.con.execute(f"SELECT key, status, feasible{', ' + select if select else ''} FROM evaluations "
-                                "WHERE study = ? ORDER BY trial, key", [study]).fetchall()
-        keys = [r[0] for r in rows]
-        status = [r[1] for r in rows]
-        feasible = np.array([bool(r[2]) for r in rows], dtype=bool)
-        metrics = {m: np.array([np.nan if r[3 + j] is None else r[3 + j] for r in rows], dtype=np.float64)
+        """(keys, statuses, stored feasibility, {metric: float array, NaN where absent}) of a study's
+        points in trial order, extracted by DuckDB (no JSON parsed in Python)."""
+        # json_transform parses each row's JSON once for every metric (json_extract per metric
+        # re-parses it per metric: ~10x slower on a 27-metric study); non-numbers become NULL
+        if metric_names:
+            shape = _sql_string(json.dumps({m: "DOUBLE" for m in metric_names}))
+            select = "".join(f', s."{m.replace(chr(34), chr(34) * 2)}" AS m{j}' for j, m in enumerate(metric_names))
+            inner = f"SELECT key, status, feasible, trial, json_transform(metrics, '{shape}') AS s FROM evaluations"
+        else:
+            select, inner = "", "SELECT key, status, feasible, trial FROM evaluations"
+        cols = self.con.execute(f"SELECT key, status, feasible{select} FROM ({inner} WHERE study = ?) "
+                                "ORDER BY trial, key", [study]).fetchnumpy()
+        keys = [str(k) for k in cols["key"]]
+        status = [str(v) for v in cols["status"]]
+        feasible = np.asarray(cols["feasible"], dtype=bool)
+        metrics = {m: np.ma.filled(np.ma.asarray(cols[f"m{j}"], dtype=np.float64), np.nan)
                    for j, m in enumerate(metric_names)}
         return keys, status, feasible, metrics
 
-    def load(self, study: str) -> list[tuple]:
-        """(key, trial, status, feasible, config, metrics, error) of every stored point, in trial order."""
-        return self.con.execute(
-            "SELECT key, trial, status, feasible, config, metrics, error FROM evaluations WHERE study = ? "
-            "ORDER BY trial, key", [study]).fetchall()
+    def metric_names(self, study: str) -> list[str]:
+        """Every metric name stored for a study: those of its first point in their order, then the rest sorted."""
+        names = {r[0] for r in self.con.execute(
+            "SELECT DISTINCT unnest(json_keys(metrics)) FROM evaluations WHERE study = ?", [study]).fetchall()}
+        first = self.con.execute("SELECT metrics FROM evaluations WHERE study = ? AND metrics IS NOT NULL "
+                                 "ORDER BY trial, key LIMIT 1", [study]).fetchall()
+        head = [k for k in (json.loads(first[0][0]) if first else {}) if k in names]
+        return head + sorted(names - set(head))
+
+    def varying_config_keys(self, study: str, names: list[str]) -> list[str]:
+        """Those of ``names`` whose configuration value differs between a study's points."""
+        if not names:
+            return []
+        select = ", ".join(f"count(DISTINCT coalesce(CAST(json_extract(config, '$.\"{_sql_string(n)}\"') AS VARCHAR), "
+                           "'<absent>'))" for n in names)
+        row = self.con.execute(f"SELECT {select} FROM evaluations WHERE study = ?", [study]).fetchall()[0]
+        return [n for n, c in zip(names, row) if c and c > 1]
+
+    def load(self, study: str, light: bool = False) -> list[tuple]:
+        """(key, trial, status, feasible, config, metrics, error) of every stored point, in trial order;
+        ``light``: (key, trial, status, feasible, error), without the JSON."""
+        columns = "key, trial, status, feasible, error" if light else \
+            "key, trial, status, feasible, config, metrics, error"
+        return self.con.execute(f"SELECT {columns} FROM evaluations WHERE study = ? ORDER BY trial, key",
+                                [study]).fetchall()
+
+    def configs(self, study: str, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        """{key: (config JSON, metrics JSON)} of the given points."""
+        rows = self.con.execute("SELECT key, config, metrics FROM evaluations WHERE study = ? AND key IN "
+                                "(SELECT unnest(?))", [study, list(keys)]).fetchall()
+        return {k: (c, m) for k, c, m in rows}
 
     def count(self, study: str) -> int:
         return self.con.execute("SELECT count(*) FROM evaluations WHERE study = ?", [study]).fetchone()[0]
@@ -251,12 +288,17 @@ def open_store(path: str | Path = DEFAULT_DB, *, write: bool = False, wait: bool
             raise InfersimError(f"{path}: no results database here (run `infersim search` first, or pass --db)")
         try:
             con = duckdb.connect(str(path), read_only=True)
+            con.execute("SELECT count(*) FROM studies").fetchall()
+            con.execute("SELECT count(*) FROM evaluations").fetchall()
         except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
+            if "lock" in str(exc).lower() and "permission" not in str(exc).lower():
                 raise InfersimError(f"{path}: a running infersim search holds the database; try again when it "
                                     "finishes") from None
-            raise InfersimError(f"{path}: cannot open the results database: {exc}") from None
+            raise _open_error(path, exc, "read") from None
         return ResultStore(path, con, None)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InfersimError(f"{path}: the results database is read-only (permission denied); make it writable "
+                            "or pass --db with another file (reading it with `infersim results` still works)")
     lock = WriterLock(path, wait=wait)
     try:
         con = duckdb.connect(str(path))
@@ -264,6 +306,20 @@ def open_store(path: str | Path = DEFAULT_DB, *, write: bool = False, wait: bool
     except Exception as exc:
         lock.release()
         if isinstance(exc, duckdb.Error):
-            raise InfersimError(f"{path}: cannot open the results database for writing: {exc}") from None
+            raise _open_error(path, exc, "write") from None
         raise
     return ResultStore(path, con, lock)
+
+
+def _open_error(path: Path, exc: Exception, mode: str) -> InfersimError:
+    """A one-line error for a database DuckDB cannot open, with how to recover."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = first.lower()
+    if "permission" in low:
+        hint = "check the file's and its directory's permissions, or pass --db with another file"
+    elif "catalog" in low or "does not exist" in low:
+        hint = ("this DuckDB file is not an infersim results database; pass --db with another file")
+    else:
+        hint = (f"the file is not a DuckDB database or is damaged; move it aside (mv {path} {path}.bad) and "
+                "run the search again: it re-evaluates what was lost")
+    return InfersimError(f"{path}: cannot open the results database to {mode}: {first}; {hint}")

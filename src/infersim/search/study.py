@@ -32,13 +32,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..dtypes import DTYPE_BYTES
 from ..errors import ConfigError, InfersimError
+from ..userfile import load_yaml
 from .evaluators.base import EvaluatorContext, evaluator_class
 from .scoring import Constraint, Objective, Scoring
 from .space import Categorical, Condition, Config, FloatRange, IntRange, Param, Space, Value
@@ -150,14 +150,7 @@ class Study:
 # ------------------------------------------------------------------------------------------------
 def load_study(path: str | Path) -> Study:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, None, "file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(path, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml(path)
     return study_from_dict(data, str(path))
 
 
@@ -202,13 +195,24 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     scoring = _scoring(spec, cls, context, origin)
     if deployment:
         _check_device_budget(space, scoring, origin)
-    opt = OptimizerSpec(kind=spec.optimizer) if isinstance(spec.optimizer, str) else spec.optimizer
+    opt = _optimizer_spec(spec.optimizer, origin)
     _check_optimizer(opt, scoring, params, spec.budget, origin)
     batch = opt.batch_size or _default_batch(opt.kind, params, cls.chunk_size)
     normalized = json.loads(spec.model_dump_json())
     return Study(name=spec.name, space=space, context=context, scoring=scoring, optimizer=opt.kind,
                  optimizer_options=dict(opt.options), batch_size=batch, budget=spec.budget, seed=spec.seed,
                  spec=normalized, origin=origin)
+
+
+def _optimizer_spec(raw: OptimizerSpec | str, origin: str) -> OptimizerSpec:
+    """The optimizer block; a bare name is checked like the mapping form's ``kind``."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return OptimizerSpec(kind=raw)
+    except ValidationError:
+        known = get_args(OptimizerSpec.model_fields["kind"].annotation)
+        raise ConfigError(origin, "optimizer", f"unknown optimizer '{raw}'; expected one of {', '.join(known)}") from None
 
 
 def _default_batch(kind: str, params: list[Param], chunk_size: int) -> int:

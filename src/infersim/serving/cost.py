@@ -37,10 +37,24 @@ import math
 
 import numpy as np
 
+from ..errors import InfersimError
 from ..perf.step_time import StepTimeModel
 
 #: bisection stops when a chord is within this fraction of the step time of the curve
 PWL_TOLERANCE = 1e-12
+
+
+def _check_finite(rows, scalars) -> None:
+    """InfersimError if a precompiled coefficient is not finite (a device or model figure so large or
+    small that the cost arithmetic overflows): the simulation would report inf or nan as a latency."""
+    stack = [rows, scalars]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
+            raise InfersimError("the cost model's coefficients overflow (a device or model figure is far outside "
+                                "the physical range): check the hardware file's peaks, bandwidths and overheads")
 
 
 class StepCost:
@@ -380,7 +394,10 @@ class _RowRoofline:
             body.append(f"    attn += (max(compute, memory) + query + {overhead_s!r}) * {count!r}")
             lines += ["    " + line for line in body]
         lines.append("    return (tok[tokens] + log[logits]) + attn")
-        namespace: dict = dict(consts)
+        _check_finite(self.rows, (mhalf, bw, units))
+        # repr() of an infinite or NaN float is 'inf' / 'nan': defined here so that the source stays
+        # valid Python whatever the numbers (the check above makes them an error first)
+        namespace: dict = dict(consts, inf=math.inf, nan=math.nan)
         exec(compile("\n".join(lines), "<infersim.serving.cost._RowRoofline>", "exec"), namespace)  # noqa: S102
         return namespace["time"]
 

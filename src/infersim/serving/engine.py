@@ -42,6 +42,7 @@ from .router import Router
 from .scenario import Scenario
 from .scheduler import make_scheduler
 from .workload import Workload, build_workload
+from .memory_guard import SIMULATE_BYTES_PER_REQUEST, check_fits_in_memory
 
 INF = math.inf
 
@@ -73,8 +74,11 @@ class Deployment:
         return self.scenario.parallelism.replicas * self.parallel.pp
 
 
-def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
-    """Model, device, cost model and KV capacity of a scenario (errors name the scenario key)."""
+def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deployment:
+    """Model, device, cost model and KV capacity of a scenario (errors name the scenario key).
+
+    ``max_context_tokens``: the longest request + 1 the cost tables cover (default: the model's
+    context + 1, at most 131,073)."""
     origin = scenario.origin
     try:
         model = get_model(scenario.model)
@@ -92,6 +96,11 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
         par.validate(model)
     except InfersimError as exc:
         raise ConfigError(origin, "parallelism", str(exc)) from None
+    if max_context_tokens is None:
+        max_context_tokens = min(model.max_position_embeddings, 131072) + 1
+    problem = model.context_problem(max_context_tokens - 1)
+    if problem:
+        raise ConfigError(origin, "workload", f"the longest request: {problem}; lower the length limits")
     sched = scenario.scheduler
     transforms = scenario.parsed_transforms()
     if transforms:
@@ -173,7 +182,10 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
              ) -> SimulationResult:
     """Run one scenario (its own workload unless one is given) and return the raw result."""
     start = time.perf_counter()
+    if workload is None and scenario.workload.requests:  # before the workload's arrays are allocated
+        check_fits_in_memory(scenario.workload.requests, SIMULATE_BYTES_PER_REQUEST, scenario.origin)
     wl = workload if workload is not None else build_workload(scenario)
+    check_fits_in_memory(wl.n, SIMULATE_BYTES_PER_REQUEST, scenario.origin)
     if deployment is None:
         max_ctx = int((wl.input_tokens + wl.output_tokens).max()) + 1 if wl.n else 2
         deployment = prepare(scenario, max_context_tokens=max_ctx)

@@ -338,10 +338,14 @@ class Summary:
     slo_attainment: float = _NAN
     slo_met: bool = True
     goodput_rps: float = _NAN
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # host time the simulation took: shown on the terminal, never in the JSON
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every simulated figure; the host's ``wall_s`` is left out, so that the JSON (summary.json,
+        --json) of a scenario and seed is the same bytes on every run and machine."""
+        out = asdict(self)
+        out.pop("wall_s")
+        return out
 
 
 def request_metrics(req: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -32,11 +32,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ..dtypes import DTYPE_BYTES
 from ..errors import ConfigError
+from ..userfile import load_yaml
 
 
 class _Strict(BaseModel):
@@ -446,14 +446,7 @@ def validate_scenario(data: Any, origin: object = "<scenario>") -> Scenario:
 def load_model_yaml(root: type, path: str | Path):
     """Read a YAML file and validate it as ``root`` (a :class:`ScenarioFile`), remembering its path."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, None, "file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(path, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml(path)
     scenario = validate_model(root, data, path)
     scenario._source = path.resolve()
     return scenario

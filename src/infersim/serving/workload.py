@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..userfile import check_readable
 from .scenario import (ClosedLoopArrivals, ConstantArrivals, EmpiricalLength, FixedLength, GammaArrivals,
                        LogNormalLength, PoissonArrivals, Scenario, UniformLength)
 
@@ -58,18 +59,28 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
 
 
 def _read_csv_columns(path: Path, columns: list[str], origin: object, field: str) -> dict[str, list[str]]:
-    if not path.is_file():
-        raise ConfigError(origin, field, f"file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        for col in columns:
-            if col not in header:
-                raise ConfigError(origin, field, f"{path} has no column '{col}' (columns: {', '.join(header)})")
-        out: dict[str, list[str]] = {c: [] for c in columns}
-        for row in reader:
-            for c in columns:
-                out[c].append(row[c])
+    try:
+        check_readable(path)
+    except ConfigError as exc:
+        raise ConfigError(origin, field, f"{path}: {exc.problem}") from None
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            for col in columns:
+                if col not in header:
+                    raise ConfigError(origin, field, f"{path} has no column '{col}' (columns: {', '.join(header)})")
+            out: dict[str, list[str]] = {c: [] for c in columns}
+            for row in reader:
+                for c in columns:
+                    value = row[c]
+                    if value is None:
+                        raise ConfigError(origin, field, f"{path} row {reader.line_num}: fewer columns than the header")
+                    out[c].append(value)
+    except UnicodeDecodeError:
+        raise ConfigError(origin, field, f"{path}: not UTF-8 text; save the trace as UTF-8") from None
+    except (csv.Error, OSError) as exc:
+        raise ConfigError(origin, field, f"{path}: not a readable CSV file ({exc})") from None
     if not out[columns[0]]:
         raise ConfigError(origin, field, f"{path} has no data rows")
     return out
@@ -78,7 +89,7 @@ def _read_csv_columns(path: Path, columns: list[str], origin: object, field: str
 def _ints(values: list[str], path: Path, column: str, origin: object, field: str, lo: int) -> np.ndarray:
     try:
         arr = np.array([int(float(v)) for v in values], dtype=np.int64)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ConfigError(origin, field, f"{path} column '{column}': not a number ({exc})") from None
     bad = np.flatnonzero(arr < lo)
     if bad.size:
@@ -158,6 +169,10 @@ def load_trace(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arrival = (ts - ts[0]) * spec.time_scale
     n = scenario.workload.requests
     if n is not None:
+        if n > arrival.size:
+            raise ConfigError(scenario.origin, "workload.requests",
+                              f"asks for {n:,} requests but the trace {path} holds {arrival.size:,}; "
+                              f"ask for at most {arrival.size:,} (or leave it out to replay the whole trace)")
         arrival, inp, out = arrival[:n], inp[:n], out[:n]
     return arrival, inp, out
 
@@ -193,9 +208,28 @@ def build_workload(scenario: Scenario) -> Workload:
         group = np.where(member, g, -1).astype(np.int64)
         prefix = np.where(member, w.prefix.tokens, 0).astype(np.int64)
         inp = inp + prefix
+    _check_time_scale(arrival, think, scenario)
     return Workload(arrival_s=np.asarray(arrival, dtype=np.float64), input_tokens=inp.astype(np.int64),
                     output_tokens=out.astype(np.int64), prefix_group=group, prefix_tokens=prefix,
                     closed_loop_users=users, think_s=think)
+
+
+#: the latest arrival (or longest think time) a simulation accepts, in seconds (~31.7 years): at
+#: 1e9 s a float64 still resolves 0.12 us; beyond ~1e10 s the spacing of floats reaches
+#: microseconds and a request's latency (finish - arrival) would be rounded towards 0
+MAX_SIMULATED_TIME_S = 1e9
+
+
+def _check_time_scale(arrival: np.ndarray, think: np.ndarray | None, scenario: Scenario) -> None:
+    for values, field in ((arrival, "workload.arrival"), (think, "workload.arrival.think_time_s")):
+        if values is None:
+            continue
+        values = np.abs(values[~np.isnan(values)])  # closed-loop arrivals are NaN (decided at run time)
+        if values.size and not (values <= MAX_SIMULATED_TIME_S).all():
+            top = float(values.max())
+            raise ConfigError(scenario.origin, field, f"times reach {top:.3g} s; the simulator keeps times "
+                              f"below {MAX_SIMULATED_TIME_S:.0e} s so that latencies keep microsecond "
+                              "resolution (raise the arrival rate or shorten the trace's time scale)")
 
 
 def mean_rate(workload: Workload) -> float:

@@ -158,6 +158,11 @@ class StaticEvaluator(Evaluator):
                 status[idxs[j]] = REJECTED
                 errors[idxs[j]] = (f"does not fit in memory: needs {need[j] / 1e9:.1f} GB per device, "
                                    f"{usable / 1e9:.1f} GB usable")
+            model = get_model(dict(zip(_GROUP_KEYS, key))["model"])
+            for idx in idxs:  # a request longer than the model's context is not servable
+                problem = model.context_problem(int(full[idx]["input_tokens"]) + int(full[idx]["output_tokens"]))
+                if problem:
+                    status[idx], errors[idx] = REJECTED, problem
         return Columns(status, errors, metrics)
 
     def _evaluate_group(self, g: dict, configs: list[dict]):

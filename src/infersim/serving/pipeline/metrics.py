@@ -91,7 +91,9 @@ class PipelineSummary:
     pools: dict = field(default_factory=dict)  # engine name -> single-engine Summary
 
     def to_dict(self) -> dict:
+        """Every simulated figure, without the host's ``wall_s`` (see :meth:`Summary.to_dict`)."""
         out = asdict(self)
+        out.pop("wall_s")
         out["pools"] = {k: v.to_dict() for k, v in self.pools.items()}
         return out
 

@@ -58,6 +58,7 @@ import numpy as np
 from ...errors import ConfigError
 from ...perf.disagg import kv_transfer_bytes, kv_transfer_time_s
 from ..engine import _check_fits, build_replicas
+from ..memory_guard import PIPELINE_BYTES_PER_REQUEST, check_fits_in_memory
 from ..replica import Replica, RequestLog
 from ..router import Router
 from ..workload import Workload, build_workload, sample_lengths
@@ -577,7 +578,10 @@ def simulate_pipeline(sc: PipelineScenario, workload: Workload | None = None,
     if sc.workload.arrival is not None and sc.workload.arrival.process == "closed_loop":
         raise ConfigError(sc.origin, "workload.arrival.process",
                           "pipelines take open-loop arrivals (poisson, gamma, constant) or a trace")
+    if workload is None and sc.workload.requests:  # before the workload's arrays are allocated
+        check_fits_in_memory(sc.workload.requests, PIPELINE_BYTES_PER_REQUEST, sc.origin)
     wl = workload if workload is not None else build_workload(sc)
+    check_fits_in_memory(wl.n, PIPELINE_BYTES_PER_REQUEST, sc.origin)
     plans = plan_stages(sc, wl)
     longest = max((int((p.input_tokens + p.output_tokens).max()) + 1 for p in plans if wl.n), default=2)
     if deployment is None:
