@@ -27,6 +27,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from ..errors import InfersimError
 
 #: the runtime every command uses unless told otherwise (one line to change; see docs/runtime.md)
@@ -113,6 +115,22 @@ class Runtime:
         """This runtime as configured on a device with ``device_memory_bytes`` (some engines capture
         more graph sizes on larger devices)."""
         return self
+
+    def step_times_s(self, kernel_s: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """:meth:`step_time_s` of many steps at once (numpy arrays)."""
+        kernel_s = np.asarray(kernel_s, dtype=np.float64)
+        host = self.host_fixed_s + self.host_per_seq_s * np.asarray(seqs, dtype=np.float64)
+        return np.maximum(kernel_s, host) if self.overlap else kernel_s + host
+
+    def graph_batches(self, decode_seqs: np.ndarray) -> np.ndarray:
+        """:meth:`graph_batch` of many decode batch sizes at once (float array of whole numbers)."""
+        b = np.asarray(decode_seqs, dtype=np.float64)
+        sizes = np.asarray(self.graph_sizes, dtype=np.float64)
+        if not self.graph_padding or sizes.size == 0:
+            return b.copy()
+        idx = np.searchsorted(sizes, b, side="left")
+        padded = sizes[np.minimum(idx, sizes.size - 1)]
+        return np.where((b > 0) & (b <= sizes[-1]), padded, b)
 
     # ----- defaults -----------------------------------------------------------------------------
     def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,

@@ -143,7 +143,9 @@ class SGLang(Runtime):
         "max_num_seqs": "max_running_requests: clamp(kv_tokens / context_len * 512, 2048, 4096) "
                         "(model_runner.py); 2048 here, the KV pool binds first",
         "block_size": "page_size 1 (server_args.py)",
-        "policy": "continuous: prefill batches do not carry decodes by default (enable_mixed_chunk=False)",
+        "policy": "chunked: SGLang splits prompts longer than chunked_prefill_size; it runs prefill batches "
+                  "without decodes by default (enable_mixed_chunk=False), where this scheduler mixes them "
+                  "(Sarathi-Serve), the nearest policy here that chunks long prompts",
     }
 
     overlap: bool = True
@@ -159,7 +161,7 @@ class SGLang(Runtime):
                            offline: bool) -> SchedulerDefaults:
         fraction = next(f for lo, f in SGLANG_MEM_FRACTION if tp >= lo)
         tokens = 2048 if device_memory_bytes < 25_000 * MB else 8192
-        return SchedulerDefaults(policy="continuous", max_num_seqs=2048, max_num_batched_tokens=tokens,
+        return SchedulerDefaults(policy="chunked", max_num_seqs=2048, max_num_batched_tokens=tokens,
                                  block_size=1, memory_utilization=fraction)
 
     def kv_capacity_bytes(self, memory_bytes: float, weights_bytes: float, activation_bytes: float,

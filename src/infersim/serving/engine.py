@@ -195,7 +195,8 @@ def _check_fits(scenario: Scenario, dep: Deployment, wl: Workload) -> None:
 
 def simulate(scenario: Scenario, workload: Workload | None = None, deployment: Deployment | None = None
              ) -> SimulationResult:
-    """Run one scenario (its own workload unless one is given) and return the raw result."""
+    """Run one scenario (its own workload unless one is given) and return the raw result (whose
+    ``scenario`` carries the effective scheduler: the runtime's defaults for unset keys)."""
     start = time.perf_counter()
     wl = workload if workload is not None else build_workload(scenario)
     if deployment is None:
@@ -204,7 +205,9 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
     elif wl.n:
         deployment.cost.ensure_context(int((wl.input_tokens + wl.output_tokens).max()) + 1)
     dep = deployment
-    _check_fits(dep.scenario, dep, wl)
+    if dep.scenario.scheduler is not scenario.scheduler:  # the runtime's defaults filled in
+        scenario = scenario.model_copy(update={"scheduler": dep.scenario.scheduler})
+    _check_fits(scenario, dep, wl)
     log = RequestLog(wl.arrival_s.tolist(), wl.input_tokens.tolist(), wl.output_tokens.tolist(),
                      wl.prefix_group.tolist(), wl.prefix_tokens.tolist())
     engines, replicas = build_replicas(dep, log, scenario.parallelism.replicas)

@@ -469,8 +469,8 @@ DEFAULT_RATE = 12.0
 
 
 def default_scenario() -> Scenario:
-    """Llama-3.1-8B on one H100 SXM, vLLM-style continuous batching, Poisson arrivals at ~70% load,
-    2,000 chat requests.
+    """Llama-3.1-8B on one H100 SXM, the default runtime's scheduler (kernels only: vLLM v0-style
+    continuous batching), Poisson arrivals at ~70% load, 2,000 chat requests.
 
     Lengths are lognormal with the medians reported for the Azure LLM inference conversation
     trace (Patel et al., "Splitwise", ISCA 2024: ~1020 prompt and ~129 output tokens); the
@@ -482,7 +482,6 @@ def default_scenario() -> Scenario:
         "model": "llama-3.1-8b",
         "hardware": "h100-sxm",
         "parallelism": {"tp": 1, "pp": 1, "replicas": 1},
-        "scheduler": {"policy": "continuous"},
         "workload": {
             "requests": 2000,
             "arrival": {"process": "poisson", "rate": DEFAULT_RATE},
