@@ -85,3 +85,27 @@ def test_simulation_study_with_offline_arrivals():
     m = SimulationEvaluator(study.context).evaluate_one(cfg, {"devices": 1.0})
     # every request at t = 0, so served output tokens/s = output tokens / makespan
     assert m["served_output_tokens_per_s"] == pytest.approx(20 * 32 / m["makespan_s"], rel=1e-9)
+
+
+def test_pipeline_runtime_reaches_every_llm_pool():
+    from infersim.serving.pipeline.deploy import prepare_pipeline
+    from infersim.serving.pipeline.spec import validate_pipeline
+
+    llm = {"kind": "llm", "model": "llama-3.1-8b", "hardware": "h100-sxm"}
+    data = {"name": "pd", "runtime": "trtllm",
+            "engines": {"prefill": {**llm, "scheduler": {"max_num_batched_tokens": 2048}}, "decode": llm},
+            "graph": [{"name": "prefill", "kind": "llm_prefill", "engine": "prefill"},
+                      {"name": "decode", "kind": "llm_decode", "engine": "decode"}],
+            "workload": {"requests": 4, "arrival": {"process": "offline"},
+                         "input_tokens": {"dist": "fixed", "value": 64},
+                         "output_tokens": {"dist": "fixed", "value": 4}}}
+    dep = prepare_pipeline(validate_pipeline(data, "<test>"))
+    pre = dep.engines["prefill"].deployment
+    dec = dep.engines["decode"].deployment
+    assert pre.runtime.name == dec.runtime.name == "trtllm"
+    # TensorRT-LLM's block of 32 tokens fills the unset key; the explicit token cap stays
+    assert pre.scenario.scheduler.block_size == dec.scenario.scheduler.block_size == 32
+    assert pre.scenario.scheduler.max_num_batched_tokens == 2048
+    assert dec.scenario.scheduler.max_num_batched_tokens == 8192
+    with pytest.raises(ConfigError, match="field 'runtime'"):
+        validate_pipeline({**data, "runtime": "vlm"}, "<test>")
