@@ -1,6 +1,7 @@
 """`infersim throughput` and the --runtime flag of the other commands, through click."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -33,8 +34,11 @@ def test_throughput_table_and_explicit_caps():
         assert word in r.output
 
 
+PD = str(Path(__file__).parents[2] / "examples" / "disagg" / "pd_vs_colocated.yaml")
+
+
 @pytest.mark.parametrize("command", [["throughput"], ["estimate"], ["simulate", "-n", "5"], ["sweep-rate"],
-                                     ["search", "--budget", "1"]])
+                                     ["search", "--budget", "1"], ["pipeline", PD], ["pipeline-study", PD]])
 def test_unknown_runtime_flag_is_one_line(command):
     r = CliRunner().invoke(cli, [*command, "--runtime", "tensorrt"])
     assert r.exit_code == 2
