@@ -61,6 +61,9 @@ def test_simulate_runtime_flag_overrides_the_file(tmp_path):
     a = json.loads(run("simulate", str(path), "--json").output)
     b = json.loads(run("simulate", str(path), "--json", "--runtime", "none").output)
     assert a["scheduler"] == "chunked" and b["scheduler"] == "continuous"
+    assert (a["runtime"], b["runtime"]) == ("vllm", "none")
+    text = run("simulate", str(path)).output
+    assert "runtime vllm" in " ".join(text.split()) and "all queued at t = 0" in " ".join(text.split())
 
 
 def test_sweep_rate_refuses_offline_arrivals(tmp_path):
