@@ -35,11 +35,12 @@ from ..perf.spec_step import speculative_step_model
 from ..perf.transforms import prepare as prepare_transforms
 from ..perf.parallel import Parallelism, Precision
 from ..perf.step_time import StepTimeModel
+from ..runtime import Runtime, get_runtime
 from .cost import StepCost
 from .kv_cache import KVCache
 from .replica import Replica, RequestLog, StepLog
 from .router import Router
-from .scenario import Scenario
+from .scenario import OfflineArrivals, Scenario, SchedulerSpec
 from .scheduler import make_scheduler
 from .workload import Workload, build_workload
 from .memory_guard import SIMULATE_BYTES_PER_REQUEST, check_fits_in_memory
@@ -64,6 +65,7 @@ class Deployment:
     kv_capacity_bytes: float  # per device
     peak_flops: float  # per device, in the GEMM dtype
     memory_bandwidth_bytes_per_s: float
+    runtime: Runtime | None = None  # the serving engine modelled (None: kernels only)
 
     @property
     def engines_per_replica(self) -> int:
@@ -74,12 +76,36 @@ class Deployment:
         return self.scenario.parallelism.replicas * self.parallel.pp
 
 
-def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deployment:
-    """Model, device, cost model and KV capacity of a scenario (errors name the scenario key).
+def scenario_runtime(scenario) -> Runtime:
+    """The runtime a scenario (or pipeline) names, or the default one; errors name the ``runtime`` key."""
+    try:
+        return get_runtime(scenario.runtime)
+    except InfersimError as exc:
+        raise ConfigError(scenario.origin, "runtime", str(exc)) from None
 
+
+def effective_scheduler(scenario: Scenario, runtime: Runtime, device_memory_bytes: float, device_name: str
+                        ) -> SchedulerSpec:
+    """The scenario's scheduler with the runtime's defaults for every key the scenario left unset
+    (explicit settings always win)."""
+    sched = scenario.scheduler
+    offline = isinstance(scenario.workload.arrival, OfflineArrivals)
+    defaults = runtime.scheduler_defaults(device_memory_bytes, device_name, scenario.parallelism.tp, offline)
+    given = sched.model_fields_set
+    changes = {k: v for k, v in defaults.as_dict().items() if k not in given}
+    if not changes:
+        return sched
+    return SchedulerSpec.model_validate({**changes, **sched.model_dump(include=given)})
+
+
+def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deployment:
+    """Model, device, runtime, cost model and KV capacity of a scenario (errors name the scenario key).
+
+    The deployment's ``scenario`` carries the effective scheduler (the runtime's defaults filled in).
     ``max_context_tokens``: the longest request + 1 the cost tables cover (default: the model's
     context + 1, at most 131,073)."""
     origin = scenario.origin
+    runtime = scenario_runtime(scenario)
     try:
         model = get_model(scenario.model)
     except InfersimError as exc:
@@ -88,6 +114,10 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
         device = get_device(scenario.hardware)
     except InfersimError as exc:
         raise ConfigError(origin, "hardware", str(exc)) from None
+    runtime = runtime.for_device(device.memory_bytes)
+    sched = effective_scheduler(scenario, runtime, device.memory_bytes, device.name)
+    if sched is not scenario.scheduler:
+        scenario = scenario.model_copy(update={"scheduler": sched})
     p = scenario.parallelism
     par = Parallelism(tp=p.tp, pp=p.pp, ep=p.ep, dp_attention=p.dp_attention)
     pr = scenario.precision
@@ -101,20 +131,19 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
     problem = model.context_problem(max_context_tokens - 1)
     if problem:
         raise ConfigError(origin, "workload", f"the longest request: {problem}; lower the length limits")
-    sched = scenario.scheduler
     transforms = scenario.parsed_transforms()
     if transforms:
         model, prec = prepare_transforms(model, prec, transforms)
     stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention, transforms=transforms))
     stm = speculative_step_model(stm, transforms)
-    cost = StepCost(stm, max_context_tokens)
+    cost = StepCost(stm, max_context_tokens, runtime=runtime)
     weights = weight_bytes_per_device(model, par, prec, transforms).total
     budget = sched.token_budget
     act = float(activation_peak_bytes(model, par, prec, budget, min(budget, sched.max_num_seqs)))
-    usable = device.memory_bytes * sched.memory_utilization
-    kv_capacity = usable - weights - act
+    kv_capacity = runtime.kv_capacity_bytes(device.memory_bytes, weights, act, sched.memory_utilization)
     per_token = stm.kv_bytes_per_token()
     if kv_capacity <= 0:
+        usable = device.memory_bytes * sched.memory_utilization
         raise ConfigError(origin, "parallelism",
                           f"{model.name} does not fit on {device.name} with tp={par.tp} pp={par.pp}: "
                           f"{weights / 1e9:.1f} GB of weights and {act / 1e9:.2f} GB of activations per "
@@ -135,7 +164,7 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
                       precision=prec, stm=stm, cost=cost, blocks_per_engine=per_engine,
                       kv_bytes_per_token=per_token, weights_bytes=weights, kv_capacity_bytes=kv_capacity,
                       peak_flops=device.peak_flops(prec.gemm_compute),
-                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s)
+                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s, runtime=runtime)
 
 
 @dataclass
@@ -180,7 +209,8 @@ def _check_fits(scenario: Scenario, dep: Deployment, wl: Workload) -> None:
 
 def simulate(scenario: Scenario, workload: Workload | None = None, deployment: Deployment | None = None
              ) -> SimulationResult:
-    """Run one scenario (its own workload unless one is given) and return the raw result."""
+    """Run one scenario (its own workload unless one is given) and return the raw result (whose
+    ``scenario`` carries the effective scheduler: the runtime's defaults for unset keys)."""
     start = time.perf_counter()
     if workload is None and scenario.workload.requests:  # before the workload's arrays are allocated
         check_fits_in_memory(scenario.workload.requests, SIMULATE_BYTES_PER_REQUEST, scenario.origin)
@@ -192,6 +222,8 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
     elif wl.n:
         deployment.cost.ensure_context(int((wl.input_tokens + wl.output_tokens).max()) + 1)
     dep = deployment
+    if dep.scenario.scheduler is not scenario.scheduler:  # the runtime's defaults filled in
+        scenario = scenario.model_copy(update={"scheduler": dep.scenario.scheduler})
     _check_fits(scenario, dep, wl)
     log = RequestLog(wl.arrival_s.tolist(), wl.input_tokens.tolist(), wl.output_tokens.tolist(),
                      wl.prefix_group.tolist(), wl.prefix_tokens.tolist())
