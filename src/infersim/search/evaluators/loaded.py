@@ -1,0 +1,420 @@
+"""The load-aware static evaluator (``evaluator: loaded``): latencies of an iteration-level scheduler
+under a Poisson load, in closed form over whole grids (:mod:`infersim.serving.loaded`).
+
+Serving architecture is a parameter, ``mode``:
+
+* ``aggregated``: ``replicas`` replicas of ``tp x pp`` devices running chunked prefill
+  (Sarathi-Serve) with ``max_batch`` sequences and ``max_prefill_tokens`` tokens per step;
+* ``disaggregated``: ``prefill_workers`` prefill replicas of ``prefill_tp x prefill_pp`` devices
+  (whole prompts, ``prefill_max_tokens`` per step) and ``decode_workers`` decode replicas of
+  ``tp x pp`` devices (``max_batch`` sequences); each request's KV cache moves over ``kv_link``
+  (``scale_out`` or ``scale_up``, the device's own links) in
+  :func:`~infersim.perf.disagg.kv_transfer_time_s` = latency + bytes / (bandwidth x links), with
+  ``links = min(devices per prefill replica, devices per decode replica)`` as the pipeline simulator
+  counts them;
+* ``afd`` (MoE models only): prefill workers as above, decode on ``decode_workers``
+  attention-FFN disaggregated instances of ``afd_attention_gpus`` attention GPUs (``tp`` per rank)
+  and ``afd_ffn_gpus`` expert GPUs, ``afd_micro_batches`` micro-batches
+  (:class:`~infersim.serving.pipeline.afd.AFDStepTimeModel`).
+
+Each pool is treated on its own: its servers (replicas x ``pp`` engines) share the arrivals
+evenly; a pool's capacity under the SLOs is its servers times one server's highest rate meeting
+them. Disaggregated capacity is the smaller of the two pools' (the bottleneck side).
+
+Metrics (per configuration):
+
+* ``slo_capacity_requests_per_s``: the highest request rate meeting every latency SLO of the
+  study (``ttft[_pXX]_s``, ``tpot[_pXX]_s``; 0 when none); ``capacity_requests_per_s``: the highest
+  sustainable rate without SLOs; ``goodput_tokens_per_s_per_device`` = SLO capacity x output tokens
+  / devices; ``output_tokens_per_s_per_device`` the same without SLOs;
+* ``ttft_s``, ``ttft_p50/p90/p99_s``, ``tpot_s`` (= its p50/p90/p99: the stationary TPOT),
+  ``tokens_per_s_per_user`` (= 1 / TPOT), ``decode_batch`` (stationary, per server),
+  ``prefill_utilization``, ``kv_transfer_s``: at the study's ``rate_rps`` when it has one, else at
+  the SLO capacity (at the highest sustainable rate when no rate meets the SLOs);
+  ``utilization`` = rate / SLO capacity with a rate;
+* ``devices``, ``usd_per_hour``, ``usd_per_million_output_tokens`` (at the same rate), ``slo_met``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import ConfigError, InfersimError
+from ...hardware import get_device
+from ...models import get_model
+from ...perf.disagg import kv_transfer_bytes, kv_transfer_time_s
+from ...perf.graph import GraphOptions
+from ...perf.parallel import Parallelism, Precision
+from ...serving.loaded import (
+    BATCH_COLUMNS,
+    LoadCurve,
+    colocated_curve,
+    decode_curve,
+    prefill_curve,
+    server_kv_tokens,
+)
+from ..scoring import OK, REJECTED
+from ..space import Config
+from .base import Columns, Evaluator, failure
+from .static import DEPLOYMENT_KNOBS, resolve_knobs
+
+MODES = ("aggregated", "disaggregated", "afd")
+KV_LINKS = ("scale_out", "scale_up")
+#: knobs of this evaluator besides the deployment knobs (tp/pp/ep/max_batch: the decode pool's)
+LOADED_KNOBS: dict[str, object] = {
+    "mode": "aggregated", "prefill_tp": 1, "prefill_pp": 1, "prefill_ep": 1, "prefill_workers": 1,
+    "decode_workers": 1, "prefill_max_tokens": 8192, "kv_link": "scale_out",
+    "afd_attention_gpus": 8, "afd_ffn_gpus": 8, "afd_micro_batches": 2,
+}
+INT_KNOBS = ("prefill_tp", "prefill_pp", "prefill_ep", "prefill_workers", "decode_workers", "prefill_max_tokens",
+             "afd_attention_gpus", "afd_ffn_gpus", "afd_micro_batches")
+METRICS = ("devices", "slo_capacity_requests_per_s", "capacity_requests_per_s", "goodput_tokens_per_s_per_device",
+           "output_tokens_per_s_per_device", "served_output_tokens_per_s", "ttft_s", "ttft_p50_s", "ttft_p90_s",
+           "ttft_p99_s", "tpot_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s", "tokens_per_s_per_user",
+           "decode_batch", "prefill_utilization", "kv_transfer_s", "usd_per_hour", "usd_per_million_output_tokens",
+           "slo_met")
+OPTIONS = ("attention", "moe_imbalance", "screen_slo_factor")
+
+
+def slo_quantile(metric: str) -> tuple[str, float | None] | None:
+    """``("ttft", 0.9)`` for ``ttft_p90_s``, ``("tpot", None)`` for ``tpot_s`` (the mean); None otherwise."""
+    for lat in ("ttft", "tpot"):
+        if metric == f"{lat}_s":
+            return lat, None
+        if metric.startswith(f"{lat}_p") and metric.endswith("_s"):
+            try:
+                q = float(metric[len(lat) + 2:-2]) / 100.0
+            except ValueError:
+                return None
+            return (lat, q) if 0 < q < 1 else None
+    return None
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """One pool's servers: role (colocated | prefill | decode | afd), layout and batch caps."""
+
+    role: str
+    model: str
+    device: str
+    tp: int
+    pp: int
+    ep: int
+    dtypes: tuple[str, str, str]
+    input_tokens: int
+    output_tokens: int
+    token_budget: int
+    max_batch: int
+    memory_utilization: float
+    afd: tuple[int, int, int] = (0, 0, 0)  # attention gpus, ffn gpus, micro-batches
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.afd[0] + self.afd[1] if self.role == "afd" else self.tp * self.pp
+
+    @property
+    def servers_per_replica(self) -> int:
+        return 1 if self.role == "afd" else self.pp
+
+
+class LoadedEvaluator(Evaluator):
+    kind = "loaded"
+    chunk_size = 1 << 16
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        opts = context.options
+        self.options = GraphOptions(attention_impl=opts.get("attention", "fused"),
+                                    moe_imbalance=float(opts.get("moe_imbalance", 1.0)))
+        self.rate = context.workload.get("rate_rps")
+        self.slo = dict(context.slo)
+        self._curves: dict[_Pool, LoadCurve | str] = {}
+
+    @classmethod
+    def knobs(cls, context):
+        return {**DEPLOYMENT_KNOBS, **LOADED_KNOBS}
+
+    @classmethod
+    def metric_names(cls, context):
+        names = list(METRICS)
+        if context.workload.get("rate_rps") is not None:
+            names.append("utilization")
+        return names
+
+    @classmethod
+    def check(cls, context, origin) -> None:
+        for key in context.options:
+            if key not in OPTIONS:
+                raise ConfigError(origin, f"evaluator.options.{key}", f"unknown option; expected one of "
+                                  + ", ".join(OPTIONS))
+        for metric in context.slo:
+            if metric.startswith(("ttft", "tpot")) and slo_quantile(metric) is None:
+                raise ConfigError(origin, f"slo.{metric}", "expected ttft_s, tpot_s or a percentile such as ttft_p90_s")
+
+    @classmethod
+    def check_params(cls, context, params, origin) -> None:
+        from ..space import Categorical
+
+        by_name = {p.name: p for p in params}
+        for name, allowed in (("mode", MODES), ("kv_link", KV_LINKS)):
+            p = by_name.get(name)
+            if p is None:
+                continue
+            values = p.grid() if isinstance(p, Categorical) else []
+            if not isinstance(p, Categorical):
+                raise ConfigError(origin, f"space.{name}", "must be a value or a list of names")
+            for v in values:
+                if v not in allowed:
+                    raise ConfigError(origin, f"space.{name}", f"unknown {name} '{v}'; expected one of "
+                                      + ", ".join(allowed))
+        for name in INT_KNOBS:
+            p = by_name.get(name)
+            if p is not None:
+                for v in p.grid():
+                    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                        raise ConfigError(origin, f"space.{name}", f"expected integers >= 1, got {v!r}")
+        mode = by_name.get("mode")
+        model = by_name.get("model")
+        if mode is not None and model is not None and "afd" in mode.grid():
+            dense = [m for m in model.grid() if not get_model(str(m)).is_moe]
+            if dense and len(dense) == len(model.grid()):
+                raise ConfigError(origin, "space.mode", f"'afd' (attention-FFN disaggregation) needs a MoE model; "
+                                  f"{', '.join(map(str, dense))} is dense")
+
+    # ----------------------------------------------------------------------------------------
+    def _pools(self, c: dict) -> tuple[_Pool, _Pool | None]:
+        dtypes = (c["weight_dtype"], c["activation_dtype"], c["kv_dtype"])
+        common = dict(model=c["model"], device=c["device"], dtypes=dtypes, input_tokens=int(c["input_tokens"]),
+                      output_tokens=int(c["output_tokens"]), memory_utilization=float(c["memory_utilization"]))
+        mode = c["mode"]
+        if mode not in MODES:
+            raise InfersimError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}")
+        if mode == "aggregated":
+            return _Pool("colocated", tp=c["tp"], pp=c["pp"], ep=c["ep"], token_budget=c["max_prefill_tokens"],
+                         max_batch=c["max_batch"], **common), None
+        prefill = _Pool("prefill", tp=c["prefill_tp"], pp=c["prefill_pp"], ep=c["prefill_ep"],
+                        token_budget=c["prefill_max_tokens"], max_batch=c["max_batch"], **common)
+        if mode == "afd":
+            decode = _Pool("afd", tp=c["tp"], pp=1, ep=1, token_budget=c["max_prefill_tokens"],
+                           max_batch=c["max_batch"],
+                           afd=(c["afd_attention_gpus"], c["afd_ffn_gpus"], c["afd_micro_batches"]), **common)
+        else:
+            decode = _Pool("decode", tp=c["tp"], pp=c["pp"], ep=c["ep"], token_budget=c["max_prefill_tokens"],
+                           max_batch=c["max_batch"], **common)
+        return prefill, decode
+
+    def _curve(self, pool: _Pool) -> LoadCurve:
+        """The pool's operating curve (one server), cached; raises InfersimError when it cannot run."""
+        if pool not in self._curves:
+            try:
+                self._curves[pool] = _build_curves([pool], self.options)[0]
+            except InfersimError as exc:
+                self._curves[pool] = str(exc)
+        got = self._curves[pool]
+        if isinstance(got, str):
+            raise InfersimError(got)
+        return got
+
+    def _prime(self, pools: list[_Pool]) -> None:
+        """Build the curves of many pools at once (one graph per layout)."""
+        todo = list(dict.fromkeys(p for p in pools if p not in self._curves))
+        groups: dict[tuple, list[_Pool]] = {}
+        for p in todo:
+            groups.setdefault((p.role, p.model, p.device, p.tp, p.pp, p.ep, p.dtypes, p.afd), []).append(p)
+        for members in groups.values():
+            try:
+                for p, curve in zip(members, _build_curves(members, self.options)):
+                    self._curves[p] = curve
+            except InfersimError as exc:
+                for p in members:
+                    self._curves[p] = str(exc)
+
+    def evaluate(self, configs: list[Config]) -> Columns:
+        full = [{**LOADED_KNOBS, **resolve_knobs(c, self.context.workload)} for c in configs]
+        n = len(full)
+        status: list[str] = [OK] * n
+        errors: list[str | None] = [None] * n
+        metrics = {name: np.full(n, np.nan) for name in self.metric_names(self.context)}
+        pools: list[tuple[_Pool, _Pool | None] | None] = []
+        for idx, c in enumerate(full):
+            try:
+                pools.append(self._pools(c))
+            except InfersimError as exc:
+                pools.append(None)
+                status[idx], errors[idx] = REJECTED, str(exc)
+        self._prime([p for pair in pools if pair for p in pair if p is not None])
+        for idx, (c, pair) in enumerate(zip(full, pools)):
+            if pair is None:
+                continue
+            try:
+                values = self._point(c, *pair)
+            except InfersimError as exc:
+                status[idx], errors[idx] = REJECTED, str(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - recorded per point
+                fail = failure(exc)
+                status[idx], errors[idx] = fail.status, fail.error
+                continue
+            for name, v in values.items():
+                if name in metrics:
+                    metrics[name][idx] = v
+        return Columns(status, errors, metrics)
+
+    # ----------------------------------------------------------------------------------------
+    def _bounds(self, lat: str) -> list[tuple[float | None, float]]:
+        out = []
+        for metric, bound in self.slo.items():
+            parsed = slo_quantile(metric)
+            if parsed is not None and parsed[0] == lat:
+                out.append((parsed[1], float(bound)))
+        return out
+
+    def _ttft_ok(self, curve: LoadCurve) -> np.ndarray:
+        ok = curve.valid.copy()
+        for q, bound in self._bounds("ttft"):
+            ok &= curve.ttft_s(q) <= bound
+        return ok
+
+    def _tpot_ok(self, curve: LoadCurve, extra_s: float = 0.0) -> np.ndarray:
+        ok = curve.valid.copy()
+        for _, bound in self._bounds("tpot"):
+            ok &= curve.tpot_s + extra_s <= bound
+        return ok
+
+    def _point(self, c: dict, first: _Pool, second: _Pool | None) -> dict[str, float]:
+        o = int(c["output_tokens"])
+        if second is None:
+            cur = self._curve(first)
+            servers = c["replicas"] * first.servers_per_replica
+            devices = c["replicas"] * first.devices_per_replica
+            cap = _max_rate(cur, cur.valid) * servers
+            slo_cap = _max_rate(cur, self._ttft_ok(cur) & self._tpot_ok(cur)) * servers
+            xfer = 0.0
+            pools = [(cur, servers, "both")]
+        else:
+            pre, dec = self._curve(first), self._curve(second)
+            p_servers = c["prefill_workers"] * first.servers_per_replica
+            d_servers = c["decode_workers"] * second.servers_per_replica
+            devices = c["prefill_workers"] * first.devices_per_replica + c["decode_workers"] * second.devices_per_replica
+            xfer = self._transfer_s(c, first, second)
+            per_token_extra = xfer / max(o - 1, 1)
+            cap = min(_max_rate(pre, pre.valid) * p_servers, _max_rate(dec, dec.valid) * d_servers)
+            slo_cap = min(_max_rate(pre, self._ttft_ok(pre)) * p_servers,
+                          _max_rate(dec, self._tpot_ok(dec, per_token_extra)) * d_servers)
+            pools = [(pre, p_servers, "ttft"), (dec, d_servers, "tpot")]
+        rate = self.rate if self.rate is not None else (slo_cap if slo_cap > 0 else cap)
+        m: dict[str, float] = {"devices": float(devices), "capacity_requests_per_s": cap,
+                               "slo_capacity_requests_per_s": slo_cap,
+                               "goodput_tokens_per_s_per_device": slo_cap * o / devices,
+                               "output_tokens_per_s_per_device": cap * o / devices, "kv_transfer_s": xfer}
+        for cur, servers, which in pools:
+            r = rate / servers
+            if which in ("both", "ttft"):
+                m["ttft_s"] = float(cur.at_rate(r, cur.ttft_s(None))[0])
+                for q in (50, 90, 99):
+                    m[f"ttft_p{q}_s"] = float(cur.at_rate(r, cur.ttft_s(q / 100.0))[0])
+                m["prefill_utilization"] = float(cur.at_rate(r, cur.rho)[0])
+            if which in ("both", "tpot"):
+                tpot = float(cur.at_rate(r, cur.tpot_s)[0]) + xfer / max(o - 1, 1)
+                for name in ("tpot_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s"):
+                    m[name] = tpot
+                m["tokens_per_s_per_user"] = 1.0 / tpot
+                m["decode_batch"] = float(cur.at_rate(r, cur.batch)[0])
+        sustained = rate <= cap * (1 + 1e-9)
+        served = min(rate, cap)
+        m["served_output_tokens_per_s"] = served * o
+        device = get_device(c["device"])
+        price = device.usd_per_hour if device.usd_per_hour is not None else math.nan
+        m["usd_per_hour"] = price * devices
+        m["usd_per_million_output_tokens"] = price * devices / (served * o * 3600.0) * 1e6 if served > 0 else math.nan
+        met = sustained and all(np.isfinite(m.get(k, np.nan)) and m[k] <= b for k, b in self.slo.items() if k in m)
+        if self.rate is not None:
+            m["utilization"] = self.rate / slo_cap if slo_cap > 0 else math.inf
+            met = met and self.rate <= slo_cap * (1 + 1e-9)
+        else:
+            met = slo_cap > 0
+        m["slo_met"] = float(met)
+        return m
+
+    def _transfer_s(self, c: dict, prefill: _Pool, decode: _Pool) -> float:
+        model = get_model(c["model"])
+        device = get_device(c["device"])
+        link = getattr(device, c["kv_link"], None) if c["kv_link"] in KV_LINKS else None
+        if link is None:
+            raise InfersimError(f"unknown kv_link '{c['kv_link']}'; expected one of {', '.join(KV_LINKS)}")
+        links = min(prefill.devices_per_replica, decode.devices_per_replica)
+        n_bytes = kv_transfer_bytes(model, c["kv_dtype"], int(c["input_tokens"]))
+        return float(kv_transfer_time_s(n_bytes, link.bandwidth_bytes_per_s * links, link.latency_s)[0])
+
+
+def _max_rate(curve: LoadCurve, ok: np.ndarray) -> float:
+    """The highest rate among the columns of a one-point curve where ``ok`` holds (0 if none)."""
+    rates = np.where(ok, curve.rate_rps, 0.0)
+    return float(rates.max()) if rates.size else 0.0
+
+
+def _build_curves(pools: list[_Pool], options: GraphOptions) -> list[LoadCurve]:
+    """The operating curves of pools that share role, model, device, layout and dtypes."""
+    p0 = pools[0]
+    model = get_model(p0.model)
+    device = get_device(p0.device)
+    prec = Precision(*p0.dtypes)
+    arr = {k: np.array([getattr(p, k) for p in pools], dtype=np.float64)
+           for k in ("input_tokens", "output_tokens", "token_budget", "max_batch", "memory_utilization")}
+    if p0.role == "afd":
+        return [_afd_curve(p, model, device, prec, options) for p in pools]
+    par = Parallelism(tp=p0.tp, pp=p0.pp, ep=p0.ep)
+    par.validate(model)
+    budget = arr["token_budget"] if p0.role != "decode" else np.minimum(arr["token_budget"], arr["max_batch"])
+    kv = np.array([float(server_kv_tokens(model, device, par, prec, token_budget=b, max_batch=s,
+                                          memory_utilization=u))
+                   for b, s, u in zip(budget, arr["max_batch"], arr["memory_utilization"])])
+    need = arr["input_tokens"] + arr["output_tokens"]
+    if (kv < need).all():
+        raise InfersimError(f"{model.name} does not fit on {device.name} with tp={par.tp} pp={par.pp} "
+                            f"({'/'.join(p0.dtypes)}): no room for the KV cache of one request")
+    if p0.role == "colocated":
+        curves = colocated_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
+                                 output_tokens=arr["output_tokens"], token_budget=arr["token_budget"],
+                                 max_batch=arr["max_batch"], kv_tokens=kv)
+    elif p0.role == "decode":
+        curves = decode_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
+                              output_tokens=arr["output_tokens"], max_batch=arr["max_batch"], kv_tokens=kv)
+    else:
+        curves = prefill_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
+                               token_budget=arr["token_budget"])
+        curves = LoadCurve(*(np.where((kv >= arr["input_tokens"])[:, None], x, np.nan) if x.dtype != bool
+                             else x & (kv >= arr["input_tokens"])[:, None] for x in _fields(curves)))
+    return [LoadCurve(*(x[j:j + 1] for x in _fields(curves))) for j in range(len(pools))]
+
+
+def _fields(curve: LoadCurve) -> tuple:
+    return (curve.rate_rps, curve.batch, curve.tpot_s, curve.service_s, curve.rho, curve.residual_s, curve.valid)
+
+
+def _afd_curve(pool: _Pool, model, device, prec: Precision, options: GraphOptions) -> LoadCurve:
+    """Decode curve of one AFD instance (the step model is per call; 48 calls per pool)."""
+    from ...serving.pipeline.afd import AFDLayout, AFDStepTimeModel, afd_memory, check_memory
+
+    if not model.is_moe:
+        raise InfersimError(f"mode 'afd' (attention-FFN disaggregation) needs a MoE model; {model.name} is dense")
+    attn_gpus, ffn_gpus, micro = pool.afd
+    layout = AFDLayout(attn_gpus, pool.tp, ffn_gpus, micro)
+    link = device.scale_out
+    stm = AFDStepTimeModel(model, device, device, layout, prec, link.bandwidth_bytes_per_s, link.latency_s, options)
+    mem = afd_memory(model, device, device, layout, prec, pool.max_batch, pool.max_batch, pool.memory_utilization)
+    check_memory(mem, layout, model)
+    kv_tokens = mem.attention_kv_capacity / stm.kv_bytes_per_token() * layout.ranks
+    i, o = pool.input_tokens, pool.output_tokens
+    ctx = i + o / 2.0
+    b_max = min(pool.max_batch, kv_tokens / ctx)
+    b = b_max * np.arange(1, BATCH_COLUMNS + 1) / BATCH_COLUMNS
+    t_d = np.array([stm.step_time_s(0, 0, max(int(round(x)), 1),
+                                    {w: (0.0, 0.0, 0.0, max(round(x), 1) * ctx) for w in stm.windows}) for x in b])
+    rate = b / ((o - 1.0) * t_d)
+    zeros = np.zeros(b.size)
+    valid = np.full(b.size, b_max >= 1.0)
+    return LoadCurve(rate[None], b[None], t_d[None], zeros[None], zeros[None], zeros[None], valid[None])
