@@ -32,6 +32,8 @@ Metrics (per configuration):
   ``prefill_utilization``, ``kv_transfer_s``: at the study's ``rate_rps`` when it has one, else at
   the SLO capacity (at the highest sustainable rate when no rate meets the SLOs);
   ``utilization`` = rate / SLO capacity with a rate;
+* ``ttft_floor_s``, ``tpot_floor_s``: the TTFT (at the study's TTFT percentile) and TPOT at the
+  lowest load (how close a point that misses the SLOs comes);
 * ``devices``, ``usd_per_hour``, ``usd_per_million_output_tokens`` (at the same rate), ``slo_met``.
 """
 
@@ -74,7 +76,7 @@ INT_KNOBS = ("prefill_tp", "prefill_pp", "prefill_ep", "prefill_workers", "decod
 METRICS = ("devices", "slo_capacity_requests_per_s", "capacity_requests_per_s", "goodput_tokens_per_s_per_device",
            "output_tokens_per_s_per_device", "served_output_tokens_per_s", "ttft_s", "ttft_p50_s", "ttft_p90_s",
            "ttft_p99_s", "tpot_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s", "tokens_per_s_per_user",
-           "decode_batch", "prefill_utilization", "kv_transfer_s", "usd_per_hour", "usd_per_million_output_tokens",
+           "decode_batch", "prefill_utilization", "kv_transfer_s", "ttft_floor_s", "tpot_floor_s", "usd_per_hour", "usd_per_million_output_tokens",
            "slo_met")
 OPTIONS = ("attention", "moe_imbalance", "screen_slo_factor")
 
@@ -131,7 +133,7 @@ class LoadedEvaluator(Evaluator):
                                     moe_imbalance=float(opts.get("moe_imbalance", 1.0)))
         self.rate = context.workload.get("rate_rps")
         self.slo = dict(context.slo)
-        self._curves: dict[_Pool, LoadCurve | str] = {}
+        self._curves: dict = {}  # pool -> LoadCurve or the reason it cannot run; also summaries, devices
 
     @classmethod
     def knobs(cls, context):
@@ -272,61 +274,73 @@ class LoadedEvaluator(Evaluator):
                 out.append((parsed[1], float(bound)))
         return out
 
-    def _ttft_ok(self, curve: LoadCurve) -> np.ndarray:
-        ok = curve.valid.copy()
-        for q, bound in self._bounds("ttft"):
-            ok &= curve.ttft_s(q) <= bound
-        return ok
+    def _summary(self, pool: _Pool) -> "_Summary":
+        key = ("summary", pool)
+        if key not in self._curves:
+            self._curves[key] = _Summary.of(self._curve(pool), self._bounds("ttft"))
+        return self._curves[key]
 
-    def _tpot_ok(self, curve: LoadCurve, extra_s: float = 0.0) -> np.ndarray:
-        ok = curve.valid.copy()
-        for _, bound in self._bounds("tpot"):
-            ok &= curve.tpot_s + extra_s <= bound
-        return ok
+    def _tpot_capacity(self, pool: _Pool, extra_s: float) -> float:
+        """One server's highest rate whose TPOT (+ ``extra_s`` per token) meets the TPOT SLOs (and, for a
+        colocated server, whose TTFT meets the TTFT SLOs)."""
+        key = ("tpot", pool, extra_s)
+        if key not in self._curves:
+            s = self._summary(pool)
+            ok = s.ttft_ok if pool.role == "colocated" else s.valid
+            for _, bound in self._bounds("tpot"):
+                ok = ok & (s.tpot + extra_s <= bound)
+            self._curves[key] = float(s.rate[ok].max()) if ok.any() else 0.0
+        return self._curves[key]
+
+    def _device(self, name: str):
+        key = ("device", name)
+        if key not in self._curves:
+            self._curves[key] = get_device(name)
+        return self._curves[key]
 
     def _point(self, c: dict, first: _Pool, second: _Pool | None) -> dict[str, float]:
         o = int(c["output_tokens"])
+        per_token = 1.0 / max(o - 1, 1)
         if second is None:
-            cur = self._curve(first)
+            s = self._summary(first)
             servers = c["replicas"] * first.servers_per_replica
             devices = c["replicas"] * first.devices_per_replica
-            cap = _max_rate(cur, cur.valid) * servers
-            slo_cap = _max_rate(cur, self._ttft_ok(cur) & self._tpot_ok(cur)) * servers
+            cap = s.max_rate * servers
+            slo_cap = self._tpot_capacity(first, 0.0) * servers
             xfer = 0.0
-            pools = [(cur, servers, "both")]
+            pools = [(s, servers, "both")]
         else:
-            pre, dec = self._curve(first), self._curve(second)
+            pre, dec = self._summary(first), self._summary(second)
             p_servers = c["prefill_workers"] * first.servers_per_replica
             d_servers = c["decode_workers"] * second.servers_per_replica
             devices = c["prefill_workers"] * first.devices_per_replica + c["decode_workers"] * second.devices_per_replica
             xfer = self._transfer_s(c, first, second)
-            per_token_extra = xfer / max(o - 1, 1)
-            cap = min(_max_rate(pre, pre.valid) * p_servers, _max_rate(dec, dec.valid) * d_servers)
-            slo_cap = min(_max_rate(pre, self._ttft_ok(pre)) * p_servers,
-                          _max_rate(dec, self._tpot_ok(dec, per_token_extra)) * d_servers)
+            cap = min(pre.max_rate * p_servers, dec.max_rate * d_servers)
+            slo_cap = min(pre.ttft_max_rate * p_servers, self._tpot_capacity(second, xfer * per_token) * d_servers)
             pools = [(pre, p_servers, "ttft"), (dec, d_servers, "tpot")]
         rate = self.rate if self.rate is not None else (slo_cap if slo_cap > 0 else cap)
         m: dict[str, float] = {"devices": float(devices), "capacity_requests_per_s": cap,
                                "slo_capacity_requests_per_s": slo_cap,
                                "goodput_tokens_per_s_per_device": slo_cap * o / devices,
                                "output_tokens_per_s_per_device": cap * o / devices, "kv_transfer_s": xfer}
-        for cur, servers, which in pools:
+        for s, servers, which in pools:
             r = rate / servers
             if which in ("both", "ttft"):
-                m["ttft_s"] = float(cur.at_rate(r, cur.ttft_s(None))[0])
-                for q in (50, 90, 99):
-                    m[f"ttft_p{q}_s"] = float(cur.at_rate(r, cur.ttft_s(q / 100.0))[0])
-                m["prefill_utilization"] = float(cur.at_rate(r, cur.rho)[0])
+                m["ttft_floor_s"] = s.ttft_floor
+                for name, values in s.ttft.items():
+                    m[name] = s.at(r, values)
+                m["prefill_utilization"] = s.at(r, s.rho)
             if which in ("both", "tpot"):
-                tpot = float(cur.at_rate(r, cur.tpot_s)[0]) + xfer / max(o - 1, 1)
+                m["tpot_floor_s"] = s.tpot_floor + xfer * per_token
+                tpot = s.at(r, s.tpot) + xfer * per_token
                 for name in ("tpot_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s"):
                     m[name] = tpot
                 m["tokens_per_s_per_user"] = 1.0 / tpot
-                m["decode_batch"] = float(cur.at_rate(r, cur.batch)[0])
+                m["decode_batch"] = s.at(r, s.batch)
         sustained = rate <= cap * (1 + 1e-9)
         served = min(rate, cap)
         m["served_output_tokens_per_s"] = served * o
-        device = get_device(c["device"])
+        device = self._device(c["device"])
         price = device.usd_per_hour if device.usd_per_hour is not None else math.nan
         m["usd_per_hour"] = price * devices
         m["usd_per_million_output_tokens"] = price * devices / (served * o * 3600.0) * 1e6 if served > 0 else math.nan
@@ -340,27 +354,73 @@ class LoadedEvaluator(Evaluator):
         return m
 
     def _transfer_s(self, c: dict, prefill: _Pool, decode: _Pool) -> float:
+        key = ("xfer", c["model"], c["device"], c["kv_link"], c["kv_dtype"], int(c["input_tokens"]),
+               prefill.devices_per_replica, decode.devices_per_replica)
+        if key in self._curves:
+            return self._curves[key]
         model = get_model(c["model"])
-        device = get_device(c["device"])
+        device = self._device(c["device"])
         link = getattr(device, c["kv_link"], None) if c["kv_link"] in KV_LINKS else None
         if link is None:
             raise InfersimError(f"unknown kv_link '{c['kv_link']}'; expected one of {', '.join(KV_LINKS)}")
         links = min(prefill.devices_per_replica, decode.devices_per_replica)
         n_bytes = kv_transfer_bytes(model, c["kv_dtype"], int(c["input_tokens"]))
-        return float(kv_transfer_time_s(n_bytes, link.bandwidth_bytes_per_s * links, link.latency_s)[0])
+        self._curves[key] = float(kv_transfer_time_s(n_bytes, link.bandwidth_bytes_per_s * links, link.latency_s)[0])
+        return self._curves[key]
 
 
-def _max_rate(curve: LoadCurve, ok: np.ndarray) -> float:
-    """The highest rate among the columns of a one-point curve where ``ok`` holds (0 if none)."""
-    rates = np.where(ok, curve.rate_rps, 0.0)
-    return float(rates.max()) if rates.size else 0.0
+@dataclass
+class _Summary:
+    """One server's curve reduced to what a configuration reads: the increasing envelope of its
+    valid columns (rates and the values there), its capacities and its lowest-load latencies."""
+
+    rate: np.ndarray
+    ttft: dict[str, np.ndarray]
+    tpot: np.ndarray
+    batch: np.ndarray
+    rho: np.ndarray
+    valid: np.ndarray
+    ttft_ok: np.ndarray
+    max_rate: float
+    ttft_max_rate: float
+    ttft_floor: float
+    tpot_floor: float
+
+    @classmethod
+    def of(cls, curve: LoadCurve, ttft_bounds: list) -> "_Summary":
+        row = np.where(curve.valid[0], curve.rate_rps[0], -np.inf)
+        run = np.maximum.accumulate(row)
+        keep = np.isfinite(row) & (row >= run)
+        keep[1:] &= row[1:] > run[:-1]
+        ttft = {"ttft_s": curve.ttft_s(None)[0]}
+        for q in (50, 90, 99):
+            ttft[f"ttft_p{q}_s"] = curve.ttft_s(q / 100.0)[0]
+        ok = curve.valid[0].copy()
+        for q, bound in ttft_bounds:
+            ok &= curve.ttft_s(q)[0] <= bound
+        first = int(np.argmax(curve.valid[0])) if curve.valid[0].any() else None
+        q_floor = ttft_bounds[0][0] if ttft_bounds else 0.5
+        rate = curve.rate_rps[0]
+        return cls(rate=rate[keep], ttft={k: v[keep] for k, v in ttft.items()}, tpot=curve.tpot_s[0][keep],
+                   batch=curve.batch[0][keep], rho=curve.rho[0][keep], valid=np.ones(int(keep.sum()), dtype=bool),
+                   ttft_ok=ok[keep],
+                   max_rate=float(rate[curve.valid[0]].max()) if curve.valid[0].any() else 0.0,
+                   ttft_max_rate=float(rate[ok].max()) if ok.any() else 0.0,
+                   ttft_floor=float(curve.ttft_s(q_floor)[0, first]) if first is not None else math.nan,
+                   tpot_floor=float(curve.tpot_s[0, first]) if first is not None else math.nan)
+
+    def at(self, rate: float, values: np.ndarray) -> float:
+        """``values`` interpolated at ``rate`` (NaN above the last column)."""
+        if not self.rate.size or rate > self.rate[-1] * (1 + 1e-9):
+            return math.nan
+        return float(np.interp(rate, self.rate, values))
 
 
 def _build_curves(pools: list[_Pool], options: GraphOptions) -> list[LoadCurve]:
     """The operating curves of pools that share role, model, device, layout and dtypes."""
     p0 = pools[0]
     model = get_model(p0.model)
-    device = get_device(p0.device)
+    device = get_device(p0.device)  # (cached by the catalog)
     prec = Precision(*p0.dtypes)
     arr = {k: np.array([getattr(p, k) for p in pools], dtype=np.float64)
            for k in ("input_tokens", "output_tokens", "token_budget", "max_batch", "memory_utilization")}
