@@ -178,7 +178,8 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
     # share steps: a prompt's short last chunk rides with the next prompt's first)
     rho = rate * i * t_full / (t - b)
     valid &= rho < 1.0
-    tpot = b / (rate * (o - 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = b / (rate * (o - 1.0))
     return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid)
 
 
