@@ -51,8 +51,8 @@ from ...perf.disagg import kv_transfer_bytes, kv_transfer_time_s
 from ...perf.graph import GraphOptions
 from ...perf.parallel import Parallelism, Precision
 from ...serving.loaded import (
-    BATCH_COLUMNS,
     LoadCurve,
+    batch_grid,
     colocated_curve,
     decode_curve,
     prefill_curve,
@@ -336,7 +336,7 @@ class LoadedEvaluator(Evaluator):
                 for name in ("tpot_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s"):
                     m[name] = tpot
                 m["tokens_per_s_per_user"] = 1.0 / tpot
-                m["decode_batch"] = s.at(r, s.batch)
+                m["decode_batch"] = r * (o - 1) * (tpot - xfer * per_token)  # Little's law
         sustained = rate <= cap * (1 + 1e-9)
         served = min(rate, cap)
         m["served_output_tokens_per_s"] = served * o
@@ -471,7 +471,7 @@ def _afd_curve(pool: _Pool, model, device, prec: Precision, options: GraphOption
     i, o = pool.input_tokens, pool.output_tokens
     ctx = i + o / 2.0
     b_max = min(pool.max_batch, kv_tokens / ctx)
-    b = b_max * np.arange(1, BATCH_COLUMNS + 1) / BATCH_COLUMNS
+    b = batch_grid(np.array([b_max]))[0]
     t_d = np.array([stm.step_time_s(0, 0, max(int(round(x)), 1),
                                     {w: (0.0, 0.0, 0.0, max(round(x), 1) * ctx) for w in stm.windows}) for x in b])
     rate = b / ((o - 1.0) * t_d)
