@@ -37,7 +37,9 @@ TTFT: the prefill queue
 -----------------------
 Prompts are served first come first served by the scheduler's prefill share: ``k`` interrupted
 steps per prompt, a deterministic service ``s = k t_m`` at utilization ``rho = lambda s``: an
-M/D/1 queue (Poisson arrivals). Its mean wait is Pollaczek-Khinchine's ``rho s / (2 (1 - rho))``;
+M/D/1 queue (Poisson arrivals). Its mean wait is Pollaczek-Khinchine's ``rho s / (2 (1 - rho))``
+(scaled by the squared coefficient of variation of the gaps, ``1 / n`` when a round-robin router
+splits a Poisson stream over ``n`` servers: Kingman / Allen-Cunneen);
 its distribution is taken as an atom ``1 - rho`` at zero and an exponential tail of mean
 ``W_q / rho`` (the exponential approximation of the waiting time given a wait, exact in heavy
 traffic: Kingman 1962, "On queues in heavy traffic", JRSS B 24). A request arriving while a
@@ -74,23 +76,27 @@ def batch_grid(b_max: np.ndarray) -> np.ndarray:
 RHO_GRID = np.linspace(0.02, 0.98, 49)
 
 
-def md1_wait_quantile_s(rho, service_s, q: float) -> np.ndarray:
-    """Quantile ``q`` of the M/D/1 waiting time: 0 with probability ``1 - rho``, else exponential
-    with mean ``W_q / rho``, ``W_q = rho s / (2 (1 - rho))`` (Pollaczek-Khinchine; Kingman's
-    heavy-traffic exponential tail). ``q = None`` would be the mean; see :func:`md1_mean_wait_s`."""
+def md1_wait_quantile_s(rho, service_s, q: float, arrival_scv: float = 1.0) -> np.ndarray:
+    """Quantile ``q`` of the waiting time: 0 with probability ``1 - rho``, else exponential with mean
+    ``W_q / rho`` (Kingman's heavy-traffic exponential tail), ``W_q`` from :func:`md1_mean_wait_s`."""
     rho = np.asarray(rho, dtype=np.float64)
     s = np.asarray(service_s, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cond_mean = s / (2.0 * (1.0 - rho))  # W_q / rho
+        cond_mean = arrival_scv * s / (2.0 * (1.0 - rho))  # W_q / rho
         tail = cond_mean * np.log(np.maximum(rho / (1.0 - q), 1.0))
     return np.where(rho < 1.0, tail, np.inf)
 
 
-def md1_mean_wait_s(rho, service_s) -> np.ndarray:
-    """Pollaczek-Khinchine mean wait of M/D/1: ``rho s / (2 (1 - rho))`` (inf at rho >= 1)."""
+def md1_mean_wait_s(rho, service_s, arrival_scv: float = 1.0) -> np.ndarray:
+    """Mean wait of a deterministic-service queue: ``(c_a^2 / 2) rho s / (1 - rho)`` (inf at rho >= 1).
+
+    With Poisson arrivals (``c_a^2 = 1``) this is Pollaczek-Khinchine's M/D/1 mean, exact; for other
+    arrivals the Kingman / Allen-Cunneen G/G/1 approximation ``(c_a^2 + c_s^2) / 2 x rho s / (1 - rho)``
+    with ``c_s^2 = 0``. A Poisson stream split round robin over ``n`` servers gives each server
+    Erlang-``n`` gaps, ``c_a^2 = 1 / n`` (what the simulator's round-robin router does)."""
     rho = np.asarray(rho, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(rho < 1.0, rho * np.asarray(service_s) / (2.0 * (1.0 - rho)), np.inf)
+        return np.where(rho < 1.0, arrival_scv * rho * np.asarray(service_s) / (2.0 * (1.0 - rho)), np.inf)
 
 
 def stationary_rate(batch, output_tokens, decode_step_s, interrupt_extra_s, interrupts_per_request) -> np.ndarray:
@@ -112,15 +118,20 @@ class LoadCurve:
     rho: np.ndarray  # prefill utilization
     residual_s: np.ndarray  # mean wait for the running decode step when the prefill queue is idle
     valid: np.ndarray
+    #: True for a server that only prefills: a prompt arriving at an idle server starts at once, so the
+    #: M/D/1 atom at zero wait holds and the median comes from the quantile; False for a colocated
+    #: server, whose prompts always wait for a running step and whose median TTFT sits at its mean
+    prefill_only: bool = False
 
-    def ttft_s(self, q: float | None) -> np.ndarray:
-        """TTFT at every column: the mean with ``q=None`` or ``q <= 0.5`` (the stationary queue's
-        TTFT is close to symmetric about its mean there, compared with the simulator), else the
-        exponential-tail quantile ``q``."""
-        if q is None or q <= 0.5:
-            wait = md1_mean_wait_s(self.rho, self.service_s)
+    def ttft_s(self, q: float | None, arrival_scv: float = 1.0) -> np.ndarray:
+        """TTFT at every column: the mean with ``q=None``; quantile ``q`` from the M/D/1 waiting time
+        (atom at zero, exponential tail), except ``q <= 0.5`` on a colocated server: its TTFT is close
+        to symmetric about the mean there (compared with the simulator: a prompt always waits for
+        the running step, and its chunks share steps with its neighbours'), so the mean stands."""
+        if q is None or (q <= 0.5 and not self.prefill_only):
+            wait = md1_mean_wait_s(self.rho, self.service_s, arrival_scv)
         else:
-            wait = md1_wait_quantile_s(self.rho, self.service_s, q)
+            wait = md1_wait_quantile_s(self.rho, self.service_s, q, arrival_scv)
         return self.service_s + wait + (1.0 - self.rho) * self.residual_s
 
     def at_rate(self, rate_rps, values: np.ndarray) -> np.ndarray:
@@ -228,7 +239,7 @@ def prefill_curve(model, device, par: Parallelism, prec: Precision, options: Gra
     rho = np.broadcast_to(RHO_GRID[None, :], shape).copy()
     s = np.broadcast_to(service[:, None], shape).copy()
     nan = np.full(shape, np.nan)
-    return LoadCurve(rho / s, nan, nan, s, rho, np.zeros(shape), np.ones(shape, dtype=bool))
+    return LoadCurve(rho / s, nan, nan, s, rho, np.zeros(shape), np.ones(shape, dtype=bool), prefill_only=True)
 
 
 def server_kv_tokens(model, device, par: Parallelism, prec: Precision, *, token_budget, max_batch,

@@ -18,7 +18,8 @@ Serving architecture is a parameter, ``mode``:
   (:class:`~infersim.serving.pipeline.afd.AFDStepTimeModel`).
 
 Each pool is treated on its own: its servers (replicas x ``pp`` engines) share the arrivals
-evenly; a pool's capacity under the SLOs is its servers times one server's highest rate meeting
+evenly, round robin as the simulator's default router does (each server's gaps are Erlang, less
+variable than Poisson, :func:`~infersim.serving.loaded.md1_mean_wait_s`); a pool's capacity under the SLOs is its servers times one server's highest rate meeting
 them. Disaggregated capacity is the smaller of the two pools' (the bottleneck side).
 
 Metrics (per configuration):
@@ -274,18 +275,20 @@ class LoadedEvaluator(Evaluator):
                 out.append((parsed[1], float(bound)))
         return out
 
-    def _summary(self, pool: _Pool) -> "_Summary":
-        key = ("summary", pool)
+    def _summary(self, pool: _Pool, servers: int) -> "_Summary":
+        """The pool's curve reduced for ``servers`` servers behind a round-robin router (each sees every
+        ``servers``-th arrival of the Poisson stream: gaps with squared coefficient of variation 1 / servers)."""
+        key = ("summary", pool, servers)
         if key not in self._curves:
-            self._curves[key] = _Summary.of(self._curve(pool), self._bounds("ttft"))
+            self._curves[key] = _Summary.of(self._curve(pool), self._bounds("ttft"), 1.0 / servers)
         return self._curves[key]
 
-    def _tpot_capacity(self, pool: _Pool, extra_s: float) -> float:
+    def _tpot_capacity(self, pool: _Pool, servers: int, extra_s: float) -> float:
         """One server's highest rate whose TPOT (+ ``extra_s`` per token) meets the TPOT SLOs (and, for a
         colocated server, whose TTFT meets the TTFT SLOs)."""
-        key = ("tpot", pool, extra_s)
+        key = ("tpot", pool, servers, extra_s)
         if key not in self._curves:
-            s = self._summary(pool)
+            s = self._summary(pool, servers)
             ok = s.ttft_ok if pool.role == "colocated" else s.valid
             for _, bound in self._bounds("tpot"):
                 ok = ok & (s.tpot + extra_s <= bound)
@@ -302,21 +305,22 @@ class LoadedEvaluator(Evaluator):
         o = int(c["output_tokens"])
         per_token = 1.0 / max(o - 1, 1)
         if second is None:
-            s = self._summary(first)
             servers = c["replicas"] * first.servers_per_replica
+            s = self._summary(first, servers)
             devices = c["replicas"] * first.devices_per_replica
             cap = s.max_rate * servers
-            slo_cap = self._tpot_capacity(first, 0.0) * servers
+            slo_cap = self._tpot_capacity(first, servers, 0.0) * servers
             xfer = 0.0
             pools = [(s, servers, "both")]
         else:
-            pre, dec = self._summary(first), self._summary(second)
             p_servers = c["prefill_workers"] * first.servers_per_replica
             d_servers = c["decode_workers"] * second.servers_per_replica
+            pre, dec = self._summary(first, p_servers), self._summary(second, d_servers)
             devices = c["prefill_workers"] * first.devices_per_replica + c["decode_workers"] * second.devices_per_replica
             xfer = self._transfer_s(c, first, second)
             cap = min(pre.max_rate * p_servers, dec.max_rate * d_servers)
-            slo_cap = min(pre.ttft_max_rate * p_servers, self._tpot_capacity(second, xfer * per_token) * d_servers)
+            slo_cap = min(pre.ttft_max_rate * p_servers,
+                          self._tpot_capacity(second, d_servers, xfer * per_token) * d_servers)
             pools = [(pre, p_servers, "ttft"), (dec, d_servers, "tpot")]
         rate = self.rate if self.rate is not None else (slo_cap if slo_cap > 0 else cap)
         m: dict[str, float] = {"devices": float(devices), "capacity_requests_per_s": cap,
@@ -387,17 +391,17 @@ class _Summary:
     tpot_floor: float
 
     @classmethod
-    def of(cls, curve: LoadCurve, ttft_bounds: list) -> "_Summary":
+    def of(cls, curve: LoadCurve, ttft_bounds: list, arrival_scv: float) -> "_Summary":
         row = np.where(curve.valid[0], curve.rate_rps[0], -np.inf)
         run = np.maximum.accumulate(row)
         keep = np.isfinite(row) & (row >= run)
         keep[1:] &= row[1:] > run[:-1]
-        ttft = {"ttft_s": curve.ttft_s(None)[0]}
+        ttft = {"ttft_s": curve.ttft_s(None, arrival_scv)[0]}
         for q in (50, 90, 99):
-            ttft[f"ttft_p{q}_s"] = curve.ttft_s(q / 100.0)[0]
+            ttft[f"ttft_p{q}_s"] = curve.ttft_s(q / 100.0, arrival_scv)[0]
         ok = curve.valid[0].copy()
         for q, bound in ttft_bounds:
-            ok &= curve.ttft_s(q)[0] <= bound
+            ok &= curve.ttft_s(q, arrival_scv)[0] <= bound
         first = int(np.argmax(curve.valid[0])) if curve.valid[0].any() else None
         q_floor = ttft_bounds[0][0] if ttft_bounds else 0.5
         rate = curve.rate_rps[0]
@@ -406,7 +410,7 @@ class _Summary:
                    ttft_ok=ok[keep],
                    max_rate=float(rate[curve.valid[0]].max()) if curve.valid[0].any() else 0.0,
                    ttft_max_rate=float(rate[ok].max()) if ok.any() else 0.0,
-                   ttft_floor=float(curve.ttft_s(q_floor)[0, first]) if first is not None else math.nan,
+                   ttft_floor=float(curve.ttft_s(q_floor, arrival_scv)[0, first]) if first is not None else math.nan,
                    tpot_floor=float(curve.tpot_s[0, first]) if first is not None else math.nan)
 
     def at(self, rate: float, values: np.ndarray) -> float:
@@ -447,8 +451,10 @@ def _build_curves(pools: list[_Pool], options: GraphOptions) -> list[LoadCurve]:
         curves = prefill_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
                                token_budget=arr["token_budget"])
         curves = LoadCurve(*(np.where((kv >= arr["input_tokens"])[:, None], x, np.nan) if x.dtype != bool
-                             else x & (kv >= arr["input_tokens"])[:, None] for x in _fields(curves)))
-    return [LoadCurve(*(x[j:j + 1] for x in _fields(curves))) for j in range(len(pools))]
+                             else x & (kv >= arr["input_tokens"])[:, None] for x in _fields(curves)),
+                           prefill_only=True)
+    return [LoadCurve(*(x[j:j + 1] for x in _fields(curves)), prefill_only=curves.prefill_only)
+            for j in range(len(pools))]
 
 
 def _fields(curve: LoadCurve) -> tuple:
