@@ -87,13 +87,14 @@ def run_aic(q, exe: str) -> tuple[float, dict, str]:
     return wall, out, err
 
 
-def aic_text(rows: list[dict], mode: str) -> tuple[str, str]:
+def aic_text(rows: list[dict], mode: str, gpus: int) -> tuple[str, str]:
     if not rows:
         return "-", "-"
     r = rows[0]
-    if mode == "agg":
-        gpus = int(r["num_total_gpus"]) // max(int(r["tp"]) * int(r["pp"]), 1)
-        return (f"{gpus}x {r['parallel'].split('dp')[0]} bs{r['bs']} {r['gemm']}", f"{float(r['tokens/s/gpu']):.1f}")
+    if mode == "agg":  # (the CSV's num_total_gpus is one replica's; replicas fill the budget)
+        replicas = gpus // max(int(r["num_total_gpus"]), 1)
+        return (f"{replicas}x {r['parallel'].split('dp')[0]} bs{r['bs']} {r['gemm']}",
+                f"{float(r['tokens/s/gpu']):.1f}")
     return (f"{r['(p)workers']}x P {r['(p)parallel'].split('dp')[0]} + {r['(d)workers']}x D "
             f"{r['(d)parallel'].split('dp')[0]} bs{r['(d)bs']} {r['(p)gemm']}", f"{float(r['tokens/s/gpu']):.1f}")
 
@@ -136,7 +137,7 @@ def main() -> None:
                 continue
             print(f"    {ours_mode:<13} infersim: {mine:<58} {static:>7} tok/s/GPU static, {sim:>7} simulated")
             if mode is not None:
-                theirs, tps = aic_text(aic.get(mode, []), mode)
+                theirs, tps = aic_text(aic.get(mode, []), mode, q[5])
                 print(f"    {'':<13} aiconfig: {theirs:<58} {tps:>7} tok/s/GPU")
         sys.stdout.flush()
 

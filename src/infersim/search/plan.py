@@ -258,7 +258,7 @@ def static_pass(q: PlanQuestion) -> tuple[PlanResult, list[dict], object]:
         raise _nothing_meets(q, configs, columns, ok)
     order = np.argsort(-np.where(met, goodput, -np.inf), kind="stable")
     best: dict[str, PlanPoint] = {}
-    top: list[PlanPoint] = []
+    ranked: list[PlanPoint] = []  # the best point of each distinct deployment, best first
     seen: set = set()
     for i in order:
         if not met[i]:
@@ -266,12 +266,13 @@ def static_pass(q: PlanQuestion) -> tuple[PlanResult, list[dict], object]:
         point = PlanPoint(configs[i], columns.outcome(int(i)).metrics or {})
         best.setdefault(point.mode, point)
         key = deployment_key(configs[i])
-        if key not in seen and len(top) < q.top_k:
+        if key not in seen:
             seen.add(key)
-            top.append(point)
-    for point in best.values():  # the best of each mode is always checked
-        if q.top_k and point not in top:
-            top = top[:max(q.top_k - 1, 0)] + [point] if len(top) >= q.top_k else top + [point]
+            ranked.append(point)
+    # the top-k: the best of each mode always, then the next best deployments
+    top = list(best.values())[:q.top_k]
+    top += [p for p in ranked if all(p is not t for t in top)][:max(q.top_k - len(top), 0)]
+    top.sort(key=lambda p: -p.metrics["goodput_tokens_per_s_per_device"])
     return (PlanResult(q, len(configs), int(met.sum()), wall, best, top), configs, columns)
 
 

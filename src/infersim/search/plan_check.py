@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass
 from ..errors import InfersimError
 from ..serving.sweep import bracket_and_bisect, capacity_of, with_rate
 
-#: requests per simulation: enough per server for a stationary middle, capped for speed
-REQUESTS_PER_SERVER = 120
-MIN_REQUESTS, MAX_REQUESTS = 300, 1500
-TOLERANCE = 0.06
+#: a simulation spans this many request lifetimes (static TTFT + OSL x TPOT) at the static SLO
+#: capacity, so that most requests see the stationary batch rather than the start from empty
+LIFETIMES = 3.0
+MIN_REQUESTS, MAX_REQUESTS = 300, 2500
+TOLERANCE = 0.05
 MAX_RUNS = 8
 
 
@@ -99,12 +100,6 @@ def pipeline_scenario(q, c: dict, rate: float, requests: int) -> dict:
             "workload": _workload(q, requests, rate), "slo": _slo(q)}
 
 
-def _servers(c: dict) -> int:
-    if c.get("mode", "aggregated") == "aggregated":
-        return c["replicas"] * c.get("pp", 1)
-    return c["prefill_workers"] + c["decode_workers"]
-
-
 def check_point(q, c: dict, static_metrics: dict) -> Check:
     """Simulated SLO capacity of one plan point and its latencies there."""
     from ..serving import simulate, summarize, validate_scenario
@@ -112,8 +107,9 @@ def check_point(q, c: dict, static_metrics: dict) -> Check:
 
     start = time.perf_counter()
     static_cap = float(static_metrics.get("slo_capacity_requests_per_s", 0.0))
-    requests = min(MAX_REQUESTS, max(MIN_REQUESTS, REQUESTS_PER_SERVER * _servers(c)))
     rate0 = static_cap if static_cap > 0 else 1.0
+    lifetime = float(static_metrics.get("ttft_s", 0.0)) + q.output_tokens * float(static_metrics.get("tpot_s", 0.0))
+    requests = int(min(MAX_REQUESTS, max(MIN_REQUESTS, LIFETIMES * lifetime * rate0)))
     runs: dict[float, object] = {}
     try:
         if c.get("mode", "aggregated") == "aggregated":
@@ -134,7 +130,7 @@ def check_point(q, c: dict, static_metrics: dict) -> Check:
                 runs[rate] = summarize_pipeline(simulate_pipeline(with_rate(sc, rate), deployment=dep))
                 return runs[rate].slo_met
 
-        tried = bracket_and_bisect(run, rate0, TOLERANCE, MAX_RUNS)
+        tried = bracket_and_bisect(run, rate0, TOLERANCE, MAX_RUNS, first_factor=1.0 + TOLERANCE)
     except InfersimError as exc:
         nan = math.nan
         return Check(static_cap, None, 0.0, nan, nan, nan, nan, nan, nan, len(runs), time.perf_counter() - start,
