@@ -93,10 +93,18 @@ def aic_text(rows: list[dict], mode: str, gpus: int) -> tuple[str, str]:
     r = rows[0]
     if mode == "agg":  # (the CSV's num_total_gpus is one replica's; replicas fill the budget)
         replicas = gpus // max(int(r["num_total_gpus"]), 1)
-        return (f"{replicas}x {r['parallel'].split('dp')[0]} bs{r['bs']} {r['gemm']}",
+        return (f"{replicas}x {_par(r['parallel'])} bs{r['bs']} {r['gemm']}",
                 f"{float(r['tokens/s/gpu']):.1f}")
-    return (f"{r['(p)workers']}x P {r['(p)parallel'].split('dp')[0]} + {r['(d)workers']}x D "
-            f"{r['(d)parallel'].split('dp')[0]} bs{r['(d)bs']} {r['(p)gemm']}", f"{float(r['tokens/s/gpu']):.1f}")
+    return (f"{r['(p)workers']}x P {_par(r['(p)parallel'])} + {r['(d)workers']}x D "
+            f"{_par(r['(d)parallel'])} bs{r['(d)bs']} {r['(p)gemm']}", f"{float(r['tokens/s/gpu']):.1f}")
+
+
+def _par(text: str) -> str:
+    """AIConfigurator's parallel string without its degree-1 parts (tp4pp1dp1etp1ep1 -> tp4)."""
+    import re
+
+    parts = re.findall(r"([a-z]+)(\d+)", text)
+    return "".join(f"{k}{v}" for k, v in parts if v != "1") or "tp1"
 
 
 def ours_text(answer: dict | None, mode: str) -> tuple[str, str, str]:
