@@ -118,21 +118,49 @@ class LoadCurve:
     rho: np.ndarray  # prefill utilization
     residual_s: np.ndarray  # mean wait for the running decode step when the prefill queue is idle
     valid: np.ndarray
-    #: True for a server that only prefills: a prompt arriving at an idle server starts at once, so the
-    #: M/D/1 atom at zero wait holds and the median comes from the quantile; False for a colocated
-    #: server, whose prompts always wait for a running step and whose median TTFT sits at its mean
-    prefill_only: bool = False
+    #: extra own prefill time when the prompt's last step is shared with the next prompt's first
+    #: chunk (a full-budget step instead of a short one), which happens when another prompt is queued:
+    #: probability ``rho``. Zero for prefill-only servers (their steps hold whole prompts).
+    shared_extra_s: np.ndarray | None = None
+
+    def _parts(self, arrival_scv: float):
+        extra = np.zeros_like(self.service_s) if self.shared_extra_s is None else self.shared_extra_s
+        base = self.service_s + (1.0 - self.rho) * self.residual_s  # own service alone + running step
+        mean_service = self.service_s + self.rho * extra
+        w_q = md1_mean_wait_s(self.rho, mean_service, arrival_scv)
+        return base, extra, w_q
 
     def ttft_s(self, q: float | None, arrival_scv: float = 1.0) -> np.ndarray:
-        """TTFT at every column: the mean with ``q=None``; quantile ``q`` from the M/D/1 waiting time
-        (atom at zero, exponential tail), except ``q <= 0.5`` on a colocated server: its TTFT is close
-        to symmetric about the mean there (compared with the simulator: a prompt always waits for
-        the running step, and its chunks share steps with its neighbours'), so the mean stands."""
-        if q is None or (q <= 0.5 and not self.prefill_only):
-            wait = md1_mean_wait_s(self.rho, self.service_s, arrival_scv)
-        else:
-            wait = md1_wait_quantile_s(self.rho, self.service_s, q, arrival_scv)
-        return self.service_s + wait + (1.0 - self.rho) * self.residual_s
+        """TTFT at every column: the mean with ``q=None``, else quantile ``q`` of the mixture
+        ``own service (+ shared_extra_s with probability rho) + wait``, the wait 0 with probability
+        ``1 - rho`` and exponential with mean ``W_q / rho`` otherwise (found by bisection)."""
+        base, extra, w_q = self._parts(arrival_scv)
+        if q is None:
+            return base + self.rho * extra + w_q
+        if not extra.any():  # one service time: the closed form
+            return base + md1_wait_quantile_s(self.rho, self.service_s, q, arrival_scv)
+        rho = np.clip(self.rho, 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.where(rho > 0, w_q / rho, 0.0)
+        finite = np.isfinite(m) & (rho < 1.0)
+        m = np.where(finite, m, 0.0)
+
+        def cdf(x):
+            out = np.zeros_like(x)
+            for shift, weight in ((0.0, 1.0 - rho), (extra, rho)):
+                y = x - base - shift
+                wait = np.where(m > 0, 1.0 - rho * np.exp(-np.maximum(y, 0.0) / np.where(m > 0, m, 1.0)), 1.0)
+                out = out + weight * np.where(y >= 0, wait, 0.0)
+            return out
+
+        lo = base.copy()
+        hi = base + extra + m * np.log(np.maximum(rho / (1.0 - q), 1.0)) + 1e-12
+        for _ in range(30):  # the bracket shrinks 2^30-fold
+            mid = 0.5 * (lo + hi)
+            below = cdf(mid) < q
+            lo = np.where(below, mid, lo)
+            hi = np.where(below, hi, mid)
+        return np.where(finite, hi, np.inf)
 
     def at_rate(self, rate_rps, values: np.ndarray) -> np.ndarray:
         """``values`` (same shape as the curve) linearly interpolated at ``rate_rps`` per point (held
@@ -182,13 +210,16 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
     # the decode step; a full budget of prompt tokens (T - B: one chunk at the mean past of the full
     # chunks, or (T - B) / I whole prompts packed); the prompt's last chunk (the whole prompt if k = 1)
     packed = (t - b) / c
+    # the prompt's last step shared with the next prompt's first chunk: min(last + I, T - B) tokens
+    shared = np.broadcast_to(np.minimum(last + i, t - b), shape).ravel()
     times = _step_times(model, device, par, prec, options,
-                        prefill_seqs=np.concatenate([zeros, np.broadcast_to(packed, shape).ravel(), ones]),
-                        chunk=np.concatenate([zeros, chunk, rest]),
-                        past=np.concatenate([zeros, chunk * np.maximum(kk - 2.0, 0.0) / 2.0, (kk - 1.0) * chunk]),
-                        decode_seqs=np.concatenate([bb, bb, bb]),
-                        decode_context=np.concatenate([cc, cc, cc]))
-    t_d, t_full, t_last = (times[j * n:(j + 1) * n].reshape(shape) for j in range(3))
+                        prefill_seqs=np.concatenate([zeros, np.broadcast_to(packed, shape).ravel(), ones, 2 * ones]),
+                        chunk=np.concatenate([zeros, chunk, rest, shared / 2.0]),
+                        past=np.concatenate([zeros, chunk * np.maximum(kk - 2.0, 0.0) / 2.0, (kk - 1.0) * chunk,
+                                             zeros]),
+                        decode_seqs=np.concatenate([bb, bb, bb, bb]),
+                        decode_context=np.concatenate([cc, cc, cc, cc]))
+    t_d, t_full, t_last, t_shared = (times[j * n:(j + 1) * n].reshape(shape) for j in range(4))
     # own prefill latency: k - 1 full chunks then the last one (a full step holds exactly one chunk if k > 1)
     service = (k - 1.0) * t_full + t_last
     rate = stationary_rate(b, o, t_d, service - k * t_d, 1.0)
@@ -198,7 +229,7 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
     valid &= rho < 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = b / (rate * (o - 1.0))
-    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid)
+    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0))
 
 
 def decode_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
@@ -239,7 +270,7 @@ def prefill_curve(model, device, par: Parallelism, prec: Precision, options: Gra
     rho = np.broadcast_to(RHO_GRID[None, :], shape).copy()
     s = np.broadcast_to(service[:, None], shape).copy()
     nan = np.full(shape, np.nan)
-    return LoadCurve(rho / s, nan, nan, s, rho, np.zeros(shape), np.ones(shape, dtype=bool), prefill_only=True)
+    return LoadCurve(rho / s, nan, nan, s, rho, np.zeros(shape), np.ones(shape, dtype=bool))
 
 
 def server_kv_tokens(model, device, par: Parallelism, prec: Precision, *, token_budget, max_batch,

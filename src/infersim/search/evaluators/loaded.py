@@ -249,6 +249,17 @@ class LoadedEvaluator(Evaluator):
                 pools.append(None)
                 status[idx], errors[idx] = REJECTED, str(exc)
         self._prime([p for pair in pools if pair for p in pair if p is not None])
+        wanted = []
+        for c, pair in zip(full, pools):
+            if pair is None:
+                continue
+            first, second = pair
+            if second is None:
+                wanted.append((first, c["replicas"] * first.servers_per_replica))
+            else:
+                wanted.append((first, c["prefill_workers"] * first.servers_per_replica))
+                wanted.append((second, c["decode_workers"] * second.servers_per_replica))
+        self._prime_summaries(wanted)
         for idx, (c, pair) in enumerate(zip(full, pools)):
             if pair is None:
                 continue
@@ -280,8 +291,27 @@ class LoadedEvaluator(Evaluator):
         ``servers``-th arrival of the Poisson stream: gaps with squared coefficient of variation 1 / servers)."""
         key = ("summary", pool, servers)
         if key not in self._curves:
-            self._curves[key] = _Summary.of(self._curve(pool), self._bounds("ttft"), 1.0 / servers)
+            self._curve(pool)  # raises the reason a pool cannot run
+            self._prime_summaries([(pool, servers)])
         return self._curves[key]
+
+    def _prime_summaries(self, wanted: list[tuple[_Pool, int]]) -> None:
+        """Summaries of many (pool, servers) at once: their TTFT quantiles in one stacked array per
+        column count (the mixture quantile is a bisection: one pass for all rows)."""
+        todo = [(p, n) for p, n in dict.fromkeys(wanted) if ("summary", p, n) not in self._curves
+                and not isinstance(self._curves.get(p), str)]
+        by_cols: dict[int, list] = {}
+        for p, n in todo:
+            curve = self._curve(p)
+            by_cols.setdefault(curve.rate_rps.shape[1], []).append((p, n, curve))
+        bounds = self._bounds("ttft")
+        quantiles = list(dict.fromkeys([None, 0.5, 0.9, 0.99, *(q for q, _ in bounds)]))
+        for rows in by_cols.values():
+            stacked = LoadCurve(*(np.concatenate(x) for x in zip(*(_fields(c) for _, _, c in rows))))
+            scv = np.array([1.0 / n for _, n, _ in rows])[:, None]
+            ttft = {q: stacked.ttft_s(q, scv) for q in quantiles}
+            for j, (p, n, curve) in enumerate(rows):
+                self._curves[("summary", p, n)] = _Summary.of(curve, {q: v[j] for q, v in ttft.items()}, bounds)
 
     def _tpot_capacity(self, pool: _Pool, servers: int, extra_s: float) -> float:
         """One server's highest rate whose TPOT (+ ``extra_s`` per token) meets the TPOT SLOs (and, for a
@@ -391,26 +421,26 @@ class _Summary:
     tpot_floor: float
 
     @classmethod
-    def of(cls, curve: LoadCurve, ttft_bounds: list, arrival_scv: float) -> "_Summary":
+    def of(cls, curve: LoadCurve, ttft: dict, ttft_bounds: list) -> "_Summary":
+        """From a one-point curve and its TTFT rows ``ttft[q]`` (``q`` None: the mean; 0.5, 0.9, 0.99 and
+        every SLO quantile)."""
         row = np.where(curve.valid[0], curve.rate_rps[0], -np.inf)
         run = np.maximum.accumulate(row)
         keep = np.isfinite(row) & (row >= run)
         keep[1:] &= row[1:] > run[:-1]
-        ttft = {"ttft_s": curve.ttft_s(None, arrival_scv)[0]}
-        for q in (50, 90, 99):
-            ttft[f"ttft_p{q}_s"] = curve.ttft_s(q / 100.0, arrival_scv)[0]
+        named = {"ttft_s": ttft[None], **{f"ttft_p{q}_s": ttft[q / 100.0] for q in (50, 90, 99)}}
         ok = curve.valid[0].copy()
         for q, bound in ttft_bounds:
-            ok &= curve.ttft_s(q, arrival_scv)[0] <= bound
+            ok &= ttft[q] <= bound
         first = int(np.argmax(curve.valid[0])) if curve.valid[0].any() else None
         q_floor = ttft_bounds[0][0] if ttft_bounds else 0.5
         rate = curve.rate_rps[0]
-        return cls(rate=rate[keep], ttft={k: v[keep] for k, v in ttft.items()}, tpot=curve.tpot_s[0][keep],
+        return cls(rate=rate[keep], ttft={k: v[keep] for k, v in named.items()}, tpot=curve.tpot_s[0][keep],
                    batch=curve.batch[0][keep], rho=curve.rho[0][keep], valid=np.ones(int(keep.sum()), dtype=bool),
                    ttft_ok=ok[keep],
                    max_rate=float(rate[curve.valid[0]].max()) if curve.valid[0].any() else 0.0,
                    ttft_max_rate=float(rate[ok].max()) if ok.any() else 0.0,
-                   ttft_floor=float(curve.ttft_s(q_floor, arrival_scv)[0, first]) if first is not None else math.nan,
+                   ttft_floor=float(ttft[q_floor][first]) if first is not None else math.nan,
                    tpot_floor=float(curve.tpot_s[0, first]) if first is not None else math.nan)
 
     def at(self, rate: float, values: np.ndarray) -> float:
@@ -450,15 +480,15 @@ def _build_curves(pools: list[_Pool], options: GraphOptions) -> list[LoadCurve]:
     else:
         curves = prefill_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
                                token_budget=arr["token_budget"])
-        curves = LoadCurve(*(np.where((kv >= arr["input_tokens"])[:, None], x, np.nan) if x.dtype != bool
-                             else x & (kv >= arr["input_tokens"])[:, None] for x in _fields(curves)),
-                           prefill_only=True)
-    return [LoadCurve(*(x[j:j + 1] for x in _fields(curves)), prefill_only=curves.prefill_only)
-            for j in range(len(pools))]
+        fits = (kv >= arr["input_tokens"])[:, None]
+        curves = LoadCurve(*(x & fits if x.dtype == bool else np.where(fits, x, np.nan) for x in _fields(curves)))
+    return [LoadCurve(*(x[j:j + 1] for x in _fields(curves))) for j in range(len(pools))]
 
 
 def _fields(curve: LoadCurve) -> tuple:
-    return (curve.rate_rps, curve.batch, curve.tpot_s, curve.service_s, curve.rho, curve.residual_s, curve.valid)
+    extra = np.zeros_like(curve.service_s) if curve.shared_extra_s is None else curve.shared_extra_s
+    return (curve.rate_rps, curve.batch, curve.tpot_s, curve.service_s, curve.rho, curve.residual_s, curve.valid,
+            extra)
 
 
 def _afd_curve(pool: _Pool, model, device, prec: Precision, options: GraphOptions) -> LoadCurve:
