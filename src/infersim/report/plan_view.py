@@ -20,7 +20,10 @@ def _num(v, fmt: str = "{:.1f}") -> str:
 def pools_text(c: dict) -> tuple[str, str, str]:
     """(layout per pool, pool sizes / P:D, batch and token caps) of a plan configuration."""
     mode = c.get("mode", "aggregated")
-    ep = lambda k: f" EP{c[k]}" if c.get(k, 1) > 1 else ""  # noqa: E731
+    def ep(k: str) -> str:
+        dpa = c.get(k.replace("ep", "dp_attention"))
+        return (f" EP{c[k]}" if c.get(k, 1) > 1 else "") + (" DP-attention" if dpa else "")
+
     if mode == "aggregated":
         return (f"TP{c['tp']} PP{c.get('pp', 1)}{ep('ep')}", f"{c['replicas']} replicas",
                 f"batch {c['max_batch']}, {c['max_prefill_tokens']} tok/step")

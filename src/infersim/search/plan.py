@@ -167,7 +167,9 @@ def smallest_fit(q: PlanQuestion, model, device) -> tuple[int, str] | None:
 
 
 # ----- candidates ---------------------------------------------------------------------------------
-def _layouts(model, device, gpus: int, pps=PP_CHOICES) -> list[tuple[int, int, int]]:
+def _layouts(model, device, gpus: int, pps=PP_CHOICES) -> list[tuple[int, int, int, bool]]:
+    """(tp, pp, ep, dp_attention) per worker: TP within the scale-up domain, EP = 1 or TP for MoE, and
+    for MoE also data-parallel attention with EP = TP (the DeepSeek-V3 / SGLang layout)."""
     from ..perf.parallel import Parallelism
 
     domain = device.scale_up.domain_size
@@ -175,12 +177,13 @@ def _layouts(model, device, gpus: int, pps=PP_CHOICES) -> list[tuple[int, int, i
     for tp, pp in itertools.product(TP_CHOICES, pps):
         if tp * pp > gpus or tp > domain:
             continue
-        for ep in ((1, tp) if model.is_moe and tp > 1 else (1,)):
+        moe = model.is_moe and tp > 1
+        for ep, dpa in (((1, False), (tp, False), (tp, True)) if moe else ((1, False),)):
             try:
-                Parallelism(tp=tp, pp=pp, ep=ep).validate(model)
+                Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dpa).validate(model)
             except InfersimError:
                 continue
-            out.append((tp, pp, ep))
+            out.append((tp, pp, ep, dpa))
     return out
 
 
@@ -200,25 +203,27 @@ def candidates(q: PlanQuestion, model, device) -> list[dict]:
     for prec in q.precisions:
         dt = {"weight_dtype": prec, "activation_dtype": prec, "kv_dtype": prec}
         if "aggregated" in q.modes:
-            for (tp, pp, ep), cap, budget in itertools.product(_layouts(model, device, q.gpus), q.batch_caps,
-                                                                q.token_budgets):
-                out.append({**base, **dt, "mode": "aggregated", "tp": tp, "pp": pp, "ep": ep,
+            for (tp, pp, ep, dpa), cap, budget in itertools.product(_layouts(model, device, q.gpus), q.batch_caps,
+                                                                     q.token_budgets):
+                out.append({**base, **dt, "mode": "aggregated", "tp": tp, "pp": pp, "ep": ep, "dp_attention": dpa,
                             "replicas": q.gpus // (tp * pp), "max_batch": cap, "max_prefill_tokens": budget})
         if "disaggregated" in q.modes:
             layouts = _layouts(model, device, q.gpus, pps=(1,))
-            for (ptp, _, pep), (dtp, _, dep) in itertools.product(layouts, layouts):
+            for (ptp, _, pep, pdpa), (dtp, _, dep, ddpa) in itertools.product(layouts, layouts):
                 for (p, d), cap in itertools.product(_worker_pairs(q.gpus, ptp, dtp), q.batch_caps):
                     out.append({**base, **dt, "mode": "disaggregated", "prefill_tp": ptp, "prefill_ep": pep,
-                                "prefill_workers": p, "prefill_max_tokens": max(PREFILL_TOKEN_BUDGET, q.input_tokens),
-                                "tp": dtp, "ep": dep, "decode_workers": d, "max_batch": cap, "kv_link": q.kv_link})
+                                "prefill_dp_attention": pdpa, "prefill_workers": p,
+                                "prefill_max_tokens": max(PREFILL_TOKEN_BUDGET, q.input_tokens), "tp": dtp, "ep": dep,
+                                "dp_attention": ddpa, "decode_workers": d, "max_batch": cap, "kv_link": q.kv_link})
         if "afd" in q.modes:
             prefill = _layouts(model, device, q.gpus, pps=(1,))
-            for (ptp, _, pep), attn, ffn, cap in itertools.product(prefill, (2, 4, 8), (2, 4, 8, 16), q.batch_caps):
+            for (ptp, _, pep, pdpa), attn, ffn, cap in itertools.product(prefill, (2, 4, 8), (2, 4, 8, 16),
+                                                                          q.batch_caps):
                 if model.num_experts % ffn:
                     continue
                 for p, d in _worker_pairs(q.gpus, ptp, attn + ffn):
                     out.append({**base, **dt, "mode": "afd", "prefill_tp": ptp, "prefill_ep": pep,
-                                "prefill_workers": p, "prefill_max_tokens": max(PREFILL_TOKEN_BUDGET, q.input_tokens),
+                                "prefill_dp_attention": pdpa, "prefill_workers": p, "prefill_max_tokens": max(PREFILL_TOKEN_BUDGET, q.input_tokens),
                                 "tp": 1, "afd_attention_gpus": attn, "afd_ffn_gpus": ffn, "afd_micro_batches": 2,
                                 "decode_workers": d, "max_batch": cap, "kv_link": q.kv_link})
     return out
@@ -293,19 +298,22 @@ def _nothing_meets(q: PlanQuestion, configs, columns, ok) -> ConfigError:
                        "even at the lowest load")
 
 
+def _ep(c: dict, prefix: str = "") -> str:
+    ep = c.get(f"{prefix}ep", 1)
+    return (f"EP{ep}" if ep > 1 else "") + ("-DPA" if c.get(f"{prefix}dp_attention") else "")
+
+
 def describe(c: dict) -> str:
-    """A one-line description of a deployment."""
+    """A one-line description of a deployment (DPA: data-parallel attention)."""
     prec = c.get("weight_dtype", "bf16")
     mode = c.get("mode", "aggregated")
     if mode == "aggregated":
-        return (f"aggregated {c['replicas']}x TP{c['tp']}PP{c.get('pp', 1)}"
-                + (f"EP{c['ep']}" if c.get("ep", 1) > 1 else "") + f" {prec}")
-    pre = f"{c['prefill_workers']}x prefill TP{c['prefill_tp']}" + (f"EP{c['prefill_ep']}" if c.get("prefill_ep", 1) > 1 else "")
+        return f"aggregated {c['replicas']}x TP{c['tp']}PP{c.get('pp', 1)}{_ep(c)} {prec}"
+    pre = f"{c['prefill_workers']}x prefill TP{c['prefill_tp']}{_ep(c, 'prefill_')}"
     if mode == "afd":
         return (f"afd {pre} + {c['decode_workers']}x AFD {c['afd_attention_gpus']}A(TP{c['tp']})+"
                 f"{c['afd_ffn_gpus']}F {prec}")
-    return f"disaggregated {pre} + {c['decode_workers']}x decode TP{c['tp']}" + (
-        f"EP{c['ep']}" if c.get("ep", 1) > 1 else "") + f" {prec}"
+    return f"disaggregated {pre} + {c['decode_workers']}x decode TP{c['tp']}{_ep(c)} {prec}"
 
 
 def store_static(q: PlanQuestion, configs: list[dict], columns, db: str) -> str:

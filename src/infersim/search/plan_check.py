@@ -70,7 +70,8 @@ def _precision(c: dict) -> dict:
 
 def aggregated_scenario(q, c: dict, rate: float, requests: int) -> dict:
     return {"name": "plan-check", "seed": 0, "model": c["model"], "hardware": c["device"],
-            "parallelism": {"tp": c["tp"], "pp": c.get("pp", 1), "ep": c.get("ep", 1), "replicas": c["replicas"]},
+            "parallelism": {"tp": c["tp"], "pp": c.get("pp", 1), "ep": c.get("ep", 1), "replicas": c["replicas"],
+                            "dp_attention": bool(c.get("dp_attention", False))},
             "precision": _precision(c),
             "scheduler": {"policy": "chunked", "max_num_seqs": c["max_batch"],
                           "max_num_batched_tokens": c["max_prefill_tokens"]},
@@ -80,7 +81,8 @@ def aggregated_scenario(q, c: dict, rate: float, requests: int) -> dict:
 def pipeline_scenario(q, c: dict, rate: float, requests: int) -> dict:
     prec = _precision(c)
     prefill = {"kind": "llm", "model": c["model"], "hardware": c["device"],
-               "parallelism": {"tp": c["prefill_tp"], "ep": c.get("prefill_ep", 1), "replicas": c["prefill_workers"]},
+               "parallelism": {"tp": c["prefill_tp"], "ep": c.get("prefill_ep", 1), "replicas": c["prefill_workers"],
+                               "dp_attention": bool(c.get("prefill_dp_attention", False))},
                "precision": prec,
                "scheduler": {"policy": "continuous", "max_num_batched_tokens": c["prefill_max_tokens"],
                              "max_num_seqs": 64}}
@@ -91,7 +93,8 @@ def pipeline_scenario(q, c: dict, rate: float, requests: int) -> dict:
                   "scheduler": {"policy": "continuous", "max_num_seqs": c["max_batch"], "preemption": "swap"}}
     else:
         decode = {"kind": "llm", "model": c["model"], "hardware": c["device"],
-                  "parallelism": {"tp": c["tp"], "ep": c.get("ep", 1), "replicas": c["decode_workers"]},
+                  "parallelism": {"tp": c["tp"], "ep": c.get("ep", 1), "replicas": c["decode_workers"],
+                                  "dp_attention": bool(c.get("dp_attention", False))},
                   "precision": prec, "scheduler": {"policy": "continuous", "max_num_seqs": c["max_batch"]}}
     return {"name": "plan-check", "seed": 0, "engines": {"prefill": prefill, "decode": decode},
             "graph": [{"name": "prefill", "kind": "llm_prefill", "engine": "prefill"},

@@ -253,24 +253,28 @@ def decode_curve(model, device, par: Parallelism, prec: Precision, options: Grap
 
 def prefill_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
                   token_budget) -> LoadCurve:
-    """Operating points of prefill-pool servers: whole prompts (in ``ceil(I / T)`` chunks), an M/D/1
-    queue over :data:`RHO_GRID`."""
+    """Operating points of prefill-pool servers over :data:`RHO_GRID`: the colocated prefill queue
+    without decodes. A prompt's own service is its chunks (``k = ceil(I / T)``; one step when it fits
+    the budget); the queue drains at the rate of full-budget steps (queued prompts batched together,
+    ``T / I`` whole prompts a step). A prompt arriving at an idle server starts at once (no running
+    step), and a step takes the prompts waiting when it starts (a prompt shares its step only when it
+    waited with others, unlike chunked prefill's last chunk: no shared-step term)."""
     i, t = (np.asarray(x, dtype=np.float64) for x in np.broadcast_arrays(input_tokens, token_budget))
-    k = np.ceil(i / t)
     c = np.minimum(i, t)
-    # k chunks of c tokens after 0, c, 2c, ... cached ones: cost each chunk position (k is small)
-    k_max = int(k.max()) if k.size else 1
-    owner = np.repeat(np.arange(i.size), k_max)
-    j = np.tile(np.arange(k_max, dtype=np.float64), i.size)
-    size = np.clip(i[owner] - j * c[owner], 0.0, c[owner])
-    times = _step_times(model, device, par, prec, options, prefill_seqs=(size > 0).astype(np.float64), chunk=size,
-                        past=j * c[owner], decode_seqs=0.0, decode_context=0.0)
-    service = np.bincount(owner, weights=np.where(size > 0, times, 0.0), minlength=i.size)
+    k = np.ceil(i / c)
+    last = i - (k - 1.0) * c
+    times = _step_times(model, device, par, prec, options, prefill_seqs=np.concatenate([t / c, np.ones(i.size)]),
+                        chunk=np.concatenate([c, last]),
+                        past=np.concatenate([c * np.maximum(k - 2.0, 0.0) / 2.0, (k - 1.0) * c]),
+                        decode_seqs=0.0, decode_context=0.0)
+    t_full, t_last = times[:i.size], times[i.size:]
+    service = (k - 1.0) * t_full + t_last
+    max_rate = t / (i * t_full)  # prompt tokens at the rate of full-budget steps
     shape = (i.size, RHO_GRID.size)
     rho = np.broadcast_to(RHO_GRID[None, :], shape).copy()
-    s = np.broadcast_to(service[:, None], shape).copy()
     nan = np.full(shape, np.nan)
-    return LoadCurve(rho / s, nan, nan, s, rho, np.zeros(shape), np.ones(shape, dtype=bool))
+    return LoadCurve(rho * max_rate[:, None], nan, nan, np.broadcast_to(service[:, None], shape).copy(), rho,
+                     np.zeros(shape), np.ones(shape, dtype=bool))
 
 
 def server_kv_tokens(model, device, par: Parallelism, prec: Precision, *, token_budget, max_batch,

@@ -71,7 +71,9 @@ LOADED_KNOBS: dict[str, object] = {
     "mode": "aggregated", "prefill_tp": 1, "prefill_pp": 1, "prefill_ep": 1, "prefill_workers": 1,
     "decode_workers": 1, "prefill_max_tokens": 8192, "kv_link": "scale_out",
     "afd_attention_gpus": 8, "afd_ffn_gpus": 8, "afd_micro_batches": 2,
+    "dp_attention": False, "prefill_dp_attention": False,
 }
+BOOL_KNOBS = ("dp_attention", "prefill_dp_attention")
 INT_KNOBS = ("prefill_tp", "prefill_pp", "prefill_ep", "prefill_workers", "decode_workers", "prefill_max_tokens",
              "afd_attention_gpus", "afd_ffn_gpus", "afd_micro_batches")
 METRICS = ("devices", "slo_capacity_requests_per_s", "capacity_requests_per_s", "goodput_tokens_per_s_per_device",
@@ -113,6 +115,7 @@ class _Pool:
     max_batch: int
     memory_utilization: float
     afd: tuple[int, int, int] = (0, 0, 0)  # attention gpus, ffn gpus, micro-batches
+    dp_attention: bool = False  # MoE: data-parallel attention over the tp devices, experts over ep = tp
 
     @property
     def devices_per_replica(self) -> int:
@@ -173,6 +176,10 @@ class LoadedEvaluator(Evaluator):
                 if v not in allowed:
                     raise ConfigError(origin, f"space.{name}", f"unknown {name} '{v}'; expected one of "
                                       + ", ".join(allowed))
+        for name in BOOL_KNOBS:
+            p = by_name.get(name)
+            if p is not None and any(not isinstance(v, bool) for v in p.grid()):
+                raise ConfigError(origin, f"space.{name}", "expected true or false")
         for name in INT_KNOBS:
             p = by_name.get(name)
             if p is not None:
@@ -197,16 +204,17 @@ class LoadedEvaluator(Evaluator):
             raise InfersimError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}")
         if mode == "aggregated":
             return _Pool("colocated", tp=c["tp"], pp=c["pp"], ep=c["ep"], token_budget=c["max_prefill_tokens"],
-                         max_batch=c["max_batch"], **common), None
+                         max_batch=c["max_batch"], dp_attention=bool(c["dp_attention"]), **common), None
         prefill = _Pool("prefill", tp=c["prefill_tp"], pp=c["prefill_pp"], ep=c["prefill_ep"],
-                        token_budget=c["prefill_max_tokens"], max_batch=c["max_batch"], **common)
+                        token_budget=c["prefill_max_tokens"], max_batch=c["max_batch"],
+                        dp_attention=bool(c["prefill_dp_attention"]), **common)
         if mode == "afd":
             decode = _Pool("afd", tp=c["tp"], pp=1, ep=1, token_budget=c["max_prefill_tokens"],
                            max_batch=c["max_batch"],
                            afd=(c["afd_attention_gpus"], c["afd_ffn_gpus"], c["afd_micro_batches"]), **common)
         else:
             decode = _Pool("decode", tp=c["tp"], pp=c["pp"], ep=c["ep"], token_budget=c["max_prefill_tokens"],
-                           max_batch=c["max_batch"], **common)
+                           max_batch=c["max_batch"], dp_attention=bool(c["dp_attention"]), **common)
         return prefill, decode
 
     def _curve(self, pool: _Pool) -> LoadCurve:
@@ -226,7 +234,8 @@ class LoadedEvaluator(Evaluator):
         todo = list(dict.fromkeys(p for p in pools if p not in self._curves))
         groups: dict[tuple, list[_Pool]] = {}
         for p in todo:
-            groups.setdefault((p.role, p.model, p.device, p.tp, p.pp, p.ep, p.dtypes, p.afd), []).append(p)
+            groups.setdefault((p.role, p.model, p.device, p.tp, p.pp, p.ep, p.dtypes, p.afd, p.dp_attention),
+                              []).append(p)
         for members in groups.values():
             try:
                 for p, curve in zip(members, _build_curves(members, self.options)):
@@ -460,7 +469,7 @@ def _build_curves(pools: list[_Pool], options: GraphOptions) -> list[LoadCurve]:
            for k in ("input_tokens", "output_tokens", "token_budget", "max_batch", "memory_utilization")}
     if p0.role == "afd":
         return [_afd_curve(p, model, device, prec, options) for p in pools]
-    par = Parallelism(tp=p0.tp, pp=p0.pp, ep=p0.ep)
+    par = Parallelism(tp=p0.tp, pp=p0.pp, ep=p0.ep, dp_attention=p0.dp_attention)
     par.validate(model)
     budget = arr["token_budget"] if p0.role != "decode" else np.minimum(arr["token_budget"], arr["max_batch"])
     kv = np.array([float(server_kv_tokens(model, device, par, prec, token_budget=b, max_batch=s,
