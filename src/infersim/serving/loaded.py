@@ -120,23 +120,24 @@ class LoadCurve:
     valid: np.ndarray
     #: extra own prefill time when the prompt's last step is shared with the next prompt's first
     #: chunk (a full-budget step instead of a short one), which happens when another prompt is queued:
-    #: probability ``rho``. Zero for prefill-only servers (their steps hold whole prompts).
+    #: probability ``shared_probability``. Zero for prefill-only servers (their steps hold whole prompts).
     shared_extra_s: np.ndarray | None = None
+    shared_probability: np.ndarray | None = None
 
     def _parts(self, arrival_scv: float):
         extra = np.zeros_like(self.service_s) if self.shared_extra_s is None else self.shared_extra_s
+        p = np.zeros_like(self.service_s) if self.shared_probability is None else self.shared_probability
         base = self.service_s + (1.0 - self.rho) * self.residual_s  # own service alone + running step
-        mean_service = self.service_s + self.rho * extra
-        w_q = md1_mean_wait_s(self.rho, mean_service, arrival_scv)
-        return base, extra, w_q
+        w_q = md1_mean_wait_s(self.rho, self.service_s + p * extra, arrival_scv)
+        return base, extra, p, w_q
 
     def ttft_s(self, q: float | None, arrival_scv: float = 1.0) -> np.ndarray:
         """TTFT at every column: the mean with ``q=None``, else quantile ``q`` of the mixture
-        ``own service (+ shared_extra_s with probability rho) + wait``, the wait 0 with probability
+        ``own service (+ shared_extra_s with probability shared_probability) + wait``, the wait 0 with probability
         ``1 - rho`` and exponential with mean ``W_q / rho`` otherwise (found by bisection)."""
-        base, extra, w_q = self._parts(arrival_scv)
+        base, extra, p, w_q = self._parts(arrival_scv)
         if q is None:
-            return base + self.rho * extra + w_q
+            return base + p * extra + w_q
         if not extra.any():  # one service time: the closed form
             return base + md1_wait_quantile_s(self.rho, self.service_s, q, arrival_scv)
         rho = np.clip(self.rho, 0.0, 1.0)
@@ -147,7 +148,7 @@ class LoadCurve:
 
         def cdf(x):
             out = np.zeros_like(x)
-            for shift, weight in ((0.0, 1.0 - rho), (extra, rho)):
+            for shift, weight in ((0.0, 1.0 - p), (extra, p)):
                 y = x - base - shift
                 wait = np.where(m > 0, 1.0 - rho * np.exp(-np.maximum(y, 0.0) / np.where(m > 0, m, 1.0)), 1.0)
                 out = out + weight * np.where(y >= 0, wait, 0.0)
@@ -229,7 +230,10 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
     valid &= rho < 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = b / (rate * (o - 1.0))
-    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0))
+    # the last step is shared when another prompt is queued by then: one arrived during the first k - 1
+    # steps (Poisson), or one was already waiting behind this one (about rho^2, two in the system)
+    shared_p = 1.0 - (1.0 - np.clip(rho, 0.0, 1.0) ** 2) * np.exp(-rate * (k - 1.0) * t_full)
+    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0), shared_p)
 
 
 def decode_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,

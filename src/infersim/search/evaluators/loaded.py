@@ -495,9 +495,10 @@ def _build_curves(pools: list[_Pool], options: GraphOptions) -> list[LoadCurve]:
 
 
 def _fields(curve: LoadCurve) -> tuple:
-    extra = np.zeros_like(curve.service_s) if curve.shared_extra_s is None else curve.shared_extra_s
+    zeros = np.zeros_like(curve.service_s)
     return (curve.rate_rps, curve.batch, curve.tpot_s, curve.service_s, curve.rho, curve.residual_s, curve.valid,
-            extra)
+            zeros if curve.shared_extra_s is None else curve.shared_extra_s,
+            zeros if curve.shared_probability is None else curve.shared_probability)
 
 
 def _afd_curve(pool: _Pool, model, device, prec: Precision, options: GraphOptions) -> LoadCurve:
