@@ -117,3 +117,13 @@ def test_every_registered_evaluator_keeps_the_contract(kind):
     names = cls.metric_names(context)
     assert names is None or all(isinstance(n, str) for n in names)
     assert cls.chunk_size >= 1
+
+
+def test_afd_pool_on_a_moe_model():
+    cfg = {"model": "qwen3-30b-a3b", "device": "h100-sxm", "mode": "afd", "prefill_tp": 1, "prefill_workers": 2,
+           "decode_workers": 1, "tp": 1, "afd_attention_gpus": 2, "afd_ffn_gpus": 4, "afd_micro_batches": 2,
+           "max_batch": 128}
+    out = evaluate([cfg], workload={"input_tokens": 1024, "output_tokens": 128, "rate_rps": None}).outcome(0)
+    assert out.status == "ok", out.error
+    assert out.metrics["devices"] == 2 * 1 + 1 * (2 + 4)
+    assert 0 < out.metrics["slo_capacity_requests_per_s"] <= out.metrics["capacity_requests_per_s"]

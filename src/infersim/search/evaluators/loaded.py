@@ -459,16 +459,17 @@ class _Summary:
         return float(np.interp(rate, self.rate, values))
 
 
-def _build_curves(pools: list[_Pool], options: GraphOptions) -> list[LoadCurve]:
-    """The operating curves of pools that share role, model, device, layout and dtypes."""
+def _build_curves(pools: list[_Pool], options: GraphOptions) -> list:
+    """The operating curves of pools that share role, model, device, layout and dtypes (a string in
+    place of a curve: why that pool cannot run)."""
     p0 = pools[0]
     model = get_model(p0.model)
     device = get_device(p0.device)  # (cached by the catalog)
     prec = Precision(*p0.dtypes)
     arr = {k: np.array([getattr(p, k) for p in pools], dtype=np.float64)
            for k in ("input_tokens", "output_tokens", "token_budget", "max_batch", "memory_utilization")}
-    if p0.role == "afd":
-        return [_afd_curve(p, model, device, prec, options) for p in pools]
+    if p0.role == "afd":  # pools of one group share the layout: one step model for all
+        return _afd_curves(pools, model, device, prec, options)
     par = Parallelism(tp=p0.tp, pp=p0.pp, ep=p0.ep, dp_attention=p0.dp_attention)
     par.validate(model)
     budget = arr["token_budget"] if p0.role != "decode" else np.minimum(arr["token_budget"], arr["max_batch"])
@@ -501,26 +502,39 @@ def _fields(curve: LoadCurve) -> tuple:
             zeros if curve.shared_probability is None else curve.shared_probability)
 
 
-def _afd_curve(pool: _Pool, model, device, prec: Precision, options: GraphOptions) -> LoadCurve:
-    """Decode curve of one AFD instance (the step model is per call; 48 calls per pool)."""
+def _afd_curves(pools: list[_Pool], model, device, prec: Precision, options: GraphOptions) -> list:
+    """Decode curves of AFD instances of one layout (the step model is per call; one per stationary batch),
+    or the reason a pool's memory does not hold it."""
     from ...serving.pipeline.afd import AFDLayout, AFDStepTimeModel, afd_memory, check_memory
 
     if not model.is_moe:
         raise InfersimError(f"mode 'afd' (attention-FFN disaggregation) needs a MoE model; {model.name} is dense")
-    attn_gpus, ffn_gpus, micro = pool.afd
-    layout = AFDLayout(attn_gpus, pool.tp, ffn_gpus, micro)
+    attn_gpus, ffn_gpus, micro = pools[0].afd
+    layout = AFDLayout(attn_gpus, pools[0].tp, ffn_gpus, micro)
     link = device.scale_out
     stm = AFDStepTimeModel(model, device, device, layout, prec, link.bandwidth_bytes_per_s, link.latency_s, options)
-    mem = afd_memory(model, device, device, layout, prec, pool.max_batch, pool.max_batch, pool.memory_utilization)
-    check_memory(mem, layout, model)
-    kv_tokens = mem.attention_kv_capacity / stm.kv_bytes_per_token() * layout.ranks
-    i, o = pool.input_tokens, pool.output_tokens
-    ctx = i + o / 2.0
-    b_max = min(pool.max_batch, kv_tokens / ctx)
-    b = batch_grid(np.array([b_max]))[0]
-    t_d = np.array([stm.step_time_s(0, 0, max(int(round(x)), 1),
-                                    {w: (0.0, 0.0, 0.0, max(round(x), 1) * ctx) for w in stm.windows}) for x in b])
-    rate = b / ((o - 1.0) * t_d)
-    zeros = np.zeros(b.size)
-    valid = np.full(b.size, b_max >= 1.0)
-    return LoadCurve(rate[None], b[None], t_d[None], zeros[None], zeros[None], zeros[None], valid[None])
+    times: dict[tuple[int, float], float] = {}
+    out = []
+    for pool in pools:
+        mem = afd_memory(model, device, device, layout, prec, pool.max_batch, pool.max_batch, pool.memory_utilization)
+        try:
+            check_memory(mem, layout, model)
+        except InfersimError as exc:  # this batch cap's activations do not fit; smaller caps may
+            out.append(str(exc))
+            continue
+        kv_tokens = mem.attention_kv_capacity / stm.kv_bytes_per_token() * layout.ranks
+        i, o = pool.input_tokens, pool.output_tokens
+        ctx = i + o / 2.0
+        b_max = min(pool.max_batch, kv_tokens / ctx)
+        b = batch_grid(np.array([b_max]))[0]
+        t_d = np.empty(b.size)
+        for j, x in enumerate(b):
+            n = max(int(round(x)), 1)
+            if (n, ctx) not in times:
+                times[(n, ctx)] = stm.step_time_s(0, 0, n, {w: (0.0, 0.0, 0.0, n * ctx) for w in stm.windows})
+            t_d[j] = times[(n, ctx)]
+        rate = b / ((o - 1.0) * t_d)
+        zeros = np.zeros(b.size)
+        valid = np.full(b.size, b_max >= 1.0)
+        out.append(LoadCurve(rate[None], b[None], t_d[None], zeros[None], zeros[None], zeros[None], valid[None]))
+    return out
