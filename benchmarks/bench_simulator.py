@@ -16,6 +16,8 @@ Usage::
 
     python benchmarks/bench_simulator.py                 # 1k, 10k, 100k at 2 req/s, plus a stable load
     python benchmarks/bench_simulator.py --sizes 1000 --rates 2
+    python benchmarks/bench_simulator.py --runtime vllm   # the same under a serving runtime's host
+                                                          # time and CUDA-graph padding
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "examples" / "scenarios" / "vidur-llama2-70b-tp2.yaml"
 
 
-def child(requests: int, rate: float) -> None:
+def child(requests: int, rate: float, runtime: str = "") -> None:
     """One cold run: imports, scenario, workload, cost model, simulation, metrics."""
     t0 = time.perf_counter()
     import resource
@@ -42,7 +44,10 @@ def child(requests: int, rate: float) -> None:
     from infersim.serving.scenario import load_scenario
 
     t_import = time.perf_counter() - t0
-    sc = load_scenario(SCENARIO).with_changes(**{"workload.requests": requests, "workload.arrival.rate": rate})
+    changes = {"workload.requests": requests, "workload.arrival.rate": rate}
+    if runtime:
+        changes["runtime"] = runtime
+    sc = load_scenario(SCENARIO).with_changes(**changes)
     t1 = time.perf_counter()
     result = simulate(sc)  # builds the workload, the cost model and the KV capacity, then runs
     t2 = time.perf_counter()
@@ -60,11 +65,11 @@ def child(requests: int, rate: float) -> None:
     }))
 
 
-def run_child(requests: int, rate: float) -> dict:
+def run_child(requests: int, rate: float, runtime: str = "") -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--child", str(requests), str(rate)], capture_output=True,
+    out = subprocess.run([sys.executable, __file__, "--child", str(requests), str(rate), runtime], capture_output=True,
                          text=True, check=True, env=env)
     wall = time.perf_counter() - start
     data = json.loads(out.stdout.strip().splitlines()[-1])
@@ -78,12 +83,14 @@ def main() -> None:
     ap.add_argument("--rates", default="2.0,0.5",
                     help="arrival rates; 2.0 is the reference shape (overloaded under infersim's cost model: "
                          "this deployment saturates near 0.82 req/s), 0.5 a load it sustains")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--runtime", default="", help="serving runtime (default: the scenario's, i.e. infersim's default)")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(int(args.child[0]), float(args.child[1]))
+        child(int(args.child[0]), float(args.child[1]), args.child[2])
         return
-    print(f"scenario: {SCENARIO.relative_to(ROOT)} (Llama-2-70B TP2, A100-SXM-80GB, chunked prefill)")
+    print(f"scenario: {SCENARIO.relative_to(ROOT)} (Llama-2-70B TP2, A100-SXM-80GB, chunked prefill)"
+          + (f", runtime {args.runtime}" if args.runtime else ""))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
     header = (f"{'rate':>5} {'requests':>9} {'wall s':>8} {'sim s':>8} {'metrics s':>9} {'sim req/s':>10} "
               f"{'end-to-end req/s':>16} {'peak RSS MB':>11} {'iterations':>11} {'served req/s':>12} "
@@ -92,7 +99,7 @@ def main() -> None:
     flags = None
     for rate in [float(x) for x in args.rates.split(",")]:
         for n in [int(x) for x in args.sizes.split(",")]:
-            d = run_child(n, rate)
+            d = run_child(n, rate, args.runtime)
             flags = d["fast_paths"]
             print(f"{rate:>5g} {n:>9,} {d['wall_s']:>8.2f} {d['simulate_s']:>8.2f} {d['metrics_s']:>9.2f} "
                   f"{n / d['simulate_s']:>10,.0f} {n / d['wall_s']:>16,.0f} {d['peak_rss_mb']:>11.0f} "

@@ -17,8 +17,11 @@ def _pct(x: float) -> str:
 
 
 def _title(s: Summary) -> str:
+    # arrivals without a span (offline: every request at t = 0) have no offered rate
+    load = (f"at {s.offered_rate:.2f} req/s offered" if math.isfinite(s.offered_rate)
+            else "all queued at t = 0" if s.requests > 1 else "")
     return (f"{s.scenario}: {s.model} on {s.replicas} x {s.hardware} replica(s) (tp={s.tp} pp={s.pp}), "
-            f"{s.scheduler} scheduler, {s.requests:,} requests at {s.offered_rate:.2f} req/s offered")
+            f"{s.scheduler} scheduler, {s.requests:,} requests {load}").rstrip()
 
 
 def render_summary(s: Summary, console: Console) -> None:
