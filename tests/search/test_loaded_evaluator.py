@@ -127,3 +127,17 @@ def test_afd_pool_on_a_moe_model():
     assert out.status == "ok", out.error
     assert out.metrics["devices"] == 2 * 1 + 1 * (2 + 4)
     assert 0 < out.metrics["slo_capacity_requests_per_s"] <= out.metrics["capacity_requests_per_s"]
+
+
+def test_runtime_host_time_lowers_capacity():
+    """A serving runtime adds host time to every step (never removes kernel time): the stationary
+    capacity and the goodput cannot rise, and TPOT at the lowest load cannot fall."""
+    cfg = {"model": "llama-3.1-8b", "device": "h100-sxm", "tp": 1, "replicas": 1, "max_batch": 256,
+           "max_prefill_tokens": 2048}
+    wl = {"input_tokens": 1024, "output_tokens": 128, "rate_rps": None}
+    base = LoadedEvaluator(EvaluatorContext(kind="loaded", workload=wl, slo=SLO)).evaluate([cfg]).outcome(0).metrics
+    for name in ("vllm", "sglang", "trtllm"):
+        ctx = EvaluatorContext(kind="loaded", workload=wl, slo=SLO, runtime=name)
+        m = LoadedEvaluator(ctx).evaluate([cfg]).outcome(0).metrics
+        assert m["capacity_requests_per_s"] <= base["capacity_requests_per_s"] * (1 + 1e-9), name
+        assert m["tpot_floor_s"] >= base["tpot_floor_s"] * (1 - 1e-9), name

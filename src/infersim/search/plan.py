@@ -58,6 +58,7 @@ class PlanQuestion:
     token_budgets: tuple[int, ...] = DEFAULT_TOKEN_BUDGETS
     kv_link: str = "scale_out"
     top_k: int = 5
+    runtime: str | None = None  # serving runtime (infersim.runtime); None: the default (kernels only)
 
     @property
     def slo(self) -> dict[str, float]:
@@ -69,7 +70,7 @@ class PlanQuestion:
         modes = "+".join(m[:3] for m in self.modes)
         return (f"plan-{self.model}-{self.device}-{self.gpus}g-{self.input_tokens}-{self.output_tokens}-"
                 f"ttft{self.ttft_s * 1e3:g}-tpot{self.tpot_s * 1e3:g}-p{self.percentile:g}-{modes}-"
-                f"{'+'.join(self.precisions)}").replace("/", "_")
+                f"{'+'.join(self.precisions)}" + (f"-{self.runtime}" if self.runtime else "")).replace("/", "_")
 
 
 @dataclass
@@ -142,6 +143,12 @@ def check_question(q: PlanQuestion):
     for p in q.precisions:
         if p not in DTYPE_BYTES:
             raise ConfigError(ORIGIN, "precisions", f"unknown dtype '{p}'; expected one of {', '.join(DTYPE_BYTES)}")
+    if q.runtime is not None:
+        from ..runtime import RUNTIMES
+
+        if q.runtime not in RUNTIMES:
+            raise ConfigError(ORIGIN, "runtime", f"unknown runtime '{q.runtime}'; expected one of "
+                              + ", ".join(sorted(RUNTIMES)))
     if q.kv_link not in ("scale_out", "scale_up"):
         raise ConfigError(ORIGIN, "kv_link", f"expected scale_out or scale_up, got '{q.kv_link}'")
     return model, device
@@ -238,7 +245,7 @@ def deployment_key(config: dict) -> tuple:
 # ----- the static pass ----------------------------------------------------------------------------
 def context_for(q: PlanQuestion) -> EvaluatorContext:
     return EvaluatorContext(kind="loaded", workload={"input_tokens": q.input_tokens, "output_tokens": q.output_tokens,
-                                                     "rate_rps": None}, slo=q.slo)
+                                                     "rate_rps": None}, slo=q.slo, runtime=q.runtime)
 
 
 def static_pass(q: PlanQuestion) -> tuple[PlanResult, list[dict], object]:

@@ -68,8 +68,12 @@ def _precision(c: dict) -> dict:
     return {"weight": c["weight_dtype"], "activation": c["activation_dtype"], "kv_cache": c["kv_dtype"]}
 
 
+def _runtime(q) -> dict:
+    return {"runtime": q.runtime} if getattr(q, "runtime", None) else {}
+
+
 def aggregated_scenario(q, c: dict, rate: float, requests: int) -> dict:
-    return {"name": "plan-check", "seed": 0, "model": c["model"], "hardware": c["device"],
+    return {"name": "plan-check", "seed": 0, **_runtime(q), "model": c["model"], "hardware": c["device"],
             "parallelism": {"tp": c["tp"], "pp": c.get("pp", 1), "ep": c.get("ep", 1), "replicas": c["replicas"],
                             "dp_attention": bool(c.get("dp_attention", False))},
             "precision": _precision(c),
@@ -96,7 +100,7 @@ def pipeline_scenario(q, c: dict, rate: float, requests: int) -> dict:
                   "parallelism": {"tp": c["tp"], "ep": c.get("ep", 1), "replicas": c["decode_workers"],
                                   "dp_attention": bool(c.get("dp_attention", False))},
                   "precision": prec, "scheduler": {"policy": "continuous", "max_num_seqs": c["max_batch"]}}
-    return {"name": "plan-check", "seed": 0, "engines": {"prefill": prefill, "decode": decode},
+    return {"name": "plan-check", "seed": 0, **_runtime(q), "engines": {"prefill": prefill, "decode": decode},
             "graph": [{"name": "prefill", "kind": "llm_prefill", "engine": "prefill"},
                       {"name": "decode", "kind": "llm_decode", "engine": "decode",
                        "transfer": {"link": c.get("kv_link", "scale_out")}}],

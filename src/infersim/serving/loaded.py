@@ -181,16 +181,20 @@ class LoadCurve:
         return out
 
 
-def _step_times(model, device, par, prec, options, *, prefill_seqs, chunk, past, decode_seqs, decode_context):
-    from ..perf.estimate import step_costs
+def _step_times(model, device, par, prec, options, *, prefill_seqs, chunk, past, decode_seqs, decode_context,
+                runtime=None):
+    """Wall times of uniform steps: the kernels', plus a serving runtime's host time per step and
+    CUDA-graph padding of decode-only steps when ``runtime`` is given
+    (:func:`~infersim.perf.estimate.runtime_step_times`)."""
+    from ..perf.estimate import runtime_step_times
 
     shape = StepShape.uniform(model, prefill_seqs=prefill_seqs, chunk=chunk, past=past, decode_seqs=decode_seqs,
                               decode_context=decode_context)
-    return step_costs(model, device, par, prec, shape, options)[1].step_time_s
+    return runtime_step_times(runtime, model, device, par, prec, shape, options)[2]
 
 
 def colocated_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
-                    output_tokens, token_budget, max_batch, kv_tokens) -> LoadCurve:
+                    output_tokens, token_budget, max_batch, kv_tokens, runtime=None) -> LoadCurve:
     """Operating points of chunked-prefill servers (arrays over points: ``input_tokens`` ... ``kv_tokens``,
     the KV cache of one server in tokens)."""
     i, o, t, cap, kv = (np.asarray(x, dtype=np.float64)[:, None] for x in
@@ -213,7 +217,7 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
     packed = (t - b) / c
     # the prompt's last step shared with the next prompt's first chunk: min(last + I, T - B) tokens
     shared = np.broadcast_to(np.minimum(last + i, t - b), shape).ravel()
-    times = _step_times(model, device, par, prec, options,
+    times = _step_times(model, device, par, prec, options, runtime=runtime,
                         prefill_seqs=np.concatenate([zeros, np.broadcast_to(packed, shape).ravel(), ones, 2 * ones]),
                         chunk=np.concatenate([zeros, chunk, rest, shared / 2.0]),
                         past=np.concatenate([zeros, chunk * np.maximum(kk - 2.0, 0.0) / 2.0, (kk - 1.0) * chunk,
@@ -237,7 +241,7 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
 
 
 def decode_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
-                 output_tokens, max_batch, kv_tokens) -> LoadCurve:
+                 output_tokens, max_batch, kv_tokens, runtime=None) -> LoadCurve:
     """Operating points of decode-pool servers. A transferred request's KV arrives computed; its
     admission step has no tokens and costs nothing in the simulator (a step of zero tokens), so
     ``k (t_m - t_d) = 0`` and ``lambda = B / ((O - 1) t_d)``."""
@@ -248,7 +252,7 @@ def decode_curve(model, device, par: Parallelism, prec: Precision, options: Grap
     b = batch_grid(b_max)
     valid = np.broadcast_to(b[:, :1] >= 1e-3, b.shape).copy()
     shape = b.shape
-    t_d = _step_times(model, device, par, prec, options, prefill_seqs=0.0, chunk=0.0, past=0.0,
+    t_d = _step_times(model, device, par, prec, options, runtime=runtime, prefill_seqs=0.0, chunk=0.0, past=0.0,
                       decode_seqs=b.ravel(), decode_context=np.broadcast_to(ctx, shape).ravel()).reshape(shape)
     rate = stationary_rate(b, o, t_d, 0.0, 0.0)
     zeros = np.zeros(shape)
@@ -256,7 +260,7 @@ def decode_curve(model, device, par: Parallelism, prec: Precision, options: Grap
 
 
 def prefill_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
-                  token_budget) -> LoadCurve:
+                  token_budget, runtime=None) -> LoadCurve:
     """Operating points of prefill-pool servers over :data:`RHO_GRID`: the colocated prefill queue
     without decodes. A prompt's own service is its chunks (``k = ceil(I / T)``; one step when it fits
     the budget); the queue drains at the rate of full-budget steps (queued prompts batched together,
@@ -267,7 +271,8 @@ def prefill_curve(model, device, par: Parallelism, prec: Precision, options: Gra
     c = np.minimum(i, t)
     k = np.ceil(i / c)
     last = i - (k - 1.0) * c
-    times = _step_times(model, device, par, prec, options, prefill_seqs=np.concatenate([t / c, np.ones(i.size)]),
+    times = _step_times(model, device, par, prec, options, runtime=runtime,
+                        prefill_seqs=np.concatenate([t / c, np.ones(i.size)]),
                         chunk=np.concatenate([c, last]),
                         past=np.concatenate([c * np.maximum(k - 2.0, 0.0) / 2.0, (k - 1.0) * c]),
                         decode_seqs=0.0, decode_context=0.0)

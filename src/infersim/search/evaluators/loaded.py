@@ -22,6 +22,10 @@ evenly, round robin as the simulator's default router does (each server's gaps a
 variable than Poisson, :func:`~infersim.serving.loaded.md1_mean_wait_s`); a pool's capacity under the SLOs is its servers times one server's highest rate meeting
 them. Disaggregated capacity is the smaller of the two pools' (the bottleneck side).
 
+Step times include the study's serving runtime (``runtime:``; host time per step and CUDA-graph
+padding of decode steps, :func:`~infersim.perf.estimate.runtime_step_times`), except AFD decode
+instances (kernels only).
+
 Metrics (per configuration):
 
 * ``slo_capacity_requests_per_s``: the highest request rate meeting every latency SLO of the
@@ -51,6 +55,7 @@ from ...models import get_model
 from ...perf.disagg import kv_transfer_bytes, kv_transfer_time_s
 from ...perf.graph import GraphOptions
 from ...perf.parallel import Parallelism, Precision
+from ...runtime import get_runtime
 from ...serving.loaded import (
     LoadCurve,
     batch_grid,
@@ -221,7 +226,7 @@ class LoadedEvaluator(Evaluator):
         """The pool's operating curve (one server), cached; raises InfersimError when it cannot run."""
         if pool not in self._curves:
             try:
-                self._curves[pool] = _build_curves([pool], self.options)[0]
+                self._curves[pool] = _build_curves([pool], self.options, self.context.runtime)[0]
             except InfersimError as exc:
                 self._curves[pool] = str(exc)
         got = self._curves[pool]
@@ -238,7 +243,7 @@ class LoadedEvaluator(Evaluator):
                               []).append(p)
         for members in groups.values():
             try:
-                for p, curve in zip(members, _build_curves(members, self.options)):
+                for p, curve in zip(members, _build_curves(members, self.options, self.context.runtime)):
                     self._curves[p] = curve
             except InfersimError as exc:
                 for p in members:
@@ -459,7 +464,7 @@ class _Summary:
         return float(np.interp(rate, self.rate, values))
 
 
-def _build_curves(pools: list[_Pool], options: GraphOptions) -> list:
+def _build_curves(pools: list[_Pool], options: GraphOptions, runtime_name: str | None = None) -> list:
     """The operating curves of pools that share role, model, device, layout and dtypes (a string in
     place of a curve: why that pool cannot run)."""
     p0 = pools[0]
@@ -469,7 +474,8 @@ def _build_curves(pools: list[_Pool], options: GraphOptions) -> list:
     arr = {k: np.array([getattr(p, k) for p in pools], dtype=np.float64)
            for k in ("input_tokens", "output_tokens", "token_budget", "max_batch", "memory_utilization")}
     if p0.role == "afd":  # pools of one group share the layout: one step model for all
-        return _afd_curves(pools, model, device, prec, options)
+        return _afd_curves(pools, model, device, prec, options)  # (kernels only: no runtime terms)
+    runtime = get_runtime(runtime_name).for_device(device.memory_bytes)
     par = Parallelism(tp=p0.tp, pp=p0.pp, ep=p0.ep, dp_attention=p0.dp_attention)
     par.validate(model)
     budget = arr["token_budget"] if p0.role != "decode" else np.minimum(arr["token_budget"], arr["max_batch"])
@@ -483,13 +489,14 @@ def _build_curves(pools: list[_Pool], options: GraphOptions) -> list:
     if p0.role == "colocated":
         curves = colocated_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
                                  output_tokens=arr["output_tokens"], token_budget=arr["token_budget"],
-                                 max_batch=arr["max_batch"], kv_tokens=kv)
+                                 max_batch=arr["max_batch"], kv_tokens=kv, runtime=runtime)
     elif p0.role == "decode":
         curves = decode_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
-                              output_tokens=arr["output_tokens"], max_batch=arr["max_batch"], kv_tokens=kv)
+                              output_tokens=arr["output_tokens"], max_batch=arr["max_batch"], kv_tokens=kv,
+                              runtime=runtime)
     else:
         curves = prefill_curve(model, device, par, prec, options, input_tokens=arr["input_tokens"],
-                               token_budget=arr["token_budget"])
+                               token_budget=arr["token_budget"], runtime=runtime)
         fits = (kv >= arr["input_tokens"])[:, None]
         curves = LoadCurve(*(x & fits if x.dtype == bool else np.where(fits, x, np.nan) for x in _fields(curves)))
     return [LoadCurve(*(x[j:j + 1] for x in _fields(curves))) for j in range(len(pools))]
