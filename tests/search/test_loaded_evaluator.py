@@ -141,3 +141,14 @@ def test_runtime_host_time_lowers_capacity():
         m = LoadedEvaluator(ctx).evaluate([cfg]).outcome(0).metrics
         assert m["capacity_requests_per_s"] <= base["capacity_requests_per_s"] * (1 + 1e-9), name
         assert m["tpot_floor_s"] >= base["tpot_floor_s"] * (1 - 1e-9), name
+
+
+def test_the_example_study_runs(tmp_path):
+    from pathlib import Path
+
+    from infersim.search.study import load_study
+
+    study = load_study(Path(__file__).resolve().parents[2] / "examples" / "studies" / "serving-modes.yaml")
+    with open_store(tmp_path / "r.duckdb", write=True) as store:
+        progress = run_study(study, store)
+    assert progress.evaluated == study.space.grid_size() and progress.feasible > 0
