@@ -61,6 +61,9 @@ def test_simulate_runtime_flag_overrides_the_file(tmp_path):
     a = json.loads(run("simulate", str(path), "--json").output)
     b = json.loads(run("simulate", str(path), "--json", "--runtime", "none").output)
     assert a["scheduler"] == "chunked" and b["scheduler"] == "continuous"
+    assert (a["runtime"], b["runtime"]) == ("vllm", "none")
+    text = run("simulate", str(path)).output
+    assert "runtime vllm" in " ".join(text.split()) and "all queued at t = 0" in " ".join(text.split())
 
 
 def test_sweep_rate_refuses_offline_arrivals(tmp_path):
@@ -69,3 +72,19 @@ def test_sweep_rate_refuses_offline_arrivals(tmp_path):
                     "output_tokens: {dist: fixed, value: 2}}\nslo: [{metric: ttft, max_ms: 100}]\n")
     r = CliRunner().invoke(cli, ["sweep-rate", str(path), "--rates", "1,2"])
     assert r.exit_code == 2 and "workload.arrival.process" in r.output and "offline" in r.output
+
+
+def test_runtimes_lists_every_registered_runtime_with_its_sources():
+    from infersim.runtime import DEFAULT_RUNTIME, RUNTIMES
+
+    d = json.loads(run("runtimes", "--json", "--hardware", "h200", "--tp", "8", "--offline").output)
+    rows = {r["name"]: r for r in d["runtimes"]}
+    assert set(rows) == set(RUNTIMES)
+    assert [n for n, r in rows.items() if r["default"]] == [DEFAULT_RUNTIME]
+    assert all(r["sources"] for r in rows.values())
+    # SGLang at TP 8: mem_fraction_static 0.81; more graph sizes above 96 GiB (H200: 141 GB)
+    assert rows["sglang"]["scheduler_defaults"]["memory_utilization"] == 0.81
+    assert rows["sglang"]["graph_sizes"][-1] == 256
+    assert rows["vllm"]["scheduler_defaults"]["max_num_batched_tokens"] == 16384
+    text = " ".join(run("runtimes", "--sources").output.split())
+    assert "Vidur" in text and "overlap" in text

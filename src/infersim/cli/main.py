@@ -10,6 +10,7 @@ from .pipeline_cmd import pipeline_cmd, pipeline_study_cmd
 from .plan_cmd import plan_cmd
 from .search_cmd import results_group, search_cmd
 from .simulate_cmd import simulate_cmd, sweep_rate_cmd
+from .runtime_cmd import runtimes_cmd
 from .throughput_cmd import throughput_cmd
 
 cli.add_command(estimate_cmd)
@@ -26,6 +27,7 @@ cli.add_command(profile_cmd)
 cli.add_command(results_group)
 cli.add_command(plan_cmd)
 cli.add_command(throughput_cmd)
+cli.add_command(runtimes_cmd)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ def _title(s: Summary) -> str:
     load = (f"at {s.offered_rate:.2f} req/s offered" if math.isfinite(s.offered_rate)
             else "all queued at t = 0" if s.requests > 1 else "")
     return (f"{s.scenario}: {s.model} on {s.replicas} x {s.hardware} replica(s) (tp={s.tp} pp={s.pp}), "
-            f"{s.scheduler} scheduler, {s.requests:,} requests {load}").rstrip()
+            f"runtime {s.runtime}, {s.scheduler} scheduler, {s.requests:,} requests {load}").rstrip()
 
 
 def render_summary(s: Summary, console: Console) -> None:

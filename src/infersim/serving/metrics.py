@@ -339,6 +339,7 @@ class Summary:
     slo_met: bool = True
     goodput_rps: float = _NAN
     wall_s: float = 0.0
+    runtime: str = "none"  # the serving runtime modelled (infersim.runtime)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -413,6 +414,7 @@ def summarize(result: SimulationResult, it: dict | None = None) -> Summary:
     summary = Summary(
         scenario=sc.name, model=dep.model_name, hardware=dep.device_name, replicas=sc.parallelism.replicas,
         tp=sc.parallelism.tp, pp=sc.parallelism.pp, scheduler=sc.scheduler.policy, requests=int(n),
+        runtime=dep.runtime.name if dep.runtime is not None else "none",
         completed=completed, makespan_s=makespan, offered_rate=offered, throughput_rps=thr,
         input_tokens_per_s=in_tps, output_tokens_per_s=out_tps,
         ttft_s=_pcts(rm["ttft_s"]), tpot_s=_pcts(rm["tpot_s"]), itl_s=itl, e2e_s=_pcts(rm["e2e_s"]),
