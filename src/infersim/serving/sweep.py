@@ -105,10 +105,19 @@ def _capacity(points: list[SweepPoint]) -> float | None:
 
 
 def bracket_and_bisect(meets: Callable[[float], bool], start_rate: float, tolerance: float = 0.05,
-                       max_runs: int = 24) -> list[tuple[float, bool]]:
+                       max_runs: int = 24, first_factor: float = 2.0) -> list[tuple[float, bool]]:
     """Rates tried and whether each met the SLOs: double (or halve) from ``start_rate`` until the
-    capacity is bracketed, then bisect until the bracket is within ``tolerance`` (relative)."""
+    capacity is bracketed, then bisect until the bracket is within ``tolerance`` (relative).
+
+    With ``first_factor < 2`` (a start rate that is a good estimate of the capacity) the first step
+    is that factor and each next one its square, up to doubling: 1.06, 1.12, 1.26, 1.59, 2, 2, ..."""
     tried: list[tuple[float, bool]] = []
+    factor = min(max(first_factor, 1.0 + 1e-6), 2.0)
+
+    def grow() -> float:
+        nonlocal factor
+        used, factor = factor, min(factor * factor, 2.0)
+        return used
 
     def run(rate: float) -> bool:
         met = bool(meets(rate))
@@ -120,7 +129,7 @@ def bracket_and_bisect(meets: Callable[[float], bool], start_rate: float, tolera
     if run(rate):
         lo = rate
         while hi is None and len(tried) < max_runs:
-            rate *= 2.0
+            rate *= grow()
             if run(rate):
                 lo = rate
             else:
@@ -128,7 +137,7 @@ def bracket_and_bisect(meets: Callable[[float], bool], start_rate: float, tolera
     else:
         hi = rate
         while lo is None and len(tried) < max_runs:
-            rate /= 2.0
+            rate /= grow()
             if run(rate):
                 lo = rate
             else:

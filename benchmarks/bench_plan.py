@@ -1,0 +1,148 @@
+"""``infersim plan``: static-vs-simulated agreement under load, and the wall time of the answer.
+
+Part 1 (agreement): for a grid of deployments (aggregated chunked-prefill replicas and
+prefill/decode-disaggregated pools), the load-aware static evaluator (``evaluator: loaded``) and the
+discrete-event simulator are run at the same Poisson rates, 50 %, 65 % and 80 % of the static
+capacity (the highest sustainable rate, no SLOs); the table prints TTFT p50 and TPOT p50 from both
+and their relative difference. The target is |diff| <= 15 %.
+
+Part 2 (speed): the static pass of the 16-GPU question as a cold process
+(``infersim plan --no-simulate --no-store --json``) and the whole answer with the simulated top-5.
+
+Usage::
+
+    python benchmarks/bench_plan.py                 # both parts
+    python benchmarks/bench_plan.py --agreement     # part 1 only
+    python benchmarks/bench_plan.py --speed         # part 2 only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADS = (0.5, 0.65, 0.8)
+
+AGG = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl)
+    ("llama-3.1-8b", "h100-sxm", 1, 1, "bf16", 2048, 256, 1024, 256),
+    ("llama-3.1-8b", "h100-sxm", 1, 1, "bf16", 512, 256, 2048, 128),
+    ("llama-3.1-70b", "h100-sxm", 4, 1, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 2, 1, "fp8", 8192, 128, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 8, 1, "bf16", 1024, 512, 2048, 256),
+    ("llama-3.1-70b", "h200", 4, 1, "bf16", 4096, 256, 4096, 512),
+    ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 2048, 256, 2048, 256),
+    ("qwen3-30b-a3b", "h100-sxm", 2, 1, "bf16", 2048, 256, 2048, 256),
+]
+DISAGG = [  # (model, device, dtype, prefill tp, P, decode tp, D, decode cap, isl, osl)
+    ("llama-3.1-70b", "h100-sxm", "fp8", 2, 3, 4, 1, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", "bf16", 4, 2, 8, 1, 256, 2048, 256),
+    ("llama-3.1-8b", "h100-sxm", "bf16", 1, 2, 1, 2, 256, 4096, 256),
+]
+
+
+def _agg_config(row) -> dict:
+    model, device, tp, pp, dt, budget, cap, isl, osl = row
+    return {"model": model, "device": device, "tp": tp, "pp": pp, "weight_dtype": dt, "activation_dtype": dt,
+            "kv_dtype": dt, "max_prefill_tokens": budget, "max_batch": cap, "replicas": 1, "mode": "aggregated",
+            "input_tokens": isl, "output_tokens": osl}
+
+
+def _disagg_config(row) -> dict:
+    model, device, dt, ptp, p, dtp, d, cap, isl, osl = row
+    return {"model": model, "device": device, "weight_dtype": dt, "activation_dtype": dt, "kv_dtype": dt,
+            "mode": "disaggregated", "prefill_tp": ptp, "prefill_workers": p, "tp": dtp, "decode_workers": d,
+            "max_batch": cap, "prefill_max_tokens": max(8192, isl), "input_tokens": isl, "output_tokens": osl}
+
+
+def _label(c: dict) -> str:
+    if c["mode"] == "aggregated":
+        return (f"{c['model']} {c['device']} TP{c['tp']}PP{c['pp']} {c['weight_dtype']} T{c['max_prefill_tokens']} "
+                f"B{c['max_batch']} {c['input_tokens']}/{c['output_tokens']}")
+    return (f"{c['model']} {c['device']} {c['prefill_workers']}xP TP{c['prefill_tp']} + {c['decode_workers']}xD "
+            f"TP{c['tp']} {c['weight_dtype']} {c['input_tokens']}/{c['output_tokens']}")
+
+
+def agreement(requests: int) -> None:
+    from infersim.search.evaluators.base import EvaluatorContext
+    from infersim.search.evaluators.loaded import LoadedEvaluator
+    from infersim.search.plan import PlanQuestion
+    from infersim.search.plan_check import aggregated_scenario, pipeline_scenario
+    from infersim.serving import simulate, summarize, validate_scenario
+    from infersim.serving.pipeline import simulate_pipeline, summarize_pipeline
+    from infersim.serving.pipeline.spec import validate_pipeline
+
+    configs = [_agg_config(r) for r in AGG] + [_disagg_config(r) for r in DISAGG]
+    print(f"{'deployment':<62} {'load':>5} {'req/s':>7} | {'TTFT p50 static':>15} {'sim':>8} {'diff':>6} | "
+          f"{'TPOT p50 static':>15} {'sim':>8} {'diff':>6} | {'sim s':>5}")
+    within = total = 0
+    worst = 0.0
+    for c in configs:
+        wl = {"input_tokens": c["input_tokens"], "output_tokens": c["output_tokens"], "rate_rps": None}
+        base = LoadedEvaluator(EvaluatorContext(kind="loaded", workload=wl)).evaluate([c]).outcome(0)
+        if base.status != "ok":
+            print(f"{_label(c):<62} rejected: {base.error}")
+            continue
+        cap = base.metrics["capacity_requests_per_s"]
+        q = PlanQuestion(c["model"], c["device"], 1, c["input_tokens"], c["output_tokens"], 1.0, 1.0)
+        for load in LOADS:
+            rate = load * cap
+            ev = LoadedEvaluator(EvaluatorContext(kind="loaded", workload={**wl, "rate_rps": rate}))
+            m = ev.evaluate([c]).outcome(0).metrics
+            cc = {**c, "replicas": 1}
+            start = time.perf_counter()
+            if c["mode"] == "aggregated":
+                s = summarize(simulate(validate_scenario(aggregated_scenario(q, cc, rate, requests), "<bench>")))
+            else:
+                s = summarize_pipeline(simulate_pipeline(validate_pipeline(pipeline_scenario(q, cc, rate, requests),
+                                                                           "<bench>")))
+            wall = time.perf_counter() - start
+            d_ttft = m["ttft_p50_s"] / s.ttft_s["p50"] - 1
+            d_tpot = m["tpot_p50_s"] / s.tpot_s["p50"] - 1
+            total += 2
+            within += (abs(d_ttft) <= 0.15) + (abs(d_tpot) <= 0.15)
+            worst = max(worst, abs(d_ttft), abs(d_tpot))
+            print(f"{_label(c):<62} {load:>5.2f} {rate:>7.2f} | {m['ttft_p50_s'] * 1e3:>12.0f} ms {s.ttft_s['p50'] * 1e3:>5.0f} ms"
+                  f" {100 * d_ttft:>+5.0f}% | {m['tpot_p50_s'] * 1e3:>12.1f} ms {s.tpot_s['p50'] * 1e3:>5.1f} ms "
+                  f"{100 * d_tpot:>+5.0f}% | {wall:>5.1f}")
+    print(f"\nwithin 15 %: {within}/{total} (TTFT p50 and TPOT p50 at loads {', '.join(map(str, LOADS))}); "
+          f"worst |diff| {100 * worst:.0f} %")
+
+
+def speed() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    base = [sys.executable, "-m", "infersim.cli.main", "plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm",
+            "--gpus", "16", "--isl", "2048", "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
+    runs = (("python -c pass (interpreter start, this machine now)", [sys.executable, "-c", "pass"]),
+            ("import infersim.search.plan (the imports the pass needs)",
+             [sys.executable, "-c", "import infersim.search.plan, infersim.cli.main"]),
+            ("static pass, cold process", base + ["--no-simulate", "--no-store"]),
+            ("whole answer (static + simulated top-5), cold process", base + ["--no-store"]))
+    for label, cmd in runs:
+        walls = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            walls.append(time.perf_counter() - start)
+        print(f"{label:<58} wall {min(walls):.2f} s (best of 3; {', '.join(f'{w:.2f}' for w in walls)})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agreement", action="store_true")
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--requests", type=int, default=1500, help="requests per simulation (agreement)")
+    args = ap.parse_args()
+    both = not (args.agreement or args.speed)
+    if args.agreement or both:
+        agreement(args.requests)
+    if args.speed or both:
+        speed()
+
+
+if __name__ == "__main__":
+    main()

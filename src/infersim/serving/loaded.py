@@ -1,0 +1,302 @@
+"""Latency under load of an iteration-level scheduler, in closed form (vectorized).
+
+The discrete-event simulator (:mod:`infersim.serving.engine`) answers "what latencies does this
+deployment give at this request rate" one event at a time. This module answers the same question
+for whole grids of deployments at once, from the stationary state of the schedulers the simulator
+implements, with fixed prompt length ``I`` and output length ``O`` (the first output token comes
+from the prefill, ``O - 1`` from decode steps). Every server here is one *engine* of the simulator
+(a replica with ``pp`` stages runs ``pp`` engines, each with its share of the KV cache and its own
+scheduler), receiving ``1 / servers`` of the Poisson arrivals.
+
+Stationary batch (Little's law)
+-------------------------------
+Parametrize the state by ``B``, the time-average number of requests in their decode phase. A
+request spends ``O - 1`` steps decoding, so with ``S`` steps per second, ``B = lambda (O - 1) / S``
+(Little's law, ``L = lambda W`` with ``W = (O - 1) / S``). Steps come in two kinds: plain decode
+steps of ``B`` sequences (``t_d``) and *interrupted* steps that also carry prefill work (``t_m``):
+
+* **colocated, chunked prefill** (Sarathi-Serve, Agrawal et al., OSDI 2024, what
+  ``scheduler: chunked`` simulates): a step takes every decode and fills the rest of the token
+  budget ``T`` with prompt chunks, so a prompt needs ``k = ceil(I / c)`` mixed steps of
+  ``c = min(I, T - B)`` prompt tokens (the chunk sees on average ``c (k - 1) / 2`` cached tokens);
+* **decode pool** of a prefill/decode-disaggregated deployment (DistServe, Zhong et al., OSDI
+  2024; ``scheduler: continuous``): an arriving request's KV is already computed, its admission is
+  one step without decodes (``k = 1``, ``t_m - t_d`` = that step's time ``t_a``).
+
+Per second ``lambda k`` interrupted steps and ``(1 - lambda k t_m) / t_d`` decode steps run, and
+``B S = lambda (O - 1)`` gives the rate a stationary batch ``B`` sustains::
+
+    lambda(B) = B / ((O - 1) t_d + B k (t_m - t_d))
+    TPOT(B)   = B / (lambda (O - 1)) = t_d + B k (t_m - t_d) / (O - 1)
+
+Decode sequences are costed at the mean context ``I + O / 2``. ``B`` is bounded by the sequence
+cap (one slot kept for the request being prefilled), the KV blocks (``B (I + O / 2) + I`` tokens),
+and the token budget (``T - B >= 1``).
+
+TTFT: the prefill queue
+-----------------------
+Prompts are served first come first served by the scheduler's prefill share: ``k`` interrupted
+steps per prompt, a deterministic service ``s = k t_m`` at utilization ``rho = lambda s``: an
+M/D/1 queue (Poisson arrivals). Its mean wait is Pollaczek-Khinchine's ``rho s / (2 (1 - rho))``
+(scaled by the squared coefficient of variation of the gaps, ``1 / n`` when a round-robin router
+splits a Poisson stream over ``n`` servers: Kingman / Allen-Cunneen);
+its distribution is taken as an atom ``1 - rho`` at zero and an exponential tail of mean
+``W_q / rho`` (the exponential approximation of the waiting time given a wait, exact in heavy
+traffic: Kingman 1962, "On queues in heavy traffic", JRSS B 24). A request arriving while a
+decode step runs waits for it to end (``t_d / 2`` on average, with probability ``1 - rho``).
+``TTFT_q = s + W_q-quantile + (1 - rho) t_d / 2``. A prefill pool (whole prompts, one step of
+time ``t_p`` each) is the same queue with ``s = t_p`` and no decode step to wait for.
+
+What it leaves out: batching several queued prompts into one step (it makes the real queue
+faster at high load, so TTFT here is an upper bound there), preemption (the KV bound keeps the
+batch below it), variance of the batch around ``B`` (the step time is nearly linear in it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..perf.graph import GraphOptions
+from ..perf.parallel import Parallelism, Precision
+from ..perf.shape import StepShape
+
+#: columns of the stationary-batch grid per server: B = Bmax (j / BATCH_COLUMNS)^BATCH_SPACING, j = 1..;
+#: denser at light load (the first column is ~0.2 % of Bmax), ~2.4 % apart at the top
+BATCH_COLUMNS = 64
+BATCH_SPACING = 1.5
+
+
+def batch_grid(b_max: np.ndarray) -> np.ndarray:
+    """Stationary decode batches to cost, ``(points, BATCH_COLUMNS)``, from each point's bound ``b_max``."""
+    cols = (np.arange(1, BATCH_COLUMNS + 1, dtype=np.float64) / BATCH_COLUMNS) ** BATCH_SPACING
+    return np.maximum(np.asarray(b_max, dtype=np.float64), 0.0).reshape(-1, 1) * cols[None, :]
+#: utilization grid of a prefill-only server
+RHO_GRID = np.linspace(0.02, 0.98, 49)
+
+
+def md1_wait_quantile_s(rho, service_s, q: float, arrival_scv: float = 1.0) -> np.ndarray:
+    """Quantile ``q`` of the waiting time: 0 with probability ``1 - rho``, else exponential with mean
+    ``W_q / rho`` (Kingman's heavy-traffic exponential tail), ``W_q`` from :func:`md1_mean_wait_s`."""
+    rho = np.asarray(rho, dtype=np.float64)
+    s = np.asarray(service_s, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cond_mean = arrival_scv * s / (2.0 * (1.0 - rho))  # W_q / rho
+        tail = cond_mean * np.log(np.maximum(rho / (1.0 - q), 1.0))
+    return np.where(rho < 1.0, tail, np.inf)
+
+
+def md1_mean_wait_s(rho, service_s, arrival_scv: float = 1.0) -> np.ndarray:
+    """Mean wait of a deterministic-service queue: ``(c_a^2 / 2) rho s / (1 - rho)`` (inf at rho >= 1).
+
+    With Poisson arrivals (``c_a^2 = 1``) this is Pollaczek-Khinchine's M/D/1 mean, exact; for other
+    arrivals the Kingman / Allen-Cunneen G/G/1 approximation ``(c_a^2 + c_s^2) / 2 x rho s / (1 - rho)``
+    with ``c_s^2 = 0``. A Poisson stream split round robin over ``n`` servers gives each server
+    Erlang-``n`` gaps, ``c_a^2 = 1 / n`` (what the simulator's round-robin router does)."""
+    rho = np.asarray(rho, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rho < 1.0, arrival_scv * rho * np.asarray(service_s) / (2.0 * (1.0 - rho)), np.inf)
+
+
+def stationary_rate(batch, output_tokens, decode_step_s, interrupt_extra_s, interrupts_per_request) -> np.ndarray:
+    """``lambda(B) = B / ((O - 1) t_d + B k (t_m - t_d))``: requests/s one server sustains at a
+    stationary decode batch ``B`` (see the module docstring)."""
+    b = np.asarray(batch, dtype=np.float64)
+    return b / ((np.asarray(output_tokens) - 1.0) * decode_step_s + b * interrupts_per_request * interrupt_extra_s)
+
+
+@dataclass(frozen=True)
+class LoadCurve:
+    """One server's operating points, arrays of shape ``(points, columns)``: at each column a
+    stationary state with arrival rate ``rate_rps``. Columns are ordered by rate (increasing)."""
+
+    rate_rps: np.ndarray
+    batch: np.ndarray  # stationary decode batch (NaN for prefill-only servers)
+    tpot_s: np.ndarray  # NaN for prefill-only servers
+    service_s: np.ndarray  # prefill service time per request
+    rho: np.ndarray  # prefill utilization
+    residual_s: np.ndarray  # mean wait for the running decode step when the prefill queue is idle
+    valid: np.ndarray
+    #: extra own prefill time when the prompt's last step is shared with the next prompt's first
+    #: chunk (a full-budget step instead of a short one), which happens when another prompt is queued:
+    #: probability ``shared_probability``. Zero for prefill-only servers (their steps hold whole prompts).
+    shared_extra_s: np.ndarray | None = None
+    shared_probability: np.ndarray | None = None
+
+    def _parts(self, arrival_scv: float):
+        extra = np.zeros_like(self.service_s) if self.shared_extra_s is None else self.shared_extra_s
+        p = np.zeros_like(self.service_s) if self.shared_probability is None else self.shared_probability
+        base = self.service_s + (1.0 - self.rho) * self.residual_s  # own service alone + running step
+        w_q = md1_mean_wait_s(self.rho, self.service_s + p * extra, arrival_scv)
+        return base, extra, p, w_q
+
+    def ttft_s(self, q: float | None, arrival_scv: float = 1.0) -> np.ndarray:
+        """TTFT at every column: the mean with ``q=None``, else quantile ``q`` of the mixture
+        ``own service (+ shared_extra_s with probability shared_probability) + wait``, the wait 0 with probability
+        ``1 - rho`` and exponential with mean ``W_q / rho`` otherwise (found by bisection)."""
+        base, extra, p, w_q = self._parts(arrival_scv)
+        if q is None:
+            return base + p * extra + w_q
+        if not extra.any():  # one service time: the closed form
+            return base + md1_wait_quantile_s(self.rho, self.service_s, q, arrival_scv)
+        rho = np.clip(self.rho, 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.where(rho > 0, w_q / rho, 0.0)
+        finite = np.isfinite(m) & (rho < 1.0)
+        m = np.where(finite, m, 0.0)
+
+        def cdf(x):
+            out = np.zeros_like(x)
+            for shift, weight in ((0.0, 1.0 - p), (extra, p)):
+                y = x - base - shift
+                wait = np.where(m > 0, 1.0 - rho * np.exp(-np.maximum(y, 0.0) / np.where(m > 0, m, 1.0)), 1.0)
+                out = out + weight * np.where(y >= 0, wait, 0.0)
+            return out
+
+        lo = base.copy()
+        hi = base + extra + m * np.log(np.maximum(rho / (1.0 - q), 1.0)) + 1e-12
+        for _ in range(30):  # the bracket shrinks 2^30-fold
+            mid = 0.5 * (lo + hi)
+            below = cdf(mid) < q
+            lo = np.where(below, mid, lo)
+            hi = np.where(below, hi, mid)
+        return np.where(finite, hi, np.inf)
+
+    def at_rate(self, rate_rps, values: np.ndarray) -> np.ndarray:
+        """``values`` (same shape as the curve) linearly interpolated at ``rate_rps`` per point (held
+        at the first column below it); NaN where the rate is above the last valid column."""
+        rate = np.broadcast_to(np.asarray(rate_rps, dtype=np.float64), (self.rate_rps.shape[0],))
+        r = np.where(self.valid, self.rate_rps, np.inf)
+        out = np.full(rate.shape, np.nan)
+        for i in range(r.shape[0]):  # points are few (deployments), columns many
+            row = r[i]
+            finite = np.where(np.isfinite(row), row, -np.inf)
+            # the increasing envelope (a step-time knee can make the rate dip for one column)
+            ok = np.isfinite(row) & (finite >= np.maximum.accumulate(finite))
+            ok[1:] &= finite[1:] > np.maximum.accumulate(finite)[:-1]
+            if not ok.any() or rate[i] > row[ok][-1] * (1 + 1e-9):
+                continue
+            out[i] = np.interp(rate[i], row[ok], values[i][ok])
+        return out
+
+
+def _step_times(model, device, par, prec, options, *, prefill_seqs, chunk, past, decode_seqs, decode_context,
+                runtime=None):
+    """Wall times of uniform steps: the kernels', plus a serving runtime's host time per step and
+    CUDA-graph padding of decode-only steps when ``runtime`` is given
+    (:func:`~infersim.perf.estimate.runtime_step_times`)."""
+    from ..perf.estimate import runtime_step_times
+
+    shape = StepShape.uniform(model, prefill_seqs=prefill_seqs, chunk=chunk, past=past, decode_seqs=decode_seqs,
+                              decode_context=decode_context)
+    return runtime_step_times(runtime, model, device, par, prec, shape, options)[2]
+
+
+def colocated_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
+                    output_tokens, token_budget, max_batch, kv_tokens, runtime=None) -> LoadCurve:
+    """Operating points of chunked-prefill servers (arrays over points: ``input_tokens`` ... ``kv_tokens``,
+    the KV cache of one server in tokens)."""
+    i, o, t, cap, kv = (np.asarray(x, dtype=np.float64)[:, None] for x in
+                        np.broadcast_arrays(input_tokens, output_tokens, token_budget, max_batch, kv_tokens))
+    ctx = i + o / 2.0
+    b_max = np.minimum.reduce([cap - 1.0, (kv - i) / ctx, t - 1.0])
+    b = batch_grid(b_max)
+    c = np.minimum(i, np.floor(t - b))
+    valid = (b[:, :1] >= 1e-3) & (c >= 1)
+    c = np.maximum(c, 1.0)
+    k = np.ceil(i / c)
+    last = i - (k - 1.0) * c
+    n = b.size
+    shape = b.shape
+    flat = [np.broadcast_to(x, shape).ravel() for x in (b, ctx, c, last, k)]
+    bb, cc, chunk, rest, kk = flat
+    zeros, ones = np.zeros(n), np.ones(n)
+    # the decode step; a full budget of prompt tokens (T - B: one chunk at the mean past of the full
+    # chunks, or (T - B) / I whole prompts packed); the prompt's last chunk (the whole prompt if k = 1)
+    packed = (t - b) / c
+    # the prompt's last step shared with the next prompt's first chunk: min(last + I, T - B) tokens
+    shared = np.broadcast_to(np.minimum(last + i, t - b), shape).ravel()
+    times = _step_times(model, device, par, prec, options, runtime=runtime,
+                        prefill_seqs=np.concatenate([zeros, np.broadcast_to(packed, shape).ravel(), ones, 2 * ones]),
+                        chunk=np.concatenate([zeros, chunk, rest, shared / 2.0]),
+                        past=np.concatenate([zeros, chunk * np.maximum(kk - 2.0, 0.0) / 2.0, (kk - 1.0) * chunk,
+                                             zeros]),
+                        decode_seqs=np.concatenate([bb, bb, bb, bb]),
+                        decode_context=np.concatenate([cc, cc, cc, cc]))
+    t_d, t_full, t_last, t_shared = (times[j * n:(j + 1) * n].reshape(shape) for j in range(4))
+    # own prefill latency: k - 1 full chunks then the last one (a full step holds exactly one chunk if k > 1)
+    service = (k - 1.0) * t_full + t_last
+    rate = stationary_rate(b, o, t_d, service - k * t_d, 1.0)
+    # the prefill queue's utilization: prompt tokens at the rate of full-budget steps (queued prompts
+    # share steps: a prompt's short last chunk rides with the next prompt's first)
+    rho = rate * i * t_full / (t - b)
+    valid &= rho < 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = b / (rate * (o - 1.0))
+    # the last step is shared when another prompt is queued by then: one arrived during the first k - 1
+    # steps (Poisson), or one was already waiting behind this one (about rho^2, two in the system)
+    shared_p = 1.0 - (1.0 - np.clip(rho, 0.0, 1.0) ** 2) * np.exp(-rate * (k - 1.0) * t_full)
+    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0), shared_p)
+
+
+def decode_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
+                 output_tokens, max_batch, kv_tokens, runtime=None) -> LoadCurve:
+    """Operating points of decode-pool servers. A transferred request's KV arrives computed; its
+    admission step has no tokens and costs nothing in the simulator (a step of zero tokens), so
+    ``k (t_m - t_d) = 0`` and ``lambda = B / ((O - 1) t_d)``."""
+    i, o, cap, kv = (np.asarray(x, dtype=np.float64)[:, None] for x in
+                     np.broadcast_arrays(input_tokens, output_tokens, max_batch, kv_tokens))
+    ctx = i + o / 2.0
+    b_max = np.minimum(cap, kv / ctx)
+    b = batch_grid(b_max)
+    valid = np.broadcast_to(b[:, :1] >= 1e-3, b.shape).copy()
+    shape = b.shape
+    t_d = _step_times(model, device, par, prec, options, runtime=runtime, prefill_seqs=0.0, chunk=0.0, past=0.0,
+                      decode_seqs=b.ravel(), decode_context=np.broadcast_to(ctx, shape).ravel()).reshape(shape)
+    rate = stationary_rate(b, o, t_d, 0.0, 0.0)
+    zeros = np.zeros(shape)
+    return LoadCurve(rate, b, t_d, zeros, zeros, zeros, valid)
+
+
+def prefill_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
+                  token_budget, runtime=None) -> LoadCurve:
+    """Operating points of prefill-pool servers over :data:`RHO_GRID`: the colocated prefill queue
+    without decodes. A prompt's own service is its chunks (``k = ceil(I / T)``; one step when it fits
+    the budget); the queue drains at the rate of full-budget steps (queued prompts batched together,
+    ``T / I`` whole prompts a step). A prompt arriving at an idle server starts at once (no running
+    step), and a step takes the prompts waiting when it starts (a prompt shares its step only when it
+    waited with others, unlike chunked prefill's last chunk: no shared-step term)."""
+    i, t = (np.asarray(x, dtype=np.float64) for x in np.broadcast_arrays(input_tokens, token_budget))
+    c = np.minimum(i, t)
+    k = np.ceil(i / c)
+    last = i - (k - 1.0) * c
+    times = _step_times(model, device, par, prec, options, runtime=runtime,
+                        prefill_seqs=np.concatenate([t / c, np.ones(i.size)]),
+                        chunk=np.concatenate([c, last]),
+                        past=np.concatenate([c * np.maximum(k - 2.0, 0.0) / 2.0, (k - 1.0) * c]),
+                        decode_seqs=0.0, decode_context=0.0)
+    t_full, t_last = times[:i.size], times[i.size:]
+    service = (k - 1.0) * t_full + t_last
+    max_rate = t / (i * t_full)  # prompt tokens at the rate of full-budget steps
+    shape = (i.size, RHO_GRID.size)
+    rho = np.broadcast_to(RHO_GRID[None, :], shape).copy()
+    nan = np.full(shape, np.nan)
+    return LoadCurve(rho * max_rate[:, None], nan, nan, np.broadcast_to(service[:, None], shape).copy(), rho,
+                     np.zeros(shape), np.ones(shape, dtype=bool))
+
+
+def server_kv_tokens(model, device, par: Parallelism, prec: Precision, *, token_budget, max_batch,
+                     memory_utilization: float) -> np.ndarray:
+    """KV-cache tokens of one server (one pipeline engine), as :func:`~infersim.serving.engine.prepare`
+    sizes it: usable memory less weights and the activation peak of a full token budget, over the
+    KV bytes per token, split over the ``pp`` engines; <= 0 where the weights do not fit."""
+    from ..perf.memory import activation_peak_bytes, kv_bytes_per_token_per_device, weight_bytes_per_device
+
+    budget, seqs = (np.asarray(x, dtype=np.float64) for x in np.broadcast_arrays(token_budget, max_batch))
+    weights = weight_bytes_per_device(model, par, prec).total
+    act = activation_peak_bytes(model, par, prec, budget, np.minimum(budget, seqs))
+    free = device.memory_bytes * memory_utilization - weights - act
+    per_token = float(kv_bytes_per_token_per_device(model, par, prec).sum())
+    tokens = free / per_token * (par.tp if par.dp_attention else 1)
+    return tokens / par.pp
