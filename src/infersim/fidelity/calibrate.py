@@ -30,7 +30,7 @@ from .fitting import Param, apply_params, current_value, robust_mdape, round_eff
 from .kernels import build_kernels
 from .measurements import hash_rows
 from .metrics import SPLIT_COLUMNS
-from .stages import CALIBRATION_STAGES, COLD_CACHE, TILE_SETS, Fit, StageContext
+from .stages import CALIBRATION_STAGES, TILE_SETS, StageContext
 
 __all__ = ["Calibration", "Param", "StageFit", "apply_params", "calibrate", "context_math_from_rows",
            "round_efficiency", "with_efficiency"]
@@ -157,27 +157,7 @@ def calibrate(
         per_op = dict(zip(uniq, counts))
         weights = np.array([rows.size / (len(uniq) * per_op[o]) for o in op_rows])
         ctx = StageContext(device, kernels, meas, weights, set(uniq), blocks, warm_cache, tuple(tile_sets), max_nfev)
-        candidates, warm_after = stage.candidates(ctx, eff)
-        best: Fit | None = None
-        i = 0
-        while i < len(candidates):
-            label, update = candidates[i]
-            i += 1
-            if isinstance(update, EfficiencySpec):
-                start = update  # a candidate started from an earlier fit
-            else:
-                start = eff.model_copy(update=update) if update else eff
-            params = stage.params(kernels, set(uniq), start, blocks=blocks,
-                                  cache_bytes=device.sram_bytes if warm_cache and label != COLD_CACHE else 0.0)
-            fitted, cost = ctx.fit(start, params)
-            # the candidates are compared on the metric reported: MdAPE on these rows
-            score = ctx.score(round_efficiency(fitted))
-            if best is None or score < best.score:
-                best = Fit(fitted, score, label, params, cost)
-            if i == len(candidates) and warm_after is not None:
-                candidates.append((None, warm_after(best.efficiency)))
-                warm_after = None
-        best = stage.refine(ctx, best)
+        best = stage.run(ctx, eff)
         fitted, tiles, params, cost = best.efficiency, best.label, best.params, best.cost
         eff = round_efficiency(fitted)
         pred = kernels.predict(with_efficiency(device, eff))

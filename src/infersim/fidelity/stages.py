@@ -254,6 +254,31 @@ class CalibrationStage:
         """What the stage adds after its best candidate (default: nothing)."""
         return best
 
+    def run(self, ctx: StageContext, eff: EfficiencySpec) -> Fit:
+        """Fit every candidate from ``eff`` (the efficiency so far), keep the best on the stage's
+        rows, then :meth:`refine` it."""
+        candidates, warm_after = self.candidates(ctx, eff)
+        best: Fit | None = None
+        i = 0
+        while i < len(candidates):
+            label, update = candidates[i]
+            i += 1
+            if isinstance(update, EfficiencySpec):
+                start = update  # a candidate started from an earlier fit
+            else:
+                start = eff.model_copy(update=update) if update else eff
+            params = self.params(ctx.kernels, ctx.ops, start, blocks=ctx.blocks,
+                                 cache_bytes=ctx.device.sram_bytes if ctx.warm_cache and label != COLD_CACHE else 0.0)
+            fitted, cost = ctx.fit(start, params)
+            # the candidates are compared on the metric reported: MdAPE on these rows
+            score = ctx.score(round_efficiency(fitted))
+            if best is None or score < best.score:
+                best = Fit(fitted, score, label, params, cost)
+            if i == len(candidates) and warm_after is not None:
+                candidates.append((None, warm_after(best.efficiency)))
+                warm_after = None
+        return self.refine(ctx, best)
+
 
 #: the calibration stages, in the order they run (keys defined once, by each stage's ``name``)
 CALIBRATION_STAGES: dict[str, CalibrationStage] = {}

@@ -3,11 +3,10 @@ documents the layout); each section is fitted by one calibration stage."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..dtypes import COMPUTE_FALLBACK, DTYPE_BYTES
 
