@@ -114,6 +114,7 @@ def calibrate(
     source: str | None = None,
     blocks: bool = True,
     warm_cache: bool = True,
+    validation: pa.Table | None = None,
 ) -> Calibration:
     """Fit ``device``'s efficiency section to the measured rows of ``table``.
 
@@ -123,7 +124,9 @@ def calibrate(
     and single-tile sets elsewhere). ``source`` is recorded in the efficiency section.
     ``blocks``: fit the per-thread-block attention terms (False: the FLOPs-and-bytes model).
     ``warm_cache``: fit the warm-cache terms (the measured kernels were run back to back on
-    the same buffers; False: every byte from DRAM).
+    the same buffers; False: every byte from DRAM). ``validation``: other rows of the device on
+    which each stage chooses among its candidates (tile sets, query groups, warm-cache terms,
+    native head sizes) instead of on the fitted rows.
     """
     if table.num_rows == 0:
         raise InfersimError(f"no measurements to calibrate '{device.name}' on")
@@ -141,6 +144,10 @@ def calibrate(
         eff = eff.model_copy(update={"fp8_kv_context_math": context_math})
     fits: list[StageFit] = []
     used = 0
+    if validation is not None and validation.num_rows:
+        val_kernels = build_kernels(validation)
+        val_meas = np.asarray(validation.column("latency_s").to_numpy(), dtype=np.float64)
+        val_ops = np.asarray(validation.column("op").to_numpy(zero_copy_only=False), dtype=object).astype(str)
     for stage in CALIBRATION_STAGES.values():
         in_stage = np.isin(ops, stage.ops)
         in_stage[kernels_all.unsupported] = False
@@ -157,6 +164,14 @@ def calibrate(
         per_op = dict(zip(uniq, counts))
         weights = np.array([rows.size / (len(uniq) * per_op[o]) for o in op_rows])
         ctx = StageContext(device, kernels, meas, weights, set(uniq), blocks, warm_cache, tuple(tile_sets), max_nfev)
+        if validation is not None and validation.num_rows:
+            in_val = np.isin(val_ops, stage.ops)
+            in_val[val_kernels.unsupported] = False
+            if in_val.any():
+                keep = _subsample(validation, np.flatnonzero(in_val), val_ops, max_rows)
+                mask = np.zeros(validation.num_rows, dtype=bool)
+                mask[keep] = True
+                ctx.validation = (val_kernels.subset(mask), val_meas[keep])
         best = stage.run(ctx, eff)
         fitted, tiles, params, cost = best.efficiency, best.label, best.params, best.cost
         eff = round_efficiency(fitted)

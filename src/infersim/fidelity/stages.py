@@ -205,13 +205,18 @@ class StageContext:
     warm_cache: bool
     tile_sets: tuple[str, ...]
     max_nfev: int
+    #: rows the structural choices (candidates, refinements) are scored on, apart from the fitted
+    #: ones (a validation split); None: the fitted rows
+    validation: tuple[KernelSet, np.ndarray] | None = None
 
     def fit(self, start: EfficiencySpec, params: list[Param]) -> tuple[EfficiencySpec, float]:
         return fit_stage(self.device, start, self.kernels, self.meas, self.weights, params, self.max_nfev)
 
     def score(self, eff: EfficiencySpec) -> float:
-        """MdAPE of ``eff`` on these rows (candidates are compared on the metric reported)."""
-        return robust_mdape(self.kernels.predict(with_efficiency(self.device, eff)), self.meas)
+        """MdAPE of ``eff`` on the validation rows, else on the fitted ones: candidates and
+        refinements are compared on the metric reported."""
+        kernels, meas = self.validation if self.validation is not None else (self.kernels, self.meas)
+        return robust_mdape(kernels.predict(with_efficiency(self.device, eff)), meas)
 
 
 @dataclass
