@@ -93,7 +93,8 @@ def test_calibrate_writes_a_device_file_estimate_accepts(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Calibrated efficiency" in res.output and out.is_file()
     text = out.read_text()
-    assert "name: h100-sxm-calibrated" in text and "gemm_tiles" in text and "gemm.parquet" in text
+    assert "name: h100-sxm-calibrated" in text and "\n  gemm:\n" in text and "    tiles:" in text
+    assert "gemm.parquet" in text
     res = run("estimate", "--hardware", out, "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["hardware"] == "h100-sxm-calibrated"

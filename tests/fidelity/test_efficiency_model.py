@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import yaml
 
 from infersim.errors import ConfigError
 from infersim.hardware import get_device
@@ -149,16 +150,29 @@ def test_step_time_fast_path_equals_roofline_with_every_refinement(model, par, p
         assert fast.step_time_for(chunks, pasts, ctx) == pytest.approx(costs.step_time_s[0], rel=1e-9)
 
 
+def _shipped_text(name: str) -> str:
+    from pathlib import Path
+
+    import infersim.hardware
+
+    return (Path(infersim.hardware.__file__).parent / "data" / f"{name}.yaml").read_text()
+
+
 def test_efficiency_fields_are_validated_with_file_and_field():
     eff = EfficiencySpec(**EVERYTHING)
     assert eff.compute_fraction("fp4") == eff.compute_max_fraction  # nothing for fp4/fp8/bf16 in the GEMM table
     assert EfficiencySpec(compute_max_fraction_by_dtype={"fp8": 0.6}).compute_fraction("fp4") == 0.6  # fallback
-    text = get_device("h100-sxm").spec.model_dump_json()
     import json
 
-    data = json.loads(text)
+    # the flat layout (the shipped files): the error names the flat key
+    data = json.loads(json.dumps(yaml.safe_load(_shipped_text("h100-sxm"))))
     data["efficiency"]["collective_bandwidth_fraction_by_kind"] = {"broadcast": 0.5}
-    with pytest.raises(ConfigError, match="my.yaml.*collective_bandwidth_fraction_by_kind.*broadcast"):
+    with pytest.raises(ConfigError, match="my.yaml.*efficiency.collectives.collective_bandwidth_fraction_by_kind.*broadcast"):
+        parse_hardware_yaml(json.dumps(data), "my.yaml")
+    # the sectioned layout (what model_dump writes): the error names the section and its field
+    data = json.loads(get_device("h100-sxm").spec.model_dump_json())
+    data["efficiency"]["collectives"]["bandwidth_fraction_by_kind"] = {"broadcast": 0.5}
+    with pytest.raises(ConfigError, match="my.yaml.*efficiency.collectives.bandwidth_fraction_by_kind.*broadcast"):
         parse_hardware_yaml(json.dumps(data), "my.yaml")
     data["efficiency"] = {"gemm_tiles": [[0, 64]], "source": "x" * 5}
     with pytest.raises(ConfigError, match="gemm_tiles"):

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from infersim.errors import InfersimError
-from infersim.fidelity import aiconfigurator_systems_dir, deterministic_split, load_measurements
+from infersim.fidelity import aiconfigurator_systems_dir, load_measurements
+from infersim.fidelity.metrics import three_way_split
 from infersim.fidelity.evaluate import ALL, TARGETS, Check, FidelityReport, Score, evaluate, select_rows
 from infersim.fidelity.kernels import families, predict
 from infersim.fidelity.metrics import summarize
@@ -31,18 +32,19 @@ needs_aic = pytest.mark.skipif(
 def test_analytical_scores_are_the_metrics_of_the_test_rows():
     t = select_rows(load_measurements(SAMPLE), ["h100-sxm"])
     report = evaluate(t, {"h100-sxm": get_device("h100-sxm")}, calibrate_devices=False)
-    _, test = deterministic_split(t)
+    _, validation, test = three_way_split(t)
     pred = predict(t, get_device("h100-sxm"))
     fam = families(t)
     meas = t.column("latency_s").to_numpy()
-    for family in ("gemm", "attention", "moe"):
-        sel = test & (fam == family)
-        s = report.score("shapes", "h100-sxm", family, "analytical")
-        expected = summarize(pred[sel], meas[sel])
-        assert (s.rows, s.mdape, s.p90_ape, s.median_signed_bias) == pytest.approx(
-            (expected.rows, expected.mdape, expected.p90_ape, expected.median_signed_bias))
-    pooled = report.score("shapes", "h100-sxm", ALL, "analytical")
-    assert pooled.rows == int(test.sum())
+    for split, mask in (("shapes", test), ("validation", validation)):
+        for family in ("gemm", "attention", "moe"):
+            sel = mask & (fam == family)
+            s = report.score(split, "h100-sxm", family, "analytical")
+            expected = summarize(pred[sel], meas[sel])
+            assert (s.rows, s.mdape, s.p90_ape, s.median_signed_bias) == pytest.approx(
+                (expected.rows, expected.mdape, expected.p90_ape, expected.median_signed_bias))
+        pooled = report.score(split, "h100-sxm", ALL, "analytical")
+        assert pooled.rows == int(mask.sum())
     assert not any(s.mode == "calibrated" for s in report.scores)
 
 
@@ -66,7 +68,7 @@ def test_calibrated_and_transfer_modes_on_synthetic_devices():
     preds = report.predictions
     assert preds.num_rows == table.num_rows
     assert {"family", "split", "pred_analytical_s", "pred_calibrated_s", "pred_transfer_s"} <= set(preds.column_names)
-    assert set(preds.column("split").to_pylist()) == {"train", "test"}
+    assert set(preds.column("split").to_pylist()) == {"fit", "validation", "test"}
 
 
 @needs_scipy
@@ -103,7 +105,7 @@ def test_rendering_lists_every_cell(tmp_path):
     console = Console(width=200, record=True)
     render_fidelity(report, console)
     text = console.export_text()
-    assert "held-out shapes" in text and "gemm" in text and "moe" in text and "measurements: sample" in text
+    assert "test split" in text and "gemm" in text and "moe" in text and "measurements: sample" in text
     md = fidelity_markdown(report)
     assert "| device | family | test rows | analytical MdAPE |" in md
     assert "| h100-sxm | gemm |" in md

@@ -43,9 +43,16 @@ _Dumper.add_representer(list, _represent_list)
 
 def spec_yaml(spec: HardwareSpec, comment: str = "") -> str:
     data = spec.model_dump(mode="json", exclude_none=True)
-    # every efficiency number explicit (a later change of a default must not change this file's
-    # meaning), empty refinements left out
-    data["efficiency"] = {k: v for k, v in data.get("efficiency", {}).items() if v not in ({}, [])}
+    # the efficiency in its sections (hardware/efficiency.py), every number explicit (a later
+    # change of a default must not change this file's meaning), empty refinements and sections
+    # left out
+    efficiency = {}
+    for key, value in data.get("efficiency", {}).items():
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v not in ({}, [])}
+        if value not in ({}, []):
+            efficiency[key] = value
+    data["efficiency"] = efficiency
     text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110)
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
     return head + text

@@ -1,17 +1,24 @@
 """The fidelity evaluation: how well the cost model predicts measured kernels.
 
-For every measured device with a hardware spec, on the held-out 20 % of shapes
-(:func:`~infersim.fidelity.metrics.deterministic_split`; a shape is in the same split
-on every device):
+Each device's rows are split by a hash of their shape
+(:func:`~infersim.fidelity.metrics.three_way_split`; a shape is in the same split on every
+device) into a fit split (60 %), a validation split (20 %: the held-out shapes of earlier
+rounds, whose scores were watched while the efficiency model's structure grew; the
+calibration chooses its structural candidates on it) and a test split (20 %) that no design
+choice looked at, on which the headline scores are reported:
 
 * ``analytical``: the device as given (for a catalog device, its spec-sheet numbers
   and the default efficiency curves);
-* ``calibrated``: efficiency fitted to the other 80 % of that device's rows
-  (:func:`~infersim.fidelity.calibrate.calibrate`);
-* ``residual`` (optional): calibrated times a learned residual fitted on the same 80 %;
+* ``calibrated``: efficiency fitted to the fit split of that device's rows, its structural
+  choices made on the validation split (:func:`~infersim.fidelity.calibrate.calibrate`);
+* ``residual`` (optional): calibrated times a learned residual fitted on the fit split;
 * ``transfer`` (held-out device): the efficiency calibrated on the source device
   (H100 SXM by default) carried to the device with
   :func:`~infersim.fidelity.transfer.transfer_efficiency`: only its spec sheet is used.
+
+A second, independent source (``second``: kernels of the same devices measured under another
+framework, e.g. aiconfigurator-core's vLLM tables next to the TensorRT-LLM ones fitted) is scored
+whole with the same calibrations: nothing was fitted or chosen on it.
 
 Scores are MdAPE, p90 APE and median signed bias per device x op family, and over all
 of a device's rows (family ``all``).
@@ -36,14 +43,17 @@ from ..errors import InfersimError
 from ..hardware.device import Device
 from .calibrate import Calibration, calibrate, with_efficiency
 from .kernels import build_kernels, families
-from .metrics import deterministic_split, summarize_groups
+from .metrics import summarize_groups, three_way_split
 from .transfer import transfer_efficiency
 
 MODES: tuple[str, ...] = ("analytical", "calibrated", "residual", "transfer")
 #: the pooled "family" of every row of a device
 ALL = "all"
 SPLITS: dict[str, str] = {
-    "shapes": "held-out shapes (20% of each device's shapes, deterministic hash split)",
+    "shapes": "test split (20% of each device's shapes by hash, never looked at by a design choice; "
+              "fitted on 60%, structure chosen on a 20% validation split)",
+    "validation": "validation split (the former held-out 20% of shapes, on which structural terms are chosen)",
+    "framework": "second source (the same devices' kernels under another framework; nothing fitted on them)",
     "device": "held-out device (efficiency calibrated on another device, spec sheet of this one)",
 }
 
@@ -183,6 +193,9 @@ def evaluate(
     measurement_name: str = "measurements",
     progress=None,
     workers: int | None = None,
+    validation_fraction: float = 0.2,
+    second: pa.Table | None = None,
+    second_name: str | None = None,
 ) -> FidelityReport:
     """Score the cost model on ``table`` for every device in ``hardware`` (measured name -> Device).
 
@@ -194,12 +207,20 @@ def evaluate(
     report = FidelityReport(header=dict(header or {}), given_label=given_label)
     report.header.setdefault("date", _dt.date.today().isoformat())
     report.header.setdefault("infersim", package_version("infersim") or "unknown")
-    report.header["split"] = f"{int(round(100 * test_fraction))}% held-out shapes, seed {seed}"
+    report.header["split"] = (f"scores on the test split: {int(round(100 * test_fraction))}% of shapes never looked "
+                              f"at; fitted on {int(round(100 * (1 - test_fraction - validation_fraction)))}%, "
+                              f"structure chosen on a {int(round(100 * validation_fraction))}% validation split "
+                              f"(hash of the shape, seed {seed})")
+    if second is not None and second_name:
+        report.header["second source"] = second_name
+    second_names = (np.asarray(second.column("device").to_pylist(), dtype=object) if second is not None
+                    else np.zeros(0, dtype=object))
     names = np.asarray(table.column("device").to_pylist(), dtype=object)
     order = sorted(hardware, key=lambda d: (d != source_device, d))
     fitted = _fit_devices(table, names, hardware, order, calibrate_devices=calibrate_devices, residual=residual,
-                          test_fraction=test_fraction, seed=seed, max_fit_rows=max_fit_rows,
-                          measurement_name=measurement_name, workers=workers, progress=progress)
+                          test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed,
+                          max_fit_rows=max_fit_rows, measurement_name=measurement_name, workers=workers,
+                          progress=progress)
     parts = []
     source_cal = None
     for dev_name in order:
@@ -213,7 +234,7 @@ def evaluate(
             progress(f"{dev_name}: {rows.num_rows} rows")
         kernels = build_kernels(rows)
         fam = families(rows)
-        train, test = deterministic_split(rows, test_fraction, seed)
+        _, validation, test = three_way_split(rows, test_fraction, validation_fraction, seed)
         pred = {"analytical": kernels.predict(device)}
         report.unpredicted[dev_name] = int(np.sum(~np.isfinite(pred["analytical"])))
         if dev_name in fitted:
@@ -230,9 +251,14 @@ def evaluate(
         for mode, p in pred.items():
             split = "device" if mode == "transfer" else "shapes"
             report.scores.extend(_scores(split, dev_name, rows, fam, p, test, mode))
+            if mode != "transfer":
+                report.scores.extend(_scores("validation", dev_name, rows, fam, p, validation, mode))
+        if second is not None and (second_names == dev_name).any():
+            report.scores.extend(_second_source_scores(second.filter(pa.array(second_names == dev_name)), dev_name,
+                                                       device, fitted.get(dev_name)))
         if keep_predictions:
             out = rows.append_column("family", pa.array(fam.astype(str)))
-            out = out.append_column("split", pa.array(np.where(test, "test", "train")))
+            out = out.append_column("split", pa.array(np.where(test, "test", np.where(validation, "validation", "fit"))))
             for mode in MODES:
                 if mode in pred:
                     out = out.append_column(f"pred_{mode}_s", pa.array(pred[mode]))
@@ -246,11 +272,24 @@ def evaluate(
     return report
 
 
+def _second_source_scores(rows: pa.Table, dev_name: str, device: Device, fitted) -> list[Score]:
+    """Scores of every row of the second source: the device as given, and calibrated on the first."""
+    kernels = build_kernels(rows)
+    fam = families(rows)
+    every = np.ones(rows.num_rows, dtype=bool)
+    out = _scores("framework", dev_name, rows, fam, kernels.predict(device), every, "analytical")
+    if fitted is not None:
+        out += _scores("framework", dev_name, rows, fam, kernels.predict(fitted[0].device), every, "calibrated")
+    return out
+
+
 def _fit_one(rows: pa.Table, device: Device, train: np.ndarray, residual: bool, seed: int, max_fit_rows: int,
-             source: str):
-    """(calibration, learned residual or None) of one device, fitted on its ``train`` rows."""
+             source: str, validation: np.ndarray | None = None):
+    """(calibration, learned residual or None) of one device, fitted on its ``train`` rows, its
+    structural choices made on its ``validation`` rows."""
     train_rows = rows.filter(pa.array(train))
-    cal = calibrate(train_rows, device, max_rows=max_fit_rows, source=source)
+    val_rows = rows.filter(pa.array(validation)) if validation is not None and validation.any() else None
+    cal = calibrate(train_rows, device, max_rows=max_fit_rows, source=source, validation=val_rows)
     res = None
     if residual:
         from .residual import fit_residual
@@ -261,8 +300,8 @@ def _fit_one(rows: pa.Table, device: Device, train: np.ndarray, residual: bool, 
 
 
 def _fit_devices(table: pa.Table, names: np.ndarray, hardware: Mapping[str, Device], order: Sequence[str], *,
-                 calibrate_devices: bool, residual: bool, test_fraction: float, seed: int, max_fit_rows: int,
-                 measurement_name: str, workers: int | None, progress) -> dict:
+                 calibrate_devices: bool, residual: bool, test_fraction: float, validation_fraction: float, seed: int,
+                 max_fit_rows: int, measurement_name: str, workers: int | None, progress) -> dict:
     """Calibrate (and fit the residual of) every device with training rows, in ``workers``
     processes; device name -> (calibration, residual or None)."""
     if not calibrate_devices:
@@ -272,10 +311,10 @@ def _fit_devices(table: pa.Table, names: np.ndarray, hardware: Mapping[str, Devi
         rows = table.filter(pa.array(names == dev_name))
         if rows.num_rows == 0:
             continue
-        train, _ = deterministic_split(rows, test_fraction, seed)
+        train, validation, _ = three_way_split(rows, test_fraction, validation_fraction, seed)
         if train.any():
             jobs[dev_name] = (rows, hardware[dev_name], train, residual, seed, max_fit_rows,
-                              f"{measurement_name} ({dev_name}, training split)")
+                              f"{measurement_name} ({dev_name}, fit split)", validation)
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if progress and jobs:
         progress(f"calibrating {len(jobs)} device(s) in {max(workers, 1)} process(es)")

@@ -284,7 +284,7 @@ class KernelSet:
     def tables_for(self, device: Device) -> list[tuple[np.ndarray, OpTable]]:
         """``groups`` as ``device`` runs them (context attention over an fp8 cache in the
         activation dtype where the device says so)."""
-        if device.efficiency.fp8_kv_context_math != "activation" or not any(self.context_dtypes):
+        if device.efficiency.attention.fp8_kv_context_math != "activation" or not any(self.context_dtypes):
             return self.groups
         out = []
         for (rows, table), alt in zip(self.groups, self.context_dtypes):

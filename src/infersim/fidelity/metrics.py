@@ -1,4 +1,4 @@
-"""Prediction-error metrics and a stable train / test split.
+"""Prediction-error metrics and stable fit / validation / test splits.
 
 All metrics are fractions (0.10 = 10 %), computed vectorized with numpy:
 
@@ -167,3 +167,36 @@ def deterministic_split(
     u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)  # uniform in [0, 1)
     test = u < test_fraction
     return ~test, test
+
+
+#: seed offset of the test split's own hash (independent of the validation split's)
+TEST_SEED_OFFSET = 0x7E57
+
+
+def three_way_split(
+    table: pa.Table,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    columns: Sequence[str] = SPLIT_COLUMNS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, validation, test) masks, each row in exactly one, decided by hashes of the shape.
+
+    The validation split is :func:`deterministic_split`'s held-out set at ``validation_fraction``
+    (with ``seed`` 0 and 20 %: the held-out shapes of earlier rounds, whose scores were watched
+    while the efficiency model's structure grew, so they are fit for choosing structure and not
+    for reporting). The test split takes, of the other shapes, those whose hash under a second,
+    independent salt (``seed + TEST_SEED_OFFSET``) falls in the lowest
+    ``test_fraction / (1 - validation_fraction)``: ``test_fraction`` of all shapes in
+    expectation, none of them a former held-out shape. The rest is fitted. As with
+    :func:`deterministic_split`, a shape lands in the same split on every device and no row's
+    split depends on the other rows.
+    """
+    if not (0.0 <= test_fraction and 0.0 <= validation_fraction and test_fraction + validation_fraction < 1.0):
+        raise ValueError(f"test_fraction ({test_fraction}) and validation_fraction ({validation_fraction}) must be "
+                         ">= 0 with a sum below 1")
+    _, validation = deterministic_split(table, validation_fraction, seed, columns)
+    h = hash_rows(table, columns, seed=seed + TEST_SEED_OFFSET)
+    u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    test = ~validation & (u < test_fraction / (1.0 - validation_fraction))
+    return ~validation & ~test, validation, test

@@ -47,31 +47,31 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
     if scale_halves:
         flops_ratio = _ratio(target.peak_flops("bf16"), source.peak_flops("bf16"))
         bw_ratio = _ratio(target.memory_bandwidth_bytes_per_s, source.memory_bandwidth_bytes_per_s)
-        update["compute_half_flops"] = eff.compute_half_flops * flops_ratio
-        if eff.attention_half_flops is not None:
-            update["attention_half_flops"] = eff.attention_half_flops * flops_ratio
-        update["memory_half_bytes"] = eff.memory_half_bytes * bw_ratio
+        update["compute_half_flops"] = eff.core.compute_half_flops * flops_ratio
+        if eff.attention.half_flops is not None:
+            update["attention_half_flops"] = eff.attention.half_flops * flops_ratio
+        update["memory_half_bytes"] = eff.core.memory_half_bytes * bw_ratio
         unit_ratio = _ratio(target.compute_units, source.compute_units)
         for name in BLOCK_HALVES:
             if getattr(eff, name) is not None:
                 update[name] = getattr(eff, name) * unit_ratio
-        if eff.decode_attention_parallel_half_by_dtype:
+        if eff.decode.parallel_half_by_dtype:
             update["decode_attention_parallel_half_by_dtype"] = {
-                d: v * unit_ratio for d, v in eff.decode_attention_parallel_half_by_dtype.items()}
-        mla_update.update({k: v * unit_ratio for k, v in eff.mla_overrides.items()
+                d: v * unit_ratio for d, v in eff.decode.parallel_half_by_dtype.items()}
+        mla_update.update({k: v * unit_ratio for k, v in eff.mla.overrides.items()
                            if k in BLOCK_HALVES or k.startswith("decode_attention_parallel_half_by_dtype.")})
-    if eff.collective_latency_us is not None:
-        update["collective_latency_us"] = eff.collective_latency_us * _ratio(
+    if eff.collectives.latency_us is not None:
+        update["collective_latency_us"] = eff.collectives.latency_us * _ratio(
             target.scale_up.latency_s, source.scale_up.latency_s)
     cache_ratio = _ratio(target.sram_bytes, source.sram_bytes)
     for name in ("warm_cache_bytes", "attention_warm_cache_bytes"):
         if getattr(eff, name) is not None:
             update[name] = getattr(eff, name) * cache_ratio
-    if "attention_warm_cache_bytes" in eff.mla_overrides:
-        mla_update["attention_warm_cache_bytes"] = eff.mla_overrides["attention_warm_cache_bytes"] * cache_ratio
+    if "attention_warm_cache_bytes" in eff.mla.overrides:
+        mla_update["attention_warm_cache_bytes"] = eff.mla.overrides["attention_warm_cache_bytes"] * cache_ratio
     if mla_update:
-        update["mla_overrides"] = {**eff.mla_overrides, **mla_update}
-    if eff.collective_bandwidth_fraction_by_group_size and target.scale_up.topology != source.scale_up.topology:
+        update["mla_overrides"] = {**eff.mla.overrides, **mla_update}
+    if eff.collectives.bandwidth_fraction_by_group_size and target.scale_up.topology != source.scale_up.topology:
         update["collective_bandwidth_fraction_by_group_size"] = {}
     update["source"] = (f"transferred from {source.name} (spec-sheet numbers of {target.name} + the efficiency "
                         f"shape calibrated on {source.name}): {eff.source}")

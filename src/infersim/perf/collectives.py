@@ -91,7 +91,7 @@ def collective_time_s(kind: int, n_bytes, group_size: int, device: Device, cross
     """
     n = np.asarray(n_bytes, dtype=np.float64)
     eff = device.efficiency
-    frac = eff.collective_bandwidth_fraction
+    frac = eff.collectives.bandwidth_fraction
     up, out = device.scale_up, device.scale_out
     if kind == Collective.SEND_RECV:
         if cross_domain:

@@ -58,7 +58,7 @@ class GraphOptions:
 def options_for_device(options: GraphOptions, device: Device) -> GraphOptions:
     """``options`` with the device's own graph-level choices (the context-attention math over
     an fp8 KV cache)."""
-    math_dtype = device.efficiency.fp8_kv_context_math
+    math_dtype = device.efficiency.attention.fp8_kv_context_math
     if options.transforms:
         options = dataclasses.replace(options, transforms=bind_all(options.transforms, device))
     if options.fp8_kv_context_math == math_dtype:

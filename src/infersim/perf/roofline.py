@@ -119,8 +119,8 @@ def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, 
     (a boolean mask) when given.
     """
     eff = device.efficiency
-    fraction = eff.compute_max_fraction if max_fraction is None else max_fraction
-    half = (eff.compute_half_flops if half_flops is None else half_flops) if ramp else 0.0
+    fraction = eff.core.compute_max_fraction if max_fraction is None else max_fraction
+    half = (eff.core.compute_half_flops if half_flops is None else half_flops) if ramp else 0.0
     flops = np.asarray(flops, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         if np.ndim(half) == 0:
@@ -130,7 +130,7 @@ def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, 
             e = np.where(half > 0, fraction * flops / (flops + half), fraction * np.ones_like(flops))
     if gemm_m is not None:
         util = gemm_utilization(gemm_m, gemm_n, gemm_k, device, gemm_experts, gemm_dtypes)
-        if gemm_rows is not None and device.efficiency.gemm_tiles and not np.all(gemm_rows):
+        if gemm_rows is not None and device.efficiency.gemm.tiles and not np.all(gemm_rows):
             # (the single-tile wave model gives non-GEMMs, passed as 1e9 x 1e9, ~1 already)
             util = np.where(gemm_rows, util, 1.0)
         e = e * util
@@ -145,22 +145,22 @@ def gemm_utilization(m, n, k, device: Device, experts=None, dtypes=None):
     model when the device sets ``grouped_gemm_expert_tiles``). ``dtypes`` (one per row of
     2-d inputs): rows whose dtype has its own candidates (``gemm_tiles_by_dtype``) use them."""
     eff = device.efficiency
-    if not eff.gemm_tiles:
-        return wave_utilization(m, n, eff.gemm_tile_m, eff.gemm_tile_n, device.compute_units)
+    if not eff.gemm.tiles:
+        return wave_utilization(m, n, eff.gemm.tile_m, eff.gemm.tile_n, device.compute_units)
     k = 1.0 if k is None else k
-    experts = experts if eff.grouped_gemm_expert_tiles else None
+    experts = experts if eff.moe.expert_tiles else None
 
     def util(tiles, rows=slice(None)):
         pick = (lambda a: a if a is None or np.ndim(a) < 2 else np.asarray(a)[rows])
-        return tiled_gemm_utilization(pick(m), pick(n), pick(k), tiles, device.compute_units, eff.gemm_k_half,
-                                      eff.gemm_gemv_max_m, pick(experts), eff.gemm_split_k,
-                                      eff.gemm_tile_intensity_half)
+        return tiled_gemm_utilization(pick(m), pick(n), pick(k), tiles, device.compute_units, eff.gemm.k_half,
+                                      eff.gemm.gemv_max_m, pick(experts), eff.gemm.split_k,
+                                      eff.gemm.tile_intensity_half)
 
-    out = util(eff.gemm_tiles)
-    if dtypes is not None and eff.gemm_tiles_by_dtype:
+    out = util(eff.gemm.tiles)
+    if dtypes is not None and eff.gemm.tiles_by_dtype:
         for d in sorted(set(dtypes)):
             tiles = eff.tiles_for(d)
-            if tiles != eff.gemm_tiles:
+            if tiles != eff.gemm.tiles:
                 rows = np.array([x == d for x in dtypes])
                 out[rows] = util(tiles, rows)
     return out
@@ -168,9 +168,9 @@ def gemm_utilization(m, n, k, device: Device, experts=None, dtypes=None):
 
 def memory_time_s(n_bytes, device: Device, max_fraction=None):
     eff = device.efficiency
-    fraction = eff.memory_max_fraction if max_fraction is None else max_fraction
+    fraction = eff.core.memory_max_fraction if max_fraction is None else max_fraction
     n_bytes = np.asarray(n_bytes, dtype=np.float64)
-    half = eff.memory_half_bytes
+    half = eff.core.memory_half_bytes
     e = fraction * n_bytes / (n_bytes + half) if half > 0 else fraction * np.ones_like(n_bytes)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n_bytes > 0, n_bytes / (device.memory_bandwidth_bytes_per_s * np.maximum(e, 1e-12)), 0.0)
@@ -187,12 +187,12 @@ def collective_device(device: Device, kind: int) -> Device:
     latency on the scale-up link and the per-collective bandwidth fraction, when set."""
     eff = device.efficiency
     name = COLLECTIVE_NAMES[Collective(kind)]
-    fraction = eff.collective_bandwidth_fraction_by_kind.get(name)
-    if eff.collective_latency_us is None and fraction is None:
+    fraction = eff.collectives.bandwidth_fraction_by_kind.get(name)
+    if eff.collectives.latency_us is None and fraction is None:
         return device
     up = device.scale_up
-    if eff.collective_latency_us is not None:
-        up = dataclasses.replace(up, latency_s=eff.collective_latency_us * 1e-6)
+    if eff.collectives.latency_us is not None:
+        up = dataclasses.replace(up, latency_s=eff.collectives.latency_us * 1e-6)
     if fraction is not None:
         eff = eff.model_copy(update={"collective_bandwidth_fraction": fraction})
     return dataclasses.replace(device, scale_up=up, efficiency=eff)
@@ -217,13 +217,13 @@ def op_overheads_s(table: OpTable, device: Device) -> np.ndarray:
         cost = None
         if kind == _GEMM:
             cost = eff.gemm_overhead_us(dtype)
-            if eff.grouped_gemm_overhead_us is not None and is_grouped_gemm(name):
-                cost = eff.grouped_gemm_overhead_us
+            if eff.moe.overhead_us is not None and is_grouped_gemm(name):
+                cost = eff.moe.overhead_us
         elif kind == _ATTENTION:
             cost = eff.attention_terms(is_decode_attention(name))[2]
         elif kind == _COLLECTIVE:
-            cost = eff.collective_overhead_us
-        per_launch.append(eff.kernel_overhead_us if cost is None else cost)
+            cost = eff.collectives.overhead_us
+        per_launch.append(eff.core.kernel_overhead_us if cost is None else cost)
     return table.kernels * np.asarray(per_launch, dtype=np.float64) * 1e-6
 
 
@@ -231,7 +231,7 @@ def _attention_columns(table: OpTable, device: Device) -> tuple[np.ndarray | Non
     """Per-row (memory fraction, per-query bandwidth in bytes/s; 0 = none), shape (n_ops, 1),
     or None where no attention-specific value is set."""
     eff = device.efficiency
-    mem = np.full(len(table.names), eff.memory_max_fraction)
+    mem = np.full(len(table.names), eff.core.memory_max_fraction)
     query_bw = np.zeros(len(table.names))
     any_mem = any_query = False
     for i, (name, kind, dtype) in enumerate(zip(table.names, table.kind, table.dtype)):
@@ -271,8 +271,8 @@ def decode_units(heads, kv_heads, mla, eff) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         group = np.where(kv_heads > 0, heads / np.where(kv_heads > 0, kv_heads, 1.0), 1.0)
     per_head = group <= 1.0
-    if eff.decode_attention_max_group is not None:
-        per_head = per_head | (group > eff.decode_attention_max_group)
+    if eff.decode.max_group is not None:
+        per_head = per_head | (group > eff.decode.max_group)
     per_head = per_head & ~np.asarray(mla, dtype=bool)
     return np.where(per_head, heads, kv_heads), per_head
 
@@ -291,20 +291,20 @@ def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
     seqs = table.seqs
     zero = np.zeros(shape)
     softmax = zero
-    if eff.attention_softmax_fraction is not None:
-        rate = eff.attention_softmax_fraction * device.peak_flops("fp32")
+    if eff.attention.softmax_fraction is not None:
+        rate = eff.attention.softmax_fraction * device.peak_flops("fp32")
         softmax = np.where(attn, table.scores / rate, 0.0)
     block = zero
     ramp = np.ones(shape)
-    if eff.attention_cta_us is not None or eff.attention_parallel_half is not None:
-        tile = float(eff.attention_query_tile or 128)
+    if eff.attention.cta_us is not None or eff.attention.parallel_half is not None:
+        tile = float(eff.attention.query_tile or 128)
         with np.errstate(divide="ignore", invalid="ignore"):
             tiles = np.ceil(table.query_tokens / np.where(seqs > 0, seqs, 1.0) / tile - 1e-9)
         blocks = np.where(prefill & (seqs > 0), seqs * table.heads * tiles, 0.0)
-        if eff.attention_cta_us is not None:
-            block = block + blocks / units * (eff.attention_cta_us * 1e-6)
-        if eff.attention_parallel_half is not None:
-            ramp = np.where(blocks > 0, blocks / (blocks + eff.attention_parallel_half), 1.0)
+        if eff.attention.cta_us is not None:
+            block = block + blocks / units * (eff.attention.cta_us * 1e-6)
+        if eff.attention.parallel_half is not None:
+            ramp = np.where(blocks > 0, blocks / (blocks + eff.attention.parallel_half), 1.0)
     extra = zero
     if not decode.any():
         return BlockTerms(softmax, block, extra, ramp, decode)
@@ -348,7 +348,7 @@ def parallel_share(blocks, half, sharpness=1.0):
 def mla_device(device: Device) -> Device:
     """``device`` as MLA attention rows see it: its ``mla_overrides`` applied."""
     eff = device.efficiency
-    return device if not eff.mla_overrides else dataclasses.replace(device, efficiency=eff.for_mla())
+    return device if not eff.mla.overrides else dataclasses.replace(device, efficiency=eff.for_mla())
 
 
 #: steepness of the warm-cache hit share in the working set (``h = 1 / (1 + (W / C)^s)``): a
@@ -379,7 +379,7 @@ def _head_size_fractions(table: OpTable, eff, fractions: np.ndarray) -> np.ndarr
     are another family, compiled for every head size.)"""
     out = np.broadcast_to(fractions, table.flops.shape).copy()
     for i, (name, kind, dtype) in enumerate(zip(table.names, table.kind, table.dtype)):
-        if kind == _ATTENTION and dtype in eff.attention_native_head_dims_by_dtype:
+        if kind == _ATTENTION and dtype in eff.attention.native_head_dims_by_dtype:
             out[i] = eff.attention_row_fraction(dtype, attention_head_dim(table, i),
                                                 decode=is_decode_attention(name), mla=bool(table.mla[i]))
     return out
@@ -402,7 +402,7 @@ def cost_ops(table: OpTable, device: Device, sparse: bool = False, warm_cache: b
     MLA attention rows use the device's ``mla_overrides`` (their own kernels).
     ``warm_cache``: the ops are isolated kernels run back to back on the same buffers (a
     kernel microbenchmark), whose working set may stay in the last-level cache."""
-    if device.efficiency.mla_overrides and table.mla.any():
+    if device.efficiency.mla.overrides and table.mla.any():
         if table.mla.all():
             return _cost_ops(table, mla_device(device), sparse, warm_cache)
         costs = _cost_ops(table, device, sparse, warm_cache)
@@ -427,11 +427,11 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
                           else eff.attention_row_fraction(d, decode=is_decode_attention(name), mla=mla)
                           if k == _ATTENTION else eff.compute_fraction(d)
                           for name, k, d, mla in zip(table.names, table.kind, table.dtype, table.mla)])[:, None]
-    if eff.attention_native_head_dims_by_dtype and eff.attention_fallback_fraction_by_dtype:
+    if eff.attention.native_head_dims_by_dtype and eff.attention.fallback_fraction_by_dtype:
         fractions = _head_size_fractions(table, eff, fractions)
-    half = eff.compute_half_flops
-    if eff.attention_half_flops is not None:
-        half = np.where(is_attn, eff.attention_half_flops, eff.compute_half_flops)
+    half = eff.core.compute_half_flops
+    if eff.attention.half_flops is not None:
+        half = np.where(is_attn, eff.attention.half_flops, eff.core.compute_half_flops)
     blocks = block_terms(table, device)
     # a decode kernel keeping only a share of the machine busy (parallelism ramp) takes as long
     # as one doing its work / share on the whole machine (start-up costs unchanged)
@@ -442,23 +442,23 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
         gemm_n=np.where(is_gemm, table.gemm_n, 1e9),
         gemm_k=np.where(is_gemm, table.gemm_k, 1e9),
         max_fraction=fractions, half_flops=half, gemm_rows=is_gemm,
-        gemm_experts=np.where(is_gemm, table.experts, 0.0) if eff.grouped_gemm_expert_tiles else None,
+        gemm_experts=np.where(is_gemm, table.experts, 0.0) if eff.moe.expert_tiles else None,
         gemm_dtypes=table.dtype,
     )
     if not is_matrix.all():
         vector = compute_time_s(table.flops, peaks, device, ramp=False)
         compute = np.where(is_matrix, compute, vector)
     mem_fraction, query_bw = _attention_columns(table, device)
-    if eff.gemm_memory_max_fraction is not None and is_gemm.any():
+    if eff.gemm.memory_max_fraction is not None and is_gemm.any():
         # tiled GEMMs (not matrix-vector ones) stream at their own fraction
-        base = eff.memory_max_fraction if mem_fraction is None else mem_fraction
-        tiled = is_gemm & (table.gemm_m > eff.gemm_gemv_max_m)
-        mem_fraction = np.where(tiled, eff.gemm_memory_max_fraction, base)
-    if eff.grouped_gemm_memory_fraction_by_dtype and is_gemm.any():
+        base = eff.core.memory_max_fraction if mem_fraction is None else mem_fraction
+        tiled = is_gemm & (table.gemm_m > eff.gemm.gemv_max_m)
+        mem_fraction = np.where(tiled, eff.gemm.memory_max_fraction, base)
+    if eff.moe.memory_fraction_by_dtype and is_gemm.any():
         grouped = [eff.grouped_memory_fraction(d) if k == _GEMM and is_grouped_gemm(n) else None
                    for n, k, d in zip(table.names, table.kind, table.dtype)]
         if any(g is not None for g in grouped):
-            base = eff.memory_max_fraction if mem_fraction is None else mem_fraction
+            base = eff.core.memory_max_fraction if mem_fraction is None else mem_fraction
             mem_fraction = np.where(np.array([g is not None for g in grouped])[:, None],
                                     np.array([g or 0.0 for g in grouped])[:, None], base)
     # warm cache: the working set is the op's distinct bytes (re-reads of a KV head hit it again)
@@ -492,12 +492,12 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
     if query_bw is not None:
         time += query
         memory = memory + query
-    if eff.grouped_gemm_act_bandwidth_fraction is not None:
+    if eff.moe.act_bandwidth_fraction is not None:
         # token permutation around MoE grouped GEMMs: their activation rows move once more
         grouped = np.array([k == _GEMM and is_grouped_gemm(n) for n, k in zip(table.names, table.kind)])[:, None]
         if grouped.any():
             permute = np.where(grouped, table.act_bytes, 0.0) / (
-                device.memory_bandwidth_bytes_per_s * eff.grouped_gemm_act_bandwidth_fraction)
+                device.memory_bandwidth_bytes_per_s * eff.moe.act_bandwidth_fraction)
             time += permute
             memory = memory + permute
     time += overhead
@@ -512,7 +512,7 @@ def _block_memory_s(table: OpTable, device: Device, blocks: BlockTerms, mem_frac
     the device sets one; ``factor`` (warm cache, or None) speeds the machine-wide stream."""
     eff = device.efficiency
     reread_ratio = None
-    if eff.decode_attention_reread_bandwidth_ratio is not None or eff.decode_attention_reread_bandwidth_ratio_by_dtype:
+    if eff.decode.reread_bandwidth_ratio is not None or eff.decode.reread_bandwidth_ratio_by_dtype:
         # per op; NaN: re-reads from DRAM
         reread_ratio = np.array([np.nan if (r := eff.decode_kernel(d, per_head=True).reread_ratio) is None else r
                                  for d in table.dtype])[:, None]
@@ -532,7 +532,7 @@ def _block_memory_s(table: OpTable, device: Device, blocks: BlockTerms, mem_frac
         relative = np.where(blocks.decode, (1.0 + lone / factor ** p) ** (1.0 / p), 1.0 / blocks.parallel_ramp)
         memory = memory_time_s(stream * relative + once, device, mem_fraction) * factor
     if reread_ratio is not None:
-        fraction = eff.memory_max_fraction if mem_fraction is None else mem_fraction
+        fraction = eff.core.memory_max_fraction if mem_fraction is None else mem_fraction
         cached = np.where(np.isnan(reread_ratio), 0.0, blocks.kv_extra_bytes)
         memory = memory + cached / blocks.parallel_ramp / (
             np.nan_to_num(reread_ratio, nan=1.0) * device.memory_bandwidth_bytes_per_s * fraction)

@@ -153,47 +153,47 @@ class StepTimeModel:
                                                                  table.dtype[i])
             if kind == OpKind.GEMM:
                 per_launch_us = eff.gemm_overhead_us(table.dtype[i])
-                if eff.grouped_gemm_overhead_us is not None and table.names[i].startswith("moe.experts"):
-                    per_launch_us = eff.grouped_gemm_overhead_us
+                if eff.moe.overhead_us is not None and table.names[i].startswith("moe.experts"):
+                    per_launch_us = eff.moe.overhead_us
             elif is_attn and attn_over is not None:
                 per_launch_us = attn_over
             else:
-                per_launch_us = eff.kernel_overhead_us
+                per_launch_us = eff.core.kernel_overhead_us
             rows.append(dict(
                 flops=coeffs(table.flops), bytes=coeffs(table.act_bytes + table.kv_bytes),
                 act=coeffs(table.act_bytes),
                 weight_bytes=float(table.weight_bytes[i].max()), m=coeffs(table.gemm_m),
                 n=float(table.gemm_n[i].max()), k=float(table.gemm_k[i].max()),
                 is_gemm=kind == OpKind.GEMM, peak=peak,
-                cmax=(eff.compute_max_fraction if kind == OpKind.ELEMENTWISE
+                cmax=(eff.core.compute_max_fraction if kind == OpKind.ELEMENTWISE
                       else eff.gemm_fraction(table.dtype[i], grouped=table.names[i].startswith("moe.experts"))
                       if kind == OpKind.GEMM
                       else eff.attention_row_fraction(table.dtype[i], float(attention_head_dim(table, i).max()),
                                                       decode=table.names[i].startswith("attention.decode"),
                                                       mla=bool(table.mla[i])) if is_attn
                       else eff.compute_fraction(table.dtype[i])),
-                chalf=(eff.attention_half_flops if is_attn and eff.attention_half_flops is not None
-                       else eff.compute_half_flops),
-                mmax=attn_mem if is_attn and attn_mem is not None else eff.memory_max_fraction,
+                chalf=(eff.attention.half_flops if is_attn and eff.attention.half_flops is not None
+                       else eff.core.compute_half_flops),
+                mmax=attn_mem if is_attn and attn_mem is not None else eff.core.memory_max_fraction,
                 query_bw=dev.memory_bandwidth_bytes_per_s * attn_query if is_attn and attn_query is not None else 0.0,
-                tiles=[(float(a), float(b)) for a, b in (eff.tiles_for(table.dtype[i]) if eff.gemm_tiles else [])],
-                k_half=eff.gemm_k_half,
-                gemv_max_m=eff.gemm_gemv_max_m, gemm_mmax=eff.gemm_memory_max_fraction,
+                tiles=[(float(a), float(b)) for a, b in (eff.tiles_for(table.dtype[i]) if eff.gemm.tiles else [])],
+                k_half=eff.gemm.k_half,
+                gemv_max_m=eff.gemm.gemv_max_m, gemm_mmax=eff.gemm.memory_max_fraction,
                 ramp=kind != OpKind.ELEMENTWISE,
                 count=float(table.count[i]), kernels=float(table.kernels[i]),
                 overhead_s=float(table.kernels[i]) * per_launch_us * 1e-6,
             ))
-            if kind == OpKind.GEMM and eff.gemm_tiles and eff.gemm_split_k > 1:
-                rows[-1]["split_k"] = eff.gemm_split_k  # only then: the plain rows keep their keys
-            if kind == OpKind.GEMM and eff.gemm_tiles and eff.gemm_tile_intensity_half > 0:
-                rows[-1]["tile_half"] = eff.gemm_tile_intensity_half  # likewise
+            if kind == OpKind.GEMM and eff.gemm.tiles and eff.gemm.split_k > 1:
+                rows[-1]["split_k"] = eff.gemm.split_k  # only then: the plain rows keep their keys
+            if kind == OpKind.GEMM and eff.gemm.tiles and eff.gemm.tile_intensity_half > 0:
+                rows[-1]["tile_half"] = eff.gemm.tile_intensity_half  # likewise
             if is_attn and eff.block_terms and (np.any(table.seqs[i] != 0) or seq_table.seqs[i, 0] != 0):
                 # per-thread-block terms (roofline.block_terms); only rows that have them carry the key
                 rows[-1]["blocks"] = self._block_row(table, seq_table, i, eff, coeffs)
         self._attention_rows = rows
         eff = dev.efficiency
-        self._eff = (eff.compute_half_flops, eff.memory_max_fraction,
-                     eff.memory_half_bytes, eff.kernel_overhead_us * 1e-6, eff.gemm_tile_m, eff.gemm_tile_n,
+        self._eff = (eff.core.compute_half_flops, eff.core.memory_max_fraction,
+                     eff.core.memory_half_bytes, eff.core.kernel_overhead_us * 1e-6, eff.gemm.tile_m, eff.gemm.tile_n,
                      max(dev.compute_units, 1), dev.memory_bandwidth_bytes_per_s)
 
     def _block_row(self, table, seq_table, i: int, eff, coeffs) -> dict:
@@ -204,18 +204,18 @@ class StepTimeModel:
         per_unit, per_head = decode_units(heads, kv_heads, bool(table.mla[i]), eff)
         per_head = bool(per_head)
         kernel = eff.decode_kernel(table.dtype[i], per_head)
-        cta_us = kernel.cta_us if decode else eff.attention_cta_us
+        cta_us = kernel.cta_us if decode else eff.attention.cta_us
         return dict(
             decode=decode, seqs=coeffs(table.seqs), seqs_prefill=float(seq_table.seqs[i, 0]),
             query_tokens=coeffs(table.query_tokens), scores=coeffs(table.scores), kv=coeffs(table.kv_bytes),
-            softmax_rate=(eff.attention_softmax_fraction * dev.peak_flops("fp32")
-                          if eff.attention_softmax_fraction is not None else 0.0),
-            heads=heads, tile=float(eff.attention_query_tile or 128), per_unit=float(per_unit),
+            softmax_rate=(eff.attention.softmax_fraction * dev.peak_flops("fp32")
+                          if eff.attention.softmax_fraction is not None else 0.0),
+            heads=heads, tile=float(eff.attention.query_tile or 128), per_unit=float(per_unit),
             kv_reread=(heads / kv_heads - 1.0) if (decode and per_head and kv_heads > 0) else 0.0,
             cta_s=(cta_us or 0.0) * 1e-6 / float(max(dev.compute_units, 1)),
             launch_s=kernel.launch_us * 1e-6 if decode else 0.0,
             reread_ratio=kernel.reread_ratio if decode else None,
-            half=kernel.half if decode else eff.attention_parallel_half, sharpness=kernel.sharpness if decode else 1.0,
+            half=kernel.half if decode else eff.attention.parallel_half, sharpness=kernel.sharpness if decode else 1.0,
         )
 
     @staticmethod

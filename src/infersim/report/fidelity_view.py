@@ -39,23 +39,26 @@ def _rows(report: FidelityReport, split: str):
             yield d, f
 
 
-def shapes_columns(report: FidelityReport) -> tuple[list[str], list[list[str]]]:
-    modes = [m for m in ("analytical", "calibrated", "residual") if any(s.mode == m for s in report.scores)]
+def shapes_columns(report: FidelityReport, split: str = "shapes") -> tuple[list[str], list[list[str]]]:
+    """Analytical / calibrated / residual columns of the test split (or another split of the
+    measured devices' own rows: ``validation``, ``framework``)."""
+    modes = [m for m in ("analytical", "calibrated", "residual")
+             if any(s.mode == m and s.split == split for s in report.scores)]
     label = {"analytical": report.given_label, "calibrated": "calibrated", "residual": "calibrated+residual"}
-    header = ["device", "family", "test rows"]
+    header = ["device", "family", "test rows" if split == "shapes" else "rows"]
     for m in modes:
         header += [f"{label[m]} MdAPE", "p90", "bias"]
-    target_mode = "calibrated" if "calibrated" in modes else None
+    target_mode = "calibrated" if "calibrated" in modes and split == "shapes" else None
     if target_mode:
         header.append("target (calibrated)")
     body = []
-    for d, f in _rows(report, "shapes"):
-        base = report.score("shapes", d, f, modes[0])
+    for d, f in _rows(report, split):
+        base = report.score(split, d, f, modes[0])
         row = [d, f, str(base.rows if base else 0)]
         for m in modes:
-            row += _cells(report.score("shapes", d, f, m))
+            row += _cells(report.score(split, d, f, m))
         if target_mode:
-            row.append(_target_mark(report, "shapes", "calibrated", d, f))
+            row.append(_target_mark(report, split, "calibrated", d, f))
         body.append(row)
     return header, body
 
@@ -91,13 +94,16 @@ def target_summary(report: FidelityReport) -> list[str]:
 
 def _sections(report: FidelityReport):
     """(title, header, rows) of each split that has rows: held-out shapes, then held-out device."""
-    for split, columns in (("shapes", shapes_columns), ("device", device_columns)):
+    for split, columns in (("shapes", shapes_columns), ("device", device_columns),
+                           ("framework", lambda r: shapes_columns(r, "framework"))):
         header, body = columns(report)
         if not body:
             continue
         title = SPLITS[split]
         if split == "device" and report.header.get("source_device"):
             title += f"; calibrated on {report.header['source_device']}"
+        if split == "framework" and report.header.get("second source"):
+            title += f": {report.header['second source']}"
         yield title, header, body
 
 
