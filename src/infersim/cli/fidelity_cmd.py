@@ -16,6 +16,7 @@ import click
 
 from ..errors import InfersimError
 from .app import console, err_console
+from .options import html_option, write_html_report
 
 AIC = "aiconfigurator"
 DEFAULT_DEVICE = "h100-sxm"
@@ -135,8 +136,9 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
 @click.option("--workers", "-j", default=None, type=int,
               help="processes calibrating devices side by side (default: one per core); same results for any number")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
+@html_option
 def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_calibrate, residual, test_fraction,
-                 seed, max_fit_rows, csv_path, as_json, markdown, workers, quiet) -> None:
+                 seed, max_fit_rows, csv_path, as_json, markdown, workers, quiet, html_path=None) -> None:
     """How well does the cost model predict measured kernels? MdAPE / p90 / bias per device x op family.
 
     With no options: H100 SXM from aiconfigurator-core's bundled measurements, the device
@@ -178,7 +180,7 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         header["source_device"] = src
     report = evaluate(table, hw, calibrate_devices=not no_calibrate, residual=residual, source_device=src,
                       test_fraction=test_fraction, seed=seed, max_fit_rows=max_fit_rows,
-                      keep_predictions=csv_path is not None, header=header, given_label=given_label,
+                      keep_predictions=csv_path is not None or html_path is not None, header=header, given_label=given_label,
                       measurement_name=mname, progress=progress, workers=workers)
     report.skipped.update(skipped)
     if csv_path:
@@ -187,6 +189,12 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         pacsv.write_csv(report.predictions, csv_path)
         progress(f"wrote {report.predictions.num_rows} rows to {csv_path}")
+    if html_path:
+        from ..report.html.fidelity_html import fidelity_plot_data
+
+        data = json.loads(json.dumps(report.to_dict(), default=str))
+        data["plots"] = fidelity_plot_data(report.predictions)
+        write_html_report("fidelity", data, html_path)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     elif markdown:

@@ -7,6 +7,7 @@ from .catalog_cmd import hardware_group, models_group
 from .estimate_cmd import estimate_cmd
 from .fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
 from .pipeline_cmd import pipeline_cmd, pipeline_study_cmd
+from .report_cmd import report_cmd
 from .search_cmd import results_group, search_cmd
 from .simulate_cmd import simulate_cmd, sweep_rate_cmd
 
@@ -22,6 +23,7 @@ cli.add_command(fidelity_cmd)
 cli.add_command(calibrate_cmd)
 cli.add_command(profile_cmd)
 cli.add_command(results_group)
+cli.add_command(report_cmd)
 
 
 def main() -> None:

@@ -29,3 +29,18 @@ def deployment_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def html_option(func):
+    """--html FILE: also write a self-contained HTML report (plots, the data behind them)."""
+    return click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+                        help="also write a self-contained HTML report with plots (needs the report extra)")(func)
+
+
+def write_html_report(kind: str, data: dict, path: str) -> None:
+    """Write the ``kind`` report of ``data`` to ``path`` and say so on stderr."""
+    from ..report.html import write_report
+    from .app import err_console
+
+    out = write_report(kind, data, path)
+    err_console.print(f"[dim]wrote {out}[/dim]", highlight=False)

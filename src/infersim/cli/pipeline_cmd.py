@@ -7,6 +7,7 @@ import json
 import click
 
 from .app import console, err_console
+from .options import html_option, write_html_report
 
 
 def _load(path: str, requests: int | None, rate: float | None, seed: int | None):
@@ -22,8 +23,9 @@ def _load(path: str, requests: int | None, rate: float | None, seed: int | None)
 @click.option("--rate", "-r", type=float, help="mean arrival rate in requests/s (a trace is time-scaled)")
 @click.option("--seed", type=int, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@html_option
 def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None = None, seed: int | None = None,
-                 as_json: bool = False) -> None:
+                 as_json: bool = False, html_path: str | None = None) -> None:
     """Simulate a multi-stage serving pipeline: P/D disaggregation, AFD, RAG stages.
 
     SCENARIO is a pipeline YAML (engines, a request graph, a workload and SLOs; see
@@ -37,6 +39,8 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
 
     sc = _load(scenario, requests, rate, seed)
     summary = summarize_pipeline(simulate_pipeline(sc))
+    if html_path:
+        write_html_report("pipeline", json_safe(summary.to_dict()), html_path)
     if as_json:
         click.echo(json.dumps(json_safe(summary.to_dict()), indent=2))
     else:
@@ -48,7 +52,9 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
 @click.option("--seed", type=int, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the study's rows as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
-def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = False, quiet: bool = False) -> None:
+@html_option
+def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = False, quiet: bool = False,
+                       html_path: str | None = None) -> None:
     """Run the comparison study of a pipeline scenario's `study:` section and print its table.
 
     Studies: pd_vs_colocated (prefill/decode split vs colocated chunked prefill per workload),
@@ -62,14 +68,17 @@ def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = F
     sc = _load(scenario, None, None, seed)
     progress = None if (quiet or as_json) else (lambda msg: err_console.print(f"[dim]{msg}[/dim]", highlight=False))
     result = run_study(sc, progress)
-    if as_json:
+    if as_json or html_path:
         rows = [{"group": r.study, "configuration": r.label, "gpus": r.gpus, "capacity_rps": r.capacity_rps,
                  "goodput_per_gpu": r.goodput_per_gpu,
                  "details": {k: v for k, v in r.details.items() if k != "at_target"},
                  "slos_met_at_target": r.details["at_target"].slo_met if "at_target" in r.details else None,
                  "summary_at_capacity": r.summary.to_dict() if r.summary is not None else None}
                 for r in result.rows]
-        click.echo(json.dumps(json_safe({"study": result.kind, "scenario": result.scenario, "rows": rows,
-                                         "notes": result.notes}), indent=2))
+        data = json_safe({"study": result.kind, "scenario": result.scenario, "rows": rows, "notes": result.notes})
+        if html_path:
+            write_html_report("pipeline-study", data, html_path)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
     else:
         render_study(result, console)

@@ -7,6 +7,7 @@ import click
 from ..errors import InfersimError
 from ..search.store import DEFAULT_DB
 from .app import console
+from .options import html_option, write_html_report
 
 _DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
                           help="results database (DuckDB file)")
@@ -37,9 +38,10 @@ def _default_workers(study, workers: int | None) -> int | None:
 @click.option("--wait", is_flag=True, help="if another search is writing the database, wait for it instead of refusing")
 @click.option("--limit", default=20, show_default=True, type=int, help="Pareto front rows to show")
 @click.option("--no-progress", is_flag=True, help="no live progress bar")
+@html_option
 def search_cmd(study_file: str | None = None, backend: str = "local", address: str | None = None,
                workers: int | None = None, db: str = DEFAULT_DB, budget: int | None = None, wait: bool = False,
-               limit: int = 20, no_progress: bool = False) -> None:
+               limit: int = 20, no_progress: bool = False, html_path: str | None = None) -> None:
     """Search deployments for the best cost / goodput under SLOs.
 
     With no STUDY, runs the built-in study: Llama-3.1-70B chat on H100 SXM, H200,
@@ -82,6 +84,10 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
         results = load_results(store, study.name)
     render_run(study, progress, console, db)
     render_front(results, pareto_front(results), results.scoring.objectives, console, limit=limit)
+    if html_path:
+        from ..report.html.search_html import study_data
+
+        write_html_report("search", study_data(results), html_path)
 
 
 @click.group("results")
@@ -133,8 +139,9 @@ def results_show(study: str, db: str = DEFAULT_DB, status: str = "all", only_fea
               help="objectives for the front (repeatable); default: the study's")
 @click.option("--limit", default=50, show_default=True, type=int)
 @click.option("--all-rows", is_flag=True, help="list points with equal objective values separately")
+@html_option
 def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...] = (), limit: int = 50,
-                   all_rows: bool = False) -> None:
+                   all_rows: bool = False, html_path: str | None = None) -> None:
     """The Pareto front of STUDY's feasible points, for its objectives or any others."""
     from ..report.search_view import render_front
     from ..search.results import load_results, parse_objectives, pareto_front
@@ -144,6 +151,10 @@ def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...]
         results = load_results(store, study)
     chosen = parse_objectives(list(objectives), _metric_names(results)) if objectives else results.scoring.objectives
     render_front(results, pareto_front(results, chosen), chosen, console, limit=limit, collapse=not all_rows)
+    if html_path:
+        from ..report.html.search_html import study_data
+
+        write_html_report("search", study_data(results, chosen), html_path)
 
 
 @results_group.command("export")
