@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
 
 from ..errors import InfersimError
-from .app import console, err_console
+from .app import console
 from .options import html_option, write_html_report
 
 AIC = "aiconfigurator"
@@ -29,13 +28,14 @@ def _fidelity():
     return fidelity
 
 
-def _progress(quiet: bool):
-    start = time.perf_counter()
+def _progress(quiet: bool, description: str = "working"):
+    """The command's ``progress(message, done=None, total=None)``: a bar with ETA on a terminal,
+    timestamped lines otherwise (see cli/progress.py), closed when the command ends."""
+    from .progress import progress_reporter
 
-    def report(message: str) -> None:
-        if not quiet:
-            err_console.print(f"[dim]{time.perf_counter() - start:6.1f}s {message}[/dim]", highlight=False)
-
+    reporter = progress_reporter(description, quiet=quiet)
+    report = reporter.__enter__()
+    click.get_current_context().call_on_close(lambda: reporter.__exit__(None, None, None))
     return report
 
 
@@ -156,7 +156,7 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         raise InfersimError(f"--workers must be >= 1, got {workers}")
     if residual and not residual_available():
         raise InfersimError("--residual needs scikit-learn; install it with: pip install 'infersim[fidelity]'")
-    progress = _progress(quiet or as_json)
+    progress = _progress(quiet or as_json, "fidelity")
     devices = list(devices)
     skipped: dict[str, str] = {}
     use_aic = measurements in (None, AIC)
@@ -235,7 +235,7 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
 
     if max_rows < 10:
         raise InfersimError(f"--max-rows must be >= 10, got {max_rows}")
-    progress = _progress(quiet or as_json)
+    progress = _progress(quiet or as_json, "calibrate")
     base = get_device(hardware)
     if Path(output).suffix.lower() not in (".yaml", ".yml"):
         raise InfersimError(f"{output}: the output must be a .yaml or .yml file")
@@ -256,7 +256,8 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
                             + (f" and ops {', '.join(ops)}" if ops else "")
                             + (f"; devices present: {', '.join(present)}" if present else ""))
     progress(f"fitting {table.num_rows} rows of {want}")
-    cal = calibrate(table, base, max_rows=max_rows, source=f"{mname} ({want}, {table.num_rows} rows)")
+    cal = calibrate(table, base, max_rows=max_rows, source=f"{mname} ({want}, {table.num_rows} rows)",
+                    progress=progress)
     spec = device_spec_with(base, cal.efficiency, name or calibrated_name(base.name))
     comment = (f"{spec.display_name}: written by infersim calibrate on {_dt.date.today().isoformat()}\n"
                f"measurements: {measurements} (device {want}, {table.num_rows} rows)\n"
@@ -303,7 +304,7 @@ def profile_cmd(output, grid, device_name, repeats, warmup, threads, spec_out, q
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise InfersimError(f"{output}: expected a .parquet or .csv file name")
     spec_path = Path(spec_out) if spec_out else out.with_name(out.stem + "-device.yaml")
-    progress = _progress(quiet)
+    progress = _progress(quiet, "profile")
     import re
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", device_name):

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .app import console, err_console
+from .app import console
 from .options import html_option, write_html_report
 
 
@@ -65,9 +65,11 @@ def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = F
     from ..serving.outputs import json_safe
     from ..serving.pipeline.studies import run_study
 
+    from .progress import progress_reporter
+
     sc = _load(scenario, None, None, seed)
-    progress = None if (quiet or as_json) else (lambda msg: err_console.print(f"[dim]{msg}[/dim]", highlight=False))
-    result = run_study(sc, progress)
+    with progress_reporter("pipeline-study", quiet=quiet or as_json) as progress:
+        result = run_study(sc, progress)
     if as_json or html_path:
         rows = [{"group": r.study, "configuration": r.label, "gpus": r.gpus, "capacity_rps": r.capacity_rps,
                  "goodput_per_gpu": r.goodput_per_gpu,

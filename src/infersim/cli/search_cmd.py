@@ -6,7 +6,7 @@ import click
 
 from ..errors import InfersimError
 from ..search.store import DEFAULT_DB
-from .app import console
+from .app import console, err_console
 from .options import html_option, write_html_report
 
 _DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
@@ -50,7 +50,8 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
     output tokens and maximizing goodput per device. Results go to --db; running
     the same study again skips the points already stored.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from ..report.search_view import best_text, render_front, render_run
     from ..search.backends import make_backend
@@ -71,7 +72,9 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
             make_backend(backend, workers=n_workers, address=address) as pool:
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                        TextColumn("feasible {task.fields[feasible]}"), TextColumn("best: {task.fields[best]}"),
-                       TimeElapsedColumn(), console=console, disable=no_progress, transient=False)
+                       TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
+                       disable=no_progress or not err_console.is_terminal, transient=False,
+                       redirect_stdout=False, redirect_stderr=False)
         with bar:
             task = bar.add_task(study.name, total=total, feasible=0, best="-")
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .app import console
+from .app import console, err_console
 from .options import html_option, write_html_report
 
 
@@ -117,13 +117,16 @@ def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: 
 
     if rates and auto:
         raise InfersimError("give either --rates or --auto, not both")
+    from .progress import progress_reporter
+
     sc = _load(scenario, requests, None, seed)
-    if rates:
-        result = sweep_rates(sc, _parse_rates(rates))
-    else:
-        if start is not None and start <= 0:
-            raise InfersimError(f"--start must be > 0, got {start}")
-        result = find_capacity(sc, start_rate=start, tolerance=tolerance)
+    if start is not None and start <= 0:
+        raise InfersimError(f"--start must be > 0, got {start}")
+    with progress_reporter("sweep-rate", quiet=as_json or not err_console.is_terminal) as progress:
+        if rates:
+            result = sweep_rates(sc, _parse_rates(rates), progress)
+        else:
+            result = find_capacity(sc, start_rate=start, tolerance=tolerance, progress=progress)
     out = json_safe({"scenario": result.scenario, "capacity_rps": result.capacity_rps,
                      "points": [{"rate": p.rate, **p.summary.to_dict()} for p in result.sorted_points()]})
     if html_path:

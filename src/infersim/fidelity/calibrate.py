@@ -532,6 +532,7 @@ def calibrate(
     source: str | None = None,
     blocks: bool = True,
     warm_cache: bool = True,
+    progress=None,
 ) -> Calibration:
     """Fit ``device``'s efficiency section to the measured rows of ``table``.
 
@@ -541,7 +542,8 @@ def calibrate(
     and single-tile sets elsewhere). ``source`` is recorded in the efficiency section.
     ``blocks``: fit the per-thread-block attention terms (False: the FLOPs-and-bytes model).
     ``warm_cache``: fit the warm-cache terms (the measured kernels were run back to back on
-    the same buffers; False: every byte from DRAM).
+    the same buffers; False: every byte from DRAM). ``progress(message, done, total)`` is called
+    after each stage.
     """
     if table.num_rows == 0:
         raise InfersimError(f"no measurements to calibrate '{device.name}' on")
@@ -559,7 +561,9 @@ def calibrate(
         eff = eff.model_copy(update={"fp8_kv_context_math": context_math})
     fits: list[StageFit] = []
     used = 0
-    for stage, stage_ops in STAGES:
+    for done, (stage, stage_ops) in enumerate(STAGES, start=1):
+        if progress:
+            progress(f"fitting the {stage} stage", done - 1, len(STAGES))
         in_stage = np.isin(ops, stage_ops)
         in_stage[kernels_all.unsupported] = False
         rows = np.flatnonzero(in_stage)
@@ -667,6 +671,8 @@ def calibrate(
         used += int(rows.size)
     today = _dt.date.today().isoformat()
     train = np.median([f.train_mdape for f in fits]) if fits else math.nan
+    if progress:
+        progress("fitted every stage", len(STAGES), len(STAGES))
     text = (f"infersim calibrate ({today}): fitted to {source or 'measurements'} ({used} rows used in the fit); "
             f"fit MdAPE {100 * train:.1f}% (median over stages; "
             + ", ".join(f"{f.stage} {100 * f.train_mdape:.1f}%" for f in fits) + ")")
