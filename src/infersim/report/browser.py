@@ -34,12 +34,11 @@ _PLOTS_JS = """
 Array.from(document.querySelectorAll('div.plot')).map(function(d){
   return {id: d.id, traces: (d.data||[]).length,
           types: (d.data||[]).map(function(t){return t.type||'scatter';}),
-          points: (d.data||[]).map(function(t){return (t.x||t.values||(t.dimensions&&t.dimensions[0].values)||[]).length;}),
+          points: (d.data||[]).map(function(t){return (t.x||t.values||[]).length;}),
           svg_points: d.querySelectorAll('.scatterlayer .point').length,
           svg_lines: d.querySelectorAll('.scatterlayer .js-line').length,
           svg_bars: d.querySelectorAll('.barlayer .point').length,
           svg_traces: d.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length,
-          parcoords_lines: d.querySelectorAll('.parcoords-line-layers canvas').length,
           canvases: d.querySelectorAll('canvas').length};
 })
 """

@@ -15,16 +15,20 @@ MAX_LINES = 1000
 
 
 def study_data(results, objectives=None) -> dict:
-    """A study's points as plain data: configuration (all keys), metrics, status, Pareto rank."""
+    """A study's points as plain data: status, feasibility, Pareto rank, the searched parameters and
+    the objectives' metrics (``infersim results show`` / ``export`` have every metric and error)."""
     from ...search.results import rank_points
 
     objectives = tuple(objectives or results.scoring.objectives)
     rank_points(results, objectives)
+    varying = results.varying
     return {"study": results.name,
             "objectives": [{"metric": o.metric, "direction": o.direction} for o in objectives],
-            "varying": results.varying,
+            "varying": varying,
             "points": [{"trial": p.trial, "status": p.status, "feasible": p.feasible, "rank": p.rank,
-                        "config": p.config, "metrics": p.metrics, "error": p.error} for p in results.points]}
+                        "config": {k: p.config.get(k) for k in varying},
+                        "metrics": {o.metric: (p.metrics or {}).get(o.metric) for o in objectives}}
+                       for p in results.points]}
 
 
 def _hover(p: dict, varying: list[str], objectives: list[dict]) -> str:
@@ -60,28 +64,51 @@ def pareto_figure(data: dict):
 
 
 def _axis(values: list, label: str) -> dict:
+    """One axis of the parallel coordinates: positions in [0, 1] and the labels of its ticks."""
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return {"label": label, "values": values}
+        lo, hi = min(values), max(values)
+        span = (hi - lo) or 1.0
+        return {"label": label, "pos": [(v - lo) / span for v in values],
+                "ticks": [(0.0, f"{lo:.4g}"), (1.0, f"{hi:.4g}")] if hi > lo else [(0.0, f"{lo:.4g}")]}
     levels = sorted({json.dumps(v) for v in values})
-    index = {v: i for i, v in enumerate(levels)}
-    return {"label": label, "values": [index[json.dumps(v)] for v in values], "tickvals": list(range(len(levels))),
-            "ticktext": [v.strip('"') for v in levels]}
+    step = 1.0 / max(len(levels) - 1, 1)
+    index = {v: i * step for i, v in enumerate(levels)}
+    return {"label": label, "pos": [index[json.dumps(v)] for v in values],
+            "ticks": [(index[v], v.strip('"')) for v in levels]}
 
 
 def parallel_figure(data: dict):
-    """Parallel coordinates over the searched parameters and the objectives (feasible points)."""
+    """Parallel coordinates over the searched parameters and the objectives (feasible points), drawn
+    as SVG polylines (one trace for the front, one for the others): quick to open for thousands of
+    points, where plotly's WebGL parcoords costs seconds on a machine without a GPU."""
     go, _ = plotly_modules()
     objs = data["objectives"]
     pts = [p for p in data["points"] if p["rank"] is not None]
-    pts = [pts[i] for i in decimate_indices(len(pts), MAX_LINES)]
     if not pts:
         return None
-    dims = [_axis([p["config"].get(k) for p in pts], k) for k in data["varying"]]
-    dims += [_axis([p["metrics"][o["metric"]] for p in pts], o["metric"]) for o in objs]
-    color = [p["metrics"][objs[0]["metric"]] for p in pts]
-    fig = go.Figure(go.Parcoords(dimensions=dims, line={"color": color, "colorscale": "Viridis", "showscale": True,
-                                                        "colorbar": {"title": objs[0]["metric"]}}))
-    fig.update_layout(height=460, margin={"l": 80, "r": 80})
+    keep = sorted(set(decimate_indices(len(pts), MAX_LINES).tolist()) | {i for i, p in enumerate(pts) if p["rank"] == 0})
+    pts = [pts[i] for i in keep]
+    axes = [_axis([p["config"].get(k) for p in pts], k) for k in data["varying"]]
+    axes += [_axis([p["metrics"][o["metric"]] for p in pts], f"{o['metric']} ({o['direction']})") for o in objs]
+    fig = go.Figure()
+    for name, rank0, style in (("other feasible points", False, {"color": "rgba(120,120,120,0.25)", "width": 1}),
+                               ("Pareto front", True, {"color": "#d62728", "width": 2})):
+        rows = [i for i, p in enumerate(pts) if (p["rank"] == 0) == rank0]
+        xs, ys = [], []
+        for i in rows:
+            xs += [*range(len(axes)), None]
+            ys += [a["pos"][i] for a in axes] + [None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} ({len(rows)})", line=style,
+                                 hoverinfo="skip"))
+    for j, a in enumerate(axes):
+        fig.add_shape(type="line", x0=j, x1=j, y0=0, y1=1, line={"color": "#333", "width": 1})
+        for pos, text in a["ticks"]:
+            fig.add_annotation(x=j, y=pos, text=text, showarrow=False, xanchor="left", xshift=4,
+                               font={"size": 10}, bgcolor="rgba(255,255,255,0.7)")
+    fig.update_layout(height=460, legend={"orientation": "h"}, plot_bgcolor="white",
+                      xaxis={"tickvals": list(range(len(axes))), "ticktext": [a["label"] for a in axes],
+                             "range": [-0.2, len(axes) - 0.5], "showgrid": False, "zeroline": False},
+                      yaxis={"visible": False, "range": [-0.05, 1.05]})
     return fig
 
 
@@ -101,8 +128,9 @@ def search_report(data: dict) -> Report:
                      f"{MAX_DOMINATED}); hover shows the configuration")
         par = parallel_figure(data)
         if par is not None:
-            rep.add("Parallel coordinates", par, note=f"feasible points (at most {MAX_LINES}, evenly thinned), "
-                                                      "coloured by the first objective; drag along an axis to filter")
+            rep.add("Parallel coordinates", par, note=f"feasible points (the front whole, the others evenly "
+                                                      f"thinned to at most {MAX_LINES}); each axis from its lowest "
+                                                      "to its highest value")
     else:
         rep.add("No feasible point", note="no point met every constraint; see `infersim results show`")
     return rep
