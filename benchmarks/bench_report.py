@@ -3,9 +3,9 @@ report of a 10,000-request simulation is. Prints figures; asserts nothing.
 
 Usage: python benchmarks/bench_report.py [--repeats N]
 
-1. Study: the built-in search study with max batch over 1..8 (5,120 grid points) and SLOs loose
-   and no utilization constraint, so that every point that fits is feasible (4,580), run with the static evaluator into a fresh
-   DuckDB file; its report written (the Pareto front whole, at most 1,500 dominated points and
+1. Study: the built-in search study with max batch over 1..8 (5,120 grid points), loose SLOs and
+   no utilization constraint, so that every point that fits is feasible (4,580), run with the
+   static evaluator into a fresh DuckDB file; its report written (the Pareto front whole, at most 1,500 dominated points and
    1,000 parallel-coordinate lines drawn). Open time = the page's own clock from navigation start
    to the last plot drawn (``window.__infersimDone``), median of ``--repeats`` loads in one headless
    Chromium (Debian's package), after one warm-up load; beside it the same for a report with no

@@ -50,7 +50,8 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
         raise InfersimError(f"--memory-utilization must be in (0, 1], got {memory_utilization}")
     cfg = get_model(model)
     device = get_device(hardware)
-    par, prec = Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention), Precision(weight_dtype, act_dtype, kv_dtype)
+    par = Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention)
+    prec = Precision(weight_dtype, act_dtype, kv_dtype)
     options = GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance)
     est = estimate(
         cfg, device, par, prec, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,

@@ -180,8 +180,8 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         header["source_device"] = src
     report = evaluate(table, hw, calibrate_devices=not no_calibrate, residual=residual, source_device=src,
                       test_fraction=test_fraction, seed=seed, max_fit_rows=max_fit_rows,
-                      keep_predictions=csv_path is not None or html_path is not None, header=header, given_label=given_label,
-                      measurement_name=mname, progress=progress, workers=workers)
+                      keep_predictions=csv_path is not None or html_path is not None, header=header,
+                      given_label=given_label, measurement_name=mname, progress=progress, workers=workers)
     report.skipped.update(skipped)
     if csv_path:
         import pyarrow.csv as pacsv

@@ -9,7 +9,7 @@ from ...perf.graph import GraphOptions
 from ...perf.parallel import Parallelism, Precision
 from ...perf.roofline import BOUND_NAMES, Bound
 from ...perf.shape import StepShape
-from .page import Report, plotly_modules
+from .page import LEGEND, MARGIN, Report, plotly_modules
 from .registry import report_kind
 from .serving_html import SECONDS
 
@@ -77,7 +77,7 @@ def roofline_figure(roof: dict, title: str):
             hovertemplate="%{text}<br>intensity %{x:.3g} FLOP/B<br>attained %{y:.3g} FLOP/s<extra>" + phase
                           + "</extra>"))
     fig.update_layout(title=title, xaxis={"type": "log", "title": "arithmetic intensity (FLOP / byte)"},
-                      yaxis={"type": "log", "title": "attained FLOP/s"}, legend={"orientation": "h"})
+                      yaxis={"type": "log", "title": "attained FLOP/s"}, legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -91,7 +91,7 @@ def _bars_by_operator(ops: list[dict]):
     fig.add_trace(go.Bar(x=names, y=[o["decode_step_s"] for o in ops], name="decode (mean step)",
                          marker_color=PHASE_COLORS["decode"], customdata=[o["decode_bound"] for o in ops],
                          hovertemplate="%{x}: %{y:.4s}s, %{customdata}-bound<extra>decode</extra>"))
-    fig.update_layout(barmode="group", yaxis={"title": "time", "type": "log", **SECONDS}, legend={"orientation": "h"})
+    fig.update_layout(barmode="group", yaxis={"title": "time", "type": "log", **SECONDS}, legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -108,7 +108,7 @@ def _memory_figure(mem: dict):
                              hovertemplate=f"{label}: %{{x:.3f}} GB<extra></extra>"))
     fig.add_vline(x=mem["usable"] / 1e9, line_dash="dash", annotation_text="usable")
     fig.add_vline(x=mem["capacity"] / 1e9, line_color="#444", annotation_text="capacity")
-    fig.update_layout(barmode="stack", height=260, xaxis={"title": "GB (1e9 bytes)"}, legend={"orientation": "h"})
+    fig.update_layout(barmode="stack", height=260, xaxis={"title": "GB (1e9 bytes)"}, legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -123,7 +123,8 @@ def estimate_report(data: dict) -> Report:
         rep.add("Summary", table=(["metric", "value"], [
             ["TTFT (mean)", f"{data['ttft_s'] * 1e3:.2f} ms"], ["TPOT", f"{data['tpot_s'] * 1e3:.2f} ms"],
             ["output tokens/s per device", f"{data['output_tokens_per_s_per_device']:.1f}"],
-            ["prefill MFU", f"{data['prefill_mfu']:.1%}"], ["decode bandwidth utilization", f"{data['decode_mbu']:.1%}"],
+            ["prefill MFU", f"{data['prefill_mfu']:.1%}"],
+            ["decode bandwidth utilization", f"{data['decode_mbu']:.1%}"],
             ["J / output token", f"{data['joules_per_output_token']:.4g}"]]))
     else:
         rep.add("Does not fit", note="the configuration does not fit in the device's usable memory; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .page import Report, plotly_modules
+from .page import LEGEND, MARGIN, Report, plotly_modules
 from .plots import cdf, decimate_indices, rounded
 from .registry import report_kind
 from .serving_html import SECONDS
@@ -63,7 +63,7 @@ def _scatter_figure(dev_data: dict, mode: str):
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
                                  line={"color": "#444", "dash": "dash"}))
     fig.update_layout(height=460, xaxis={"type": "log", "title": "measured", **SECONDS},
-                      yaxis={"type": "log", "title": f"predicted, {mode}", **SECONDS}, legend={"orientation": "h"})
+                      yaxis={"type": "log", "title": f"predicted, {mode}", **SECONDS}, legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -80,7 +80,7 @@ def _error_figure(dev: str, dev_data: dict, scores: list[dict]):
                                  text=[f"MdAPE {s['mode']}" for s in pooled], textposition="middle right",
                                  name="MdAPE (summary)", marker={"size": 10, "color": "#333", "symbol": "x"}))
     fig.update_layout(height=400, xaxis={"type": "log", "title": "absolute percentage error (%)"},
-                      yaxis={"title": "fraction of held-out rows", "range": [0, 1.02]}, legend={"orientation": "h"})
+                      yaxis={"title": "fraction of held-out rows", "range": [0, 1.02]}, legend=LEGEND, margin=MARGIN)
     return fig
 
 

@@ -19,6 +19,10 @@ from typing import Any
 
 from ...errors import InfersimError
 
+#: a legend in one row below the plot, clear of the x-axis title, and the margins that leave it room
+LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}
+MARGIN = {"t": 50, "b": 110}
+
 #: marks the file as an infersim report (read back by :func:`read_embedded`)
 GENERATOR = "infersim-report"
 
@@ -88,7 +92,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px 
 h1{font-size:1.45em;margin-bottom:2px} .sub{color:#666;margin-top:0}
 h2{font-size:1.1em;margin:28px 0 4px;border-bottom:1px solid #ddd;padding-bottom:3px}
 .note{color:#555;font-size:.9em;margin:2px 0 6px} .plot{width:100%;height:440px}
-table{border-collapse:collapse;font-size:.88em;margin:6px 0} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+table{border-collapse:collapse;font-size:.88em;margin:6px 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 footer{color:#888;font-size:.8em;margin-top:32px}
 """

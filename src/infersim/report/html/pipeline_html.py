@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .page import Report, plotly_modules
+from .page import LEGEND, MARGIN, Report, plotly_modules
 from .registry import report_kind
 from .serving_html import PCT_COLORS, SECONDS, _slo_figure
 
@@ -22,7 +22,8 @@ def _stage_figure(stages: list[dict]):
         fig.add_trace(go.Bar(x=[s["name"] for s in transfers], y=[s["transfer_s"] for s in transfers],
                              name="KV transfer (mean)", marker_color="#9467bd",
                              hovertemplate="%{x}: %{y:.4s}s<extra>KV transfer, mean</extra>"))
-    fig.update_layout(barmode="group", height=380, yaxis={"title": "time", "type": "log", **SECONDS}, legend={"orientation": "h"})
+    fig.update_layout(barmode="group", height=380, yaxis={"title": "time", "type": "log", **SECONDS},
+                      legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -35,7 +36,7 @@ def _engine_figure(engines: list[dict]):
             fig.add_trace(go.Bar(x=names, y=[e.get(key) for e in engines], name=label,
                                  hovertemplate="%{x}: %{y:.3f}<extra>" + label + "</extra>"))
     fig.update_layout(barmode="group", height=380, yaxis={"title": "fraction", "range": [0, 1.05]},
-                      legend={"orientation": "h"})
+                      legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -61,7 +62,7 @@ def _study_figure(rows: list[dict], key: str, label: str):
                              customdata=[r["gpus"] for r in mine],
                              hovertemplate="%{x}: %{y:.4g} (%{customdata} accelerators)<extra>" + str(group)
                                            + "</extra>"))
-    fig.update_layout(barmode="group", height=400, yaxis={"title": label}, legend={"orientation": "h"})
+    fig.update_layout(barmode="group", height=400, yaxis={"title": label}, legend=LEGEND, margin=MARGIN)
     return fig
 
 

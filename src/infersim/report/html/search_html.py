@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .page import Report, plotly_modules
+from .page import LEGEND, MARGIN, Report, plotly_modules
 from .plots import decimate_indices
 from .registry import report_kind
 
@@ -59,7 +59,7 @@ def pareto_figure(data: dict):
             line={"color": "#d62728", "width": 1, "shape": "hv"},
             text=[_hover(p, data["varying"], objs) for p in pts], hovertemplate="%{text}<extra></extra>"))
     fig.update_layout(height=480, xaxis={"title": f"{x} ({objs[0]['direction']})"},
-                      yaxis={"title": f"{y} ({objs[1]['direction']})" if y else ""}, legend={"orientation": "h"})
+                      yaxis={"title": f"{y} ({objs[1]['direction']})" if y else ""}, legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -86,7 +86,8 @@ def parallel_figure(data: dict):
     pts = [p for p in data["points"] if p["rank"] is not None]
     if not pts:
         return None
-    keep = sorted(set(decimate_indices(len(pts), MAX_LINES).tolist()) | {i for i, p in enumerate(pts) if p["rank"] == 0})
+    front = {i for i, p in enumerate(pts) if p["rank"] == 0}
+    keep = sorted(set(decimate_indices(len(pts), MAX_LINES).tolist()) | front)
     pts = [pts[i] for i in keep]
     axes = [_axis([p["config"].get(k) for p in pts], k) for k in data["varying"]]
     axes += [_axis([p["metrics"][o["metric"]] for p in pts], f"{o['metric']} ({o['direction']})") for o in objs]
@@ -105,7 +106,7 @@ def parallel_figure(data: dict):
         for pos, text in a["ticks"]:
             fig.add_annotation(x=j, y=pos, text=text, showarrow=False, xanchor="left", xshift=4,
                                font={"size": 10}, bgcolor="rgba(255,255,255,0.7)")
-    fig.update_layout(height=460, legend={"orientation": "h"}, plot_bgcolor="white",
+    fig.update_layout(height=460, legend=LEGEND, margin=MARGIN, plot_bgcolor="white",
                       xaxis={"tickvals": list(range(len(axes))), "ticktext": [a["label"] for a in axes],
                              "range": [-0.2, len(axes) - 0.5], "showgrid": False, "zeroline": False},
                       yaxis={"visible": False, "range": [-0.05, 1.05]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .page import Report, plotly_modules
+from .page import LEGEND, MARGIN, Report, plotly_modules
 from .plots import binned_rate, binned_time_mean, cdf, level_at, rounded, time_bins, weighted_cdf
 from .registry import report_kind
 
@@ -51,8 +51,9 @@ def _slo_figure(slos: list[dict], attainment, goodput):
                              hovertemplate="%{x}: limit %{y:.4s}s<extra></extra>"))
     att = "-" if attainment is None else f"{attainment:.1%}"
     gp = "-" if goodput is None else f"{goodput:.3g} req/s"
-    fig.update_layout(title=f"SLO attainment {att} of requests, goodput {gp}", yaxis={"title": "latency", "type": "log", **SECONDS},
-                      height=360, legend={"orientation": "h"})
+    fig.update_layout(title=f"SLO attainment {att} of requests, goodput {gp}",
+                      yaxis={"title": "latency", "type": "log", **SECONDS},
+                      height=360, legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -123,7 +124,8 @@ def simulate_report(data: dict) -> Report:
     plots = data.get("plots")
     if plots:
         rep.add("Latency distributions", _cdf_figure(plots["cdf"], s),
-                note="empirical CDFs (at most 400 sample points each, 6 significant digits); markers: the summary's percentiles")
+                note="empirical CDFs (at most 400 sample points each, 6 significant digits); "
+                     "markers: the summary's percentiles")
         rep.add("Over time", _series_figure(plots["series"]),
                 note=f"{len(plots['series']['t_s'])} bins of {plots['series']['bin_s']:.3g} s")
     else:
@@ -153,13 +155,13 @@ def _sweep_figure(points: list[dict], capacity):
         for slo in slos:
             if slo["metric"] == k:
                 fig.add_hline(y=slo["max_s"], line_dash="dash", line_color=PCT_COLORS.get(
-                    f"p{slo['percentile']:g}", "#333"), annotation_text=f"SLO p{slo['percentile']:g}", row=1, col=col)
+                    f"p{slo['percentile']:g}", "#333"), row=1, col=col)
         if capacity:
             fig.add_vline(x=capacity, line_color="#444", annotation_text="capacity", row=1, col=col)
         fig.update_xaxes(title_text="offered load (req/s)", row=1, col=col)
         fig.update_yaxes(type="log", row=1, col=col, **SECONDS)
     fig.update_yaxes(title_text="latency", row=1, col=1)
-    fig.update_layout(height=420, legend={"orientation": "h"})
+    fig.update_layout(height=420, legend=LEGEND, margin=MARGIN)
     return fig
 
 
@@ -177,7 +179,7 @@ def _throughput_figure(points: list[dict], capacity):
         fig.add_vline(x=capacity, line_color="#444", annotation_text="capacity")
     fig.update_layout(height=380, xaxis={"title": "offered load (req/s)"}, yaxis={"title": "req/s"},
                       yaxis2={"title": "attainment", "overlaying": "y", "side": "right", "range": [0, 1.05]},
-                      legend={"orientation": "h"})
+                      legend=LEGEND, margin=MARGIN)
     return fig
 
 
