@@ -25,7 +25,7 @@ SHOTS = {
     "sweep-rate": (["sweep-rate", "examples/scenarios/default-chat.yaml", "--rates", "4,8,12,14,16,18,20"], 0),
     "search": (["search", "--db", "{tmp}/results.duckdb", "--no-progress"], 0),
     "pipeline-study": (["pipeline-study", "examples/disagg/pd_vs_colocated.yaml", "-q"], 0),
-    "fidelity": (["fidelity", "-q"], 2),
+    "fidelity": (["fidelity", "-q"], 1),
 }
 
 

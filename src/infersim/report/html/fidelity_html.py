@@ -77,9 +77,12 @@ def _error_figure(dev: str, dev_data: dict, scores: list[dict]):
     pooled = [s for s in scores if s["device"] == dev and s["family"] == "all" and s["mdape"] is not None]
     if pooled:
         fig.add_trace(go.Scatter(x=[s["mdape"] * 100 for s in pooled], y=[0.5] * len(pooled), mode="markers+text",
-                                 text=[f"MdAPE {s['mode']}" for s in pooled], textposition="middle right",
+                                 text=[f"MdAPE {s['mode']}" for s in pooled],
+                                 textposition=["top left" if i % 2 else "bottom right" for i in range(len(pooled))],
                                  name="MdAPE (summary)", marker={"size": 10, "color": "#333", "symbol": "x"}))
-    fig.update_layout(height=400, xaxis={"type": "log", "title": "absolute percentage error (%)"},
+    top = max([max(c["x"]) for c in dev_data["error_cdf"].values() if c["x"]] + [1.0]) * 100
+    fig.update_layout(height=400, xaxis={"type": "log", "title": "absolute percentage error (%)",
+                                         "exponentformat": "none", "range": [-1, float(np.log10(top)) + 0.05]},
                       yaxis={"title": "fraction of held-out rows", "range": [0, 1.02]}, legend=LEGEND, margin=MARGIN)
     return fig
 
