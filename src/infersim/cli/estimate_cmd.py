@@ -13,8 +13,8 @@ from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..report.estimate_view import render_estimate
 from .app import console
-from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deployment_options, parse_transform_flags,
-                      runtime_option, transform_option)
+from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deployment_options, html_option,
+                      parse_transform_flags, runtime_option, transform_option, write_html_report)
 
 
 @click.command("estimate")
@@ -34,12 +34,13 @@ from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deploym
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 @transform_option
 @runtime_option
+@html_option
 def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,
                  ep: int = 1, dp_attention: bool = False, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                  batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
                  attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
                  max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False,
-                 transforms: tuple = (), runtime: str | None = None) -> None:
+                 transforms: tuple = (), runtime: str | None = None, html_path: str | None = None) -> None:
     """Latency, throughput, memory and top operators of a batch on one replica.
 
     Defaults: Llama-3.1-8B on one H100 SXM, batch 16, 1024 input / 256 output tokens.
@@ -56,14 +57,25 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
     rt = get_runtime(check_runtime_flag(runtime))
     cfg = get_model(model)
     device = get_device(hardware)
+    par = Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention)
+    prec = Precision(weight_dtype, act_dtype, kv_dtype)
+    options = GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance, transforms=chosen)
     est = estimate(
-        cfg, device, Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention), Precision(weight_dtype, act_dtype, kv_dtype),
-        batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
-        options=GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance, transforms=chosen),
-        memory_utilization=memory_utilization, max_prefill_tokens=max_prefill_tokens, top=top, runtime=rt,
+        cfg, device, par, prec, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
+        options=options, memory_utilization=memory_utilization, max_prefill_tokens=max_prefill_tokens, top=top,
+        runtime=rt,
     )
+    data = est.to_dict()
+    if est.fits and (as_json or html_path):
+        from ..report.html.estimate_html import roofline_data
+
+        data["roofline"] = roofline_data(cfg, device, par, prec, batch=batch, input_tokens=input_tokens,
+                                         output_tokens=output_tokens, options=options,
+                                         max_prefill_tokens=max_prefill_tokens)
+    if html_path:
+        write_html_report("estimate", data, html_path)
     if as_json:
-        click.echo(json.dumps(est.to_dict(), indent=2))
+        click.echo(json.dumps(data, indent=2))
     else:
         render_estimate(est, console)
     if not est.fits:

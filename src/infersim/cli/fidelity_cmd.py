@@ -9,14 +9,13 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
 
 from ..errors import InfersimError
 from .app import console, err_console
-from .options import COUNT, NONNEG, SEED, Real
+from .options import COUNT, NONNEG, SEED, Real, html_option, write_html_report
 
 AIC = "aiconfigurator"
 DEFAULT_DEVICE = "h100-sxm"
@@ -29,13 +28,14 @@ def _fidelity():
     return fidelity
 
 
-def _progress(quiet: bool):
-    start = time.perf_counter()
+def _progress(quiet: bool, description: str = "working"):
+    """The command's ``progress(message, done=None, total=None)``: a bar with ETA on a terminal,
+    timestamped lines otherwise (see cli/progress.py), closed when the command ends."""
+    from .progress import progress_reporter
 
-    def report(message: str) -> None:
-        if not quiet:
-            err_console.print(f"[dim]{time.perf_counter() - start:6.1f}s {message}[/dim]", highlight=False)
-
+    reporter = progress_reporter(description, quiet=quiet)
+    report = reporter.__enter__()
+    click.get_current_context().call_on_close(lambda: reporter.__exit__(None, None, None))
     return report
 
 
@@ -153,8 +153,9 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
               help="also score the same devices' kernels measured under this framework (aiconfigurator data only; "
                    "nothing is fitted on them)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
+@html_option
 def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_calibrate, residual, test_fraction,
-                 seed, max_fit_rows, csv_path, as_json, markdown, workers, second_source, quiet) -> None:
+                 seed, max_fit_rows, csv_path, as_json, markdown, workers, second_source, quiet, html_path=None) -> None:
     """How well does the cost model predict measured kernels? MdAPE / p90 / bias per device x op family.
 
     With no options: H100 SXM from aiconfigurator-core's bundled measurements, the device
@@ -174,7 +175,7 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         raise InfersimError(f"--workers must be >= 1, got {workers}")
     if residual and not residual_available():
         raise InfersimError("--residual needs scikit-learn; install it with: pip install 'infersim[fidelity]'")
-    progress = _progress(quiet or as_json)
+    progress = _progress(quiet or as_json, "fidelity")
     devices = list(devices)
     skipped: dict[str, str] = {}
     use_aic = measurements in (None, AIC)
@@ -201,9 +202,9 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         second, second_name = _second_source(table, list(hw), list(ops) or None, second_source, progress)
     report = evaluate(table, hw, calibrate_devices=not no_calibrate, residual=residual, source_device=src,
                       test_fraction=test_fraction, seed=seed, max_fit_rows=max_fit_rows,
-                      keep_predictions=csv_path is not None, header=header, given_label=given_label,
-                      measurement_name=mname, progress=progress, workers=workers, second=second,
-                      second_name=second_name)
+                      keep_predictions=csv_path is not None or html_path is not None, header=header,
+                      given_label=given_label, measurement_name=mname, progress=progress, workers=workers,
+                      second=second, second_name=second_name)
     report.skipped.update(skipped)
     if csv_path:
         import pyarrow.csv as pacsv
@@ -211,6 +212,12 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         pacsv.write_csv(report.predictions, csv_path)
         progress(f"wrote {report.predictions.num_rows} rows to {csv_path}")
+    if html_path:
+        from ..report.html.fidelity_html import fidelity_plot_data
+
+        data = json.loads(json.dumps(report.to_dict(), default=str))
+        data["plots"] = fidelity_plot_data(report.predictions)
+        write_html_report("fidelity", data, html_path)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     elif markdown:
@@ -251,7 +258,7 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
 
     if max_rows < 10:
         raise InfersimError(f"--max-rows must be >= 10, got {max_rows}")
-    progress = _progress(quiet or as_json)
+    progress = _progress(quiet or as_json, "calibrate")
     base = get_device(hardware)
     if Path(output).suffix.lower() not in (".yaml", ".yml"):
         raise InfersimError(f"{output}: the output must be a .yaml or .yml file")
@@ -272,7 +279,8 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
                             + (f" and ops {', '.join(ops)}" if ops else "")
                             + (f"; devices present: {', '.join(present)}" if present else ""))
     progress(f"fitting {table.num_rows} rows of {want}")
-    cal = calibrate(table, base, max_rows=max_rows, source=f"{mname} ({want}, {table.num_rows} rows)")
+    cal = calibrate(table, base, max_rows=max_rows, source=f"{mname} ({want}, {table.num_rows} rows)",
+                    progress=progress)
     spec = device_spec_with(base, cal.efficiency, name or calibrated_name(base.name))
     comment = (f"{spec.display_name}: written by infersim calibrate on {_dt.date.today().isoformat()}\n"
                f"measurements: {measurements} (device {want}, {table.num_rows} rows)\n"
@@ -319,7 +327,7 @@ def profile_cmd(output, grid, device_name, repeats, warmup, threads, spec_out, q
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise InfersimError(f"{output}: expected a .parquet or .csv file name")
     spec_path = Path(spec_out) if spec_out else out.with_name(out.stem + "-device.yaml")
-    progress = _progress(quiet)
+    progress = _progress(quiet, "profile")
     import re
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", device_name):

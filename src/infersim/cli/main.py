@@ -9,6 +9,7 @@ from .estimate_cmd import estimate_cmd
 from .fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
 from .pipeline_cmd import pipeline_cmd, pipeline_study_cmd
 from .plan_cmd import plan_cmd
+from .report_cmd import report_cmd
 from .search_cmd import results_group, search_cmd
 from .simulate_cmd import simulate_cmd, sweep_rate_cmd
 from .transforms_cmd import transforms_cmd
@@ -32,6 +33,7 @@ cli.add_command(transforms_cmd)
 cli.add_command(plan_cmd)
 cli.add_command(throughput_cmd)
 cli.add_command(runtimes_cmd)
+cli.add_command(report_cmd)
 
 
 def main() -> None:

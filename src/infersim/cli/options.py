@@ -103,3 +103,18 @@ def check_runtime_flag(name: str | None) -> str | None:
     if name is not None and name not in RUNTIMES:
         raise InfersimError(f"--runtime: unknown runtime '{name}'; expected one of {', '.join(sorted(RUNTIMES))}")
     return name
+
+
+def html_option(func):
+    """--html FILE: also write a self-contained HTML report (plots, the data behind them)."""
+    return click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+                        help="also write a self-contained HTML report with plots (needs the report extra)")(func)
+
+
+def write_html_report(kind: str, data: dict, path: str) -> None:
+    """Write the ``kind`` report of ``data`` to ``path`` and say so on stderr."""
+    from ..report.html import write_report
+    from .app import err_console
+
+    out = write_report(kind, data, path)
+    err_console.print(f"[dim]wrote {out}[/dim]", highlight=False)

@@ -7,7 +7,7 @@ import json
 import click
 
 from .app import console, err_console
-from .options import COUNT, RATE, SEED, runtime_option
+from .options import COUNT, RATE, SEED, html_option, runtime_option, write_html_report
 
 
 def _load(path: str, requests: int | None, rate: float | None, seed: int | None, runtime: str | None = None):
@@ -24,8 +24,9 @@ def _load(path: str, requests: int | None, rate: float | None, seed: int | None,
 @click.option("--seed", type=SEED, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @runtime_option
+@html_option
 def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None = None, seed: int | None = None,
-                 as_json: bool = False, runtime: str | None = None) -> None:
+                 as_json: bool = False, runtime: str | None = None, html_path: str | None = None) -> None:
     """Simulate a multi-stage serving pipeline: P/D disaggregation, AFD, RAG stages.
 
     SCENARIO is a pipeline YAML (engines, a request graph, a workload and SLOs; see
@@ -39,6 +40,8 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
 
     sc = _load(scenario, requests, rate, seed, runtime)
     summary = summarize_pipeline(simulate_pipeline(sc))
+    if html_path:
+        write_html_report("pipeline", json_safe(summary.to_dict()), html_path)
     if as_json:
         click.echo(json.dumps(json_safe(summary.to_dict()), indent=2))
     else:
@@ -51,8 +54,9 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
 @click.option("--json", "as_json", is_flag=True, help="print the study's rows as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @runtime_option
+@html_option
 def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = False, quiet: bool = False,
-                       runtime: str | None = None) -> None:
+                       runtime: str | None = None, html_path: str | None = None) -> None:
     """Run the comparison study of a pipeline scenario's `study:` section and print its table.
 
     Studies: pd_vs_colocated (prefill/decode split vs colocated chunked prefill per workload),
@@ -63,17 +67,22 @@ def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = F
     from ..serving.outputs import json_safe
     from ..serving.pipeline.studies import run_study
 
+    from .progress import progress_reporter
+
     sc = _load(scenario, None, None, seed, runtime)
-    progress = None if (quiet or as_json) else (lambda msg: err_console.print(f"[dim]{msg}[/dim]", highlight=False))
-    result = run_study(sc, progress)
-    if as_json:
+    with progress_reporter("pipeline-study", quiet=quiet or as_json) as progress:
+        result = run_study(sc, progress)
+    if as_json or html_path:
         rows = [{"group": r.study, "configuration": r.label, "gpus": r.gpus, "capacity_rps": r.capacity_rps,
                  "goodput_per_gpu": r.goodput_per_gpu,
                  "details": {k: v for k, v in r.details.items() if k != "at_target"},
                  "slos_met_at_target": r.details["at_target"].slo_met if "at_target" in r.details else None,
                  "summary_at_capacity": r.summary.to_dict() if r.summary is not None else None}
                 for r in result.rows]
-        click.echo(json.dumps(json_safe({"study": result.kind, "scenario": result.scenario, "rows": rows,
-                                         "notes": result.notes}), indent=2))
+        data = json_safe({"study": result.kind, "scenario": result.scenario, "rows": rows, "notes": result.notes})
+        if html_path:
+            write_html_report("pipeline-study", data, html_path)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
     else:
         render_study(result, console)

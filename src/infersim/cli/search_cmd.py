@@ -6,8 +6,8 @@ import click
 
 from ..errors import InfersimError
 from ..search.store import DEFAULT_DB
-from .app import console
-from .options import COUNT, NONNEG, check_runtime_flag, runtime_option
+from .app import console, err_console
+from .options import COUNT, NONNEG, check_runtime_flag, html_option, runtime_option, write_html_report
 
 _DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
                           help="results database (DuckDB file)")
@@ -39,9 +39,11 @@ def _default_workers(study, workers: int | None) -> int | None:
 @click.option("--limit", default=20, show_default=True, type=NONNEG, help="Pareto front rows to show")
 @click.option("--no-progress", is_flag=True, help="no live progress bar")
 @runtime_option
+@html_option
 def search_cmd(study_file: str | None = None, backend: str = "local", address: str | None = None,
                workers: int | None = None, db: str = DEFAULT_DB, budget: int | None = None, wait: bool = False,
-               limit: int = 20, no_progress: bool = False, runtime: str | None = None) -> None:
+               limit: int = 20, no_progress: bool = False, runtime: str | None = None,
+               html_path: str | None = None) -> None:
     """Search deployments for the best cost / goodput under SLOs.
 
     With no STUDY, runs the built-in study: Llama-3.1-70B chat on H100 SXM, H200,
@@ -50,7 +52,8 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
     output tokens and maximizing goodput per device. Results go to --db; running
     the same study again skips the points already stored.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from ..report.search_view import best_text, render_front, render_run
     from ..search.backends import make_backend
@@ -73,7 +76,9 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
             make_backend(backend, workers=n_workers, address=address) as pool:
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                        TextColumn("feasible {task.fields[feasible]}"), TextColumn("best: {task.fields[best]}"),
-                       TimeElapsedColumn(), console=console, disable=no_progress, transient=False)
+                       TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
+                       disable=no_progress or not err_console.is_terminal, transient=False,
+                       redirect_stdout=False, redirect_stderr=False)
         with bar:
             task = bar.add_task(study.name, total=total, feasible=0, best="-")
 
@@ -87,6 +92,10 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
         front = fill_points(store, study.name, pareto_front(results))
     render_run(study, progress, console, db)
     render_front(results, front, results.scoring.objectives, console, limit=limit)
+    if html_path:
+        from ..report.html.search_html import study_data
+
+        write_html_report("search", study_data(results), html_path)
 
 
 @click.group("results")
@@ -138,8 +147,9 @@ def results_show(study: str, db: str = DEFAULT_DB, status: str = "all", only_fea
               help="objectives for the front (repeatable); default: the study's")
 @click.option("--limit", default=50, show_default=True, type=NONNEG)
 @click.option("--all-rows", is_flag=True, help="list points with equal objective values separately")
+@html_option
 def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...] = (), limit: int = 50,
-                   all_rows: bool = False) -> None:
+                   all_rows: bool = False, html_path: str | None = None) -> None:
     """The Pareto front of STUDY's feasible points, for its objectives or any others."""
     from ..report.search_view import render_front
     from ..search.results import fill_points, load_results, parse_objectives, pareto_front
@@ -156,6 +166,10 @@ def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...]
         chosen = chosen or results.scoring.objectives
         front = fill_points(store, study, pareto_front(results, chosen))
     render_front(results, front, chosen, console, limit=limit, collapse=not all_rows)
+    if html_path:
+        from ..report.html.search_html import study_data
+
+        write_html_report("search", study_data(results, chosen), html_path)
 
 
 @results_group.command("export")

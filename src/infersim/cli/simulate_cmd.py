@@ -6,8 +6,9 @@ import json
 
 import click
 
-from .app import console
-from .options import COUNT, RATE, SEED, Real, check_runtime_flag, parse_transform_flags, runtime_option, transform_option
+from .app import console, err_console
+from .options import (COUNT, RATE, SEED, Real, check_runtime_flag, html_option, parse_transform_flags,
+                      runtime_option, transform_option, write_html_report)
 
 
 def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None, transforms=(),
@@ -68,9 +69,11 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
               help="iterations written to trace.json")
 @transform_option
 @runtime_option
+@html_option
 def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate: float | None = None,
                  seed: int | None = None, as_json: bool = False, out_dir: str | None = None,
-                 trace_limit: int = 200_000, transforms: tuple = (), runtime: str | None = None) -> None:
+                 trace_limit: int = 200_000, transforms: tuple = (), runtime: str | None = None,
+                 html_path: str | None = None) -> None:
     """Simulate serving a workload: tail latency, throughput, goodput.
 
     SCENARIO is a scenario YAML (see examples/scenarios/). Without it, runs the built-in
@@ -79,8 +82,8 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
     """
     from ..report.serving_view import render_summary
     from ..serving.engine import simulate
-    from ..serving.metrics import iterations, summarize
-    from ..serving.outputs import summary_json, write_outputs
+    from ..serving.metrics import iterations, itl_samples, request_metrics, summarize
+    from ..serving.outputs import json_safe, summary_json, write_outputs
 
     sc = _load(scenario, requests, rate, seed, transforms, runtime)
     result = simulate(sc)
@@ -88,6 +91,13 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
     summary = summarize(result, it)
     if out_dir:
         write_outputs(result, summary, it, out_dir, trace_limit)
+    if html_path:
+        from ..report.html.serving_html import simulate_plot_data
+
+        per_request = {**result.requests, **request_metrics(result.requests)}
+        data = json_safe(summary.to_dict())
+        data["plots"] = simulate_plot_data(per_request, it, itl_samples(result, it))
+        write_html_report("simulate", data, html_path)
     if as_json:
         click.echo(summary_json(summary))
     else:
@@ -120,10 +130,11 @@ def _parse_rates(text: str) -> list[float]:
 @click.option("--json", "as_json", is_flag=True, help="print the sweep as JSON")
 @transform_option
 @runtime_option
+@html_option
 def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: bool = False,
                    start: float | None = None, tolerance: float = 0.05, requests: int | None = None,
                    seed: int | None = None, as_json: bool = False, transforms: tuple = (),
-                   runtime: str | None = None) -> None:
+                   runtime: str | None = None, html_path: str | None = None) -> None:
     """Highest request rate that meets the scenario's SLOs, with a latency-vs-load table."""
     from ..errors import InfersimError
     from ..report.serving_view import render_sweep
@@ -132,16 +143,21 @@ def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: 
 
     if rates and auto:
         raise InfersimError("give either --rates or --auto, not both")
+    from .progress import progress_reporter
+
     sc = _load(scenario, requests, None, seed, transforms, runtime)
-    if rates:
-        result = sweep_rates(sc, _parse_rates(rates))
-    else:
-        if start is not None and start <= 0:
-            raise InfersimError(f"--start must be > 0, got {start}")
-        result = find_capacity(sc, start_rate=start, tolerance=tolerance)
+    if start is not None and start <= 0:
+        raise InfersimError(f"--start must be > 0, got {start}")
+    with progress_reporter("sweep-rate", quiet=as_json or not err_console.is_terminal) as progress:
+        if rates:
+            result = sweep_rates(sc, _parse_rates(rates), progress)
+        else:
+            result = find_capacity(sc, start_rate=start, tolerance=tolerance, progress=progress)
+    out = json_safe({"scenario": result.scenario, "capacity_rps": result.capacity_rps,
+                     "points": [{"rate": p.rate, **p.summary.to_dict()} for p in result.sorted_points()]})
+    if html_path:
+        write_html_report("sweep-rate", out, html_path)
     if as_json:
-        out = {"scenario": result.scenario, "capacity_rps": result.capacity_rps,
-               "points": [{"rate": p.rate, **p.summary.to_dict()} for p in result.sorted_points()]}
-        click.echo(json.dumps(json_safe(out), indent=2))
+        click.echo(json.dumps(out, indent=2))
     else:
         render_sweep(result, console)

@@ -115,6 +115,7 @@ def calibrate(
     blocks: bool = True,
     warm_cache: bool = True,
     validation: pa.Table | None = None,
+    progress=None,
 ) -> Calibration:
     """Fit ``device``'s efficiency section to the measured rows of ``table``.
 
@@ -126,7 +127,8 @@ def calibrate(
     ``warm_cache``: fit the warm-cache terms (the measured kernels were run back to back on
     the same buffers; False: every byte from DRAM). ``validation``: other rows of the device on
     which each stage chooses among its candidates (tile sets, query groups, warm-cache terms,
-    native head sizes) instead of on the fitted rows.
+    native head sizes) instead of on the fitted rows. ``progress(message, done, total)`` is called
+    after each stage.
     """
     if table.num_rows == 0:
         raise InfersimError(f"no measurements to calibrate '{device.name}' on")
@@ -148,7 +150,10 @@ def calibrate(
         val_kernels = build_kernels(validation)
         val_meas = np.asarray(validation.column("latency_s").to_numpy(), dtype=np.float64)
         val_ops = np.asarray(validation.column("op").to_numpy(zero_copy_only=False), dtype=object).astype(str)
-    for stage in CALIBRATION_STAGES.values():
+    stages = list(CALIBRATION_STAGES.values())
+    for done, stage in enumerate(stages, start=1):
+        if progress:
+            progress(f"fitting the {stage.name} stage", done - 1, len(stages))
         in_stage = np.isin(ops, stage.ops)
         in_stage[kernels_all.unsupported] = False
         rows = np.flatnonzero(in_stage)
@@ -181,6 +186,8 @@ def calibrate(
         used += int(rows.size)
     today = _dt.date.today().isoformat()
     train = np.median([f.train_mdape for f in fits]) if fits else math.nan
+    if progress:
+        progress("fitted every stage", len(stages), len(stages))
     text = (f"infersim calibrate ({today}): fitted to {source or 'measurements'} ({used} rows used in the fit); "
             f"fit MdAPE {100 * train:.1f}% (median over stages; "
             + ", ".join(f"{f.stage} {100 * f.train_mdape:.1f}%" for f in fits) + ")")

@@ -31,7 +31,7 @@ import importlib.metadata
 import math
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -317,12 +317,21 @@ def _fit_devices(table: pa.Table, names: np.ndarray, hardware: Mapping[str, Devi
                               f"{measurement_name} ({dev_name}, fit split)", validation)
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if progress and jobs:
-        progress(f"calibrating {len(jobs)} device(s) in {max(workers, 1)} process(es)")
+        progress(f"calibrating {len(jobs)} device(s) in {max(workers, 1)} process(es)", 0, len(jobs))
+    fitted = {}
     if workers <= 1:
-        return {name: _fit_one(*job) for name, job in jobs.items()}
+        for name, job in jobs.items():
+            fitted[name] = _fit_one(*job)
+            if progress:
+                progress(f"calibrated {name}", len(fitted), len(jobs))
+        return fitted
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-        futures = {name: pool.submit(_fit_one, *job) for name, job in jobs.items()}
-        return {name: future.result() for name, future in futures.items()}
+        futures = {pool.submit(_fit_one, *job): name for name, job in jobs.items()}
+        for future in as_completed(futures):
+            fitted[futures[future]] = future.result()
+            if progress:
+                progress(f"calibrated {futures[future]}", len(fitted), len(jobs))
+    return {name: fitted[name] for name in jobs}
 
 
 def select_rows(table: pa.Table, devices: Sequence[str] | None = None, ops: Sequence[str] | None = None) -> pa.Table:

@@ -305,7 +305,7 @@ def profile(grid_name: str = "tiny", *, device_name: str = "local-cpu", warmup: 
                 for row, sample in zip(rows, samples):
                     row["latency_s"].append(sample["latency_s"])
             if progress:
-                progress(f"pass {p + 1}/{repeats}: {len(samples)} kernels")
+                progress(f"pass {p + 1}/{repeats}: {len(samples)} kernels", p + 1, repeats)
     for row in rows:
         row["latency_s"] = float(np.median(row["latency_s"]))
     n = len(rows)

@@ -302,8 +302,9 @@ class RayBackend(Backend):
             local = {} if address else {"runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(
                 p for p in sys.path if p and os.path.isdir(p))}}}
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                         **local)
+                # "local": always a new instance, never a cluster another `ray start` left on this machine
+                ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                         configure_logging=False, **local)
             except Exception as exc:  # noqa: BLE001 - connection problems are user-facing
                 raise InfersimError(f"cannot connect to Ray at {address or '(new local instance)'}: {exc}") from None
             self._started = True

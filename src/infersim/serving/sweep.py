@@ -77,8 +77,10 @@ def _require_slos(scenario: Scenario) -> None:
 
 
 class _Runner:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, progress=None, total: int | None = None) -> None:
         self.scenario = scenario
+        self.progress = progress  # progress(message, done, total) after each run, or None
+        self.total = total
         wl = build_workload(scenario)
         max_ctx = int((wl.input_tokens + wl.output_tokens).max()) + 1 if wl.n else 2
         self.deployment: Deployment = prepare(scenario, max_context_tokens=max_ctx)
@@ -89,6 +91,9 @@ class _Runner:
         summary = summarize(simulate(sc, deployment=self.deployment))
         point = SweepPoint(rate, summary)
         self.points.append(point)
+        if self.progress:
+            self.progress(f"{rate:.4g} req/s: SLOs {'met' if summary.slo_met else 'missed'}", len(self.points),
+                          self.total)
         return point
 
 
@@ -152,25 +157,25 @@ def bracket_and_bisect(meets: Callable[[float], bool], start_rate: float, tolera
     return tried
 
 
-def sweep_rates(scenario: Scenario, rates: list[float]) -> SweepResult:
+def sweep_rates(scenario: Scenario, rates: list[float], progress=None) -> SweepResult:
     """Simulate each rate; capacity = the highest passing rate below the lowest failing one."""
     _require_slos(scenario)
     for r in rates:
         if r <= 0:
             raise ConfigError(scenario.origin, "--rates", f"rates must be > 0, got {r}")
-    runner = _Runner(scenario)
+    runner = _Runner(scenario, progress, len(rates))
     for r in sorted(rates):
         runner.run(r)
     return SweepResult(scenario.name, runner.points, _capacity(runner.points))
 
 
 def find_capacity(scenario: Scenario, start_rate: float | None = None, tolerance: float = 0.05,
-                  max_runs: int = 24) -> SweepResult:
+                  max_runs: int = 24, progress=None) -> SweepResult:
     """Bracket and bisect the highest rate meeting the SLOs (see module docstring)."""
     _require_slos(scenario)
     if not 0 < tolerance < 1:
         raise ConfigError(scenario.origin, "--tolerance", f"must be in (0, 1), got {tolerance}")
-    runner = _Runner(scenario)
+    runner = _Runner(scenario, progress)
     rate = start_rate if start_rate is not None else base_rate(scenario)
     bracket_and_bisect(lambda r: runner.run(r).summary.slo_met, rate, tolerance, max_runs)
     return SweepResult(scenario.name, runner.points, _capacity(runner.points))

@@ -222,7 +222,8 @@ def pd_study(sc: PipelineScenario, study: PDStudySpec, progress=None) -> StudyRe
             cap, summary = cfg.capacity(study.start_rate, study.tolerance)
             result.rows.append(ConfigResult(wname, label, study.gpus, cap, summary))
             if progress:
-                progress(f"{wname}: {label}: {cap if cap is not None else 0:.3g} req/s")
+                progress(f"{wname}: {label}: {cap if cap is not None else 0:.3g} req/s", len(result.rows),
+                         len(study.workloads) * (1 + len(splits)))
     return result
 
 
@@ -312,7 +313,8 @@ def afd_study(sc: PipelineScenario, study: AFDStudySpec, progress=None) -> Study
             if progress and "error" not in row.details:
                 at = row.details["at_target"]
                 progress(f"{wname}: {row.label}: target {'met' if at.slo_met else 'missed'}, "
-                         f"capacity {row.capacity_rps or 0:.3g} req/s on {row.gpus} GPUs")
+                         f"capacity {row.capacity_rps or 0:.3g} req/s on {row.gpus} GPUs", len(result.rows),
+                         len(study.workloads) * len(rows))
     return result
 
 
@@ -391,10 +393,13 @@ def rag_study(sc: PipelineScenario, study: RAGStudySpec, progress=None) -> Study
     device = resolve_device(sc, ret.hardware, f"engines.{study.retrieval_engine}.hardware")
     per_set = sum(_devices_per_replica(e) for e in infer)  # one replica of every inference engine
     result = StudyResult("rag", sc.name)
+    plans = []
     for vectors in study.database_vectors:
         base = sc.with_changes(**{f"engines.{study.retrieval_engine}.database.vectors": vectors})
         need = min_retrieval_servers(base.engines[study.retrieval_engine], device)
-        allocations = _allocations(study.chips, per_set, need, study.max_allocations)
+        plans.append((vectors, base, need, _allocations(study.chips, per_set, need, study.max_allocations)))
+    total = sum(len(p[3]) for p in plans)
+    for vectors, base, need, allocations in plans:
         if not allocations:
             result.notes.append(f"{vectors:.3g} vectors: the database needs {need} retrieval servers, which leaves "
                                 f"too few of the {study.chips} chips for one inference replica")
@@ -413,7 +418,7 @@ def rag_study(sc: PipelineScenario, study: RAGStudySpec, progress=None) -> Study
                                              "bottleneck": bottleneck, "vectors": vectors}))
             if progress:
                 progress(f"{label_db}: {servers} retrieval servers: {cap if cap is not None else 0:.3g} req/s "
-                         f"({bottleneck}-bound)")
+                         f"({bottleneck}-bound)", len(result.rows), total)
     return result
 
 
