@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .app import cli
 from .catalog_cmd import hardware_group, models_group
+from .compress_cmd import compress_cmd
 from .estimate_cmd import estimate_cmd
 from .fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
 from .pipeline_cmd import pipeline_cmd, pipeline_study_cmd
@@ -22,6 +23,7 @@ cli.add_command(fidelity_cmd)
 cli.add_command(calibrate_cmd)
 cli.add_command(profile_cmd)
 cli.add_command(results_group)
+cli.add_command(compress_cmd)
 
 
 def main() -> None:
