@@ -9,6 +9,7 @@ from .fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
 from .pipeline_cmd import pipeline_cmd, pipeline_study_cmd
 from .search_cmd import results_group, search_cmd
 from .simulate_cmd import simulate_cmd, sweep_rate_cmd
+from .throughput_cmd import throughput_cmd
 from .validate_cmd import validate_cmd
 
 cli.add_command(estimate_cmd)
@@ -23,6 +24,7 @@ cli.add_command(fidelity_cmd)
 cli.add_command(calibrate_cmd)
 cli.add_command(profile_cmd)
 cli.add_command(results_group)
+cli.add_command(throughput_cmd)
 cli.add_command(validate_cmd)
 
 

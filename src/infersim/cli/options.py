@@ -29,3 +29,20 @@ def deployment_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def runtime_option(func):
+    """--runtime: the serving engine modelled (infersim.runtime's registry)."""
+    return click.option("--runtime", "runtime", default=None, metavar="NAME",
+                        help="serving engine modelled: none (kernels only), trtllm, vllm, vllm-v0, sglang "
+                             "(default: the file's 'runtime:' key, else infersim's default)")(func)
+
+
+def check_runtime_flag(name: str | None) -> str | None:
+    """The --runtime value, or a one-line error naming the flag."""
+    from ..errors import InfersimError
+    from ..runtime import RUNTIMES
+
+    if name is not None and name not in RUNTIMES:
+        raise InfersimError(f"--runtime: unknown runtime '{name}'; expected one of {', '.join(sorted(RUNTIMES))}")
+    return name

@@ -7,20 +7,25 @@ import json
 import click
 
 from .app import console
+from .options import check_runtime_flag, runtime_option
 
 
-def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None):
+def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None,
+          runtime: str | None = None):
     from ..serving.scenario import default_scenario, load_scenario
 
-    return apply_run_options(load_scenario(scenario) if scenario else default_scenario(), requests, rate, seed)
+    return apply_run_options(load_scenario(scenario) if scenario else default_scenario(), requests, rate, seed,
+                             runtime)
 
 
-def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None):
-    """A scenario (serving or pipeline) with --requests, --seed and --rate applied."""
+def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None, runtime: str | None = None):
+    """A scenario (serving or pipeline) with --requests, --seed, --runtime and --rate applied."""
     from ..errors import ConfigError
     from ..serving.sweep import with_rate
 
     changes = {}
+    if check_runtime_flag(runtime) is not None:
+        changes["runtime"] = runtime
     if requests is not None:
         if requests < 1:
             raise ConfigError(sc.origin, "--requests", f"must be >= 1, got {requests}")
@@ -46,9 +51,10 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
               help="write requests.csv, iterations.csv, trace.json (Chrome/Perfetto) and summary.json here")
 @click.option("--trace-limit", default=200_000, show_default=True, type=click.IntRange(min=0),
               help="iterations written to trace.json")
+@runtime_option
 def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate: float | None = None,
                  seed: int | None = None, as_json: bool = False, out_dir: str | None = None,
-                 trace_limit: int = 200_000) -> None:
+                 trace_limit: int = 200_000, runtime: str | None = None) -> None:
     """Simulate serving a workload: tail latency, throughput, goodput.
 
     SCENARIO is a scenario YAML (see examples/scenarios/). Without it, runs the built-in
@@ -60,7 +66,7 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
     from ..serving.metrics import iterations, summarize
     from ..serving.outputs import summary_json, write_outputs
 
-    sc = _load(scenario, requests, rate, seed)
+    sc = _load(scenario, requests, rate, seed, runtime)
     result = simulate(sc)
     it = iterations(result, detail=bool(out_dir))
     summary = summarize(result, it)
@@ -96,9 +102,10 @@ def _parse_rates(text: str) -> list[float]:
 @click.option("--requests", "-n", type=int, help="requests per run (overrides workload.requests)")
 @click.option("--seed", type=int, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the sweep as JSON")
+@runtime_option
 def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: bool = False,
                    start: float | None = None, tolerance: float = 0.05, requests: int | None = None,
-                   seed: int | None = None, as_json: bool = False) -> None:
+                   seed: int | None = None, as_json: bool = False, runtime: str | None = None) -> None:
     """Highest request rate that meets the scenario's SLOs, with a latency-vs-load table."""
     from ..errors import InfersimError
     from ..report.serving_view import render_sweep
@@ -107,7 +114,7 @@ def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: 
 
     if rates and auto:
         raise InfersimError("give either --rates or --auto, not both")
-    sc = _load(scenario, requests, None, seed)
+    sc = _load(scenario, requests, None, seed, runtime)
     if rates:
         result = sweep_rates(sc, _parse_rates(rates))
     else:

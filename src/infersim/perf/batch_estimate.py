@@ -37,11 +37,11 @@ import numpy as np
 from ..errors import InfersimError
 from ..hardware.device import Device
 from ..models.config import ModelConfig
-from .graph import GraphOptions, build_step_graph, options_for_device
-from .estimate import DEFAULT_MAX_PREFILL_TOKENS
+from ..runtime import Runtime
+from .estimate import DEFAULT_MAX_PREFILL_TOKENS, runtime_step_times
+from .graph import GraphOptions
 from .memory import DEFAULT_MEMORY_UTILIZATION, activation_peak_bytes, kv_bytes_per_sequence, weight_bytes_per_device
 from .parallel import Parallelism, Precision
-from .roofline import cost_ops
 from .shape import StepShape
 
 DEFAULT_DECODE_NODES = 9
@@ -176,9 +176,9 @@ def batch_estimate(model: ModelConfig, device: Device, par: Parallelism = Parall
                    prec: Precision = Precision(), *, batch, input_tokens, output_tokens,
                    max_prefill_tokens=DEFAULT_MAX_PREFILL_TOKENS, options: GraphOptions = GraphOptions(),
                    memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
-                   decode_nodes: int = DEFAULT_DECODE_NODES) -> BatchEstimate:
+                   decode_nodes: int = DEFAULT_DECODE_NODES, runtime: Runtime | None = None) -> BatchEstimate:
     """Static estimate of every ``(batch, input, output, max_prefill_tokens)`` (broadcast arrays)
-    on one deployment; the semantics of :func:`~infersim.perf.estimate.estimate`."""
+    on one deployment; the semantics of :func:`~infersim.perf.estimate.estimate` (``runtime`` included)."""
     b, i, o, cap = (np.atleast_1d(np.asarray(x)).astype(np.int64) for x in
                     np.broadcast_arrays(batch, input_tokens, output_tokens, max_prefill_tokens))
     for name, arr in (("batch", b), ("input_tokens", i), ("output_tokens", o), ("max_prefill_tokens", cap)):
@@ -200,7 +200,7 @@ def batch_estimate(model: ModelConfig, device: Device, par: Parallelism = Parall
     out = {name: np.full(n, np.nan) for name in _TIMED}
     ok = np.flatnonzero(fits)
     if ok.size:
-        _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out)
+        _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out, runtime)
     return BatchEstimate(batch=b, input_tokens=i, output_tokens=o, max_prefill_tokens=cap, devices=par.devices,
                          fits=fits, weights_bytes=weights, kv_cache_bytes=np.asarray(kv, dtype=np.float64),
                          activation_bytes=np.asarray(act, dtype=np.float64), usable_bytes=usable, **out)
@@ -211,7 +211,7 @@ _TIMED = ("prefill_s", "ttft_s", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "deco
           "usd_per_million_output_tokens")
 
 
-def _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out) -> None:
+def _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out, runtime=None) -> None:
     """Fill the time / throughput / energy arrays of ``out`` for configurations ``ok``."""
     bk, ik, ok_o, capk = b[ok], i[ok], o[ok], cap[ok]
     m = ok.size
@@ -227,9 +227,7 @@ def _cost(model, device, par, prec, options, decode_nodes, ok, b, i, o, cap, out
         decode_seqs=np.concatenate([zeros_p, bk[d_owner].astype(np.float64)]),
         decode_context=np.concatenate([zeros_p, ik[d_owner] + d_step]),
     )
-    table = build_step_graph(model, par, prec, shape, options_for_device(options, device))
-    costs = cost_ops(table, device)
-    step = costs.step_time_s
+    table, costs, step = runtime_step_times(runtime, model, device, par, prec, shape, options)
     busy_unit = np.maximum(np.maximum(costs.compute_s, costs.memory_s), costs.network_s)
     busy = (busy_unit * costs.count[:, None]).sum(axis=0)
     p_step = step[:n_p]

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import InfersimError
 from ..hardware.device import Device
 from ..models.config import ModelConfig
+from ..runtime import Runtime
 from .graph import GraphOptions, build_step_graph, options_for_device
 from .memory import DEFAULT_MEMORY_UTILIZATION, MemoryBreakdown, memory_breakdown
 from .operators import OpTable
@@ -50,6 +51,7 @@ class Estimate:
     output_tokens: int
     memory: MemoryBreakdown
     fits: bool
+    runtime: str = "none"  # the serving runtime whose host time and graph padding are included
     prefill_s: float = float("nan")
     decode_step_s: float = float("nan")  # mean over the decode steps
     decode_total_s: float = float("nan")
@@ -78,7 +80,7 @@ class Estimate:
             "precision": {"weight": self.precision.weight, "activation": self.precision.activation,
                           "kv_cache": self.precision.kv_cache},
             "batch": self.batch, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-            "fits": self.fits,
+            "runtime": self.runtime, "fits": self.fits,
             "memory_per_device_bytes": {
                 "capacity": m.capacity_bytes, "usable": m.usable_bytes, "weights": m.weights_bytes,
                 "kv_cache": m.kv_cache_bytes, "activations": m.activation_bytes, "headroom": m.headroom_bytes},
@@ -104,6 +106,24 @@ def step_costs(model: ModelConfig, device: Device, par: Parallelism, prec: Preci
     """Build and cost the step graph for every scenario in ``shape``."""
     table = build_step_graph(model, par, prec, shape, options_for_device(options, device))
     return table, cost_ops(table, device)
+
+
+def runtime_step_times(runtime: Runtime | None, model: ModelConfig, device: Device, par: Parallelism,
+                       prec: Precision, shape: StepShape, options: GraphOptions = GraphOptions()
+                       ) -> tuple[OpTable, OpCosts, np.ndarray]:
+    """:func:`step_costs` plus the wall time of every step under a serving runtime: decode-only
+    scenarios run at the runtime's CUDA-graph batch, and each step gets the runtime's host time
+    for its sequences (``runtime.step_times_s``). Without a runtime (or the kernels-only one) the
+    step times are the kernels'. Operator rows (``OpTable``, ``OpCosts``) describe the real batch."""
+    table, costs = step_costs(model, device, par, prec, shape, options)
+    if runtime is None or runtime.identity:
+        return table, costs, costs.step_time_s
+    kernel = costs.step_time_s
+    if runtime.graph_padding and runtime.graph_sizes:
+        padded = shape.padded_decodes(runtime.graph_batches(shape.decode_seqs))
+        if not np.array_equal(padded.decode_seqs, shape.decode_seqs):
+            kernel = step_costs(model, device, par, prec, padded, options)[1].step_time_s
+    return table, costs, runtime.step_times_s(kernel, shape.prefill_seqs + shape.decode_seqs)
 
 
 def _dominant_bound(costs: OpCosts, row: int, columns: slice) -> str:
@@ -173,12 +193,15 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
              prec: Precision = Precision(), *, batch: int = 16, input_tokens: int = 1024,
              output_tokens: int = 256, options: GraphOptions = GraphOptions(),
              memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
-             max_prefill_tokens: int = DEFAULT_MAX_PREFILL_TOKENS, top: int = 8) -> Estimate:
+             max_prefill_tokens: int = DEFAULT_MAX_PREFILL_TOKENS, top: int = 8,
+             runtime: Runtime | None = None) -> Estimate:
     """Prefill + decode of ``batch`` requests of ``input_tokens`` in / ``output_tokens`` out.
 
     Prefill runs in steps of at most ``max_prefill_tokens`` tokens (see :func:`plan_prefill`);
     ``prefill_s`` is the whole batch's prefill and ``ttft_s`` the mean over requests of the end
-    of their prompt's last step. Then all requests decode together.
+    of their prompt's last step. Then all requests decode together. ``runtime`` (a serving engine,
+    :mod:`infersim.runtime`) adds its host time per step and pads decode steps to its CUDA-graph
+    sizes (:func:`runtime_step_times`); operator shares stay those of the kernels.
     """
     for name, value, lo in (("--batch", batch, 1), ("--input", input_tokens, 1), ("--output", output_tokens, 1),
                             ("--max-prefill-tokens", max_prefill_tokens, 1)):
@@ -191,8 +214,11 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
     mem = memory_breakdown(model, device, par, prec, batch=batch, context=context,
                            prefill_tokens=step_tokens, attention_impl=options.attention_impl,
                            memory_utilization=memory_utilization)
+    if runtime is not None:
+        runtime = runtime.for_device(device.memory_bytes)
     base = dict(model=model.name, device=device.name, parallel=par, precision=prec, batch=batch,
-                input_tokens=input_tokens, output_tokens=output_tokens, memory=mem)
+                input_tokens=input_tokens, output_tokens=output_tokens, memory=mem,
+                runtime=runtime.name if runtime is not None else "none")
     if not mem.fits:
         return Estimate(**base, fits=False)
 
@@ -209,8 +235,7 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
         decode_seqs=np.concatenate([np.zeros(k), np.full(steps.size, float(batch))]),
         decode_context=np.concatenate([np.zeros(k), input_tokens + steps]),
     )
-    table, costs = step_costs(model, device, par, prec, shape, options)
-    per_step = costs.step_time_s
+    table, costs, per_step = runtime_step_times(runtime, model, device, par, prec, shape, options)
     weights = np.concatenate([plan.repeats, np.ones(steps.size)])  # occurrences of each scenario
     prefill_s = float((per_step[:k] * plan.repeats).sum())
     ttft = _mean_ttft(plan, per_step[:k], batch)

@@ -65,6 +65,12 @@ class StepShape:
              for w, a in self.attention.items()},
         )
 
+    def padded_decodes(self, decode_seqs: np.ndarray) -> "StepShape":
+        """The same steps with decode-only scenarios running ``decode_seqs`` sequences (a serving
+        runtime's CUDA-graph size; the padding slots read no KV, so the attention loads stay)."""
+        pad = np.where(self.prefill_tokens == 0, np.asarray(decode_seqs, dtype=np.float64), self.decode_seqs)
+        return StepShape(self.prefill_tokens, self.prefill_seqs, pad, self.attention)
+
     @property
     def tokens(self) -> np.ndarray:
         return self.prefill_tokens + self.decode_seqs

@@ -13,7 +13,7 @@ def render_estimate(est: Estimate, console: Console) -> None:
     par, prec = est.parallel, est.precision
     title = (f"{est.model} on {est.devices} x {est.device} (tp={par.tp} pp={par.pp} ep={par.ep}), "
              f"batch {est.batch}, {est.input_tokens} in / {est.output_tokens} out, "
-             f"weights {prec.weight} / act {prec.activation} / KV {prec.kv_cache}")
+             f"weights {prec.weight} / act {prec.activation} / KV {prec.kv_cache}, runtime {est.runtime}")
     console.print(f"[bold]{title}[/bold]")
 
     mem = est.memory

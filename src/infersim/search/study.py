@@ -111,6 +111,17 @@ class StudySpec(BaseModel):
     optimizer: OptimizerSpec | str = "grid"
     budget: int | None = Field(default=None, ge=1)
     seed: int = 0
+    #: the serving runtime modelled (infersim.runtime; unset: the default runtime)
+    runtime: str | None = None
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, v: str | None) -> str | None:
+        from ..runtime import RUNTIMES
+
+        if v is not None and v not in RUNTIMES:
+            raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -140,6 +151,10 @@ class Study:
     def namespace(self) -> str:
         """What a point's identity depends on besides its configuration: the study and how it is evaluated."""
         return f"{self.name}\n{self.context.to_json()}"
+
+    def with_runtime(self, runtime: str) -> "Study":
+        """The same study modelling another serving runtime (a new namespace in the results)."""
+        return study_from_dict({**self.spec, "runtime": runtime}, self.origin)
 
     def trial_budget(self) -> int:
         if self.budget is not None:
@@ -177,7 +192,7 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     workload = _workload(spec.workload, origin)
     ev = EvaluatorSpec(kind=spec.evaluator) if isinstance(spec.evaluator, str) else spec.evaluator
     context = EvaluatorContext(kind=ev.kind, options=dict(ev.options), workload=workload, slo=dict(spec.slo),
-                               target=ev.target)
+                               target=ev.target, runtime=spec.runtime)
     cls = evaluator_class(context, origin)
     cls.check(context, origin)
     knobs = cls.knobs(context)

@@ -10,8 +10,8 @@ scenario's SLOs.
 
 What is simulated
 -----------------
-* **Workload** (:mod:`.workload`): Poisson, Gamma (bursty, with a CV), constant-rate or
-  closed-loop (users with think time) arrivals; fixed, uniform, lognormal or empirical
+* **Workload** (:mod:`.workload`): Poisson, Gamma (bursty, with a CV), constant-rate,
+  offline (every request queued at t = 0) or closed-loop (users with think time) arrivals; fixed, uniform, lognormal or empirical
   (CSV) lengths; or a CSV trace in the Azure LLM inference layout; shared-prefix groups.
   One seed makes a run reproducible to the byte.
 * **Replicas and router** (:mod:`.replica`, :mod:`.router`): ``replicas`` copies of a
@@ -28,6 +28,11 @@ What is simulated
   chunks with their cached prefixes, decodes with their contexts). Decode-only steps of an
   unchanged batch run in one loop from a piecewise-linear form of the step time recovered
   from that model, so a long simulation costs microseconds per step.
+
+* **Runtime** (:mod:`infersim.runtime`): the serving engine modelled (``runtime:`` in a
+  scenario): host time per iteration, CUDA-graph padding of decode steps, scheduler defaults.
+* **Offline throughput** (:mod:`.throughput`): :func:`offline_throughput` queues every request
+  at t = 0 and reports output tokens / makespan, as ``trtllm-bench throughput`` does.
 
 Definitions (:mod:`.metrics`)
 -----------------------------
@@ -51,6 +56,7 @@ from .metrics import Summary, iterations, summarize
 from .outputs import write_outputs
 from .scenario import Scenario, default_scenario, load_scenario, validate_scenario
 from .sweep import SweepResult, find_capacity, sweep_rates, with_rate
+from .throughput import Throughput, offline_throughput, throughput_of
 from .workload import Workload, build_workload
 
 __all__ = [
@@ -59,16 +65,19 @@ __all__ = [
     "SimulationResult",
     "Summary",
     "SweepResult",
+    "Throughput",
     "Workload",
     "build_workload",
     "default_scenario",
     "find_capacity",
     "iterations",
     "load_scenario",
+    "offline_throughput",
     "prepare",
     "simulate",
     "summarize",
     "sweep_rates",
+    "throughput_of",
     "validate_scenario",
     "with_rate",
     "write_outputs",

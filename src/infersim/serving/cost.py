@@ -29,6 +29,12 @@ model's internal tables, so it is checked against ``step_time_s`` on random batc
 construction and dropped (:attr:`StepCost.fast_mixed` False) if the two ever disagree.
 All three shortcuts fall back to the public calls when their check fails: slower,
 never different.
+
+**Runtime.** With a serving runtime (:mod:`infersim.runtime`) every step time is the runtime's
+wall time of the kernels' time (host work added, or overlapped), and a decode-only step of ``b``
+sequences runs its kernels at the runtime's CUDA-graph size ``g(b) >= b`` with the same decode
+pairs (padding slots have no context). The decode line stays convex and piecewise linear in the
+decode pairs (a constant added to it, or its maximum with a constant), so the fast path holds.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import math
 import numpy as np
 
 from ..perf.step_time import StepTimeModel
+from ..runtime import Runtime
 
 #: bisection stops when a chord is within this fraction of the step time of the curve
 PWL_TOLERANCE = 1e-12
@@ -46,11 +53,16 @@ PWL_TOLERANCE = 1e-12
 class StepCost:
     """Step time and work of one replica for the serving simulator (see module docstring).
 
-    ``max_context_tokens`` bounds the context of any sequence (sets the probed range).
+    ``max_context_tokens`` bounds the context of any sequence (sets the probed range); ``runtime``
+    adds a serving engine's host time and CUDA-graph padding (None: the kernels only).
     """
 
-    def __init__(self, stm: StepTimeModel, max_context_tokens: int, verify: bool = True) -> None:
+    def __init__(self, stm: StepTimeModel, max_context_tokens: int, verify: bool = True,
+                 runtime: Runtime | None = None) -> None:
         self.stm = stm
+        self.runtime = runtime
+        #: the runtime when it changes step times (None for the kernels-only model: no wrapping at all)
+        self._rt = runtime if runtime is not None and not runtime.identity else None
         self.windows = list(stm.windows)
         self.full_attention = self.windows == [None]
         self.max_context_tokens = max(int(max_context_tokens), 2)
@@ -75,25 +87,46 @@ class StepCost:
             self._verify()
 
     # ----- time -------------------------------------------------------------------------------
-    def time_full(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int, pairs: float,
-                  rect: float, kv_read: float, decode_pairs: float) -> float:
-        """Step time of a full-attention model from the batch's aggregate loads."""
+    def _kernels_full(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int, pairs: float,
+                      rect: float, kv_read: float, decode_pairs: float) -> float:
+        """Kernel time of a full-attention step from the batch's aggregate loads."""
         if self.fast_mixed:
             return self._rows.time(prefill_tokens, prefill_seqs, decode_seqs, pairs, rect, kv_read, decode_pairs)
         return self.stm.step_time_s(prefill_tokens, prefill_seqs, decode_seqs,
                                     {None: (pairs, rect, kv_read, decode_pairs)})
 
+    def time_full(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int, pairs: float,
+                  rect: float, kv_read: float, decode_pairs: float) -> float:
+        """Step time of a full-attention model from the batch's aggregate loads (runtime included)."""
+        rt = self._rt
+        if rt is None:
+            return self._kernels_full(prefill_tokens, prefill_seqs, decode_seqs, pairs, rect, kv_read, decode_pairs)
+        kb = rt.graph_batch(decode_seqs) if prefill_tokens == 0 else decode_seqs
+        kernels = self._kernels_full(prefill_tokens, prefill_seqs, kb, pairs, rect, kv_read, decode_pairs)
+        return rt.step_time_s(kernels, prefill_seqs + decode_seqs)
+
     @property
     def time_full_fn(self):
         """The fastest callable with the signature of :meth:`time_full` (bind it once in hot loops)."""
-        return self._rows.time if self.fast_mixed else self.time_full
+        if self._rt is None and self.fast_mixed:
+            return self._rows.time
+        return self.time_full
 
     def time_loads(self, prefill_tokens: int, prefill_seqs: int, decode_seqs: int, loads: dict) -> float:
-        """Step time from per-window loads (any model)."""
-        return self.stm.step_time_s(prefill_tokens, prefill_seqs, decode_seqs, loads)
+        """Step time from per-window loads (any model; runtime included)."""
+        rt = self._rt
+        if rt is None:
+            return self.stm.step_time_s(prefill_tokens, prefill_seqs, decode_seqs, loads)
+        kb = rt.graph_batch(decode_seqs) if prefill_tokens == 0 else decode_seqs
+        return rt.step_time_s(self.stm.step_time_s(prefill_tokens, prefill_seqs, kb, loads),
+                              prefill_seqs + decode_seqs)
 
     def _decode_exact(self, batch: int, x: float) -> float:
-        return self.stm.step_time_s(0, 0, batch, {None: (0.0, 0.0, 0.0, float(x))})
+        rt = self._rt
+        if rt is None:
+            return self.stm.step_time_s(0, 0, batch, {None: (0.0, 0.0, 0.0, float(x))})
+        kernels = self.stm.step_time_s(0, 0, rt.graph_batch(batch), {None: (0.0, 0.0, 0.0, float(x))})
+        return rt.step_time_s(kernels, batch)
 
     def decode_segments(self, batch: int) -> tuple:
         """Linear pieces ``(x_lo, x_hi, f_lo, slope)`` covering ``x`` in ``[batch, batch * max_context]``
@@ -243,7 +276,7 @@ class StepCost:
                                     abs_tol=1e-18):
                     self.fast_mixed = False
             if self.fast and n_pre == 0:
-                exact = stm.step_time_s(0, 0, n_dec, loads)
+                exact = self._decode_exact(n_dec, loads[None][3])
                 got = self.decode_time(n_dec, loads[None][3])
                 if not math.isclose(got, exact, rel_tol=1e-9, abs_tol=1e-15):
                     self.fast = False

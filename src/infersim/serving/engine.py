@@ -33,11 +33,12 @@ from ..perf.graph import GraphOptions
 from ..perf.memory import activation_peak_bytes, weight_bytes_per_device
 from ..perf.parallel import Parallelism, Precision
 from ..perf.step_time import StepTimeModel
+from ..runtime import Runtime, get_runtime
 from .cost import StepCost
 from .kv_cache import KVCache
 from .replica import Replica, RequestLog, StepLog
 from .router import Router
-from .scenario import Scenario
+from .scenario import OfflineArrivals, Scenario, SchedulerSpec
 from .scheduler import make_scheduler
 from .workload import Workload, build_workload
 
@@ -61,6 +62,7 @@ class Deployment:
     kv_capacity_bytes: float  # per device
     peak_flops: float  # per device, in the GEMM dtype
     memory_bandwidth_bytes_per_s: float
+    runtime: Runtime | None = None  # the serving engine modelled (None: kernels only)
 
     @property
     def engines_per_replica(self) -> int:
@@ -71,9 +73,34 @@ class Deployment:
         return self.scenario.parallelism.replicas * self.parallel.pp
 
 
+def scenario_runtime(scenario) -> Runtime:
+    """The runtime a scenario (or pipeline) names, or the default one; errors name the ``runtime`` key."""
+    try:
+        return get_runtime(scenario.runtime)
+    except InfersimError as exc:
+        raise ConfigError(scenario.origin, "runtime", str(exc)) from None
+
+
+def effective_scheduler(scenario: Scenario, runtime: Runtime, device_memory_bytes: float, device_name: str
+                        ) -> SchedulerSpec:
+    """The scenario's scheduler with the runtime's defaults for every key the scenario left unset
+    (explicit settings always win)."""
+    sched = scenario.scheduler
+    offline = isinstance(scenario.workload.arrival, OfflineArrivals)
+    defaults = runtime.scheduler_defaults(device_memory_bytes, device_name, scenario.parallelism.tp, offline)
+    given = sched.model_fields_set
+    changes = {k: v for k, v in defaults.as_dict().items() if k not in given}
+    if not changes:
+        return sched
+    return SchedulerSpec.model_validate({**changes, **sched.model_dump(include=given)})
+
+
 def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
-    """Model, device, cost model and KV capacity of a scenario (errors name the scenario key)."""
+    """Model, device, runtime, cost model and KV capacity of a scenario (errors name the scenario key).
+
+    The deployment's ``scenario`` carries the effective scheduler (the runtime's defaults filled in)."""
     origin = scenario.origin
+    runtime = scenario_runtime(scenario)
     try:
         model = get_model(scenario.model)
     except InfersimError as exc:
@@ -82,6 +109,10 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
         device = get_device(scenario.hardware)
     except InfersimError as exc:
         raise ConfigError(origin, "hardware", str(exc)) from None
+    runtime = runtime.for_device(device.memory_bytes)
+    sched = effective_scheduler(scenario, runtime, device.memory_bytes, device.name)
+    if sched is not scenario.scheduler:
+        scenario = scenario.model_copy(update={"scheduler": sched})
     p = scenario.parallelism
     par = Parallelism(tp=p.tp, pp=p.pp, ep=p.ep, dp_attention=p.dp_attention)
     pr = scenario.precision
@@ -90,16 +121,15 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
         par.validate(model)
     except InfersimError as exc:
         raise ConfigError(origin, "parallelism", str(exc)) from None
-    sched = scenario.scheduler
     stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention))
-    cost = StepCost(stm, max_context_tokens)
+    cost = StepCost(stm, max_context_tokens, runtime=runtime)
     weights = weight_bytes_per_device(model, par, prec).total
     budget = sched.token_budget
     act = float(activation_peak_bytes(model, par, prec, budget, min(budget, sched.max_num_seqs)))
-    usable = device.memory_bytes * sched.memory_utilization
-    kv_capacity = usable - weights - act
+    kv_capacity = runtime.kv_capacity_bytes(device.memory_bytes, weights, act, sched.memory_utilization)
     per_token = stm.kv_bytes_per_token()
     if kv_capacity <= 0:
+        usable = device.memory_bytes * sched.memory_utilization
         raise ConfigError(origin, "parallelism",
                           f"{model.name} does not fit on {device.name} with tp={par.tp} pp={par.pp}: "
                           f"{weights / 1e9:.1f} GB of weights and {act / 1e9:.2f} GB of activations per "
@@ -120,7 +150,7 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
                       precision=prec, stm=stm, cost=cost, blocks_per_engine=per_engine,
                       kv_bytes_per_token=per_token, weights_bytes=weights, kv_capacity_bytes=kv_capacity,
                       peak_flops=device.peak_flops(prec.gemm_compute),
-                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s)
+                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s, runtime=runtime)
 
 
 @dataclass
@@ -165,7 +195,8 @@ def _check_fits(scenario: Scenario, dep: Deployment, wl: Workload) -> None:
 
 def simulate(scenario: Scenario, workload: Workload | None = None, deployment: Deployment | None = None
              ) -> SimulationResult:
-    """Run one scenario (its own workload unless one is given) and return the raw result."""
+    """Run one scenario (its own workload unless one is given) and return the raw result (whose
+    ``scenario`` carries the effective scheduler: the runtime's defaults for unset keys)."""
     start = time.perf_counter()
     wl = workload if workload is not None else build_workload(scenario)
     if deployment is None:
@@ -174,6 +205,8 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
     elif wl.n:
         deployment.cost.ensure_context(int((wl.input_tokens + wl.output_tokens).max()) + 1)
     dep = deployment
+    if dep.scenario.scheduler is not scenario.scheduler:  # the runtime's defaults filled in
+        scenario = scenario.model_copy(update={"scheduler": dep.scenario.scheduler})
     _check_fits(scenario, dep, wl)
     log = RequestLog(wl.arrival_s.tolist(), wl.input_tokens.tolist(), wl.output_tokens.tolist(),
                      wl.prefix_group.tolist(), wl.prefix_tokens.tolist())

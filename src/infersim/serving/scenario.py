@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..dtypes import DTYPE_BYTES
 from ..errors import ConfigError
+from ..runtime import RUNTIMES
 
 
 class _Strict(BaseModel):
@@ -188,8 +189,15 @@ class ClosedLoopArrivals(_Strict):
     think: Literal["exponential", "fixed"] = "exponential"
 
 
-ArrivalSpec = Annotated[Union[PoissonArrivals, GammaArrivals, ConstantArrivals, ClosedLoopArrivals],
-                        Field(discriminator="process")]
+class OfflineArrivals(_Strict):
+    """Every request queued at t = 0: offline throughput, as ``trtllm-bench throughput`` and vLLM's
+    ``benchmark_throughput`` measure it (throughput = output tokens / makespan)."""
+
+    process: Literal["offline"]
+
+
+ArrivalSpec = Annotated[Union[PoissonArrivals, GammaArrivals, ConstantArrivals, OfflineArrivals,
+                              ClosedLoopArrivals], Field(discriminator="process")]
 
 
 class TraceSpec(_Strict):
@@ -259,14 +267,26 @@ def builtin_data(name: str) -> Path:
 
 
 class ScenarioFile(_Strict):
-    """What every scenario-like YAML file shares: a name, a seed, a workload, SLOs, the file it came
-    from and how relative paths in it resolve (:func:`~infersim.serving.workload.build_workload`
-    needs only these)."""
+    """What every scenario-like YAML file shares: a name, a seed, the serving runtime, a workload,
+    SLOs, the file it came from and how relative paths in it resolve
+    (:func:`~infersim.serving.workload.build_workload` needs only these).
+
+    ``runtime`` names the serving engine modelled (:mod:`infersim.runtime`: ``none``, ``trtllm``,
+    ``vllm``, ``vllm-v0``, ``sglang``; unset: :data:`~infersim.runtime.DEFAULT_RUNTIME`). Its
+    scheduler defaults fill every ``scheduler`` key the file does not set."""
 
     name: str = "scenario"
     seed: int = Field(0, ge=0, le=2**63 - 1)
+    runtime: str | None = None
     workload: WorkloadSpec
     slo: list[SLOSpec] = Field(default_factory=list)
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, v: str | None) -> str | None:
+        if v is not None and v not in RUNTIMES:
+            raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
+        return v
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -291,7 +311,9 @@ class ScenarioFile(_Strict):
 
     def with_changes(self, **changes: Any):
         """A validated copy with dotted-key overrides, e.g. ``{"workload.requests": 100}``."""
-        data = self.model_dump(mode="python", exclude_none=True)
+        # only what was set: keys left to their defaults stay unset (a runtime's scheduler defaults
+        # fill them, see infersim.serving.engine.effective_scheduler)
+        data = self.model_dump(mode="python", exclude_none=True, exclude_unset=True)
         for dotted, value in changes.items():
             node = data
             keys = dotted.split(".")
@@ -452,8 +474,8 @@ DEFAULT_RATE = 12.0
 
 
 def default_scenario() -> Scenario:
-    """Llama-3.1-8B on one H100 SXM, vLLM-style continuous batching, Poisson arrivals at ~70% load,
-    2,000 chat requests.
+    """Llama-3.1-8B on one H100 SXM, the default runtime's scheduler (kernels only: vLLM v0-style
+    continuous batching), Poisson arrivals at ~70% load, 2,000 chat requests.
 
     Lengths are lognormal with the medians reported for the Azure LLM inference conversation
     trace (Patel et al., "Splitwise", ISCA 2024: ~1020 prompt and ~129 output tokens); the
@@ -465,7 +487,6 @@ def default_scenario() -> Scenario:
         "model": "llama-3.1-8b",
         "hardware": "h100-sxm",
         "parallelism": {"tp": 1, "pp": 1, "replicas": 1},
-        "scheduler": {"policy": "continuous"},
         "workload": {
             "requests": 2000,
             "arrival": {"process": "poisson", "rate": DEFAULT_RATE},

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from .engine import Deployment, prepare, simulate
 from .metrics import Summary, summarize
-from .scenario import ClosedLoopArrivals, Scenario
+from .scenario import ClosedLoopArrivals, OfflineArrivals, Scenario
 from .workload import build_workload, load_trace
 
 
@@ -52,6 +52,10 @@ def base_rate(scenario: Scenario) -> float:
         raise ConfigError(scenario.origin, "workload.arrival.process",
                           "a rate sweep needs an open-loop arrival process (poisson, gamma, constant or a trace); "
                           "closed_loop sets its own rate")
+    if isinstance(w.arrival, OfflineArrivals):
+        raise ConfigError(scenario.origin, "workload.arrival.process",
+                          "a rate sweep needs an open-loop arrival process with a rate (poisson, gamma, constant "
+                          "or a trace); offline queues every request at t = 0")
     return w.arrival.rate
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .scenario import (ClosedLoopArrivals, ConstantArrivals, EmpiricalLength, FixedLength, GammaArrivals,
-                       LogNormalLength, PoissonArrivals, Scenario, UniformLength)
+                       LogNormalLength, OfflineArrivals, PoissonArrivals, Scenario, UniformLength)
 
 _STREAMS = ("arrival", "input", "output", "prefix", "think")
 
@@ -104,18 +104,33 @@ def sample_lengths(dist, n: int, rng: np.random.Generator, scenario: Scenario, f
     raise TypeError(dist)  # pragma: no cover
 
 
+def _poisson(spec: PoissonArrivals, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.cumsum(rng.exponential(1.0 / spec.rate, size=n))
+
+
+def _gamma(spec: GammaArrivals, n: int, rng: np.random.Generator) -> np.ndarray:
+    shape = 1.0 / spec.cv**2  # CV of Gamma(k, theta) is 1/sqrt(k); mean k*theta = 1/rate
+    return np.cumsum(rng.gamma(shape, 1.0 / (spec.rate * shape), size=n))
+
+
+def _constant(spec: ConstantArrivals, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.cumsum(np.full(n, 1.0 / spec.rate))
+
+
+def _offline(spec: OfflineArrivals, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.zeros(n)
+
+
+#: open-loop arrival processes: the scenario section's class -> arrival times (s) of ``n`` requests.
+#: Closed loop (:class:`ClosedLoopArrivals`) has no times up front: the engine issues its requests.
+ARRIVAL_PROCESSES = {PoissonArrivals: _poisson, GammaArrivals: _gamma, ConstantArrivals: _constant,
+                     OfflineArrivals: _offline}
+
+
 def arrival_times(spec, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Open-loop arrival times (s) of ``n`` requests, the first at the first inter-arrival gap."""
-    if isinstance(spec, PoissonArrivals):
-        gaps = rng.exponential(1.0 / spec.rate, size=n)
-    elif isinstance(spec, GammaArrivals):
-        shape = 1.0 / spec.cv**2  # CV of Gamma(k, theta) is 1/sqrt(k); mean k*theta = 1/rate
-        gaps = rng.gamma(shape, 1.0 / (spec.rate * shape), size=n)
-    elif isinstance(spec, ConstantArrivals):
-        gaps = np.full(n, 1.0 / spec.rate)
-    else:  # pragma: no cover
-        raise TypeError(spec)
-    return np.cumsum(gaps)
+    """Open-loop arrival times (s) of ``n`` requests (Poisson, Gamma and constant: the first at the
+    first inter-arrival gap; offline: all at 0)."""
+    return ARRIVAL_PROCESSES[type(spec)](spec, n, rng)
 
 
 def _parse_timestamps(values: list[str], path: Path, column: str, origin: object, field: str) -> np.ndarray:

@@ -41,10 +41,14 @@ class EvaluatorContext:
     workload: dict = field(default_factory=dict)  # input_tokens, output_tokens, rate_rps
     slo: dict = field(default_factory=dict)  # metric -> upper bound
     target: str | None = None  # "module:Class" for kind "custom"
+    runtime: str | None = None  # serving runtime (infersim.runtime); None: the default one
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "options": self.options, "workload": self.workload,
-                           "slo": self.slo, "target": self.target}, sort_keys=True, separators=(",", ":"))
+        data = {"kind": self.kind, "options": self.options, "workload": self.workload, "slo": self.slo,
+                "target": self.target}
+        if self.runtime is not None:  # studies without one keep the namespace they always had
+            data["runtime"] = self.runtime
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass

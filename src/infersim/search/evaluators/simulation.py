@@ -15,6 +15,7 @@ Configuration -> scenario
   ``static``: the serving scheduler policy) and ``router`` (``round_robin``, the default,
   ``least_outstanding``, ``least_kv``).
 * Workload: ``requests`` requests (option, default 500) arriving at the study's ``rate_rps``
+  (or all at t = 0 with ``arrival: offline``: offline throughput)
   (required) by a Poisson process (option ``arrival``: ``poisson``, ``constant``, or ``gamma``
   with ``arrival_cv``); prompt and output lengths are the point's ``input_tokens`` /
   ``output_tokens`` (default: the study's workload), fixed, or with ``length_sigma > 0``
@@ -139,10 +140,13 @@ def scenario_data(context: EvaluatorContext, config: Config) -> dict:
     """The serving scenario (as a mapping) that simulates ``config`` under the study's workload and SLOs."""
     opts = {**OPTIONS, **context.options}
     k = {**SIMULATION_KNOBS, **resolve_knobs(config, context.workload)}
-    arrival = {"process": opts["arrival"], "rate": context.workload["rate_rps"]}
+    if opts["arrival"] == "offline":  # every request at t = 0: offline throughput
+        arrival = {"process": "offline"}
+    else:
+        arrival = {"process": opts["arrival"], "rate": context.workload.get("rate_rps")}
     if opts["arrival_cv"] is not None:
         arrival["cv"] = opts["arrival_cv"]
-    return {
+    data = {
         "name": "search-point",
         "seed": opts["seed"],
         "model": k["model"],
@@ -158,6 +162,9 @@ def scenario_data(context: EvaluatorContext, config: Config) -> dict:
                      "output_tokens": _lengths(k["output_tokens"], opts["length_sigma"])},
         "slo": serving_slos(context.slo),
     }
+    if context.runtime is not None:
+        data["runtime"] = context.runtime
+    return data
 
 
 def summary_metrics(summary, *, devices: float, usd_per_hour: float | None, slo: dict,
@@ -225,9 +232,13 @@ class SimulationEvaluator(PerPointEvaluator):
             if key not in OPTIONS:
                 raise ConfigError(origin, f"evaluator.options.{key}",
                                   f"unknown option; expected one of {', '.join(sorted(OPTIONS))}")
-        if context.workload.get("rate_rps") is None:
+        offline = opts.get("arrival") == "offline"
+        if context.workload.get("rate_rps") is None and not offline:
             raise ConfigError(origin, "workload.rate_rps", "the simulation evaluator needs an arrival rate "
-                              "(requests/s): give workload.rate_rps or a preset")
+                              "(requests/s): give workload.rate_rps or a preset (or arrival: offline)")
+        if offline and opts.get("capacity_search", False):
+            raise ConfigError(origin, "evaluator.options.capacity_search",
+                              "a capacity search varies the arrival rate; arrival: offline has none")
         if ("arrival_cv" in opts) != (opts.get("arrival") == "gamma"):
             raise ConfigError(origin, "evaluator.options.arrival_cv",
                               "give it with arrival: gamma (the coefficient of variation of the gaps), and only then")
@@ -263,7 +274,7 @@ class SimulationEvaluator(PerPointEvaluator):
         return validate_scenario(scenario_data(self.context, config), "<search point>")
 
     def evaluate_one(self, config: Config, static_metrics: dict) -> dict:
-        rate = self.context.workload["rate_rps"]
+        rate = self.context.workload.get("rate_rps")
         capacity_search = self.context.options.get("capacity_search", False)
         try:
             scenario = self.scenario(config)

@@ -40,6 +40,7 @@ from ...perf.estimate import DEFAULT_MAX_PREFILL_TOKENS
 from ...perf.graph import GraphOptions
 from ...perf.memory import DEFAULT_MEMORY_UTILIZATION
 from ...perf.parallel import Parallelism, Precision
+from ...runtime import get_runtime
 from ..scoring import OK, REJECTED
 from ..space import Config
 from .base import Columns, Evaluator, EvaluatorContext, failure
@@ -169,7 +170,8 @@ class StaticEvaluator(Evaluator):
         inverse = inverse.ravel()
         est = batch_estimate(model, device, par, prec, batch=uniq[:, 0], input_tokens=uniq[:, 1],
                              output_tokens=uniq[:, 2], max_prefill_tokens=uniq[:, 3], options=self.options,
-                             memory_utilization=float(g["memory_utilization"]), decode_nodes=self.decode_nodes)
+                             memory_utilization=float(g["memory_utilization"]), decode_nodes=self.decode_nodes,
+                             runtime=get_runtime(self.context.runtime))
         m = self._metrics(est, inverse, replicas, cols[:, 2].astype(np.float64), par.devices, device.usd_per_hour)
         fits = est.fits[inverse]
         for name in m:

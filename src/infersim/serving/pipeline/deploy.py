@@ -33,7 +33,7 @@ from ...perf.parallel import Parallelism, Precision
 from ...perf.retrieval import StorageLevel, ivf_pq_bytes_scanned, vector_search_time_s
 from ...perf.step_time import StepTimeModel
 from ..cost import StepCost
-from ..engine import Deployment, prepare
+from ..engine import Deployment, prepare, scenario_runtime
 from ..scenario import validate_scenario
 from .afd import AFDLayout, AFDStepTimeModel, afd_memory, check_memory
 from .spec import (
@@ -147,11 +147,12 @@ def resolve_link(sc: PipelineScenario, ref, device: Device) -> Link:
 def _pool_scenario(sc: PipelineScenario, name: str, model: str, hardware: str, parallelism: dict, precision,
                    scheduler, router):
     """The serving scenario of one LLM pool (the pipeline's workload is carried but not used)."""
-    data = {"name": f"{sc.name}/{name}", "seed": sc.seed,
+    data = {"name": f"{sc.name}/{name}", "seed": sc.seed, "runtime": sc.runtime,
             "model": model if _is_catalog_model(model) else str(sc.resolve_path(model)),
             "hardware": hardware if _is_catalog_device(hardware) else str(sc.resolve_path(hardware)),
             "parallelism": parallelism, "precision": precision.model_dump(),
-            "scheduler": scheduler.model_dump(exclude_none=True), "router": router.model_dump(),
+            # only the keys the file set: the runtime's defaults fill the others
+            "scheduler": scheduler.model_dump(exclude_none=True, exclude_unset=True), "router": router.model_dump(),
             "workload": sc.workload.model_dump(exclude_none=True)}
     return validate_scenario(data, sc.origin)
 
@@ -205,7 +206,7 @@ def _afd(sc: PipelineScenario, name: str, spec: AFDEngineSpec, max_context: int)
     pool_sc = _pool_scenario(sc, name, spec.model, spec.attention.hardware or spec.hardware,
                              {"tp": spec.attention.tp, "replicas": spec.replicas}, pr, sched, spec.router)
     dep = Deployment(scenario=pool_sc, model_name=model.name, device_name=f"{dev_a.name}+{dev_f.name}",
-                     parallel=stm.attn_par, precision=prec, stm=stm, cost=StepCost(stm, max_context),
+                     parallel=stm.attn_par, precision=prec, stm=stm, cost=StepCost(stm, max_context, runtime=scenario_runtime(sc).for_device(dev_a.memory_bytes)),
                      blocks_per_engine=blocks, kv_bytes_per_token=per_token,
                      weights_bytes=mem.attention_weights, kv_capacity_bytes=mem.attention_kv_capacity,
                      peak_flops=dev_a.peak_flops(prec.gemm_compute),

@@ -1,0 +1,174 @@
+"""The serving-runtime interface and its registry.
+
+A *runtime* is what a serving engine (TensorRT-LLM, vLLM, SGLang) adds to its kernels:
+
+* **Host time per iteration** (scheduling, input preparation, sampling bookkeeping,
+  output processing and detokenization): ``host_fixed_s + host_per_seq_s * seqs`` for a
+  step of ``seqs`` sequences. An engine that runs its CPU work one batch ahead of the
+  GPU (``overlap``: TensorRT-LLM's overlap scheduler, SGLang's zero-overhead scheduler,
+  after NanoFlow, Zhu et al., 2024) takes ``max(kernels, host)`` per step; one that
+  does not takes ``kernels + host``.
+* **CUDA graphs for decode**: decode-only steps of ``b`` sequences run the graph captured
+  for the smallest captured size ``g >= b`` when the engine pads (``graph_padding``), so
+  the step's kernels see ``g`` sequences (the padding slots have no context, so attention
+  reads only the real ``b`` contexts); above the largest captured size, or with no
+  padding, the step runs eagerly at ``b``. Mixed and prefill steps run eagerly. The
+  kernel model's per-launch cost (calibrated on measured kernels) stands for both.
+* **Defaults** of the scheduler a scenario leaves unset: KV-cache memory fraction and how
+  it is applied, ``max_num_seqs``, per-step token cap, chunked prefill, KV block size.
+
+Every runtime is a frozen dataclass registered once in :data:`RUNTIMES` under its
+``name``; :func:`get_runtime` is the only lookup. ``none`` is the kernels-only model.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import InfersimError
+
+#: the runtime every command uses unless told otherwise (one line to change; see docs/runtime.md)
+DEFAULT_RUNTIME = "none"
+
+
+class UnknownRuntimeError(InfersimError):
+    """A runtime name that is not registered."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown runtime '{name}'; expected one of {', '.join(sorted(RUNTIMES))}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class SchedulerDefaults:
+    """What a runtime sets when the user does not (keys of :class:`~infersim.serving.scenario.SchedulerSpec`)."""
+
+    policy: str
+    max_num_seqs: int
+    max_num_batched_tokens: int | None
+    block_size: int
+    memory_utilization: float
+
+    def as_dict(self) -> dict:
+        return {"policy": self.policy, "max_num_seqs": self.max_num_seqs,
+                "max_num_batched_tokens": self.max_num_batched_tokens, "block_size": self.block_size,
+                "memory_utilization": self.memory_utilization}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Base runtime: the kernels only (no host time, no graph padding, today's scheduler defaults).
+
+    Subclasses set their numbers as field defaults, each with its source in :attr:`sources`,
+    and may override :meth:`scheduler_defaults` and :meth:`kv_capacity_bytes`.
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    #: field or topic -> where the number or behaviour comes from
+    sources: ClassVar[dict[str, str]] = {}
+
+    host_fixed_s: float = 0.0
+    host_per_seq_s: float = 0.0
+    overlap: bool = False
+    graph_sizes: tuple[int, ...] = ()
+    graph_padding: bool = False
+
+    def __post_init__(self) -> None:
+        if self.host_fixed_s < 0 or self.host_per_seq_s < 0:
+            raise InfersimError(f"runtime '{self.name}': host times must be >= 0")
+        if any(g < 1 for g in self.graph_sizes) or list(self.graph_sizes) != sorted(set(self.graph_sizes)):
+            raise InfersimError(f"runtime '{self.name}': graph_sizes must be increasing positive integers")
+
+    # ----- time ---------------------------------------------------------------------------------
+    @property
+    def identity(self) -> bool:
+        """True when the runtime changes no step time (the kernels-only model)."""
+        return self.host_fixed_s == 0 and self.host_per_seq_s == 0 and not (self.graph_padding and self.graph_sizes)
+
+    def host_s(self, seqs: int) -> float:
+        """Host time of one iteration of ``seqs`` sequences: ``host_fixed_s + host_per_seq_s * seqs``."""
+        return self.host_fixed_s + self.host_per_seq_s * seqs
+
+    def step_time_s(self, kernel_s: float, seqs: int) -> float:
+        """Wall time of an iteration whose kernels take ``kernel_s``: ``max(kernel_s, host)`` when the
+        host work overlaps the GPU (one batch ahead), else ``kernel_s + host``."""
+        host = self.host_fixed_s + self.host_per_seq_s * seqs
+        if self.overlap:
+            return kernel_s if kernel_s >= host else host
+        return kernel_s + host
+
+    def graph_batch(self, decode_seqs: int) -> int:
+        """Sequences the kernels of a decode-only step of ``decode_seqs`` sequences process: the
+        smallest captured graph size >= ``decode_seqs`` when the runtime pads, else ``decode_seqs``
+        (no padding, or eager above the largest captured size)."""
+        sizes = self.graph_sizes
+        if not self.graph_padding or not sizes or decode_seqs > sizes[-1] or decode_seqs <= 0:
+            return decode_seqs
+        return sizes[bisect_left(sizes, decode_seqs)]
+
+    def for_device(self, device_memory_bytes: float) -> Runtime:
+        """This runtime as configured on a device with ``device_memory_bytes`` (some engines capture
+        more graph sizes on larger devices)."""
+        return self
+
+    def step_times_s(self, kernel_s: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """:meth:`step_time_s` of many steps at once (numpy arrays)."""
+        kernel_s = np.asarray(kernel_s, dtype=np.float64)
+        host = self.host_fixed_s + self.host_per_seq_s * np.asarray(seqs, dtype=np.float64)
+        return np.maximum(kernel_s, host) if self.overlap else kernel_s + host
+
+    def graph_batches(self, decode_seqs: np.ndarray) -> np.ndarray:
+        """:meth:`graph_batch` of many decode batch sizes at once (float array of whole numbers)."""
+        b = np.asarray(decode_seqs, dtype=np.float64)
+        sizes = np.asarray(self.graph_sizes, dtype=np.float64)
+        if not self.graph_padding or sizes.size == 0:
+            return b.copy()
+        idx = np.searchsorted(sizes, b, side="left")
+        padded = sizes[np.minimum(idx, sizes.size - 1)]
+        return np.where((b > 0) & (b <= sizes[-1]), padded, b)
+
+    # ----- defaults -----------------------------------------------------------------------------
+    def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
+                           offline: bool) -> SchedulerDefaults:
+        """Scheduler settings of this engine on a device (``offline``: a throughput benchmark
+        with every request queued up front, as opposed to an online server)."""
+        return SchedulerDefaults(policy="continuous", max_num_seqs=256, max_num_batched_tokens=None,
+                                 block_size=16, memory_utilization=0.90)
+
+    def kv_capacity_bytes(self, memory_bytes: float, weights_bytes: float, activation_bytes: float,
+                          fraction: float) -> float:
+        """KV-cache bytes per device: ``fraction * memory - weights - activations`` (vLLM's
+        ``gpu_memory_utilization``: a share of the whole device for everything)."""
+        return fraction * memory_bytes - weights_bytes - activation_bytes
+
+    def describe(self) -> dict:
+        """The runtime's numbers and their sources (for reports and ``--json``)."""
+        return {"name": self.name, "title": self.title, "host_fixed_s": self.host_fixed_s,
+                "host_per_seq_s": self.host_per_seq_s, "overlap": self.overlap,
+                "graph_sizes": list(self.graph_sizes), "graph_padding": self.graph_padding,
+                "sources": dict(self.sources)}
+
+
+RUNTIMES: dict[str, type[Runtime]] = {}
+
+
+def register(cls: type[Runtime]) -> type[Runtime]:
+    """Class decorator: add a runtime to :data:`RUNTIMES` under its ``name`` (once)."""
+    if not cls.name or cls.name in RUNTIMES:
+        raise ValueError(f"runtime name {cls.name!r} is empty or registered twice")
+    RUNTIMES[cls.name] = cls
+    return cls
+
+
+def get_runtime(name: str | None = None) -> Runtime:
+    """The registered runtime ``name`` (:data:`DEFAULT_RUNTIME` when None)."""
+    key = DEFAULT_RUNTIME if name is None else name
+    cls = RUNTIMES.get(key)
+    if cls is None:
+        raise UnknownRuntimeError(key)
+    return cls()
