@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/bench_validate.py                  # the whole table (about a minute on 2 cores)
     python benchmarks/bench_validate.py --batches 8      # longer simulated runs (convergence check)
+    python benchmarks/bench_validate.py --runtime none   # every row with the kernels-only runtime
     python benchmarks/bench_validate.py --markdown       # the overall and by-device lines as Markdown
 """
 
@@ -31,6 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=float, default=4.0, help="requests per replica in batch caps")
     ap.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table")
+    ap.add_argument("--runtime", default=None, help="replace every row's runtime (none, trtllm, vllm, vllm-v0, sglang)")
     args = ap.parse_args()
 
     from infersim.validation import RunSize, load_datasets, load_table
@@ -44,7 +46,7 @@ def main() -> None:
     def on_row(row) -> None:
         done.append(time.perf_counter())
 
-    report = run_validation(rows, datasets, RunSize(batches=args.batches), on_row)
+    report = run_validation(rows, datasets, RunSize(batches=args.batches), on_row, runtime=args.runtime)
     wall = time.perf_counter() - t0
     print(f"{'row':44s} {'measured':>10s} {'predicted':>10s} {'error':>8s}  runtime / device basis")
     for p in report.predictions:
@@ -65,7 +67,7 @@ def main() -> None:
         for name, value, g in lines:
             print(f"{name:10s} {value:22s} {g['rows']:4d} {_pct(g['mdape']):>7s} {_pct(g['p90_ape']):>7s} "
                   f"{_pct(g['median_signed_bias'], True):>8s}")
-    print(f"\n{len(rows)} rows in {wall:.1f} s wall (batches={args.batches})")
+    print(f"\n{len(rows)} rows in {wall:.1f} s wall (batches={args.batches}, runtime={args.runtime or 'per row'})")
 
 
 if __name__ == "__main__":

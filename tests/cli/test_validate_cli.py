@@ -50,3 +50,11 @@ def test_no_matching_row_and_a_bad_table_exit_2_with_one_line(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     flat = " ".join(r.output.split())
     assert "mine.csv: row 2" in flat and "field 'device'" in flat and "unknown hardware 'h100-nvl'" in flat
+
+
+def test_runtime_flag_replaces_the_rows_runtime_and_rejects_unknown_names():
+    r = CliRunner().invoke(cli, ["validate", "--id", ROW, "--batches", "1", "--runtime", "none", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"][0]["runtime"] == "none"
+    r = CliRunner().invoke(cli, ["validate", "--runtime", "tgi"])
+    assert r.exit_code == 2 and "--runtime: unknown runtime 'tgi'" in r.output

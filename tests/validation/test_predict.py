@@ -8,7 +8,8 @@ from infersim.serving.metrics import summarize
 from infersim.serving.sweep import with_rate
 from infersim.serving.workload import build_workload
 from infersim.validation import RunSize, load_datasets, load_table, predict_row, scenario_for
-from infersim.validation.predict import clipped_lognormal_mean, lognormal_median_for_mean, offline_output_tokens_per_s
+from infersim.serving.throughput import throughput_of
+from infersim.validation.predict import clipped_lognormal_mean, lognormal_median_for_mean
 
 SIZE = RunSize(batches=1.0, min_requests=600)
 
@@ -45,14 +46,15 @@ def test_sampled_output_lengths_have_the_rows_measured_mean(rows, openorca):
     assert wl.output_tokens.max() <= 1024 and wl.input_tokens.max() <= 1024
 
 
-def test_kv_memory_follows_the_engines_own_definition(rows, openorca):
-    trt = scenario_for(rows["v4.1-dell-h100x4-llama2-offline"], openorca, 100)
-    assert trt.scheduler.memory_utilization == 1.0 and trt.scheduler.num_gpu_blocks_override > 0
-    assert trt.scheduler.block_size == 64
-    vllm_row = rows["v4.1-amd-mi300x1-llama2-offline"]
-    vllm = scenario_for(vllm_row, openorca, 100)
-    assert vllm.scheduler.memory_utilization == vllm_row.kv_memory_fraction
-    assert vllm.scheduler.num_gpu_blocks_override is None
+def test_scenario_carries_the_rows_runtime_and_scheduler_knobs(rows, openorca):
+    row = rows["v4.1-dell-h100x4-llama2-offline"]
+    sc = scenario_for(row, openorca, 100)
+    assert sc.runtime == row.runtime == "trtllm"
+    assert sc.workload.arrival.process == "offline"
+    assert (sc.scheduler.max_num_seqs, sc.scheduler.max_num_batched_tokens) == (896, 4096)
+    assert sc.scheduler.memory_utilization == row.kv_memory_fraction
+    assert scenario_for(row, openorca, 100, runtime="none", offline=False).runtime == "none"
+    assert scenario_for(row, openorca, 100, offline=False).workload.arrival.process == "poisson"
 
 
 def test_offline_prediction_is_below_the_hand_computed_roofline(rows, openorca):
@@ -66,7 +68,7 @@ def test_offline_prediction_is_below_the_hand_computed_roofline(rows, openorca):
     # memory: a decode step of at most max_batch sequences reads each device's FP8 weight shard once
     memory_bound = row.replicas * row.max_batch * H100_BANDWIDTH / (LINEAR_PARAMS / row.tp)
     assert 0 < pred.predicted_output_tokens_per_s < min(compute_bound, memory_bound)
-    assert pred.runtime == "none" and "uncalibrated" in pred.device_basis
+    assert pred.runtime == row.runtime and pred.device_basis
 
 
 def test_server_capacity_meets_its_slos_and_stays_below_offline(rows, openorca):
@@ -74,8 +76,8 @@ def test_server_capacity_meets_its_slos_and_stays_below_offline(rows, openorca):
     srv = predict_row(row, openorca, SIZE)
     sc = scenario_for(row, openorca, SIZE.requests(row), replicas=1)
     # no arrival process beats a full queue: the same deployment with every request at t = 0
-    offline_tps, _ = offline_output_tokens_per_s(sc)
-    assert 0 < srv.predicted_output_tokens_per_s <= offline_tps * row.replicas
+    offline = throughput_of(simulate(scenario_for(row, openorca, SIZE.requests(row), replicas=1, offline=True)))
+    assert 0 < srv.predicted_output_tokens_per_s <= offline.output_tokens_per_s * row.replicas
     # rerun one replica at its share of the capacity and check the constraints directly
     s = summarize(simulate(with_rate(sc, srv.capacity_rps / row.replicas)))
     assert s.ttft_s["p99"] <= row.ttft_p99_ms / 1e3

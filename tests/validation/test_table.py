@@ -30,7 +30,7 @@ def test_bundled_table_loads_with_a_source_and_config_source_on_every_row():
     for r in rows:
         assert r.source.startswith("github:mlcommons/inference_results_v") and "mlperf_log_summary.txt" in r.source
         assert "closed/" in r.config_source
-        assert r.engine in ENGINES
+        assert r.engine in ENGINES and r.runtime.split("-")[0] == r.engine
         # the measured output tokens per sample is the ratio of the two logged throughputs
         assert r.output_mean_tokens == pytest.approx(r.measured_output_tokens_per_s / r.measured_samples_per_s,
                                                      abs=0.06)
@@ -54,6 +54,7 @@ def test_select_filters_case_insensitively():
     ("tp", "two", "valid integer"),
     ("source", "", "required field is missing or empty"),
     ("engine", "tgi", "'trtllm', 'vllm' or 'sglang'"),
+    ("runtime", "tgi", "unknown runtime 'tgi'"),
     ("kv_dtype", "fp7", "unknown dtype 'fp7'"),
     ("replicas", "3", "must equal device_count"),
 ])

@@ -3,6 +3,7 @@
     infersim validate                          # the bundled table (MLPerf Inference results)
     infersim validate --device h100-sxm --model llama-2-70b --scenario Offline
     infersim validate --json                   # per row and grouped statistics as JSON
+    infersim validate --runtime none           # every row with the kernels-only runtime
     infersim validate --csv my_table.csv --out results.csv
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from .app import console, err_console
+from .options import check_runtime_flag, runtime_option
 
 
 @click.command("validate")
@@ -28,18 +30,20 @@ from .app import console, err_console
 @click.option("--id", "ids", multiple=True, help="only the row with this id (repeatable)")
 @click.option("--batches", default=4.0, show_default=True, type=click.FloatRange(min=0.5),
               help="requests per simulated replica, in multiples of the row's batch cap")
+@runtime_option
 @click.option("--json", "as_json", is_flag=True, help="print per-row and grouped results as JSON")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="also write per-row results to this CSV")
 def validate_cmd(table_path: str | None = None, datasets_path: str | None = None, devices: tuple = (),
                  models: tuple = (), scenarios: tuple = (), ids: tuple = (), batches: float = 4.0,
-                 as_json: bool = False, out_path: str | None = None) -> None:
+                 runtime: str | None = None, as_json: bool = False, out_path: str | None = None) -> None:
     """Predict published system throughputs and compare: MdAPE, p90 and bias by group.
 
     Each row of the table is one published measurement (model, device, count, TP/PP/EP,
     precision, dataset, engine, scenario) with its source. Offline rows are predicted with
     every request queued at t = 0 (output tokens / makespan); Server rows with the highest
     Poisson rate that meets the row's p99 TTFT and TPOT limits. The output names the
-    runtime layer and the device basis (calibrated or not) used for every row.
+    runtime and the device basis (calibrated or not) used for every row; --runtime replaces
+    every row's own runtime (its `runtime` column) to compare runtime profiles.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -48,6 +52,7 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
     from ..validation import RunSize, load_datasets, load_table, select
     from ..validation.score import run_validation
 
+    runtime = check_runtime_flag(runtime)
     datasets = load_datasets(datasets_path)
     rows = select(load_table(table_path, datasets), device=devices, model=models,
                   scenario=[s.capitalize() for s in scenarios], ids=ids)
@@ -63,7 +68,7 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
             nxt = order[row.id] + 1
             progress.update(task, advance=1, description=rows[nxt].id if nxt < len(rows) else "done")
 
-        report = run_validation(rows, datasets, size, on_row)
+        report = run_validation(rows, datasets, size, on_row, runtime=runtime)
     if out_path:
         Path(out_path).write_text(validation_csv(report))
     if as_json:

@@ -1,13 +1,15 @@
 """Predict a validation row: its scenario, the cost model and the serving simulator.
 
 Each row becomes a serving :class:`~infersim.serving.scenario.Scenario` with the row's
-model, device, TP / PP / EP, precision, scheduler, batch cap, tokens per step and KV
-memory (converted from the engine's own definition of its memory fraction), and a
-workload drawn from the dataset's length distribution with the row's measured output
-tokens per sample as its mean.
+model, device, TP / PP / EP, precision, serving runtime (:mod:`infersim.runtime`: host time
+per iteration, CUDA-graph padding, the engine's rule for its KV memory fraction), the
+scheduler knobs the submission set (policy, batch cap, tokens per step, KV memory
+fraction), and a workload drawn from the dataset's length distribution with the row's
+measured output tokens per sample as its mean.
 
-* **Offline** rows: every request is queued at t = 0 and the prediction is output tokens
-  over the makespan (first arrival to last completion), as MLPerf's Offline scenario and
+* **Offline** rows: every request is queued at t = 0 (arrival process ``offline``) and the
+  prediction is output tokens over the makespan
+  (:func:`~infersim.serving.throughput.throughput_of`), as MLPerf's Offline scenario and
   ``trtllm-bench throughput`` measure it. Replicas are identical and the requests are
   dealt to them evenly, so one replica is simulated and its throughput multiplied by the
   replica count.
@@ -23,7 +25,6 @@ tokens per sample as its mean.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import time
@@ -38,35 +39,9 @@ from ..serving.engine import prepare, simulate
 from ..serving.metrics import summarize
 from ..serving.scenario import Scenario, validate_scenario
 from ..serving.sweep import bracket_and_bisect, capacity_of, with_rate
+from ..serving.throughput import throughput_of
 from ..serving.workload import build_workload
 from .table import DatasetSpec, SystemMeasurement
-
-
-@dataclass(frozen=True)
-class EngineConvention:
-    """How an engine states its KV memory and pages its cache."""
-
-    #: "free": fraction of the memory left after weights and activations; "total": of the device
-    kv_fraction_of: str
-    kv_block_tokens: int
-    source: str
-
-
-#: defined once; every row's ``engine`` is one of these keys (see :data:`table.ENGINES`)
-ENGINE_CONVENTIONS: dict[str, EngineConvention] = {
-    "trtllm": EngineConvention(
-        "free", 64, "TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction (fraction of the GPU memory free "
-                    "after the engine is loaded); trtllm-build --tokens_per_block default 64"),
-    "vllm": EngineConvention(
-        "total", 16, "vLLM EngineArgs.gpu_memory_utilization (fraction of the device for weights, activations "
-                     "and KV cache); EngineArgs.block_size default 16"),
-    "sglang": EngineConvention(
-        "total", 1, "SGLang ServerArgs.mem_fraction_static (fraction of the device for weights and the KV "
-                    "pool); ServerArgs.page_size default 1"),
-}
-
-#: the serving-runtime layer modelled per row: none yet (kernels and scheduler only, no engine overheads)
-RUNTIME_LABEL = "none"
 
 
 @dataclass(frozen=True)
@@ -79,7 +54,6 @@ class RowPrediction:
     simulations: int
     wall_s: float
     capacity_rps: float | None = None
-    kv_blocks_per_replica: int = 0
 
     @property
     def measured(self) -> float:
@@ -124,49 +98,38 @@ def _where(row: SystemMeasurement) -> str:
 
 
 def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *, replicas: int | None = None,
-                 seed: int = 0) -> Scenario:
-    """The serving scenario of a row (KV blocks from the engine's memory convention)."""
-    conv = ENGINE_CONVENTIONS[row.engine]
+                 runtime: str | None = None, offline: bool | None = None, seed: int = 0) -> Scenario:
+    """The serving scenario of a row: its layout, dtypes, runtime (``runtime`` overrides the row's) and
+    the scheduler knobs the submission set; the runtime applies the row's KV memory fraction by its
+    engine's own rule (:meth:`infersim.runtime.Runtime.kv_capacity_bytes`). Requests arrive all at
+    t = 0 (``offline``; default: Offline rows) or as a Poisson stream (rate 1/s; see ``with_rate``)."""
     out = dataset.output_tokens
     try:
         median = lognormal_median_for_mean(row.output_mean_tokens, out.sigma, out.min, out.max)
     except ValueError as exc:
         raise ConfigError(_where(row), "output_mean_tokens", f"{exc} (dataset {row.dataset})") from None
+    offline = row.scenario == "Offline" if offline is None else offline
     slo = []
     if row.scenario == "Server":
         slo = [{"metric": "ttft", "percentile": 99, "max_ms": row.ttft_p99_ms},
                {"metric": "tpot", "percentile": 99, "max_ms": row.tpot_p99_ms}]
     data = {
         "name": row.id, "seed": seed, "model": row.model, "hardware": row.device,
+        "runtime": runtime if runtime is not None else row.runtime,
         "parallelism": {"tp": row.tp, "pp": row.pp, "ep": row.ep,
                         "replicas": replicas if replicas is not None else row.replicas},
         "precision": {"weight": row.weight_dtype, "activation": row.act_dtype, "kv_cache": row.kv_dtype},
         "scheduler": {"policy": row.scheduler, "max_num_seqs": row.max_batch,
-                      "max_num_batched_tokens": row.max_tokens_per_step, "block_size": conv.kv_block_tokens,
-                      "memory_utilization": row.kv_memory_fraction if conv.kv_fraction_of == "total" else 1.0},
-        "workload": {"requests": requests, "arrival": {"process": "poisson", "rate": 1.0},
+                      "max_num_batched_tokens": row.max_tokens_per_step,
+                      "memory_utilization": row.kv_memory_fraction},
+        "workload": {"requests": requests,
+                     "arrival": {"process": "offline"} if offline else {"process": "poisson", "rate": 1.0},
                      "input_tokens": dataset.input_tokens.model_dump(),
                      "output_tokens": {"dist": "lognormal", "median": median, "sigma": out.sigma,
                                        "min": out.min, "max": out.max}},
         "slo": slo,
     }
-    sc = validate_scenario(data, _where(row))
-    if conv.kv_fraction_of == "free":
-        # the engine keeps this fraction of what is free after weights and activations
-        wl = build_workload(sc)
-        dep = prepare(sc, max_context_tokens=int((wl.input_tokens + wl.output_tokens).max()) + 1)
-        blocks = int(row.kv_memory_fraction * dep.kv_capacity_bytes // (dep.kv_bytes_per_token * conv.kv_block_tokens))
-        sc = sc.with_changes(**{"scheduler.num_gpu_blocks_override": max(blocks, 1)})
-    return sc
-
-
-def offline_output_tokens_per_s(scenario: Scenario) -> tuple[float, object]:
-    """Output tokens / makespan with every request of the scenario's workload queued at t = 0
-    (a thin adapter until the serving layer has an offline arrival process)."""
-    wl = build_workload(scenario)
-    wl = dataclasses.replace(wl, arrival_s=np.zeros_like(wl.arrival_s))
-    result = simulate(scenario, workload=wl)
-    return summarize(result).output_tokens_per_s, result
+    return validate_scenario(data, _where(row))
 
 
 def device_basis(name: str) -> str:
@@ -208,21 +171,23 @@ def server_capacity_rps(scenario: Scenario, offline_rps: float, tolerance: float
     return capacity_of(tried), len(tried)
 
 
-def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = RunSize()) -> RowPrediction:
-    """Predicted output tokens/s of a row (see the module docstring). One replica is simulated:
-    Offline deals the requests to identical replicas evenly; Server gives each replica a Poisson
-    stream of 1/replicas of the rate (burstier than a router's split, so slightly pessimistic)."""
+def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = RunSize(),
+                runtime: str | None = None) -> RowPrediction:
+    """Predicted output tokens/s of a row (see the module docstring); ``runtime`` overrides the row's.
+
+    One replica is simulated: Offline deals the requests to identical replicas evenly; Server gives
+    each replica a Poisson stream of 1/replicas of the rate (burstier than a router's split, so
+    slightly pessimistic)."""
     start = time.perf_counter()
     n = size.requests(row)
-    sc = scenario_for(row, dataset, n, replicas=1)
-    offline_tps, result = offline_output_tokens_per_s(sc)
-    common = dict(runtime=RUNTIME_LABEL, device_basis=device_basis(row.device), requests=n,
-                  kv_blocks_per_replica=int(result.kv_blocks))
+    offline = throughput_of(simulate(scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=True)))
+    common = dict(runtime=offline.runtime, device_basis=device_basis(row.device), requests=n)
     if row.scenario == "Offline":
-        return RowPrediction(row, offline_tps * row.replicas, simulations=1, wall_s=time.perf_counter() - start,
-                             **common)
-    mean_out = float(result.workload.output_tokens.mean())
-    cap, tries = server_capacity_rps(sc, offline_tps / mean_out, size.tolerance)
+        return RowPrediction(row, offline.output_tokens_per_s * row.replicas, simulations=1,
+                             wall_s=time.perf_counter() - start, **common)
+    mean_out = offline.output_tokens / offline.requests
+    sc = scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=False)
+    cap, tries = server_capacity_rps(sc, offline.requests_per_s, size.tolerance)
     cap = cap or 0.0
     return RowPrediction(row, cap * mean_out * row.replicas, simulations=1 + tries,
                          wall_s=time.perf_counter() - start, capacity_rps=cap * row.replicas, **common)

@@ -3,7 +3,8 @@
 A row of ``data/system_throughputs.csv`` is one measured result (one MLPerf submission's
 Offline or Server run): the model and device, how many devices and their TP / PP / EP
 layout, the precision of weights, activations and KV cache, the dataset (whose length
-distribution lives in ``data/datasets.yaml``), the engine, its version and the knobs the
+distribution lives in ``data/datasets.yaml``), the engine, its version, the registered
+serving runtime that models it (:mod:`infersim.runtime`) and the knobs the
 submission set (batch cap, tokens per step, KV memory fraction), the Server latency
 constraints, the measured output tokens/s and samples/s, and where each came from
 (``source``: the results file; ``config_source``: the files that give the parallelism and
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import ConfigError, InfersimError, unknown_name_error
 from ..hardware.catalog import get_device
 from ..models.catalog import get_model
+from ..runtime import RUNTIMES
 from ..serving.scenario import LengthDist, check_dtype
 
 _DATA = "data"
@@ -66,6 +68,8 @@ class SystemMeasurement(_Strict):
     output_mean_tokens: float = Field(gt=0.0)
     engine: Literal["trtllm", "vllm", "sglang"]
     engine_version: str = Field(min_length=1)
+    #: the registered serving runtime that models this engine (:mod:`infersim.runtime`)
+    runtime: str = Field(min_length=1)
     scheduler: Literal["continuous", "chunked"]
     #: the engine's batch cap (TensorRT-LLM max batch size, vLLM max_num_seqs)
     max_batch: int = Field(ge=1, le=1_000_000)
@@ -86,6 +90,13 @@ class SystemMeasurement(_Strict):
     @classmethod
     def _known_dtype(cls, v: str) -> str:
         return check_dtype(v)
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, v: str) -> str:
+        if v not in RUNTIMES:
+            raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self):
