@@ -21,9 +21,11 @@ def _pct(x: float | None, signed: bool = False) -> str:
 def short_basis(text: str, width: int = 16) -> str:
     """A device basis in a few words: its first clause's key phrase, cut to ``width`` characters."""
     first = text.split(";")[0].strip()
-    for phrase in ("uncalibrated", "transferred", "calibrated", "spec sheet"):
-        if phrase in first.lower():
-            return phrase
+    low = first.lower()
+    for phrase, tag in (("uncalibrated", "uncalibrated"), ("transferred", "transferred"),
+                        ("calibrat", "calibrated"), ("spec sheet", "spec sheet")):
+        if phrase in low:
+            return tag
     return first if len(first) <= width else first[: width - 1] + "…"
 
 

@@ -133,8 +133,11 @@ def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *,
 
 
 def device_basis(name: str) -> str:
-    """Where a device's efficiency numbers come from (its efficiency section's ``source``)."""
-    return get_device(name).efficiency.source
+    """What a device's efficiency numbers rest on: the catalog's ``Device.basis`` ("calibrated on ...",
+    "transferred from ...", "spec sheet only") where the catalog states it, else the ``source`` of the
+    device's efficiency section."""
+    device = get_device(name)
+    return getattr(device, "basis", None) or device.efficiency.source
 
 
 @dataclass(frozen=True)
