@@ -66,7 +66,7 @@ class SystemMeasurement(_Strict):
     dataset: str = Field(min_length=1)
     #: measured output tokens per sample of this run (tokens/s divided by samples/s)
     output_mean_tokens: float = Field(gt=0.0)
-    engine: Literal["trtllm", "vllm", "sglang"]
+    engine: Literal[ENGINES]
     engine_version: str = Field(min_length=1)
     #: the registered serving runtime that models this engine (:mod:`infersim.runtime`)
     runtime: str = Field(min_length=1)
