@@ -16,6 +16,7 @@ from .simulate_cmd import simulate_cmd, sweep_rate_cmd
 from .transforms_cmd import transforms_cmd
 from .runtime_cmd import runtimes_cmd
 from .throughput_cmd import throughput_cmd
+from .validate_cmd import validate_cmd
 
 cli.add_command(estimate_cmd)
 cli.add_command(hardware_group)
@@ -36,6 +37,7 @@ cli.add_command(throughput_cmd)
 cli.add_command(runtimes_cmd)
 cli.add_command(report_cmd)
 cli.add_command(compress_cmd)
+cli.add_command(validate_cmd)
 
 
 def main() -> None:

@@ -57,6 +57,13 @@ class ParallelismSpec(_Strict):
     replicas: int = Field(1, ge=1, le=4096)
 
 
+def check_dtype(v: str) -> str:
+    """``v`` if it is a known dtype name; a ValueError listing the known ones otherwise (for validators)."""
+    if v not in DTYPE_BYTES:
+        raise ValueError(f"unknown dtype '{v}'; expected one of {', '.join(DTYPE_BYTES)}")
+    return v
+
+
 class PrecisionSpec(_Strict):
     weight: str = "bf16"
     activation: str = "bf16"
@@ -65,9 +72,7 @@ class PrecisionSpec(_Strict):
     @field_validator("weight", "activation", "kv_cache")
     @classmethod
     def _known_dtype(cls, v: str) -> str:
-        if v not in DTYPE_BYTES:
-            raise ValueError(f"unknown dtype '{v}'; expected one of {', '.join(DTYPE_BYTES)}")
-        return v
+        return check_dtype(v)
 
 
 #: vLLM v0's budget when chunked prefill is on (Sarathi-Serve evaluates 512 to 2048)

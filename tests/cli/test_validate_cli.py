@@ -1,0 +1,60 @@
+"""``infersim validate`` as a user runs it: one row end to end, filters, and bad tables."""
+
+import csv
+import io
+import json
+
+from click.testing import CliRunner
+
+from infersim.cli.main import cli
+from infersim.validation import default_table_path
+
+ROW = "v4.1-dell-h100x4-llama2-offline"
+
+
+def test_validate_one_row_as_json_names_runtime_and_device_basis():
+    r = CliRunner().invoke(cli, ["validate", "--id", ROW, "--batches", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["overall"]["rows"] == 1
+    (row,) = data["rows"]
+    assert row["id"] == ROW and row["scenario"] == "Offline"
+    assert row["signed_error"] == (row["predicted_output_tokens_per_s"] - row["measured_output_tokens_per_s"]) \
+        / row["measured_output_tokens_per_s"]
+    assert data["overall"]["mdape"] == abs(row["signed_error"])
+    assert row["runtime"] and row["device_basis"]
+    assert set(data["groups"]) == {"device", "model", "precision", "shape", "scenario", "engine"}
+
+
+def test_validate_table_output_and_csv_file(tmp_path):
+    out = tmp_path / "results.csv"
+    r = CliRunner().invoke(cli, ["validate", "--id", ROW, "--batches", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.stdout.split())
+    assert ROW in flat and "overall 1 rows: MdAPE" in flat and "device basis h100-sxm" in flat
+    rows = list(csv.DictReader(out.open()))
+    assert [x["id"] for x in rows] == [ROW]
+
+
+def test_no_matching_row_and_a_bad_table_exit_2_with_one_line(tmp_path):
+    r = CliRunner().invoke(cli, ["validate", "--device", "tpu-v6e"])
+    assert r.exit_code == 2 and "no validation row matches" in r.output
+    rows = list(csv.DictReader(io.StringIO(default_table_path().read_text())))[:2]
+    rows[0]["device"] = "h100-nvl"
+    path = tmp_path / "mine.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    r = CliRunner().invoke(cli, ["validate", "--csv", str(path)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    flat = " ".join(r.output.split())
+    assert "mine.csv: row 2" in flat and "field 'device'" in flat and "unknown hardware 'h100-nvl'" in flat
+
+
+def test_runtime_flag_replaces_the_rows_runtime_and_rejects_unknown_names():
+    r = CliRunner().invoke(cli, ["validate", "--id", ROW, "--batches", "1", "--runtime", "none", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"][0]["runtime"] == "none"
+    r = CliRunner().invoke(cli, ["validate", "--runtime", "tgi"])
+    assert r.exit_code == 2 and "--runtime: unknown runtime 'tgi'" in r.output
