@@ -61,7 +61,8 @@ def test_no_bar_off_a_terminal_or_with_json(terminal, monkeypatch):
 
 def test_calibration_reports_each_stage(terminal):
     pytest.importorskip("scipy", reason="calibration needs scipy (pip install 'infersim[fidelity]')")
-    from infersim.fidelity.calibrate import STAGES, calibrate
+    from infersim.fidelity.calibrate import calibrate
+    from infersim.fidelity.stages import CALIBRATION_STAGES as STAGES
     from infersim.hardware import get_device
     from tests.fidelity.synth import TRUE_GEMM, gemm_rows, synthetic
 
