@@ -68,7 +68,9 @@ def hardware_show(name: str, as_json: bool) -> None:
     if c.compute_units:
         t.add_row("compute units", str(c.compute_units), c.source)
     m = spec.memory
-    t.add_row("memory", f"{m.capacity_gb:g} GB", m.source)
+    given = next(f"{getattr(m, k):g} {u}" for k, u in (("capacity_mib", "MiB"), ("capacity_gib", "GiB"),
+                                                        ("capacity_gb", "GB")) if getattr(m, k) is not None)
+    t.add_row("memory", f"{given} ({fmt_bytes(d.memory_bytes)})", m.source)
     t.add_row("memory bandwidth", f"{m.bandwidth_gb_per_s:,.0f} GB/s", m.source)
     t.add_row("on-chip SRAM", f"{m.sram_mb:g} MB", m.source)
     for label, link in (("scale-up", spec.scale_up), ("scale-out", spec.scale_out)):

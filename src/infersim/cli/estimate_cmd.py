@@ -13,7 +13,7 @@ from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..report.estimate_view import render_estimate
 from .app import console
-from .options import deployment_options
+from .options import deployment_options, efficiency_option
 
 
 @click.command("estimate")
@@ -31,11 +31,13 @@ from .options import deployment_options
               help="token cap of one prefill step (vLLM max_num_batched_tokens)")
 @click.option("--top", default=8, show_default=True, type=int, help="operators to list")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+@efficiency_option
 def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,
                  ep: int = 1, dp_attention: bool = False, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                  batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
                  attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
-                 max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False) -> None:
+                 max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False,
+                 efficiency: str | None = None) -> None:
     """Latency, throughput, memory and top operators of a batch on one replica.
 
     Defaults: Llama-3.1-8B on one H100 SXM, batch 16, 1024 input / 256 output tokens.
@@ -47,7 +49,7 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
     if not 0.0 < memory_utilization <= 1.0:
         raise InfersimError(f"--memory-utilization must be in (0, 1], got {memory_utilization}")
     cfg = get_model(model)
-    device = get_device(hardware)
+    device = get_device(hardware, efficiency=efficiency)
     est = estimate(
         cfg, device, Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention), Precision(weight_dtype, act_dtype, kv_dtype),
         batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,

@@ -29,3 +29,14 @@ def deployment_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def efficiency_option(func):
+    """--efficiency: catalog devices' shipped calibrated profiles (default) or the spec sheet alone."""
+    from ..hardware.profile import EFFICIENCY_CHOICES
+
+    return click.option(
+        "--efficiency", type=click.Choice(EFFICIENCY_CHOICES), default=None,
+        help="efficiency model of catalog devices: their shipped profiles (calibrated on measured kernels, "
+             "or transferred from the nearest measured device; the default) or the spec sheet alone (spec); "
+             "overrides a scenario/study file's `efficiency:`")(func)

@@ -7,13 +7,14 @@ import json
 import click
 
 from .app import console, err_console
+from .options import efficiency_option
 
 
-def _load(path: str, requests: int | None, rate: float | None, seed: int | None):
+def _load(path: str, requests: int | None, rate: float | None, seed: int | None, efficiency: str | None = None):
     from ..serving.pipeline.spec import load_pipeline
     from .simulate_cmd import apply_run_options
 
-    return apply_run_options(load_pipeline(path), requests, rate, seed)
+    return apply_run_options(load_pipeline(path), requests, rate, seed, efficiency)
 
 
 @click.command("pipeline")
@@ -22,8 +23,9 @@ def _load(path: str, requests: int | None, rate: float | None, seed: int | None)
 @click.option("--rate", "-r", type=float, help="mean arrival rate in requests/s (a trace is time-scaled)")
 @click.option("--seed", type=int, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@efficiency_option
 def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None = None, seed: int | None = None,
-                 as_json: bool = False) -> None:
+                 as_json: bool = False, efficiency: str | None = None) -> None:
     """Simulate a multi-stage serving pipeline: P/D disaggregation, AFD, RAG stages.
 
     SCENARIO is a pipeline YAML (engines, a request graph, a workload and SLOs; see
@@ -35,7 +37,7 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
     from ..serving.pipeline.metrics import summarize_pipeline
     from ..serving.pipeline.simulator import simulate_pipeline
 
-    sc = _load(scenario, requests, rate, seed)
+    sc = _load(scenario, requests, rate, seed, efficiency)
     summary = summarize_pipeline(simulate_pipeline(sc))
     if as_json:
         click.echo(json.dumps(json_safe(summary.to_dict()), indent=2))
@@ -48,7 +50,9 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
 @click.option("--seed", type=int, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the study's rows as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
-def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = False, quiet: bool = False) -> None:
+@efficiency_option
+def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = False, quiet: bool = False,
+                       efficiency: str | None = None) -> None:
     """Run the comparison study of a pipeline scenario's `study:` section and print its table.
 
     Studies: pd_vs_colocated (prefill/decode split vs colocated chunked prefill per workload),
@@ -59,7 +63,7 @@ def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = F
     from ..serving.outputs import json_safe
     from ..serving.pipeline.studies import run_study
 
-    sc = _load(scenario, None, None, seed)
+    sc = _load(scenario, None, None, seed, efficiency)
     progress = None if (quiet or as_json) else (lambda msg: err_console.print(f"[dim]{msg}[/dim]", highlight=False))
     result = run_study(sc, progress)
     if as_json:

@@ -7,6 +7,7 @@ import click
 from ..errors import InfersimError
 from ..search.store import DEFAULT_DB
 from .app import console
+from .options import efficiency_option
 
 _DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
                           help="results database (DuckDB file)")
@@ -37,9 +38,10 @@ def _default_workers(study, workers: int | None) -> int | None:
 @click.option("--wait", is_flag=True, help="if another search is writing the database, wait for it instead of refusing")
 @click.option("--limit", default=20, show_default=True, type=int, help="Pareto front rows to show")
 @click.option("--no-progress", is_flag=True, help="no live progress bar")
+@efficiency_option
 def search_cmd(study_file: str | None = None, backend: str = "local", address: str | None = None,
                workers: int | None = None, db: str = DEFAULT_DB, budget: int | None = None, wait: bool = False,
-               limit: int = 20, no_progress: bool = False) -> None:
+               limit: int = 20, no_progress: bool = False, efficiency: str | None = None) -> None:
     """Search deployments for the best cost / goodput under SLOs.
 
     With no STUDY, runs the built-in study: Llama-3.1-70B chat on H100 SXM, H200,
@@ -58,7 +60,7 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
     from ..search.store import open_store
     from ..search.study import load_study
 
-    study = load_study(study_file) if study_file else default_study()
+    study = load_study(study_file, efficiency) if study_file else default_study(efficiency)
     if budget is not None and budget < 1:
         raise InfersimError(f"--budget must be >= 1, got {budget}")
     if address and backend != "ray":

@@ -7,16 +7,20 @@ import json
 import click
 
 from .app import console
+from .options import efficiency_option
 
 
-def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None):
+def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None,
+          efficiency: str | None = None):
     from ..serving.scenario import default_scenario, load_scenario
 
-    return apply_run_options(load_scenario(scenario) if scenario else default_scenario(), requests, rate, seed)
+    return apply_run_options(load_scenario(scenario) if scenario else default_scenario(), requests, rate, seed,
+                             efficiency)
 
 
-def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None):
-    """A scenario (serving or pipeline) with --requests, --seed and --rate applied."""
+def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None,
+                      efficiency: str | None = None):
+    """A scenario (serving or pipeline) with --requests, --seed, --rate and --efficiency applied."""
     from ..errors import ConfigError
     from ..serving.sweep import with_rate
 
@@ -29,6 +33,8 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
         if seed < 0:
             raise ConfigError(sc.origin, "--seed", f"must be >= 0, got {seed}")
         changes["seed"] = seed
+    if efficiency is not None:
+        changes["efficiency"] = efficiency
     if changes:
         sc = sc.with_changes(**changes)
     if rate is not None:
@@ -46,9 +52,10 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
               help="write requests.csv, iterations.csv, trace.json (Chrome/Perfetto) and summary.json here")
 @click.option("--trace-limit", default=200_000, show_default=True, type=click.IntRange(min=0),
               help="iterations written to trace.json")
+@efficiency_option
 def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate: float | None = None,
                  seed: int | None = None, as_json: bool = False, out_dir: str | None = None,
-                 trace_limit: int = 200_000) -> None:
+                 trace_limit: int = 200_000, efficiency: str | None = None) -> None:
     """Simulate serving a workload: tail latency, throughput, goodput.
 
     SCENARIO is a scenario YAML (see examples/scenarios/). Without it, runs the built-in
@@ -60,7 +67,7 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
     from ..serving.metrics import iterations, summarize
     from ..serving.outputs import summary_json, write_outputs
 
-    sc = _load(scenario, requests, rate, seed)
+    sc = _load(scenario, requests, rate, seed, efficiency)
     result = simulate(sc)
     it = iterations(result, detail=bool(out_dir))
     summary = summarize(result, it)
@@ -96,9 +103,10 @@ def _parse_rates(text: str) -> list[float]:
 @click.option("--requests", "-n", type=int, help="requests per run (overrides workload.requests)")
 @click.option("--seed", type=int, help="random seed (overrides the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="print the sweep as JSON")
+@efficiency_option
 def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: bool = False,
                    start: float | None = None, tolerance: float = 0.05, requests: int | None = None,
-                   seed: int | None = None, as_json: bool = False) -> None:
+                   seed: int | None = None, as_json: bool = False, efficiency: str | None = None) -> None:
     """Highest request rate that meets the scenario's SLOs, with a latency-vs-load table."""
     from ..errors import InfersimError
     from ..report.serving_view import render_sweep
@@ -107,7 +115,7 @@ def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: 
 
     if rates and auto:
         raise InfersimError("give either --rates or --auto, not both")
-    sc = _load(scenario, requests, None, seed)
+    sc = _load(scenario, requests, None, seed, efficiency)
     if rates:
         result = sweep_rates(sc, _parse_rates(rates))
     else:

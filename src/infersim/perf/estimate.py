@@ -64,6 +64,7 @@ class Estimate:
     joules_per_output_token: float = float("nan")
     usd_per_million_output_tokens: float | None = None
     operators: list[OperatorSummary] = field(default_factory=list)
+    device_basis: str = "spec sheet only"  # what the device's efficiency numbers rest on (Device.basis)
 
     @property
     def devices(self) -> int:
@@ -72,7 +73,7 @@ class Estimate:
     def to_dict(self) -> dict:
         m = self.memory
         out = {
-            "model": self.model, "hardware": self.device,
+            "model": self.model, "hardware": self.device, "hardware_basis": self.device_basis,
             "parallel": {"tp": self.parallel.tp, "pp": self.parallel.pp, "ep": self.parallel.ep,
                          "dp_attention": self.parallel.dp_attention, "devices": self.devices},
             "precision": {"weight": self.precision.weight, "activation": self.precision.activation,
@@ -191,7 +192,8 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
     mem = memory_breakdown(model, device, par, prec, batch=batch, context=context,
                            prefill_tokens=step_tokens, attention_impl=options.attention_impl,
                            memory_utilization=memory_utilization)
-    base = dict(model=model.name, device=device.name, parallel=par, precision=prec, batch=batch,
+    base = dict(model=model.name, device=device.name, device_basis=device.basis, parallel=par, precision=prec,
+                batch=batch,
                 input_tokens=input_tokens, output_tokens=output_tokens, memory=mem)
     if not mem.fits:
         return Estimate(**base, fits=False)

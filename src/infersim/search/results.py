@@ -117,10 +117,12 @@ def export_csv(results: StudyResults, path: str | Path) -> int:
     with handle:
         w = csv.writer(handle)
         w.writerow(["study", "key", "trial", "status", "feasible", "pareto_rank", "error",
-                    *(f"config.{k}" for k in config_keys), *(f"metrics.{k}" for k in metric_keys)])
+                    *(f"config.{k}" for k in config_keys), "device_basis", *(f"metrics.{k}" for k in metric_keys)])
+        basis = results.spec.get("device_basis", {})
         for p in results.points:
             m = p.metrics or {}
             w.writerow([results.name, p.key, p.trial, p.status, p.feasible, "" if p.rank is None else p.rank,
                         p.error or "", *(p.config.get(k, "") for k in config_keys),
+                        basis.get(str(p.config.get("device", "")), ""),
                         *("" if m.get(k) is None else m[k] for k in metric_keys)])
     return len(results.points)

@@ -111,6 +111,8 @@ class StudySpec(BaseModel):
     optimizer: OptimizerSpec | str = "grid"
     budget: int | None = Field(default=None, ge=1)
     seed: int = 0
+    #: catalog devices' efficiency model: shipped profiles ("calibrated") or the spec sheet alone
+    efficiency: Literal["calibrated", "spec"] = "calibrated"
 
     @field_validator("name")
     @classmethod
@@ -148,7 +150,8 @@ class Study:
 
 
 # ------------------------------------------------------------------------------------------------
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, efficiency: str | None = None) -> Study:
+    """A study file; ``efficiency`` (if given) replaces its ``efficiency:`` field."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, None, "file not found")
@@ -158,6 +161,8 @@ def load_study(path: str | Path) -> Study:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(path, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if efficiency is not None and isinstance(data, dict):
+        data = {**data, "efficiency": efficiency}
     return study_from_dict(data, str(path))
 
 
@@ -177,7 +182,7 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     workload = _workload(spec.workload, origin)
     ev = EvaluatorSpec(kind=spec.evaluator) if isinstance(spec.evaluator, str) else spec.evaluator
     context = EvaluatorContext(kind=ev.kind, options=dict(ev.options), workload=workload, slo=dict(spec.slo),
-                               target=ev.target)
+                               target=ev.target, efficiency=spec.efficiency)
     cls = evaluator_class(context, origin)
     cls.check(context, origin)
     knobs = cls.knobs(context)
@@ -206,9 +211,20 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     _check_optimizer(opt, scoring, params, spec.budget, origin)
     batch = opt.batch_size or _default_batch(opt.kind, params, cls.chunk_size)
     normalized = json.loads(spec.model_dump_json())
+    if deployment:
+        normalized["device_basis"] = _device_basis(params, spec.efficiency)
     return Study(name=spec.name, space=space, context=context, scoring=scoring, optimizer=opt.kind,
                  optimizer_options=dict(opt.options), batch_size=batch, budget=spec.budget, seed=spec.seed,
                  spec=normalized, origin=origin)
+
+
+def _device_basis(params: list[Param], efficiency: str) -> dict[str, str]:
+    """What each device of the space's numbers rest on (stored with the study's results)."""
+    from ..hardware import get_device
+
+    p = next((p for p in params if p.name == "device"), None)
+    values = p.values if isinstance(p, Categorical) else ()
+    return {str(v): get_device(str(v), efficiency=efficiency).basis for v in values}
 
 
 def _default_batch(kind: str, params: list[Param], chunk_size: int) -> int:

@@ -61,6 +61,7 @@ class Deployment:
     kv_capacity_bytes: float  # per device
     peak_flops: float  # per device, in the GEMM dtype
     memory_bandwidth_bytes_per_s: float
+    device_basis: str = "spec sheet only"  # what the device's efficiency numbers rest on (Device.basis)
 
     @property
     def engines_per_replica(self) -> int:
@@ -79,7 +80,7 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
     except InfersimError as exc:
         raise ConfigError(origin, "model", str(exc)) from None
     try:
-        device = get_device(scenario.hardware)
+        device = get_device(scenario.hardware, efficiency=scenario.efficiency)
     except InfersimError as exc:
         raise ConfigError(origin, "hardware", str(exc)) from None
     p = scenario.parallelism
@@ -120,7 +121,7 @@ def prepare(scenario: Scenario, max_context_tokens: int = 131072) -> Deployment:
                       precision=prec, stm=stm, cost=cost, blocks_per_engine=per_engine,
                       kv_bytes_per_token=per_token, weights_bytes=weights, kv_capacity_bytes=kv_capacity,
                       peak_flops=device.peak_flops(prec.gemm_compute),
-                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s)
+                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s, device_basis=device.basis)
 
 
 @dataclass

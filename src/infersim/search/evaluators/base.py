@@ -41,10 +41,12 @@ class EvaluatorContext:
     workload: dict = field(default_factory=dict)  # input_tokens, output_tokens, rate_rps
     slo: dict = field(default_factory=dict)  # metric -> upper bound
     target: str | None = None  # "module:Class" for kind "custom"
+    efficiency: str = "calibrated"  # catalog devices: shipped profiles, or "spec" (spec sheet only)
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "options": self.options, "workload": self.workload,
-                           "slo": self.slo, "target": self.target}, sort_keys=True, separators=(",", ":"))
+                           "slo": self.slo, "target": self.target, "efficiency": self.efficiency},
+                          sort_keys=True, separators=(",", ":"))
 
 
 @dataclass

@@ -156,7 +156,7 @@ class StaticEvaluator(Evaluator):
     def _evaluate_group(self, g: dict, configs: list[dict]):
         """Metric arrays of one group, whether each point fits, and (needed bytes per point, usable bytes)."""
         model = get_model(g["model"])
-        device = get_device(g["device"])
+        device = get_device(g["device"], efficiency=self.context.efficiency)
         par = Parallelism(tp=int(g["tp"]), pp=int(g["pp"]), ep=int(g["ep"]))
         par.validate(model)  # InfersimError -> every point of the group rejected with the reason
         prec = Precision(g["weight_dtype"], g["activation_dtype"], g["kv_dtype"])
