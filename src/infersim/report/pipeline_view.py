@@ -79,6 +79,8 @@ def render_study(result: StudyResult, console: Console) -> None:
         _render_pd_afd(result, best, console)
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+    print_basis([part for row in result.rows if row.summary is not None for e in getattr(row.summary, "engines", [])
+                 for part in e.hardware_basis.split("; ") if part != "-"], console)
 
 
 def _render_pd_afd(result: StudyResult, best: dict, console: Console) -> None:
