@@ -93,12 +93,13 @@ def _measured_devices(table) -> list[str]:
 def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[str, str], str]:
     """measured device name -> Device, skipped devices with reasons, and the label of the 'given' mode."""
     from ..hardware import builtin_names, get_device
+    from ..hardware.catalog import starting_device
 
     if hardware is not None:
         if len(devices) != 1:
             raise InfersimError(f"--hardware describes one device but the measurements hold {len(devices)} "
                                 f"({', '.join(devices)}); pick one with --device")
-        dev = get_device(hardware, efficiency="spec")  # a catalog NAME: the spec-sheet model (NAME@calibrated: the profile)
+        dev = starting_device(hardware)
         label = "analytical" if not str(hardware).endswith((".yaml", ".yml")) and "/" not in str(hardware) \
             else "device file"
         return {devices[0]: dev}, {}, label
@@ -234,7 +235,7 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
     from ..fidelity.calibrate import calibrate
     from ..fidelity.devicefile import calibrated_name, device_spec_with, write_device_yaml
     from ..fidelity.evaluate import select_rows
-    from ..hardware import get_device
+    from ..hardware.catalog import starting_device
 
     if max_rows < 10:
         raise InfersimError(f"--max-rows must be >= 10, got {max_rows}")
@@ -248,7 +249,7 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
     for flag, value in (("--measurements", measurements), ("--hardware", hardware), ("--output", output)):
         if value is None:
             raise InfersimError(f"{flag} is required (or give --all --write-profiles)")
-    base = get_device(hardware, efficiency="spec")
+    base = starting_device(hardware)
     if Path(output).suffix.lower() not in (".yaml", ".yml"):
         raise InfersimError(f"{output}: the output must be a .yaml or .yml file")
     want = device or (base.name if measurements == AIC else None)
