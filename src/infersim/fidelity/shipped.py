@@ -136,15 +136,21 @@ def measured_devices(systems: Sequence[str]) -> list[str]:
 def write_all_profiles(measured: Sequence[str], load_rows: Callable[[str], pa.Table], version: str, *,
                        directory: str | Path | None = None, max_rows: int = MAX_ROWS,
                        progress: Callable[[str], None] = lambda _m: None) -> list[tuple[str, str, Path]]:
-    """Calibrate every ``measured`` device on ``load_rows(name)``, transfer to every other catalog
-    device, write them all; returns (device, basis, path) per file."""
+    """Calibrate every ``measured`` device on ``load_rows(name)`` (one without rows counts as
+    unmeasured), transfer to every other catalog device, write them all (each calibrated profile
+    as soon as it is fitted); returns (device, basis, path) per file."""
     profiles: dict[str, DeviceProfile] = {}
+    out = []
     for name in measured:
         table = load_rows(name)
         if table.num_rows == 0:
-            raise InfersimError(f"{DATA} {version}: no rows for {name}")
+            progress(f"{name}: no measured rows in {DATA} {version}; its profile will be transferred")
+            continue
         progress(f"calibrating {name} on {table.num_rows} rows")
         profiles[name] = calibrated_profile(table, get_device(name, efficiency="spec"), version, max_rows=max_rows)
+        out.append((name, profiles[name].basis, write_profile(profiles[name], directory)))
+    if not profiles:
+        raise InfersimError(f"{DATA} {version}: no measured rows for any catalog device")
     spec_of = {n: get_device(n, efficiency="spec") for n in builtin_names()}
     calibrated = [spec_of[m] for m in profiles]
     for name in builtin_names():
@@ -152,8 +158,7 @@ def write_all_profiles(measured: Sequence[str], load_rows: Callable[[str], pa.Ta
             continue
         src = nearest_measured(spec_of[name], calibrated)
         profiles[name] = transferred_profile(profiles[src.name], src, spec_of[name])
-    out = []
     for name in builtin_names():
-        path = write_profile(profiles[name], directory)
-        out.append((name, profiles[name].basis, path))
-    return out
+        if profiles[name].provenance.basis == "transferred":
+            out.append((name, profiles[name].basis, write_profile(profiles[name], directory)))
+    return sorted(out)
