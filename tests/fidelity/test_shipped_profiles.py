@@ -27,8 +27,13 @@ pytestmark = pytest.mark.skipif(
     or package_version("aiconfigurator-core") is None,
     reason="needs the 'test' extra (pyarrow, scipy, aiconfigurator-core)")
 
-CALIBRATED = [n for n in builtin_names() if load_profile(n).provenance.basis == "calibrated"]
-TRANSFERRED = [n for n in builtin_names() if load_profile(n).provenance.basis == "transferred"]
+def _basis(name: str) -> str | None:
+    profile = load_profile(name)  # None: no profile (tests/hardware/test_profiles.py fails on that)
+    return profile.provenance.basis if profile else None
+
+
+CALIBRATED = [n for n in builtin_names() if _basis(n) == "calibrated"]
+TRANSFERRED = [n for n in builtin_names() if _basis(n) == "transferred"]
 COLLECTIVE_OPS = ["allreduce", "allgather", "reducescatter", "alltoall"]
 #: the collective fields the calibration's collective stage fits
 COLLECTIVE_FIELDS = ("collective_bandwidth_fraction_by_kind", "collective_bandwidth_fraction_by_group_size",
@@ -97,3 +102,37 @@ def test_transferred_profile_is_reproduced(name):
     again = transferred_profile(load_profile(source), spec_of[source], get_device(name, efficiency="spec"))
     assert again.efficiency == profile.efficiency, f"{name}: run `{REGENERATE}`"
     assert again.provenance == profile.provenance
+
+
+def test_nearest_measured_device_by_hand():
+    from infersim.fidelity.shipped import nearest_measured, spec_distance
+
+    pcie = get_device("h100-pcie", efficiency="spec")  # 756 bf16 TFLOP/s, 2.0 TB/s (datasheet)
+    sxm, a100 = get_device("h100-sxm", efficiency="spec"), get_device("a100-sxm-80gb", efficiency="spec")
+    # |ln(756/989.4)| + |ln(2000/3350)| = 0.269 + 0.516; |ln(756/312)| + |ln(2000/2039)| = 0.885 + 0.019
+    assert spec_distance(pcie, sxm) == pytest.approx(0.7848, abs=2e-3)
+    assert spec_distance(pcie, a100) == pytest.approx(0.9044, abs=2e-3)
+    assert nearest_measured(pcie, [a100, sxm]) is sxm
+
+
+def test_a_generated_profile_records_its_own_fit(tmp_path):
+    """The generator on synthetic collective rows: the recorded fit and check figures are the
+    calibration's own, and the file loads back as the same profile."""
+    from infersim.fidelity.calibrate import calibrate, with_efficiency
+    from infersim.fidelity.shipped import calibrated_profile, check_slice, write_profile
+    from infersim.hardware.catalog import parse_profile_yaml
+
+    from .synth import TRUE_COLLECTIVE, collective_rows, synthetic
+
+    table, _ = synthetic(collective_rows(), TRUE_COLLECTIVE, noise=0.03)
+    base = get_device("h100-sxm", efficiency="spec")
+    profile = calibrated_profile(table, base, "9.9.9", max_rows=1000, date="2026-01-02")
+    cal = calibrate(table, base, max_rows=1000)
+    assert profile.provenance.fit_mdape == {"collective": round(cal.stages[0].train_mdape, 5)}
+    assert profile.provenance.rows == table.num_rows == profile.provenance.rows_measured
+    assert profile.basis == f"calibrated on aiconfigurator-core 9.9.9 ({table.num_rows:,} rows, 2026-01-02)"
+    again = check_slice(table, with_efficiency(base, profile.efficiency), 200, profile.provenance.check.seed)
+    assert again == profile.provenance.check
+    path = write_profile(profile, tmp_path)
+    assert path == tmp_path / "h100-sxm.yaml"
+    assert parse_profile_yaml(path.read_text(), path) == profile

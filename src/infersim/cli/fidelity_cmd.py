@@ -217,10 +217,12 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
 @click.option("--write-profiles", is_flag=True, help="with --all: write the shipped profiles (hardware/data/profiles)")
 @click.option("--profiles-dir", default=None, type=click.Path(file_okay=False),
               help="with --all: write the profiles here instead of into the package")
+@click.option("--workers", "-j", default=None, type=int,
+              help="with --all: devices calibrated side by side (default 1); same profiles for any number")
 @click.option("--json", "as_json", is_flag=True, help="print the fit as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, all_devices, write_profiles,
-                  profiles_dir, as_json, quiet) -> None:
+                  profiles_dir, workers, as_json, quiet) -> None:
     """Fit a device's efficiency parameters to measurements; write a device YAML for --hardware.
 
     The spec-sheet numbers are kept; the efficiency section is replaced (its source names
@@ -241,8 +243,10 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
         raise InfersimError(f"--max-rows must be >= 10, got {max_rows}")
     progress = _progress(quiet or as_json)
     if all_devices:
-        _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, as_json,
-                            progress)
+        if workers is not None and workers < 1:
+            raise InfersimError(f"--workers must be >= 1, got {workers}")
+        _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, workers,
+                            as_json, progress)
         return
     if write_profiles or profiles_dir:
         raise InfersimError("--write-profiles and --profiles-dir go with --all")
@@ -288,8 +292,8 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
     console.print(f"wrote {path} (use it with --hardware {path})", highlight=False)
 
 
-def _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, as_json,
-                        progress) -> None:
+def _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, workers,
+                        as_json, progress) -> None:
     """``calibrate --all --write-profiles``: every catalog device's shipped profile."""
     from ..fidelity.shipped import measured_devices, write_all_profiles
 
@@ -305,12 +309,8 @@ def _write_all_profiles(measurements, hardware, output, ops, write_profiles, pro
         raise InfersimError("aiconfigurator-core is not installed; install it with: pip install aiconfigurator-core")
     measured, skipped = _aic_devices_with_spec()
     measured = measured_devices(measured)
-
-    def rows(name: str):
-        return _load(AIC, [name], None, progress)[0]
-
-    written = write_all_profiles(measured, rows, version, directory=profiles_dir, max_rows=max_rows,
-                                 progress=progress)
+    written = write_all_profiles(measured, version, directory=profiles_dir, max_rows=max_rows,
+                                 workers=workers or 1, progress=progress)
     if as_json:
         click.echo(json.dumps([{"device": d, "basis": b, "path": str(p)} for d, b, p in written], indent=2))
         return

@@ -118,7 +118,7 @@ def write_profile(profile: DeviceProfile, directory: str | Path | None = None) -
     """Write ``profile`` (default: into the package's profile folder) and check it loads back the same."""
     from ..hardware.catalog import parse_profile_yaml
 
-    path = Path(directory) / f"{profile.device}.yaml" if directory else Path(str(profile_path(profile.device)))
+    path = _path(profile.device, directory)
     text = profile_text(profile)
     if parse_profile_yaml(text, path) != profile:  # pragma: no cover - a serialization bug, not user input
         raise AssertionError("profile YAML does not round-trip")
@@ -133,32 +133,58 @@ def measured_devices(systems: Sequence[str]) -> list[str]:
     return [s for s in systems if s in names]
 
 
-def write_all_profiles(measured: Sequence[str], load_rows: Callable[[str], pa.Table], version: str, *,
-                       directory: str | Path | None = None, max_rows: int = MAX_ROWS,
+def _fit_one(name: str, version: str, max_rows: int, directory: str | Path | None) -> DeviceProfile | None:
+    """Calibrate catalog device ``name`` on all of its aiconfigurator-core rows and write its profile
+    (None where the package has no rows for it)."""
+    from .measurements import load_aiconfigurator
+
+    table = load_aiconfigurator(devices=[name])
+    if table.num_rows == 0:
+        return None
+    profile = calibrated_profile(table, get_device(name, efficiency="spec"), version, max_rows=max_rows)
+    write_profile(profile, directory)
+    return profile
+
+
+def write_all_profiles(measured: Sequence[str], version: str, *, directory: str | Path | None = None,
+                       max_rows: int = MAX_ROWS, workers: int = 1,
                        progress: Callable[[str], None] = lambda _m: None) -> list[tuple[str, str, Path]]:
-    """Calibrate every ``measured`` device on ``load_rows(name)`` (one without rows counts as
-    unmeasured), transfer to every other catalog device, write them all (each calibrated profile
-    as soon as it is fitted); returns (device, basis, path) per file."""
+    """Calibrate every ``measured`` device on its aiconfigurator-core rows (one without rows counts
+    as unmeasured; ``workers`` processes side by side, same results for any number), write each
+    profile as soon as it is fitted, then transfer to every other catalog device; returns
+    (device, basis, path) per file."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     profiles: dict[str, DeviceProfile] = {}
-    out = []
-    for name in measured:
-        table = load_rows(name)
-        if table.num_rows == 0:
-            progress(f"{name}: no measured rows in {DATA} {version}; its profile will be transferred")
-            continue
-        progress(f"calibrating {name} on {table.num_rows} rows")
-        profiles[name] = calibrated_profile(table, get_device(name, efficiency="spec"), version, max_rows=max_rows)
-        out.append((name, profiles[name].basis, write_profile(profiles[name], directory)))
+    progress(f"calibrating {', '.join(measured)} ({workers} process{'es' if workers > 1 else ''})")
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            futures = {pool.submit(_fit_one, n, version, max_rows, directory): n for n in measured}
+            for future in as_completed(futures):
+                name, profile = futures[future], future.result()
+                progress(f"{name}: " + (profile.basis if profile else "no measured rows; will be transferred"))
+                if profile is not None:
+                    profiles[name] = profile
+    else:
+        for name in measured:
+            profile = _fit_one(name, version, max_rows, directory)
+            progress(f"{name}: " + (profile.basis if profile else "no measured rows; will be transferred"))
+            if profile is not None:
+                profiles[name] = profile
     if not profiles:
         raise InfersimError(f"{DATA} {version}: no measured rows for any catalog device")
+    out = [(n, p.basis, _path(n, directory)) for n, p in profiles.items()]
     spec_of = {n: get_device(n, efficiency="spec") for n in builtin_names()}
-    calibrated = [spec_of[m] for m in profiles]
+    calibrated = [spec_of[m] for m in sorted(profiles)]
     for name in builtin_names():
         if name in profiles:
             continue
         src = nearest_measured(spec_of[name], calibrated)
-        profiles[name] = transferred_profile(profiles[src.name], src, spec_of[name])
-    for name in builtin_names():
-        if profiles[name].provenance.basis == "transferred":
-            out.append((name, profiles[name].basis, write_profile(profiles[name], directory)))
+        profile = transferred_profile(profiles[src.name], src, spec_of[name])
+        out.append((name, profile.basis, write_profile(profile, directory)))
     return sorted(out)
+
+
+def _path(name: str, directory: str | Path | None) -> Path:
+    return Path(directory) / f"{name}.yaml" if directory else Path(str(profile_path(name)))
