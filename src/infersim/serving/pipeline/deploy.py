@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from ...errors import ConfigError, InfersimError
 from ...hardware import get_device
+from ...hardware.catalog import is_file_reference
 from ...hardware.device import Device, Link
 from ...models import get_model
 from ...models.config import ModelConfig
@@ -183,7 +184,7 @@ def _is_catalog_model(name: str) -> bool:
 
 
 def _is_catalog_device(name: str) -> bool:
-    return not (name.endswith((".yaml", ".yml")) or "/" in name)
+    return not is_file_reference(name)
 
 
 def _afd(sc: PipelineScenario, name: str, spec: AFDEngineSpec, max_context: int) -> LLMEngine:
