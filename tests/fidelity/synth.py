@@ -120,7 +120,7 @@ TRUE_COLLECTIVE = dict(
 
 def synthetic(rows: list[dict], true: dict, device: str = "h100-sxm", noise: float = 0.0, seed: int = 0):
     """(table with latencies from ``device`` under efficiency ``true`` (times lognormal noise), the true device)."""
-    dev = with_efficiency(get_device(device), **true)
+    dev = with_efficiency(get_device(device, efficiency="spec"), **true)
     table = rows_table(rows, device)
     lat = predict(table, dev)
     if noise:

@@ -58,7 +58,7 @@ def _stripped(device, fields):
 @pytest.mark.parametrize("noise,rel", [(0.0, 1e-3), (0.03, 0.10)])
 def test_gemm_parameters_are_recovered(noise, rel):
     table, true_dev = synthetic(gemm_rows(), TRUE_GEMM, noise=noise)
-    cal = calibrate(table, get_device("h100-sxm"))  # starts from the generic defaults
+    cal = calibrate(table, get_device("h100-sxm", efficiency="spec"))  # starts from the generic defaults
     (stage,) = cal.stages
     assert stage.stage == "gemm" and stage.tile_set == "gpu"
     assert cal.efficiency.gemm_tiles == TRUE_GEMM["gemm_tiles"]
@@ -168,7 +168,7 @@ def test_switched_fabric_fits_no_group_size_factors():
 
 def test_calibrated_device_predicts_the_synthetic_truth():
     table, true_dev = synthetic(gemm_rows(("bf16",)), TRUE_GEMM)
-    cal = calibrate(table, get_device("h100-sxm"))
+    cal = calibrate(table, get_device("h100-sxm", efficiency="spec"))
     pred = predict(table, cal.device)
     meas = table.column("latency_s").to_numpy()
     assert np.median(np.abs(pred / meas - 1)) < 1e-3
@@ -177,8 +177,8 @@ def test_calibrated_device_predicts_the_synthetic_truth():
 
 def test_subsampling_is_deterministic_and_bounded():
     table, _ = synthetic(gemm_rows(), TRUE_GEMM, noise=0.03)
-    a = calibrate(table, get_device("h100-sxm"), max_rows=100)
-    b = calibrate(table, get_device("h100-sxm"), max_rows=100)
+    a = calibrate(table, get_device("h100-sxm", efficiency="spec"), max_rows=100)
+    b = calibrate(table, get_device("h100-sxm", efficiency="spec"), max_rows=100)
     assert a.stages[0].rows == 100
     assert a.efficiency == b.efficiency
 
@@ -186,7 +186,7 @@ def test_subsampling_is_deterministic_and_bounded():
 def test_no_rows_is_a_clear_error():
     table = rows_table([dict(op="gemm", m=1, n=1, k=1, dtype="bf16")]).slice(0, 0)
     with pytest.raises(InfersimError, match="no measurements"):
-        calibrate(table, get_device("h100-sxm"))
+        calibrate(table, get_device("h100-sxm", efficiency="spec"))
 
 
 def test_apply_params_and_rounding():
@@ -202,7 +202,7 @@ def test_apply_params_and_rounding():
 
 def test_device_file_round_trip_and_estimate(tmp_path):
     table, _ = synthetic(gemm_rows(("bf16",)), TRUE_GEMM)
-    base = get_device("h100-sxm")
+    base = get_device("h100-sxm", efficiency="spec")
     cal = calibrate(table, base)
     spec = device_spec_with(base, cal.efficiency, calibrated_name(base.name))
     path = write_device_yaml(spec, tmp_path / "h100-cal.yaml", "a comment")
@@ -216,7 +216,7 @@ def test_device_file_round_trip_and_estimate(tmp_path):
 
 
 def test_transfer_keeps_fractions_and_rescales_halves_and_link_latency():
-    h100, b200, l40s = get_device("h100-sxm"), get_device("b200"), get_device("l40s")
+    h100, b200, l40s = get_device("h100-sxm", efficiency="spec"), get_device("b200", efficiency="spec"), get_device("l40s", efficiency="spec")
     eff = h100.efficiency.model_copy(update=dict(compute_max_fraction_by_dtype={"bf16": 0.8},
                                                  compute_half_flops=1e9, memory_half_bytes=2e6,
                                                  collective_latency_us=1.0, kernel_overhead_us=2.5))
@@ -234,7 +234,7 @@ def test_transfer_keeps_fractions_and_rescales_halves_and_link_latency():
 def test_transfer_scales_parallelism_half_points_with_compute_units():
     """Half-points counted in thread blocks: the blocks that fill the machine, 132 SMs on the
     H100 against 108 on the A100."""
-    h100, a100 = get_device("h100-sxm"), get_device("a100-sxm-80gb")
+    h100, a100 = get_device("h100-sxm", efficiency="spec"), get_device("a100-sxm-80gb", efficiency="spec")
     eff = h100.efficiency.model_copy(update=dict(
         attention_parallel_half=66.0, decode_attention_parallel_half_by_dtype={"fp8": 132.0},
         decode_attention_head_parallel_half=13.2,
@@ -249,7 +249,7 @@ def test_transfer_scales_parallelism_half_points_with_compute_units():
 
 
 def test_transfer_keeps_group_size_factors_only_on_the_same_fabric():
-    l40s, h100_pcie, h100 = get_device("l40s"), get_device("h100-pcie"), get_device("h100-sxm")
+    l40s, h100_pcie, h100 = get_device("l40s", efficiency="spec"), get_device("h100-pcie", efficiency="spec"), get_device("h100-sxm", efficiency="spec")
     assert l40s.scale_up.topology == h100_pcie.scale_up.topology == "pcie"
     eff = l40s.efficiency.model_copy(update={"collective_bandwidth_fraction_by_group_size": {2: 1.0, 8: 0.07}})
     assert transfer_efficiency(eff, l40s, h100_pcie).collective_bandwidth_fraction_by_group_size == {2: 1.0, 8: 0.07}
@@ -257,11 +257,11 @@ def test_transfer_keeps_group_size_factors_only_on_the_same_fabric():
 
 
 def test_calibrating_a_copy_does_not_touch_the_catalog_device():
-    before = get_device("h100-sxm").efficiency
+    before = get_device("h100-sxm", efficiency="spec").efficiency
     table, _ = synthetic(gemm_rows(("bf16",)), TRUE_GEMM)
-    calibrate(table, get_device("h100-sxm"))
-    assert get_device("h100-sxm").efficiency == before
-    assert dataclasses.is_dataclass(get_device("h100-sxm"))
+    calibrate(table, get_device("h100-sxm", efficiency="spec"))
+    assert get_device("h100-sxm", efficiency="spec").efficiency == before
+    assert dataclasses.is_dataclass(get_device("h100-sxm", efficiency="spec"))
 
 
 def test_mla_per_dtype_terms_and_prefill_ramp_are_recovered():
@@ -288,7 +288,7 @@ def test_mla_per_dtype_terms_and_prefill_ramp_are_recovered():
 
 
 def test_transfer_scales_warm_cache_capacity_with_on_chip_memory():
-    h100, b200 = get_device("h100-sxm"), get_device("b200")
+    h100, b200 = get_device("h100-sxm", efficiency="spec"), get_device("b200", efficiency="spec")
     eff = h100.efficiency.model_copy(update=dict(warm_cache_bytes=40e6, warm_cache_bandwidth_ratio=2.0,
                                                  attention_warm_cache_bytes=60e6,
                                                  mla_overrides={"attention_warm_cache_bytes": 20e6}))
@@ -333,7 +333,7 @@ def test_fp8_cache_context_rows_run_in_the_device_math():
     table = rows_table([dict(op="attention_prefill", batch=1, seq_len=16384, kv_len=16384, num_heads=32,
                              num_kv_heads=8, head_dim=128, dtype="bf16", kv_dtype="fp8")], "l40s")
     kernels = build_kernels(table)
-    dev = ideal(get_device("l40s"))
+    dev = ideal(get_device("l40s", efficiency="spec"))
     as_bf16 = dataclasses.replace(dev, efficiency=dev.efficiency.model_copy(
         update={"fp8_kv_context_math": "activation"}))
     assert kernels.predict(as_bf16)[0] / kernels.predict(dev)[0] == pytest.approx(733.0 / 366.5, rel=0.01)

@@ -75,7 +75,7 @@ def test_tile_operand_reuse_by_hand():
 
 
 def test_gemm_call_cost_per_dtype_and_grouped():
-    dev = _with(ideal(get_device("h100-sxm")), gemm_overhead_us_by_dtype={"fp8": 9.0}, kernel_overhead_us=2.0,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), gemm_overhead_us_by_dtype={"fp8": 9.0}, kernel_overhead_us=2.0,
                 grouped_gemm_overhead_us=5.0)
     b = OpBuilder(1)
     for name, dtype in (("g8", "fp8"), ("g16", "bf16"), ("moe.experts.gate_up", "fp8")):
@@ -85,7 +85,7 @@ def test_gemm_call_cost_per_dtype_and_grouped():
 
 
 def test_attention_query_term_and_decode_overrides():
-    dev = _with(ideal(get_device("h100-sxm")), attention_query_bandwidth_fraction=0.5,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), attention_query_bandwidth_fraction=0.5,
                 decode_attention_query_bandwidth_fraction=0.25, attention_overhead_us=10.0,
                 decode_attention_overhead_us=4.0)
     b = OpBuilder(1)
@@ -97,7 +97,7 @@ def test_attention_query_term_and_decode_overrides():
 
 
 def test_collective_latency_fraction_and_call_cost():
-    h100 = ideal(get_device("h100-sxm"))
+    h100 = ideal(get_device("h100-sxm", efficiency="spec"))
     dev = _with(h100, collective_latency_us=0.5, collective_overhead_us=3.0,
                 collective_bandwidth_fraction_by_kind={"all-gather": 0.5})
     b = OpBuilder(1)
@@ -107,7 +107,7 @@ def test_collective_latency_fraction_and_call_cost():
 
 
 def test_grouped_gemm_fraction_applies_to_moe_expert_gemms_only():
-    dev = _with(ideal(get_device("h100-sxm")), grouped_gemm_max_fraction_by_dtype={"bf16": 0.5})
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), grouped_gemm_max_fraction_by_dtype={"bf16": 0.5})
     b = OpBuilder(1)
     b.gemm("moe.experts.down", 8192, 8192, 8192, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16")
     b.gemm("mlp.down", 8192, 8192, 8192, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16")
@@ -117,7 +117,7 @@ def test_grouped_gemm_fraction_applies_to_moe_expert_gemms_only():
 
 def test_defaults_leave_the_plain_model_unchanged():
     # no refinement set: the legacy wave model and one launch cost (what the catalog devices use)
-    h100 = get_device("h100-sxm")
+    h100 = get_device("h100-sxm", efficiency="spec")
     b = OpBuilder(1)
     b.gemm("g", 1000, 3000, 4096, weight_dtype_bytes=2, act_dtype_bytes=2, dtype="bf16")
     c = cost_ops(b.build(), h100)
@@ -137,7 +137,7 @@ def test_defaults_leave_the_plain_model_unchanged():
     ("mixtral-8x7b", Parallelism(tp=2, ep=2), Precision()),
 ])
 def test_step_time_fast_path_equals_roofline_with_every_refinement(model, par, prec):
-    d = _with(get_device("h200"), **EVERYTHING)
+    d = _with(get_device("h200", efficiency="spec"), **EVERYTHING)
     m = get_model(model)
     fast = StepTimeModel(m, d, par, prec, initial_max_tokens=64)
     rng = np.random.default_rng(3)
@@ -162,6 +162,7 @@ def test_efficiency_fields_are_validated_with_file_and_field():
     eff = EfficiencySpec(**EVERYTHING)
     assert eff.compute_fraction("fp4") == eff.compute_max_fraction  # nothing for fp4/fp8/bf16 in the GEMM table
     assert EfficiencySpec(compute_max_fraction_by_dtype={"fp8": 0.6}).compute_fraction("fp4") == 0.6  # fallback
+    text = get_device("h100-sxm", efficiency="spec").spec.model_dump_json()
     import json
 
     # the flat layout (the shipped files): the error names the flat key
@@ -187,7 +188,7 @@ def _attention_row(b, name, **counts):
 
 
 def test_prefill_blocks_and_softmax_by_hand():
-    h100 = ideal(get_device("h100-sxm"))
+    h100 = ideal(get_device("h100-sxm", efficiency="spec"))
     dev = _with(h100, attention_cta_us=2.0, attention_query_tile=64, attention_softmax_fraction=0.05,
                 attention_max_fraction=1.0, attention_half_flops=0.0)
     b = OpBuilder(1)
@@ -202,7 +203,7 @@ def test_prefill_blocks_and_softmax_by_hand():
 
 
 def test_prefill_parallelism_ramp_by_hand():
-    h100 = ideal(get_device("h100-sxm"))
+    h100 = ideal(get_device("h100-sxm", efficiency="spec"))
     dev = _with(h100, attention_parallel_half=24.0, attention_max_fraction=1.0, attention_half_flops=0.0)
     b = OpBuilder(1)
     # one sequence of 1000 queries, 1 head: ceil(1000 / 128) = 8 blocks keep 8 / (8 + 24) of the machine busy
@@ -217,7 +218,7 @@ def test_prefill_parallelism_ramp_by_hand():
 
 
 def test_per_dtype_attention_memory_and_query_fractions_by_hand():
-    dev = _with(ideal(get_device("h100-sxm")), attention_memory_max_fraction=0.8,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), attention_memory_max_fraction=0.8,
                 decode_attention_memory_max_fraction=0.9, decode_attention_memory_max_fraction_by_dtype={"fp8": 0.5},
                 attention_query_bandwidth_fraction=2.0, attention_query_bandwidth_fraction_by_dtype={"fp8": 0.25})
     bw = 3.35e12
@@ -238,7 +239,7 @@ def test_per_dtype_attention_memory_and_query_fractions_by_hand():
 
 
 def test_decode_blocks_group_rule_and_parallelism_by_hand():
-    h100 = ideal(get_device("h100-sxm"))
+    h100 = ideal(get_device("h100-sxm", efficiency="spec"))
     dev = _with(h100, decode_attention_cta_us=3.0, decode_attention_cta_us_by_dtype={"fp8": 1.0},
                 decode_attention_head_cta_us=0.5, decode_attention_max_group=4, decode_attention_parallel_half=20.0)
     b = OpBuilder(1)
@@ -265,7 +266,7 @@ def test_decode_blocks_group_rule_and_parallelism_by_hand():
 
 
 def test_mla_rows_use_their_overrides_only():
-    dev = _with(ideal(get_device("h100-sxm")), attention_overhead_us=10.0,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), attention_overhead_us=10.0,
                 mla_overrides={"attention_overhead_us": 3.0, "attention_max_fraction_by_dtype.bf16": 0.5})
     b = OpBuilder(1)
     _attention_row(b, "attention.prefill", flops=989.4e6)
@@ -276,7 +277,7 @@ def test_mla_rows_use_their_overrides_only():
 
 
 def test_grouped_gemm_expert_tiles_permutation_and_memory_fraction():
-    h100 = ideal(get_device("h100-sxm"))
+    h100 = ideal(get_device("h100-sxm", efficiency="spec"))
     tiles = [(64, 64)]
     # 100 rows over 4 experts: 25 rows each -> 4 row tiles of 64 (not ceil(100/64) = 2); n = 640 -> 10 column tiles
     u = tiled_gemm_utilization(100.0, 640.0, 512.0, tiles, 132, experts=np.array(4.0))
@@ -327,14 +328,14 @@ def test_mla_overrides_are_validated():
 
 def test_plain_devices_have_no_block_terms():
     for name in ("h100-sxm", "b200", "a100-sxm-80gb"):
-        eff = get_device(name).efficiency
+        eff = get_device(name, efficiency="spec").efficiency
         assert not eff.block_terms and not eff.grouped_gemm_expert_tiles and eff.gemm_split_k == 1
 
 
 def test_decode_parallel_half_per_dtype_by_hand():
     """An fp8-KV decode kernel that does not split long sequences over blocks has its own,
     later half-point; the bf16 row keeps the general one."""
-    dev = _with(ideal(get_device("h100-sxm")), decode_attention_cta_us=0.0, decode_attention_parallel_half=20.0,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), decode_attention_cta_us=0.0, decode_attention_parallel_half=20.0,
                 decode_attention_parallel_half_by_dtype={"fp8": 500.0})
     b = OpBuilder(1)
     kv = 3.35e6  # 1 us at 3.35 TB/s
@@ -348,7 +349,7 @@ def test_decode_parallel_half_per_dtype_by_hand():
 def test_warm_cache_only_for_kernel_microbenchmarks_by_hand():
     """Of W bytes, 1 / (1 + (W / C)^6) move at `ratio` times the DRAM rate, in warm-cache
     predictions only. At W = C half of them: factor (1 + 1 / ratio) / 2."""
-    h100 = ideal(get_device("h100-sxm"))
+    h100 = ideal(get_device("h100-sxm", efficiency="spec"))
     dev = _with(h100, warm_cache_bytes=40e6, warm_cache_bandwidth_ratio=3.0, attention_warm_cache_bytes=20e6,
                 attention_warm_cache_bandwidth_ratio=2.0,
                 attention_warm_cache_bandwidth_ratio_by_dtype={"fp8": 1.0})
@@ -370,7 +371,7 @@ def test_warm_cache_only_for_kernel_microbenchmarks_by_hand():
 def test_attention_head_size_without_native_kernel_by_hand():
     """Head size = flops / (4 scores); fp8 rows at a head size the dtype does not list run at the
     fallback fraction, listed ones (and bf16, MLA) at the attention fraction."""
-    dev = _with(ideal(get_device("h100-sxm")), attention_max_fraction_by_dtype={"fp8": 0.6, "bf16": 0.5},
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), attention_max_fraction_by_dtype={"fp8": 0.6, "bf16": 0.5},
                 attention_native_head_dims_by_dtype={"fp8": [128]}, attention_fallback_fraction_by_dtype={"fp8": 0.2})
     b = OpBuilder(1)
     scores = 1e9
@@ -390,7 +391,7 @@ def test_attention_head_size_without_native_kernel_by_hand():
 def test_sharp_decode_parallelism_ramp_and_queries_loaded_once_by_hand():
     """share = (1 + (half / blocks)^p)^(-1/p): p = 1 is blocks / (blocks + half), a large p tends
     to min(1, blocks / half). The ramp slows the KV stream, not the queries a block loads once."""
-    dev = _with(ideal(get_device("h100-sxm")), decode_attention_parallel_half=20.0,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), decode_attention_parallel_half=20.0,
                 decode_attention_parallel_half_by_dtype={"fp8": 100.0},
                 decode_attention_parallel_sharpness_by_dtype={"fp8": 8.0})
     b = OpBuilder(1)
@@ -413,7 +414,7 @@ def test_sharp_decode_parallelism_ramp_and_queries_loaded_once_by_hand():
 def test_per_query_head_decode_costs_by_hand():
     """The per-query-head kernel: its block cost and extra launch cost per dtype, its own (soft)
     parallelism half-point, and its re-reads of a KV head at the cache rate."""
-    dev = _with(ideal(get_device("h100-sxm")), decode_attention_cta_us=3.0, decode_attention_head_cta_us=0.5,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), decode_attention_cta_us=3.0, decode_attention_head_cta_us=0.5,
                 decode_attention_head_cta_us_by_dtype={"fp8": 2.0},
                 decode_attention_head_launch_us_by_dtype={"fp8": 6.0}, decode_attention_max_group=4,
                 decode_attention_parallel_half=20.0, decode_attention_parallel_sharpness=8.0,
@@ -440,7 +441,7 @@ def test_per_query_head_decode_costs_by_hand():
 def test_decode_kernels_have_their_own_fraction_and_every_head_size():
     """GQA decode rows compute at decode_attention_max_fraction and never at a prefill kernel's
     fallback fraction; prefill and MLA decode rows keep theirs."""
-    dev = _with(ideal(get_device("h100-sxm")), attention_max_fraction_by_dtype={"bf16": 0.5},
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), attention_max_fraction_by_dtype={"bf16": 0.5},
                 decode_attention_max_fraction=0.25, attention_native_head_dims_by_dtype={"bf16": [128]},
                 attention_fallback_fraction_by_dtype={"bf16": 0.1})
     b = OpBuilder(1)
@@ -456,7 +457,7 @@ def test_decode_kernels_have_their_own_fraction_and_every_head_size():
 def test_warm_cache_speeds_the_machine_wide_stream_not_a_lone_block_by_hand():
     """Warm-cache decode: the stream's 1 / share = 1 + half / blocks (p = 1) becomes factor + half /
     blocks; the prefill query term is cache-resident like the op's other bytes."""
-    dev = _with(ideal(get_device("h100-sxm")), decode_attention_parallel_half=20.0,
+    dev = _with(ideal(get_device("h100-sxm", efficiency="spec")), decode_attention_parallel_half=20.0,
                 attention_warm_cache_bytes=20e6, attention_warm_cache_bandwidth_ratio=3.0,
                 attention_query_bandwidth_fraction=0.5)
     b = OpBuilder(1)
@@ -477,7 +478,7 @@ def test_warm_cache_speeds_the_machine_wide_stream_not_a_lone_block_by_hand():
 def test_block_terms_leave_other_rows_warm_cache_time_alone():
     """Switching attention block terms on changes no GEMM's time, warm or cold (the warm factor
     scales a GEMM's whole memory time, latency part included)."""
-    h100 = get_device("h100-sxm")
+    h100 = get_device("h100-sxm", efficiency="spec")
     plain = _with(h100, warm_cache_bytes=40e6, warm_cache_bandwidth_ratio=3.0, memory_half_bytes=2e6)
     blocks = _with(plain, decode_attention_parallel_half=20.0, decode_attention_parallel_sharpness=4.0)
     b = OpBuilder(1)

@@ -31,9 +31,9 @@ needs_aic = pytest.mark.skipif(
 
 def test_analytical_scores_are_the_metrics_of_the_test_rows():
     t = select_rows(load_measurements(SAMPLE), ["h100-sxm"])
-    report = evaluate(t, {"h100-sxm": get_device("h100-sxm")}, calibrate_devices=False)
+    report = evaluate(t, {"h100-sxm": get_device("h100-sxm", efficiency="spec")}, calibrate_devices=False)
     _, validation, test = three_way_split(t)
-    pred = predict(t, get_device("h100-sxm"))
+    pred = predict(t, get_device("h100-sxm", efficiency="spec"))
     fam = families(t)
     meas = t.column("latency_s").to_numpy()
     for split, mask in (("shapes", test), ("validation", validation)):
@@ -52,7 +52,7 @@ def _two_synthetic_devices():
     """GEMM rows of an H100 and an H200 with the same true efficiency (2% noise), and their devices."""
     t1, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h100-sxm", noise=0.02)
     t2, _ = synthetic(gemm_rows(), TRUE_GEMM, device="h200", noise=0.02, seed=5)
-    return pa.concat_tables([t1, t2]), {"h100-sxm": get_device("h100-sxm"), "h200": get_device("h200")}
+    return pa.concat_tables([t1, t2]), {"h100-sxm": get_device("h100-sxm", efficiency="spec"), "h200": get_device("h200", efficiency="spec")}
 
 
 @needs_scipy
@@ -100,7 +100,7 @@ def test_targets_are_checked_per_cell():
 
 def test_rendering_lists_every_cell(tmp_path):
     t = select_rows(load_measurements(SAMPLE), ["h100-sxm"], ["gemm", "moe"])
-    report = evaluate(t, {"h100-sxm": get_device("h100-sxm")}, calibrate_devices=False,
+    report = evaluate(t, {"h100-sxm": get_device("h100-sxm", efficiency="spec")}, calibrate_devices=False,
                       header={"measurements": "sample"})
     console = Console(width=200, record=True)
     render_fidelity(report, console)
@@ -114,7 +114,7 @@ def test_rendering_lists_every_cell(tmp_path):
 def test_nothing_to_evaluate_is_an_error():
     t = select_rows(load_measurements(SAMPLE), ["b200"])
     with pytest.raises(InfersimError, match="nothing to evaluate"):
-        evaluate(t, {"h100-sxm": get_device("h100-sxm")})
+        evaluate(t, {"h100-sxm": get_device("h100-sxm", efficiency="spec")})
 
 
 @needs_aic
@@ -126,7 +126,7 @@ def test_real_h100_gemm_calibrated_held_out_error():
 
     t = load_aiconfigurator(devices="h100-sxm", ops="gemm")
     t = t.filter(pa.array(np.asarray(t.column("dtype").to_pylist()) == "bf16"))
-    report = evaluate(t, {"h100-sxm": get_device("h100-sxm")}, max_fit_rows=4000)
+    report = evaluate(t, {"h100-sxm": get_device("h100-sxm", efficiency="spec")}, max_fit_rows=4000)
     cal = report.score("shapes", "h100-sxm", "gemm", "calibrated")
     ana = report.score("shapes", "h100-sxm", "gemm", "analytical")
     assert cal.rows > 5000

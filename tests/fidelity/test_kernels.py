@@ -20,7 +20,7 @@ P_BF16, P_FP8, BW = 989.4e12, 1978.9e12, 3350e9  # H100 SXM spec sheet
 
 @pytest.fixture
 def h100_ideal():
-    return ideal(get_device("h100-sxm"), gemm_tile_m=1, gemm_tile_n=1)
+    return ideal(get_device("h100-sxm", efficiency="spec"), gemm_tile_m=1, gemm_tile_n=1)
 
 
 def test_gemm_is_the_roofline_of_2mnk_and_its_bytes(h100_ideal):
@@ -120,7 +120,7 @@ def test_unknown_dtype_rows_are_not_predicted():
     table = rows_table([dict(op="gemm", m=1, n=2, k=3, dtype="bf16"), dict(op="gemm", m=1, n=2, k=3, dtype="e5m2x")])
     ks = build_kernels(table)
     assert ks.unsupported.tolist() == [1]
-    pred = ks.predict(get_device("h100-sxm"))
+    pred = ks.predict(get_device("h100-sxm", efficiency="spec"))
     assert np.isfinite(pred[0]) and np.isnan(pred[1])
 
 
@@ -144,7 +144,7 @@ def test_every_sample_row_is_predicted_positive():
     t = load_measurements(SAMPLE)
     for dev in ("h100-sxm", "b200"):
         x = t.filter(pc.equal(t.column("device"), dev))
-        pred = predict(x, get_device(dev))
+        pred = predict(x, get_device(dev, efficiency="spec"))
         assert np.all(np.isfinite(pred)) and np.all(pred > 0)
     fam = set(families(t).tolist())
     assert fam == {"gemm", "attention", "mla", "moe", "collective"}

@@ -49,7 +49,9 @@ def test_builtin_file_loads_and_validates(name):
     assert spec.name == name, "the name: key must equal the file name"
     assert get_device(name.upper()) is dev  # case-insensitive, cached
     # the hot-path view is the spec in SI units
-    assert dev.memory_bytes == pytest.approx(spec.memory.capacity_gb * 1e9)
+    m = spec.memory
+    given = m.capacity_mib * 2**20 if m.capacity_mib else m.capacity_gib * 2**30
+    assert dev.memory_bytes == pytest.approx(given)
     assert dev.memory_bandwidth_bytes_per_s == pytest.approx(spec.memory.bandwidth_gb_per_s * 1e9)
     assert dev.scale_up.latency_s == pytest.approx(spec.scale_up.latency_us * 1e-6)
     # every section names where its numbers come from
@@ -108,30 +110,65 @@ def test_dense_peak_matches_spec_sheet(name, dtype, expected, why):
     )
 
 
+MiB, GiB = 2**20, 2**30
 MEMORY = [
-    # (device, capacity bytes, bandwidth bytes/s)
-    ("h100-sxm", 80e9, 3.35e12),
-    ("h200", 141e9, 4.8e12),
-    ("b200", 1440e9 / 8, 64e12 / 8),
-    ("gb200", 13.4e12 / 72, 576e12 / 72),
-    ("a100-sxm-80gb", 80e9, 2039e9),
-    ("l40s", 48e9, 864e9),
-    ("mi300x", 192e9, 5.3e12),
-    ("mi325x", 256e9, 6.0e12),
-    ("tpu-v5e", 16e9, 819e9),
-    ("tpu-v5p", 95e9, 2765e9),
-    ("tpu-v6e", 32e9, 1600e9),
-    ("gaudi3", 128e9, 3.67e12),
-    ("cpu-xeon-8480", 512e9, 8 * 4800e6 * 8),  # 8 channels x 4,800 MT/s x 8 bytes
+    # (device, usable capacity in bytes as its source states it, bandwidth bytes/s); vendors' "GB" of
+    # HBM / GDDR are binary, so a driver-reported MiB figure or a datasheet's GiB is the capacity
+    ("h100-sxm", 81559 * MiB, 3.35e12),         # nvidia-smi: 81559MiB (NVIDIA/nccl #1264)
+    ("h100-pcie", 80 * GiB, 2.0e12),            # aiconfigurator-core 0.12.0 h100_pcie.yaml: 80GiB
+    ("h200", 143771 * MiB, 4.8e12),             # nvidia-smi: 143771MiB
+    ("b200", 183359 * MiB, 64e12 / 8),          # nvidia-smi: 183359MiB (NVIDIA/TensorRT-LLM #10278)
+    ("gb200", 189471 * MiB, 576e12 / 72),       # aiconfigurator-core gb200.yaml: 189471MiB reported by nvidia-smi
+    ("a100-sxm-80gb", 81920 * MiB, 2039e9),     # nvidia-smi: 81920MiB (80 GiB)
+    ("l40s", 46068 * MiB, 864e9),               # aiconfigurator-core l40s.yaml / nvidia-smi: 46068 MiB
+    ("mi300x", 205822885888, 5.3e12),           # rocm-smi: VRAM Total Memory (B): 205822885888
+    ("mi325x", 256 * GiB, 6.0e12),              # datasheet 256 GB read as GiB (no driver figure found)
+    ("tpu-v5e", 16 * GiB, 819e9),               # Cloud TPU v5e page: 16 GiB
+    ("tpu-v5p", 95 * GiB, 2765e9),              # Cloud TPU v5p page: 95 GiB
+    ("tpu-v6e", 32 * GiB, 1600e9),              # Cloud TPU v6e page: 32 GB, read as GiB like v5e's
+    ("gaudi3", 131072 * MiB, 3.67e12),          # hl-smi: 131072 MiB
+    ("cpu-xeon-8480", 8 * 64 * GiB, 8 * 4800e6 * 8),  # 8 x 64 GiB RDIMMs; 8 channels x 4,800 MT/s x 8 bytes
 ]
 
 
+def test_every_device_has_a_memory_figure():
+    assert sorted(m[0] for m in MEMORY) == sorted(NAMES)
+
+
 @pytest.mark.parametrize("name,capacity,bandwidth", MEMORY, ids=[m[0] for m in MEMORY])
-def test_memory_matches_spec_sheet(name, capacity, bandwidth):
+def test_memory_matches_its_source(name, capacity, bandwidth):
     dev = get_device(name)
-    # 1% on capacity: rack totals like 13.4 TB / 72 are themselves rounded
-    assert _close(dev.memory_bytes, capacity, rel=0.01), f"{name}: {dev.memory_bytes:.4g} B"
+    assert dev.memory_bytes == capacity, f"{name}: {dev.memory_bytes:.6g} B, source says {capacity:.6g} B"
     assert _close(dev.memory_bandwidth_bytes_per_s, bandwidth), f"{name}: {dev.memory_bandwidth_bytes_per_s:.4g} B/s"
+    # the bundled file gives the capacity in a binary unit, and its source says which figure it took
+    mem = dev.spec.memory
+    assert mem.capacity_gb is None, f"{name}: capacity in decimal GB; give capacity_mib or capacity_gib"
+    assert "usable memory:" in mem.source
+
+
+def test_vidur_a100_kv_blocks_follow_the_driver_capacity(tmp_path):
+    """Llama-2-70B TP2 on A100 80GB (the Vidur comparison of issue 17): 80 GiB per GPU, not 80e9 bytes.
+
+    The same device read the old way (``capacity_gb: 80``) has 80e9 bytes; everything else equal,
+    the binary reading adds (81,920 MiB - 80e9 B) x memory utilization to each GPU's KV cache, i.e.
+    that many bytes / (bytes per block) more blocks.
+    """
+    from infersim.serving.engine import prepare
+    from infersim.serving.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).parents[2] / "examples" / "scenarios" / "vidur-llama2-70b-tp2.yaml")
+    sc = sc.with_changes(efficiency="spec")
+    data = _raw("a100-sxm-80gb")
+    del data["memory"]["capacity_mib"]
+    data["memory"]["capacity_gb"] = 80
+    old = prepare(sc.with_changes(hardware=str(_write(tmp_path, data))))
+    new = prepare(sc)
+    assert new.kv_capacity_bytes - old.kv_capacity_bytes == pytest.approx(
+        (81920 * MiB - 80e9) * sc.scheduler.memory_utilization, rel=1e-9)
+    block_bytes = new.kv_bytes_per_token * sc.scheduler.block_size
+    assert new.blocks_per_engine == int(new.kv_capacity_bytes // block_bytes)
+    assert old.blocks_per_engine == int(old.kv_capacity_bytes // block_bytes)
+    assert new.blocks_per_engine > old.blocks_per_engine
 
 
 @pytest.mark.parametrize("name,units", [
@@ -241,7 +278,8 @@ def test_user_yaml_file_by_path(tmp_path):
     data["display_name"] = "My Chip"
     data["compute"]["dense_tflops"] = {"bf16": 500.0, "fp8": 1000.0}
     data["compute"]["sparse_tflops"] = {}
-    data["memory"]["capacity_gb"] = 96
+    del data["memory"]["capacity_mib"]
+    data["memory"]["capacity_gb"] = 96  # the decimal field of earlier files still reads as 10^9 bytes
     path = _write(tmp_path, data)
     dev = get_device(str(path))
     assert dev.name == "my-chip"
@@ -274,12 +312,33 @@ def test_missing_field_names_file_and_field(tmp_path):
 
 def test_negative_capacity_names_field(tmp_path):
     data = _raw("h100-sxm")
-    data["memory"]["capacity_gb"] = -80
+    data["memory"]["capacity_mib"] = -80
     path = _write(tmp_path, data)
     with pytest.raises(ConfigError) as info:
         get_device(str(path))
-    assert "memory.capacity_gb" in str(info.value)
+    assert "memory.capacity_mib" in str(info.value)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fields", [(), ("capacity_mib", "capacity_gib")], ids=["none", "two"])
+def test_capacity_in_exactly_one_unit(tmp_path, fields):
+    data = _raw("h100-sxm")
+    del data["memory"]["capacity_mib"]
+    for f in fields:
+        data["memory"][f] = 80
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        get_device(str(path))
+    msg = str(info.value)
+    assert str(path) in msg and "memory" in msg and "capacity_mib" in msg and "capacity_gib" in msg
+    assert "\n" not in msg
+
+
+def test_gib_field_reads_binary(tmp_path):
+    data = _raw("h100-sxm")
+    del data["memory"]["capacity_mib"]
+    data["memory"]["capacity_gib"] = 80
+    assert get_device(str(_write(tmp_path, data))).memory_bytes == 80 * 2**30
 
 
 def test_unknown_extra_field_is_named(tmp_path):

@@ -209,10 +209,12 @@ def test_context_attention_math_over_an_fp8_cache_follows_the_device():
         return {n.split("[")[0]: d for n, d in zip(t.names, t.dtype) if n.startswith("attention.")}
 
     assert attention_dtypes(GraphOptions()) == {"attention.prefill": "fp8", "attention.decode": "fp8"}
-    l40s = get_device("l40s")
+    l40s = get_device("l40s", efficiency="spec")
     l40s_bf16 = l40s.efficiency.model_copy(update={"fp8_kv_context_math": "activation"})
     import dataclasses
     options = options_for_device(GraphOptions(), dataclasses.replace(l40s, efficiency=l40s_bf16))
     assert options.fp8_kv_context_math == "activation"
     assert attention_dtypes(options) == {"attention.prefill": "bf16", "attention.decode": "fp8"}
-    assert options_for_device(GraphOptions(), l40s) == GraphOptions()  # the shipped default: fp8
+    assert options_for_device(GraphOptions(), l40s) == GraphOptions()  # the spec-sheet default: fp8
+    # the shipped profile read the L40S's choice from aiconfigurator-core's rows: bf16 FMHA
+    assert get_device("l40s").efficiency.fp8_kv_context_math == "activation"

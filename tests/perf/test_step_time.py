@@ -133,11 +133,11 @@ def test_step_time_equals_full_graph_with_block_terms(model, par, prec):
 def test_rows_gain_block_keys_only_when_the_device_sets_block_terms():
     # the serving simulator's fast path reads these row dicts; plain devices keep the old layout
     m = get_model("llama-3.1-8b")
-    plain = StepTimeModel(m, get_device("h100-sxm"))
+    plain = StepTimeModel(m, get_device("h100-sxm", efficiency="spec"))  # no block terms in the spec model
     assert all("blocks" not in r and "split_k" not in r for r in plain._attention_rows)
     import dataclasses
 
-    base = get_device("h100-sxm")
+    base = get_device("h100-sxm", efficiency="spec")
     d = dataclasses.replace(base, efficiency=base.efficiency.model_copy(update=BLOCK_TERMS))
     rows = StepTimeModel(m, d)._attention_rows
     assert any("blocks" in r for r in rows)

@@ -162,6 +162,7 @@ def test_fast_paths_change_nothing():
                             "input_tokens": {"dist": "lognormal", "median": 300, "sigma": 0.7, "max": 1500},
                             "output_tokens": {"dist": "lognormal", "median": 150, "sigma": 0.7, "max": 900},
                             "prefix": {"groups": 3, "tokens": 200, "fraction": 0.7}})
+    sc = sc.with_changes(efficiency="spec")  # the compiled fast paths cover the plain (spec-sheet) roofline
     fast = simulate(sc)
     assert fast.deployment.cost.fast and fast.deployment.cost.fast_mixed
     assert fast.requests["preemptions"].sum() > 0 and fast.requests["prefix_hit_tokens"].sum() > 0

@@ -29,7 +29,7 @@ def hardware_list(as_json: bool) -> None:
     """All built-in devices with their headline numbers."""
     devices = [get_device(n) for n in hardware_names()]
     if as_json:
-        click.echo(json.dumps([d.spec.model_dump() for d in devices], indent=2))
+        click.echo(json.dumps([{**d.spec.model_dump(), "basis": d.basis} for d in devices], indent=2))
         return
     t = Table(title="Built-in hardware (per device)", title_justify="left")
     for col in ("name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory", "mem BW", "scale-up", "TDP", "$/h"):
@@ -45,14 +45,14 @@ def hardware_list(as_json: bool) -> None:
 
 
 @hardware_group.command("show")
-@click.argument("name")
+@click.argument("name", metavar="NAME[@spec]")
 @click.option("--json", "as_json", is_flag=True)
 def hardware_show(name: str, as_json: bool) -> None:
     """Every number of one device (NAME or path to a YAML) with its source."""
     d = get_device(name)
     spec = d.spec
     if as_json:
-        click.echo(json.dumps(spec.model_dump(), indent=2))
+        click.echo(json.dumps({**spec.model_dump(), "basis": d.basis}, indent=2))
         return
     console.print(f"[bold]{spec.display_name}[/bold] ({spec.name}, {spec.vendor} {spec.category})")
     t = Table(show_header=True)
@@ -68,7 +68,9 @@ def hardware_show(name: str, as_json: bool) -> None:
     if c.compute_units:
         t.add_row("compute units", str(c.compute_units), c.source)
     m = spec.memory
-    t.add_row("memory", f"{m.capacity_gb:g} GB", m.source)
+    given = next(f"{getattr(m, k):g} {u}" for k, u in (("capacity_mib", "MiB"), ("capacity_gib", "GiB"),
+                                                        ("capacity_gb", "GB")) if getattr(m, k) is not None)
+    t.add_row("memory", f"{given} ({fmt_bytes(d.memory_bytes)})", m.source)
     t.add_row("memory bandwidth", f"{m.bandwidth_gb_per_s:,.0f} GB/s", m.source)
     t.add_row("on-chip SRAM", f"{m.sram_mb:g} MB", m.source)
     for label, link in (("scale-up", spec.scale_up), ("scale-out", spec.scale_out)):
@@ -80,6 +82,7 @@ def hardware_show(name: str, as_json: bool) -> None:
     e = spec.efficiency
     t.add_row("efficiency", f"compute {e.compute_max_fraction:.2f}, memory {e.memory_max_fraction:.2f}, "
                             f"kernel {e.kernel_overhead_us:g} us", e.source)
+    t.add_row("basis", d.basis, "shipped profile (data/profiles) or spec sheet; NAME@spec for the spec-sheet model")
     console.print(t)
     if spec.notes:
         console.print(spec.notes)

@@ -13,8 +13,8 @@ from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..report.estimate_view import render_estimate
 from .app import console
-from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deployment_options, html_option,
-                      parse_transform_flags, runtime_option, transform_option, write_html_report)
+from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deployment_options, efficiency_option,
+                      html_option, parse_transform_flags, runtime_option, transform_option, write_html_report)
 
 
 @click.command("estimate")
@@ -35,12 +35,14 @@ from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deploym
 @transform_option
 @runtime_option
 @html_option
+@efficiency_option
 def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,
                  ep: int = 1, dp_attention: bool = False, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                  batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
                  attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
                  max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False,
-                 transforms: tuple = (), runtime: str | None = None, html_path: str | None = None) -> None:
+                 transforms: tuple = (), runtime: str | None = None, html_path: str | None = None,
+                 efficiency: str | None = None) -> None:
     """Latency, throughput, memory and top operators of a batch on one replica.
 
     Defaults: Llama-3.1-8B on one H100 SXM, batch 16, 1024 input / 256 output tokens.
@@ -56,7 +58,7 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
     chosen = parse_transform_flags(transforms)
     rt = get_runtime(check_runtime_flag(runtime))
     cfg = get_model(model)
-    device = get_device(hardware)
+    device = get_device(hardware, efficiency=efficiency)
     par = Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention)
     prec = Precision(weight_dtype, act_dtype, kv_dtype)
     options = GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance, transforms=chosen)

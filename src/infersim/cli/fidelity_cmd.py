@@ -108,12 +108,13 @@ def _measured_devices(table) -> list[str]:
 def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[str, str], str]:
     """measured device name -> Device, skipped devices with reasons, and the label of the 'given' mode."""
     from ..hardware import builtin_names, get_device
+    from ..hardware.catalog import starting_device
 
     if hardware is not None:
         if len(devices) != 1:
             raise InfersimError(f"--hardware describes one device but the measurements hold {len(devices)} "
                                 f"({', '.join(devices)}); pick one with --device")
-        dev = get_device(hardware)
+        dev = starting_device(hardware)
         label = "analytical" if not str(hardware).endswith((".yaml", ".yml")) and "/" not in str(hardware) \
             else "device file"
         return {devices[0]: dev}, {}, label
@@ -121,7 +122,7 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
     out, skipped = {}, {}
     for d in devices:
         if d in names:
-            out[d] = get_device(d)
+            out[d] = get_device(d, efficiency="spec")
         else:
             skipped[d] = "no hardware spec with this name (give --hardware NAME|PATH)"
     return out, skipped, "analytical"
@@ -231,35 +232,59 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
 
 
 @click.command("calibrate")
-@click.option("--measurements", required=True,
+@click.option("--measurements", default=None,
               help="long-format CSV/parquet (or 'aiconfigurator' for the bundled tables of --hardware's device)")
-@click.option("--hardware", "-H", required=True, help="the measured device: catalog NAME or path to its YAML")
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="device YAML to write")
+@click.option("--hardware", "-H", default=None,
+              help="the measured device: catalog NAME (its spec-sheet model) or path to its YAML")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="device YAML to write")
 @click.option("--device", "-d", default=None,
               help="which measured device's rows (default: the only one, or --hardware's name)")
 @click.option("--op", "ops", multiple=True, help="fit only on these ops")
 @click.option("--max-rows", default=20_000, show_default=True, type=COUNT, help="rows per fit stage (subsampled)")
 @click.option("--name", default=None, help="name of the calibrated device (default: NAME-calibrated)")
+@click.option("--all", "all_devices", is_flag=True,
+              help="every catalog device: calibrated on aiconfigurator-core's tables where it has them, "
+                   "transferred from the nearest measured device elsewhere (with --write-profiles)")
+@click.option("--write-profiles", is_flag=True, help="with --all: write the shipped profiles (hardware/data/profiles)")
+@click.option("--profiles-dir", default=None, type=click.Path(file_okay=False),
+              help="with --all: write the profiles here instead of into the package")
+@click.option("--workers", "-j", default=None, type=int,
+              help="with --all: devices calibrated side by side (default 1); same profiles for any number")
 @click.option("--json", "as_json", is_flag=True, help="print the fit as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
-def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, as_json, quiet) -> None:
+def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, all_devices, write_profiles,
+                  profiles_dir, workers, as_json, quiet) -> None:
     """Fit a device's efficiency parameters to measurements; write a device YAML for --hardware.
 
     The spec-sheet numbers are kept; the efficiency section is replaced (its source names
     the measurements, row count, date and fit MdAPE). Fits on every given row: use
     `infersim fidelity` to see accuracy on held-out shapes.
+
+    `infersim calibrate --all --write-profiles` regenerates the profiles every command uses
+    by default (one calibration per measured device, a few minutes each).
     """
     import datetime as _dt
 
     from ..fidelity.calibrate import calibrate
     from ..fidelity.devicefile import calibrated_name, device_spec_with, write_device_yaml
     from ..fidelity.evaluate import select_rows
-    from ..hardware import get_device
+    from ..hardware.catalog import starting_device
 
     if max_rows < 10:
         raise InfersimError(f"--max-rows must be >= 10, got {max_rows}")
     progress = _progress(quiet or as_json, "calibrate")
-    base = get_device(hardware)
+    if all_devices:
+        if workers is not None and workers < 1:
+            raise InfersimError(f"--workers must be >= 1, got {workers}")
+        _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, workers,
+                            as_json, progress)
+        return
+    if write_profiles or profiles_dir:
+        raise InfersimError("--write-profiles and --profiles-dir go with --all")
+    for flag, value in (("--measurements", measurements), ("--hardware", hardware), ("--output", output)):
+        if value is None:
+            raise InfersimError(f"{flag} is required (or give --all --write-profiles)")
+    base = starting_device(hardware)
     if Path(output).suffix.lower() not in (".yaml", ".yml"):
         raise InfersimError(f"{output}: the output must be a .yaml or .yml file")
     want = device or (base.name if measurements == AIC else None)
@@ -297,6 +322,32 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
 
     render_calibration(cal, console)
     console.print(f"wrote {path} (use it with --hardware {path})", highlight=False)
+
+
+def _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, workers,
+                        as_json, progress) -> None:
+    """``calibrate --all --write-profiles``: every catalog device's shipped profile."""
+    from ..fidelity.shipped import measured_devices, write_all_profiles
+
+    if not (write_profiles or profiles_dir):
+        raise InfersimError("--all writes the shipped profiles: add --write-profiles (or --profiles-dir DIR)")
+    if measurements not in (None, AIC) or hardware or output or ops:
+        raise InfersimError("--all calibrates on aiconfigurator-core's tables: leave out --measurements, "
+                            "--hardware, --output and --op")
+    from ..fidelity.evaluate import package_version
+
+    version = package_version("aiconfigurator-core")
+    if version is None:
+        raise InfersimError("aiconfigurator-core is not installed; install it with: pip install aiconfigurator-core")
+    measured, skipped = _aic_devices_with_spec()
+    measured = measured_devices(measured)
+    written = write_all_profiles(measured, version, directory=profiles_dir, max_rows=max_rows,
+                                 workers=workers or 1, progress=progress)
+    if as_json:
+        click.echo(json.dumps([{"device": d, "basis": b, "path": str(p)} for d, b, p in written], indent=2))
+        return
+    for d, b, p in written:
+        console.print(f"{d}: {b} -> {p}", highlight=False)
 
 
 @click.command("profile")

@@ -118,3 +118,14 @@ def write_html_report(kind: str, data: dict, path: str) -> None:
 
     out = write_report(kind, data, path)
     err_console.print(f"[dim]wrote {out}[/dim]", highlight=False)
+
+
+def efficiency_option(func):
+    """--efficiency: catalog devices' shipped calibrated profiles (default) or the spec sheet alone."""
+    from ..hardware.profile import EFFICIENCY_CHOICES
+
+    return click.option(
+        "--efficiency", type=click.Choice(EFFICIENCY_CHOICES), default=None,
+        help="efficiency model of catalog devices: their shipped profiles (calibrated on measured kernels, "
+             "or transferred from the nearest measured device; the default) or the spec sheet alone (spec); "
+             "overrides a scenario/study file's `efficiency:`")(func)

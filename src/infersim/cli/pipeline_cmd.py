@@ -7,14 +7,15 @@ import json
 import click
 
 from .app import console, err_console
-from .options import COUNT, RATE, SEED, html_option, runtime_option, write_html_report
+from .options import COUNT, RATE, SEED, efficiency_option, html_option, runtime_option, write_html_report
 
 
-def _load(path: str, requests: int | None, rate: float | None, seed: int | None, runtime: str | None = None):
+def _load(path: str, requests: int | None, rate: float | None, seed: int | None, runtime: str | None = None,
+          efficiency: str | None = None):
     from ..serving.pipeline.spec import load_pipeline
     from .simulate_cmd import apply_run_options
 
-    return apply_run_options(load_pipeline(path), requests, rate, seed, runtime)
+    return apply_run_options(load_pipeline(path), requests, rate, seed, runtime, efficiency)
 
 
 @click.command("pipeline")
@@ -25,8 +26,10 @@ def _load(path: str, requests: int | None, rate: float | None, seed: int | None,
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @runtime_option
 @html_option
+@efficiency_option
 def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None = None, seed: int | None = None,
-                 as_json: bool = False, runtime: str | None = None, html_path: str | None = None) -> None:
+                 as_json: bool = False, runtime: str | None = None, html_path: str | None = None,
+                 efficiency: str | None = None) -> None:
     """Simulate a multi-stage serving pipeline: P/D disaggregation, AFD, RAG stages.
 
     SCENARIO is a pipeline YAML (engines, a request graph, a workload and SLOs; see
@@ -38,7 +41,7 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
     from ..serving.pipeline.metrics import summarize_pipeline
     from ..serving.pipeline.simulator import simulate_pipeline
 
-    sc = _load(scenario, requests, rate, seed, runtime)
+    sc = _load(scenario, requests, rate, seed, runtime, efficiency)
     summary = summarize_pipeline(simulate_pipeline(sc))
     if html_path:
         write_html_report("pipeline", json_safe(summary.to_dict()), html_path)
@@ -55,8 +58,10 @@ def pipeline_cmd(scenario: str, requests: int | None = None, rate: float | None 
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @runtime_option
 @html_option
+@efficiency_option
 def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = False, quiet: bool = False,
-                       runtime: str | None = None, html_path: str | None = None) -> None:
+                       runtime: str | None = None, html_path: str | None = None,
+                       efficiency: str | None = None) -> None:
     """Run the comparison study of a pipeline scenario's `study:` section and print its table.
 
     Studies: pd_vs_colocated (prefill/decode split vs colocated chunked prefill per workload),
@@ -69,7 +74,7 @@ def pipeline_study_cmd(scenario: str, seed: int | None = None, as_json: bool = F
 
     from .progress import progress_reporter
 
-    sc = _load(scenario, None, None, seed, runtime)
+    sc = _load(scenario, None, None, seed, runtime, efficiency)
     with progress_reporter("pipeline-study", quiet=quiet or as_json) as progress:
         result = run_study(sc, progress)
     if as_json or html_path:

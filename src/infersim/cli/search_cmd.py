@@ -7,7 +7,8 @@ import click
 from ..errors import InfersimError
 from ..search.store import DEFAULT_DB
 from .app import console, err_console
-from .options import COUNT, NONNEG, check_runtime_flag, html_option, runtime_option, write_html_report
+from .options import (COUNT, NONNEG, check_runtime_flag, efficiency_option, html_option, runtime_option,
+                      write_html_report)
 
 _DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
                           help="results database (DuckDB file)")
@@ -40,10 +41,11 @@ def _default_workers(study, workers: int | None) -> int | None:
 @click.option("--no-progress", is_flag=True, help="no live progress bar")
 @runtime_option
 @html_option
+@efficiency_option
 def search_cmd(study_file: str | None = None, backend: str = "local", address: str | None = None,
                workers: int | None = None, db: str = DEFAULT_DB, budget: int | None = None, wait: bool = False,
                limit: int = 20, no_progress: bool = False, runtime: str | None = None,
-               html_path: str | None = None) -> None:
+               html_path: str | None = None, efficiency: str | None = None) -> None:
     """Search deployments for the best cost / goodput under SLOs.
 
     With no STUDY, runs the built-in study: Llama-3.1-70B chat on H100 SXM, H200,
@@ -63,7 +65,7 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
     from ..search.store import open_store
     from ..search.study import load_study
 
-    study = load_study(study_file) if study_file else default_study()
+    study = load_study(study_file, efficiency) if study_file else default_study(efficiency)
     if check_runtime_flag(runtime) is not None:
         study = study.with_runtime(runtime)
     if budget is not None and budget < 1:

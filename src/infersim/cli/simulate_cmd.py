@@ -7,16 +7,16 @@ import json
 import click
 
 from .app import console, err_console
-from .options import (COUNT, RATE, SEED, Real, check_runtime_flag, html_option, parse_transform_flags,
-                      runtime_option, transform_option, write_html_report)
+from .options import (COUNT, RATE, SEED, Real, check_runtime_flag, efficiency_option, html_option,
+                      parse_transform_flags, runtime_option, transform_option, write_html_report)
 
 
 def _load(scenario: str | None, requests: int | None, rate: float | None, seed: int | None, transforms=(),
-          runtime: str | None = None):
+          runtime: str | None = None, efficiency: str | None = None):
     from ..serving.scenario import default_scenario, load_scenario
 
     sc = load_scenario(scenario) if scenario else default_scenario()
-    return apply_run_options(with_transforms(sc, transforms), requests, rate, seed, runtime)
+    return apply_run_options(with_transforms(sc, transforms), requests, rate, seed, runtime, efficiency)
 
 
 def with_transforms(sc, flags):
@@ -34,8 +34,9 @@ def with_transforms(sc, flags):
     return sc.with_changes(transforms=list(sc.transforms) + [t.spec() for t in chosen])
 
 
-def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None, runtime: str | None = None):
-    """A scenario (serving or pipeline) with --requests, --seed, --runtime and --rate applied."""
+def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | None, runtime: str | None = None,
+                      efficiency: str | None = None):
+    """A scenario (serving or pipeline) with --requests, --seed, --runtime, --rate and --efficiency applied."""
     from ..errors import ConfigError
     from ..serving.sweep import with_rate
 
@@ -50,6 +51,8 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
         if seed < 0:
             raise ConfigError(sc.origin, "--seed", f"must be >= 0, got {seed}")
         changes["seed"] = seed
+    if efficiency is not None:
+        changes["efficiency"] = efficiency
     if changes:
         sc = sc.with_changes(**changes)
     if rate is not None:
@@ -70,10 +73,11 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
 @transform_option
 @runtime_option
 @html_option
+@efficiency_option
 def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate: float | None = None,
                  seed: int | None = None, as_json: bool = False, out_dir: str | None = None,
                  trace_limit: int = 200_000, transforms: tuple = (), runtime: str | None = None,
-                 html_path: str | None = None) -> None:
+                 html_path: str | None = None, efficiency: str | None = None) -> None:
     """Simulate serving a workload: tail latency, throughput, goodput.
 
     SCENARIO is a scenario YAML (see examples/scenarios/). Without it, runs the built-in
@@ -85,7 +89,7 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
     from ..serving.metrics import iterations, itl_samples, request_metrics, summarize
     from ..serving.outputs import json_safe, summary_json, write_outputs
 
-    sc = _load(scenario, requests, rate, seed, transforms, runtime)
+    sc = _load(scenario, requests, rate, seed, transforms, runtime, efficiency)
     result = simulate(sc)
     it = iterations(result, detail=bool(out_dir))
     summary = summarize(result, it)
@@ -131,10 +135,11 @@ def _parse_rates(text: str) -> list[float]:
 @transform_option
 @runtime_option
 @html_option
+@efficiency_option
 def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: bool = False,
                    start: float | None = None, tolerance: float = 0.05, requests: int | None = None,
                    seed: int | None = None, as_json: bool = False, transforms: tuple = (),
-                   runtime: str | None = None, html_path: str | None = None) -> None:
+                   runtime: str | None = None, html_path: str | None = None, efficiency: str | None = None) -> None:
     """Highest request rate that meets the scenario's SLOs, with a latency-vs-load table."""
     from ..errors import InfersimError
     from ..report.serving_view import render_sweep
@@ -145,7 +150,7 @@ def sweep_rate_cmd(scenario: str | None = None, rates: str | None = None, auto: 
         raise InfersimError("give either --rates or --auto, not both")
     from .progress import progress_reporter
 
-    sc = _load(scenario, requests, None, seed, transforms, runtime)
+    sc = _load(scenario, requests, None, seed, transforms, runtime, efficiency)
     if start is not None and start <= 0:
         raise InfersimError(f"--start must be > 0, got {start}")
     with progress_reporter("sweep-rate", quiet=as_json or not err_console.is_terminal) as progress:

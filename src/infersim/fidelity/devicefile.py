@@ -41,21 +41,30 @@ def _represent_list(dumper: yaml.SafeDumper, value: list):
 _Dumper.add_representer(list, _represent_list)
 
 
-def spec_yaml(spec: HardwareSpec, comment: str = "") -> str:
-    data = spec.model_dump(mode="json", exclude_none=True)
-    # the efficiency in its sections (hardware/efficiency.py), every number explicit (a later
-    # change of a default must not change this file's meaning), empty refinements and sections
-    # left out
-    efficiency = {}
-    for key, value in data.get("efficiency", {}).items():
+def efficiency_dump(eff: EfficiencySpec) -> dict:
+    """``eff`` as plain data in its sections (hardware/efficiency.py): every number explicit (a later
+    change of a default must not change a file's meaning), empty refinements and sections left out."""
+    data = eff.model_dump(mode="json", exclude_none=True)
+    out = {}
+    for key, value in data.items():
         if isinstance(value, dict):
             value = {k: v for k, v in value.items() if v not in ({}, [])}
         if value not in ({}, []):
-            efficiency[key] = value
-    data["efficiency"] = efficiency
+            out[key] = value
+    return out
+
+
+def yaml_text(data: dict, comment: str = "") -> str:
+    """``data`` as block-style YAML, ``comment`` lines on top."""
     text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110)
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
     return head + text
+
+
+def spec_yaml(spec: HardwareSpec, comment: str = "") -> str:
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["efficiency"] = efficiency_dump(spec.efficiency)
+    return yaml_text(data, comment)
 
 
 def write_device_yaml(spec: HardwareSpec, path: str | Path, comment: str = "") -> Path:

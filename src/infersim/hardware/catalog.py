@@ -11,10 +11,15 @@ from pydantic import ValidationError
 from ..errors import ConfigError, unknown_name_error
 from ..userfile import parse_yaml, read_text
 from .device import Device, device_from_spec
+import yaml
+
 from .plausibility import check_plausible
-from .schema import HardwareSpec
+from .profile import SPEC_ONLY, DeviceProfile, check_efficiency_choice
+from .schema import EfficiencySpec, HardwareSpec
 
 _DATA = "data"
+#: shipped profiles, one file per catalog device, beside the spec sheets
+PROFILES = "profiles"
 
 
 def _data_dir():
@@ -41,6 +46,23 @@ def format_validation_error(path: object, err: ValidationError) -> ConfigError:
     return ConfigError(path, field, msg)
 
 
+#: libyaml's safe loader where PyYAML has it, for the shipped profiles (15x faster on a profile);
+#: user files go through infersim.userfile's checked loader
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_mapping(text: str, origin: object) -> dict:
+    try:
+        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(origin, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(origin, None, "expected a mapping of fields at the top level")
+    return data
+
+
 def parse_hardware_yaml(text: str, origin: object) -> HardwareSpec:
     data = parse_yaml(text, origin)
     if not isinstance(data, dict):
@@ -57,25 +79,99 @@ def parse_hardware_yaml(text: str, origin: object) -> HardwareSpec:
     return spec
 
 
+def _profiles_dir():
+    return _data_dir().joinpath(PROFILES)
+
+
+def profile_path(name: str):
+    """Where the shipped profile of catalog device ``name`` lives (it may not exist)."""
+    return _profiles_dir().joinpath(f"{name}.yaml")
+
+
+def parse_profile_yaml(text: str, origin: object) -> DeviceProfile:
+    """A profile file, validated: a missing provenance field is one line naming the file and field."""
+    data = _load_mapping(text, origin)
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as err:
+        raise format_validation_error(origin, err) from None
+
+
 @functools.lru_cache(maxsize=None)
-def _load_builtin(name: str) -> Device:
+def load_profile(name: str) -> DeviceProfile | None:
+    """The shipped profile of catalog device ``name``, or None where none is shipped."""
+    path = profile_path(name)
+    if not path.is_file():
+        return None
+    origin = f"<builtin>/{_DATA}/{PROFILES}/{name}.yaml"
+    profile = parse_profile_yaml(path.read_text(encoding="utf-8"), origin)
+    if profile.device != name:
+        raise ConfigError(origin, "device", f"names '{profile.device}', expected '{name}' (the file name)")
+    return profile
+
+
+@functools.lru_cache(maxsize=None)
+def _load_builtin(name: str, efficiency: str = "calibrated") -> Device:
     path = _data_dir().joinpath(f"{name}.yaml")
-    return device_from_spec(parse_hardware_yaml(path.read_text(encoding="utf-8"), f"<builtin>/{name}.yaml"))
+    spec = parse_hardware_yaml(path.read_text(encoding="utf-8"), f"<builtin>/{name}.yaml")
+    profile = load_profile(name) if efficiency == "calibrated" else None
+    if profile is None:
+        return device_from_spec(spec, SPEC_ONLY)
+    return device_from_spec(spec.model_copy(update={"efficiency": profile.efficiency}), profile.basis)
 
 
-def load_hardware_file(path: str | Path) -> Device:
-    return device_from_spec(parse_hardware_yaml(read_text(path), Path(path)))
+def load_hardware_file(path: str | Path, efficiency: str | None = None) -> Device:
+    """A device YAML. Its efficiency section is used as written (basis: the file), or the generic
+    spec-sheet defaults with ``efficiency="spec"``."""
+    path = Path(path)
+    spec = parse_hardware_yaml(read_text(path), path)
+    if efficiency == "spec":
+        return device_from_spec(spec.model_copy(update={"efficiency": EfficiencySpec()}), SPEC_ONLY)
+    return device_from_spec(spec, f"device file {path.name}: {spec.efficiency.source}")
 
 
-def get_device(name_or_path: str | Device) -> Device:
-    """A device by catalog name (case-insensitive) or by path to a YAML file."""
+def is_file_reference(text: str) -> bool:
+    """Whether a hardware reference names a YAML file rather than a catalog device."""
+    return text.endswith((".yaml", ".yml")) or "/" in text
+
+
+def starting_device(name_or_path: str) -> Device:
+    """What a calibration starts from: a catalog name's spec-sheet model (``NAME@calibrated``: its
+    profile), a device file as written."""
+    text = str(name_or_path)
+    return get_device(text, efficiency=None if is_file_reference(split_efficiency(text)[0]) else "spec")
+
+
+def split_efficiency(text: str) -> tuple[str, str | None]:
+    """``"h100-sxm@spec"`` -> ``("h100-sxm", "spec")``; a name without ``@`` -> ``(name, None)``."""
+    if "@" in text and not text.endswith((".yaml", ".yml")):
+        base, _, choice = text.rpartition("@")
+        return base, check_efficiency_choice(choice, f"hardware '{text}'")
+    return text, None
+
+
+def with_efficiency_choice(name: str, efficiency: str | None) -> str:
+    """``name`` with ``@efficiency`` appended (None: unchanged; an ``@`` already there wins)."""
+    if efficiency is None or split_efficiency(str(name))[1] is not None:
+        return name
+    return f"{name}@{check_efficiency_choice(efficiency)}"
+
+
+def get_device(name_or_path: str | Device, efficiency: str | None = None) -> Device:
+    """A device by catalog name (case-insensitive) or by path to a YAML file.
+
+    A catalog device comes with its shipped profile (calibrated, or transferred from the
+    nearest measured device); ``efficiency="spec"`` or the name ``NAME@spec`` gives the
+    spec-sheet-only model. :attr:`Device.basis` says which.
+    """
     if isinstance(name_or_path, Device):
         return name_or_path
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
-        return load_hardware_file(text)
+    text, suffix = split_efficiency(str(name_or_path))
+    choice = check_efficiency_choice(suffix or efficiency)
+    if is_file_reference(text):
+        return load_hardware_file(text, choice if (suffix or efficiency) else None)
     key = text.lower()
     names = builtin_names()
     if key not in names:
         raise unknown_name_error("hardware", text, names)
-    return _load_builtin(key)
+    return _load_builtin(key, choice)

@@ -42,6 +42,9 @@ class Device:
     usd_per_hour: float | None
     efficiency: EfficiencySpec
     spec: HardwareSpec = field(repr=False, compare=False)
+    #: what the efficiency numbers rest on: "calibrated on <data> <version> (N rows, DATE)",
+    #: "transferred from <device>", "spec sheet only" or "device file <path>"
+    basis: str = "spec sheet only"
 
     def peak_flops(self, dtype: str, sparse: bool = False) -> float:
         """Peak FLOP/s for a matmul in ``dtype``.
@@ -63,7 +66,7 @@ class Device:
         return dtype in self.dense_flops_per_s
 
 
-def device_from_spec(spec: HardwareSpec) -> Device:
+def device_from_spec(spec: HardwareSpec, basis: str = "spec sheet only") -> Device:
     def link(s) -> Link:
         return Link(s.name, s.bandwidth_gb_per_s * GIGA, s.latency_us * MICRO, s.domain_size, s.topology)
 
@@ -74,7 +77,7 @@ def device_from_spec(spec: HardwareSpec) -> Device:
         dense_flops_per_s={k: v * TERA for k, v in spec.compute.dense_tflops.items()},
         sparse_flops_per_s={k: v * TERA for k, v in spec.compute.sparse_tflops.items()},
         compute_units=spec.compute.compute_units or 1,
-        memory_bytes=spec.memory.capacity_gb * GIGA,
+        memory_bytes=spec.memory.capacity_bytes,
         memory_bandwidth_bytes_per_s=spec.memory.bandwidth_gb_per_s * GIGA,
         sram_bytes=spec.memory.sram_mb * 1e6,
         scale_up=link(spec.scale_up),
@@ -84,4 +87,5 @@ def device_from_spec(spec: HardwareSpec) -> Device:
         usd_per_hour=spec.cost.usd_per_hour if spec.cost else None,
         efficiency=spec.efficiency,
         spec=spec,
+        basis=basis,
     )

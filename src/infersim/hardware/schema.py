@@ -1,7 +1,8 @@
 """The hardware file format (YAML, one device per file), validated by pydantic.
 
 Units are in the field names: ``tflops`` (10^12 FLOP/s), ``gb`` (10^9 bytes),
-``gb_per_s`` (10^9 bytes/s, one direction), ``us`` (microseconds), ``w`` (watts).
+``gib`` (2^30 bytes), ``mib`` (2^20 bytes), ``gb_per_s`` (10^9 bytes/s, one direction),
+``us`` (microseconds), ``w`` (watts).
 Every section has a required ``source`` naming the spec sheet, paper or
 measurement its numbers come from; the loader rejects a section without one.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..dtypes import DTYPE_BYTES
 from .efficiency import COLLECTIVE_KINDS, MLA_OVERRIDABLE, DecodeKernel, EfficiencySpec
@@ -53,13 +54,43 @@ class ComputeSpec(_Strict):
         return value
 
 
-class MemorySpec(_Strict):
-    """Device memory (HBM / GDDR / DDR) and on-chip SRAM."""
+#: bytes per unit of the memory-capacity fields (exactly one is given)
+CAPACITY_UNITS: dict[str, float] = {"capacity_mib": 2.0 ** 20, "capacity_gib": 2.0 ** 30, "capacity_gb": 1e9}
 
-    capacity_gb: float = Field(gt=0)
+
+class MemorySpec(_Strict):
+    """Device memory (HBM / GDDR / DDR) and on-chip SRAM.
+
+    The capacity is given in the unit its source states, exactly one of: ``capacity_mib``
+    (what the driver reports: ``nvidia-smi`` / ``rocm-smi`` / ``hl-smi`` print MiB),
+    ``capacity_gib`` (a datasheet that writes GiB), ``capacity_gb`` (10^9 bytes). Vendors'
+    "80 GB" of HBM are binary: the driver reports 81,920 MiB for an A100 80GB.
+    """
+
+    capacity_mib: float | None = Field(default=None, gt=0, description="usable memory, MiB (2^20 bytes)")
+    capacity_gib: float | None = Field(default=None, gt=0, description="usable memory, GiB (2^30 bytes)")
+    capacity_gb: float | None = Field(default=None, gt=0, description="usable memory, GB (10^9 bytes)")
     bandwidth_gb_per_s: float = Field(gt=0)
     sram_mb: float = Field(default=0.0, ge=0, description="on-chip SRAM (L2 + shared/L1, or VMEM)")
     source: Source = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _one_capacity(self) -> MemorySpec:
+        given = [name for name in CAPACITY_UNITS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give the capacity in exactly one unit: capacity_mib (driver-reported MiB), "
+                             "capacity_gib (datasheet GiB) or capacity_gb (10^9 bytes)"
+                             + (f"; got {', '.join(given)}" if given else ""))
+        return self
+
+    @property
+    def capacity_bytes(self) -> float:
+        """The capacity in bytes, from whichever unit the file gives."""
+        for name, unit in CAPACITY_UNITS.items():
+            value = getattr(self, name)
+            if value is not None:
+                return value * unit
+        raise AssertionError("validated: one capacity field is set")  # pragma: no cover
 
 
 class LinkSpec(_Strict):

@@ -74,6 +74,7 @@ class Estimate:
     transforms: tuple = ()  # applied software techniques (infersim.perf.transforms)
     notes: list[str] = field(default_factory=list)  # their fallbacks and caveats
     tokens_per_round: float = 1.0  # speculative decoding: tokens emitted per decode round
+    device_basis: str = "spec sheet only"  # what the device's efficiency numbers rest on (Device.basis)
 
     @property
     def devices(self) -> int:
@@ -82,7 +83,7 @@ class Estimate:
     def to_dict(self) -> dict:
         m = self.memory
         out = {
-            "model": self.model, "hardware": self.device,
+            "model": self.model, "hardware": self.device, "hardware_basis": self.device_basis,
             "parallel": {"tp": self.parallel.tp, "pp": self.parallel.pp, "ep": self.parallel.ep,
                          "dp_attention": self.parallel.dp_attention, "devices": self.devices},
             "precision": {"weight": self.precision.weight, "activation": self.precision.activation,
@@ -237,9 +238,9 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
                            memory_utilization=memory_utilization, transforms=transforms)
     if runtime is not None:
         runtime = runtime.for_device(device.memory_bytes)
-    base = dict(model=model.name, device=device.name, parallel=par, precision=prec, batch=batch,
-                input_tokens=input_tokens, output_tokens=output_tokens, memory=mem, transforms=transforms,
-                notes=notes, runtime=runtime.name if runtime is not None else "none")
+    base = dict(model=model.name, device=device.name, device_basis=device.basis, parallel=par, precision=prec,
+                batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, memory=mem,
+                transforms=transforms, notes=notes, runtime=runtime.name if runtime is not None else "none")
     if not mem.fits:
         return Estimate(**base, fits=False)
 

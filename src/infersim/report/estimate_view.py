@@ -6,7 +6,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from ..perf.estimate import Estimate
-from .units import fmt_bytes, fmt_rate, fmt_time
+from .units import fmt_bytes, fmt_rate, fmt_time, print_basis
 
 
 def render_estimate(est: Estimate, console: Console) -> None:
@@ -15,6 +15,7 @@ def render_estimate(est: Estimate, console: Console) -> None:
              f"batch {est.batch}, {est.input_tokens} in / {est.output_tokens} out, "
              f"weights {prec.weight} / act {prec.activation} / KV {prec.kv_cache}, runtime {est.runtime}")
     console.print(f"[bold]{title}[/bold]")
+    print_basis([f"{est.device}: {est.device_basis}"], console)
     for t in est.transforms:
         console.print(f"transform {t.spec()}: accuracy {t.accuracy().label}")
     for note in est.notes:

@@ -10,7 +10,7 @@ from rich.table import Table
 from ..serving.pipeline.metrics import PipelineSummary
 from ..serving.pipeline.studies import StudyResult, best_afd_ratio, best_by_group, decode_tokens_per_gpu_s
 from .serving_view import _pct, render_latency, render_slos
-from .units import fmt_rate, fmt_time
+from .units import fmt_rate, fmt_time, print_basis
 
 
 def _num(x: float | None, fmt: str = "{:.3g}") -> str:
@@ -41,6 +41,7 @@ def render_pipeline(s: PipelineSummary, console: Console) -> None:
                    _pct(e.kv_utilization_mean), f"{e.preemptions:,}", f"{e.served:,}", f"{e.power_w / 1e3:.2f} kW",
                    f"${e.cost_usd:.3f}")
     console.print(et)
+    print_basis([part for e in s.engines for part in e.hardware_basis.split("; ") if part != "-"], console)
 
     t = Table(title="Throughput, cost and energy", title_justify="left")
     t.add_column("metric")
@@ -78,6 +79,8 @@ def render_study(result: StudyResult, console: Console) -> None:
         _render_pd_afd(result, best, console)
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+    print_basis([part for row in result.rows if row.summary is not None for e in getattr(row.summary, "engines", [])
+                 for part in e.hardware_basis.split("; ") if part != "-"], console)
 
 
 def _render_pd_afd(result: StudyResult, best: dict, console: Console) -> None:

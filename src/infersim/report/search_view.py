@@ -8,7 +8,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from .units import fmt_bytes, fmt_rate, fmt_time
+from .units import fmt_bytes, fmt_rate, fmt_time, print_basis
 
 
 def fmt_metric(name: str, value) -> str:
@@ -148,6 +148,7 @@ def render_points(results, points: list, console: Console, limit: int = 50) -> N
     console.print(table)
     if len(points) > limit:
         console.print(f"[dim]{len(points) - limit} more points not shown (--limit; `results export` writes all)[/dim]")
+    print_basis([f"{d}: {b}" for d, b in results.spec.get("device_basis", {}).items()], console)
 
 
 def render_studies(summaries: list[dict], console: Console, db: str) -> None:
@@ -168,3 +169,4 @@ def render_run(study, progress, console: Console, db: str) -> None:
         f" ({rate:,.0f}/s), {progress.cached} already in {db}; {progress.feasible} feasible,"
         f" {progress.rejected} rejected before evaluation (static screen or simulator checks), {progress.failed} failed"
         f" in {progress.elapsed_s:.1f} s")
+    print_basis([f"{d}: {b}" for d, b in study.spec.get("device_basis", {}).items()], console)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..serving.metrics import Summary
 from ..serving.sweep import SweepResult
-from .units import fmt_rate, fmt_time
+from .units import fmt_rate, fmt_time, print_basis
 
 
 def _pct(x: float) -> str:
@@ -26,6 +26,7 @@ def _title(s: Summary) -> str:
 
 def render_summary(s: Summary, console: Console) -> None:
     console.print(f"[bold]{_title(s)}[/bold]")
+    print_basis([f"{s.hardware}: {s.hardware_basis}"], console)
     render_latency(s, console)
 
     t = Table(title="Throughput and resources", title_justify="left")
@@ -93,6 +94,7 @@ def render_sweep(result: SweepResult, console: Console) -> None:
                   fmt_time(s.e2e_s["p99"]), f"{s.preemptions:,}", f"{s.goodput_rps:.3g}",
                   "[green]met[/green]" if s.slo_met else "[red]missed[/red]")
     console.print(t)
+    print_basis([f"{p.summary.hardware}: {p.summary.hardware_basis}" for p in result.sorted_points()], console)
     if result.points:
         slos = ", ".join(f"{r.metric.upper()} p{r.percentile:g} <= {fmt_time(r.max_s)}"
                          for r in result.points[0].summary.slo)

@@ -6,7 +6,7 @@ import math
 
 
 def fmt_bytes(n: float) -> str:
-    """Decimal units (GB = 1e9 bytes), as memory capacities are specified."""
+    """Decimal units (GB = 1e9 bytes)."""
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "-"
     sign = "-" if n < 0 else ""
@@ -42,3 +42,10 @@ def fmt_count(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f}{unit}"
     return f"{n:.0f}"
+
+
+def print_basis(entries, console) -> None:
+    """One dim line per distinct ``"device: basis"`` entry: what each device's numbers rest on
+    (its shipped calibrated profile, a profile transferred from another device, or the spec sheet)."""
+    for entry in dict.fromkeys(entries):
+        console.print(f"[dim]basis of {entry}[/dim]", highlight=False)

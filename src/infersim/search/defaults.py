@@ -35,5 +35,6 @@ DEFAULT_STUDY: dict = {
 }
 
 
-def default_study() -> Study:
-    return study_from_dict(DEFAULT_STUDY, "<built-in default study>")
+def default_study(efficiency: str | None = None) -> Study:
+    data = DEFAULT_STUDY if efficiency is None else {**DEFAULT_STUDY, "efficiency": efficiency}
+    return study_from_dict(data, "<built-in default study>")

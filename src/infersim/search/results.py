@@ -194,6 +194,10 @@ def export_csv(store: ResultStore, study: str, path: str | Path) -> int:
     quote = lambda name: '"' + name.replace('"', '""') + '"'  # noqa: E731
     config_sql = "".join(f", json_extract_string(config, '$.{quote(_sql(k))}') AS {quote('config.' + k)}"
                          for k in config_keys)
+    basis = record["spec"].get("device_basis", {})  # what each device's numbers rest on (the study's)
+    cases = "".join(f" WHEN '{_sql(str(d))}' THEN '{_sql(str(b))}'" for d, b in basis.items())
+    config_sql += (f", CASE json_extract_string(config, '$.device'){cases} ELSE '' END AS device_basis" if cases
+                   else ", '' AS device_basis")
     names = store.metric_names(study)
     if names:
         shape = _sql(json.dumps({m: "DOUBLE" for m in names}))

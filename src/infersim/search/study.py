@@ -122,6 +122,8 @@ class StudySpec(BaseModel):
         if v is not None and v not in RUNTIMES:
             raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
         return v
+    #: catalog devices' efficiency model: shipped profiles ("calibrated") or the spec sheet alone
+    efficiency: Literal["calibrated", "spec"] = "calibrated"
 
     @field_validator("name")
     @classmethod
@@ -163,9 +165,12 @@ class Study:
 
 
 # ------------------------------------------------------------------------------------------------
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, efficiency: str | None = None) -> Study:
+    """A study file; ``efficiency`` (if given) replaces its ``efficiency:`` field."""
     path = Path(path)
     data = load_yaml(path)
+    if efficiency is not None and isinstance(data, dict):
+        data = {**data, "efficiency": efficiency}
     return study_from_dict(data, str(path))
 
 
@@ -185,7 +190,7 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     workload = _workload(spec.workload, origin)
     ev = EvaluatorSpec(kind=spec.evaluator) if isinstance(spec.evaluator, str) else spec.evaluator
     context = EvaluatorContext(kind=ev.kind, options=dict(ev.options), workload=workload, slo=dict(spec.slo),
-                               target=ev.target, runtime=spec.runtime)
+                               target=ev.target, runtime=spec.runtime, efficiency=spec.efficiency)
     cls = evaluator_class(context, origin)
     cls.check(context, origin)
     knobs = cls.knobs(context)
@@ -214,6 +219,8 @@ def _compile(spec: StudySpec, origin: str) -> Study:
     _check_optimizer(opt, scoring, params, spec.budget, origin)
     batch = opt.batch_size or _default_batch(opt.kind, params, cls.chunk_size)
     normalized = json.loads(spec.model_dump_json())
+    if deployment:
+        normalized["device_basis"] = _device_basis(params, spec.efficiency)
     return Study(name=spec.name, space=space, context=context, scoring=scoring, optimizer=opt.kind,
                  optimizer_options=dict(opt.options), batch_size=batch, budget=spec.budget, seed=spec.seed,
                  spec=normalized, origin=origin)
@@ -228,6 +235,15 @@ def _optimizer_spec(raw: OptimizerSpec | str, origin: str) -> OptimizerSpec:
     except ValidationError:
         known = get_args(OptimizerSpec.model_fields["kind"].annotation)
         raise ConfigError(origin, "optimizer", f"unknown optimizer '{raw}'; expected one of {', '.join(known)}") from None
+
+
+def _device_basis(params: list[Param], efficiency: str) -> dict[str, str]:
+    """What each device of the space's numbers rest on (stored with the study's results)."""
+    from ..hardware import get_device
+
+    p = next((p for p in params if p.name == "device"), None)
+    values = p.values if isinstance(p, Categorical) else ()
+    return {str(v): get_device(str(v), efficiency=efficiency).basis for v in values}
 
 
 def _default_batch(kind: str, params: list[Param], chunk_size: int) -> int:

@@ -66,6 +66,7 @@ class Deployment:
     peak_flops: float  # per device, in the GEMM dtype
     memory_bandwidth_bytes_per_s: float
     runtime: Runtime | None = None  # the serving engine modelled (None: kernels only)
+    device_basis: str = "spec sheet only"  # what the device's efficiency numbers rest on (Device.basis)
 
     @property
     def engines_per_replica(self) -> int:
@@ -111,7 +112,7 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
     except InfersimError as exc:
         raise ConfigError(origin, "model", str(exc)) from None
     try:
-        device = get_device(scenario.hardware)
+        device = get_device(scenario.hardware, efficiency=scenario.efficiency)
     except InfersimError as exc:
         raise ConfigError(origin, "hardware", str(exc)) from None
     runtime = runtime.for_device(device.memory_bytes)
@@ -164,7 +165,8 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
                       precision=prec, stm=stm, cost=cost, blocks_per_engine=per_engine,
                       kv_bytes_per_token=per_token, weights_bytes=weights, kv_capacity_bytes=kv_capacity,
                       peak_flops=device.peak_flops(prec.gemm_compute),
-                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s, runtime=runtime)
+                      memory_bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s, runtime=runtime,
+                      device_basis=device.basis)
 
 
 @dataclass

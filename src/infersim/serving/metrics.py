@@ -334,6 +334,7 @@ class Summary:
     iterations: int
     mean_in_system: float  # time-average requests in the system
     littles_law_rhs: float  # throughput x mean E2E
+    hardware_basis: str = "spec sheet only"  # calibrated on ... / transferred from ... / spec sheet only
     slo: list[SLOResult] = field(default_factory=list)
     slo_attainment: float = _NAN
     slo_met: bool = True
@@ -416,7 +417,8 @@ def summarize(result: SimulationResult, it: dict | None = None) -> Summary:
     hits = sum(s["hit_tokens"] for s in result.kv_stats)
     n_engines = len(result.engines)
     summary = Summary(
-        scenario=sc.name, model=dep.model_name, hardware=dep.device_name, replicas=sc.parallelism.replicas,
+        scenario=sc.name, model=dep.model_name, hardware=dep.device_name, hardware_basis=dep.device_basis,
+        replicas=sc.parallelism.replicas,
         tp=sc.parallelism.tp, pp=sc.parallelism.pp, scheduler=sc.scheduler.policy, requests=int(n),
         runtime=dep.runtime.name if dep.runtime is not None else "none",
         completed=completed, makespan_s=makespan, offered_rate=offered, throughput_rps=thr,

@@ -290,6 +290,9 @@ class ScenarioFile(_Strict):
     name: str = "scenario"
     seed: int = Field(0, ge=0, le=2**63 - 1)
     runtime: str | None = None
+    #: the efficiency model of catalog devices: their shipped profiles ("calibrated") or the
+    #: spec sheet alone ("spec"; see infersim.hardware.profile)
+    efficiency: Literal["calibrated", "spec"] = "calibrated"
     workload: WorkloadSpec
     slo: list[SLOSpec] = Field(default_factory=list)
 

@@ -42,11 +42,12 @@ class EvaluatorContext:
     slo: dict = field(default_factory=dict)  # metric -> upper bound
     target: str | None = None  # "module:Class" for kind "custom"
     runtime: str | None = None  # serving runtime (infersim.runtime); None: the default one
+    efficiency: str = "calibrated"  # catalog devices: shipped profiles, or "spec" (spec sheet only)
 
     def to_json(self) -> str:
         data = {"kind": self.kind, "options": self.options, "workload": self.workload, "slo": self.slo,
-                "target": self.target}
-        if self.runtime is not None:  # studies without one keep the namespace they always had
+                "target": self.target, "efficiency": self.efficiency}
+        if self.runtime is not None:  # studies without one keep the namespace they had before runtimes
             data["runtime"] = self.runtime
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 

@@ -151,6 +151,7 @@ def scenario_data(context: EvaluatorContext, config: Config) -> dict:
     data = {
         "name": "search-point",
         "seed": opts["seed"],
+        "efficiency": context.efficiency,
         "model": k["model"],
         "hardware": k["device"],
         "parallelism": {"tp": k["tp"], "pp": k["pp"], "ep": k["ep"], "replicas": k["replicas"]},

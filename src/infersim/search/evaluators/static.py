@@ -177,7 +177,7 @@ class StaticEvaluator(Evaluator):
             raise InfersimError(f"chip.* parameters need a device that is an accelerator template file, "
                                 f"got '{g['device']}'")
         else:
-            device = get_device(g["device"])
+            device = get_device(g["device"], efficiency=self.context.efficiency)
         par = Parallelism(tp=int(g["tp"]), pp=int(g["pp"]), ep=int(g["ep"]))
         par.validate(model)  # InfersimError -> every point of the group rejected with the reason
         prec = Precision(g["weight_dtype"], g["activation_dtype"], g["kv_dtype"])

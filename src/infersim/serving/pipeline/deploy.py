@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from ...errors import ConfigError, InfersimError
 from ...hardware import get_device
+from ...hardware.catalog import is_file_reference
 from ...hardware.device import Device, Link
 from ...models import get_model
 from ...models.config import ModelConfig
@@ -128,9 +129,15 @@ def resolve_model(sc: PipelineScenario, name: str, field_name: str) -> ModelConf
 
 def resolve_device(sc: PipelineScenario, name: str, field_name: str) -> Device:
     try:
-        return get_device(name if _is_catalog_device(name) else str(sc.resolve_path(name)))
+        return get_device(name if _is_catalog_device(name) else str(sc.resolve_path(name)), efficiency=sc.efficiency)
     except InfersimError as exc:
         raise ConfigError(sc.origin, field_name, str(exc)) from None
+
+
+def _joined_basis(*devices: Device) -> str:
+    """The basis of one or more devices' numbers, each named where they differ."""
+    bases = {d.basis for d in devices}
+    return bases.pop() if len(bases) == 1 else "; ".join(f"{d.name}: {d.basis}" for d in devices)
 
 
 def resolve_link(sc: PipelineScenario, ref, device: Device) -> Link:
@@ -148,6 +155,7 @@ def _pool_scenario(sc: PipelineScenario, name: str, model: str, hardware: str, p
                    scheduler, router, transforms=()):
     """The serving scenario of one LLM pool (the pipeline's workload is carried but not used)."""
     data = {"name": f"{sc.name}/{name}", "seed": sc.seed, "transforms": list(transforms), "runtime": sc.runtime,
+            "efficiency": sc.efficiency,
             "model": model if _is_catalog_model(model) else str(sc.resolve_path(model)),
             "hardware": hardware if _is_catalog_device(hardware) else str(sc.resolve_path(hardware)),
             "parallelism": parallelism, "precision": precision.model_dump(),
@@ -178,7 +186,7 @@ def _is_catalog_model(name: str) -> bool:
 
 
 def _is_catalog_device(name: str) -> bool:
-    return not (name.endswith((".yaml", ".yml")) or "/" in name)
+    return not is_file_reference(name)
 
 
 def _afd(sc: PipelineScenario, name: str, spec: AFDEngineSpec, max_context: int) -> LLMEngine:
@@ -210,7 +218,8 @@ def _afd(sc: PipelineScenario, name: str, spec: AFDEngineSpec, max_context: int)
                      blocks_per_engine=blocks, kv_bytes_per_token=per_token,
                      weights_bytes=mem.attention_weights, kv_capacity_bytes=mem.attention_kv_capacity,
                      peak_flops=dev_a.peak_flops(prec.gemm_compute),
-                     memory_bandwidth_bytes_per_s=dev_a.memory_bandwidth_bytes_per_s)
+                     memory_bandwidth_bytes_per_s=dev_a.memory_bandwidth_bytes_per_s,
+                     device_basis=_joined_basis(dev_a, dev_f))
     devices = [(dev_a, layout.attention_gpus * spec.replicas), (dev_f, layout.ffn_gpus * spec.replicas)]
     if dev_a.name == dev_f.name:
         devices = [(dev_a, layout.gpus * spec.replicas)]

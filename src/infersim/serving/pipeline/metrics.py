@@ -59,6 +59,7 @@ class EngineSummary:
     mbu: float = _NAN
     kv_utilization_mean: float = _NAN
     preemptions: int = 0
+    hardware_basis: str = "-"  # what each device's efficiency numbers rest on (Device.basis)
 
 
 @dataclass
@@ -157,6 +158,7 @@ def summarize_pipeline(result: PipelineResult) -> PipelineSummary:
     engines: list[EngineSummary] = []
     for name, eng in result.deployment.engines.items():
         hardware = "+".join(d.name for d, _ in eng.devices) or "-"
+        basis = "; ".join(dict.fromkeys(f"{d.name}: {d.basis}" for d, _ in eng.devices)) or "-"
         if name in result.pools:
             pres = pool_result(result, name)
             totals = step_totals(pres)
@@ -168,13 +170,14 @@ def summarize_pipeline(result: PipelineResult) -> PipelineSummary:
             busy = totals["busy_s"] / (makespan * n_engines) if makespan > 0 else _NAN
             power, energy, cost = _energy(eng.devices, busy, makespan)
             engines.append(EngineSummary(name, eng.kind, hardware, eng.device_count, busy, power, energy, cost,
-                                         s.completed, s.mfu_mean, s.mbu_mean, s.kv_utilization_mean, s.preemptions))
+                                         s.completed, s.mfu_mean, s.mbu_mean, s.kv_utilization_mean, s.preemptions,
+                                         basis))
         elif name in result.servers:
             units = result.servers[name]
             busy = sum(u.busy_s for u in units) / (makespan * len(units)) if makespan > 0 else _NAN
             power, energy, cost = _energy(eng.devices, busy, makespan)
             engines.append(EngineSummary(name, eng.kind, hardware, eng.device_count, busy, power, energy, cost,
-                                         sum(u.jobs for u in units)))
+                                         sum(u.jobs for u in units), hardware_basis=basis))
         elif name in result.tiers:
             tier = result.tiers[name]
             engines.append(EngineSummary(name, eng.kind, "-", 0, _NAN, 0.0, 0.0, 0.0, sum(tier.served)))

@@ -1,0 +1,190 @@
+"""The shipped device profiles: fitted, checked and written (``infersim calibrate --all --write-profiles``).
+
+For every catalog device with measured kernels in aiconfigurator-core's tables the
+efficiency section is calibrated on all of its rows (:func:`~infersim.fidelity.calibrate.calibrate`,
+starting from the spec-sheet model, so the result does not depend on an earlier profile)
+and written with its provenance: the data package and version, the rows used, the date,
+the fit MdAPE per stage, and a check slice (the profile's MdAPE per op family on the
+``CHECK_ROWS`` rows of each family with the smallest row hash) that the tests recompute.
+Every other catalog device gets the profile of its nearest measured device carried over
+by :func:`~infersim.fidelity.transfer.transfer_efficiency` (nearest: the smallest
+``|log(bf16 peak ratio)| + |log(memory bandwidth ratio)|`` among the measured devices),
+and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import InfersimError
+from ..hardware.catalog import builtin_names, get_device, profile_path
+from ..hardware.device import Device
+from ..hardware.profile import CheckSlice, DeviceProfile, Provenance
+from .calibrate import calibrate, with_efficiency
+from .devicefile import efficiency_dump, yaml_text
+from .kernels import build_kernels, families
+from .measurements import hash_rows
+from .metrics import SPLIT_COLUMNS
+
+#: the measurement package the shipped profiles are fitted to
+DATA = "aiconfigurator-core"
+#: rows per op family in a profile's check slice (a few seconds per device in the tests)
+CHECK_ROWS = 200
+CHECK_SEED = 17
+#: rows per calibration stage (the ``infersim calibrate`` default)
+MAX_ROWS = 20_000
+
+
+def spec_distance(a: Device, b: Device) -> float:
+    """How far apart two spec sheets are: ``|log(bf16 peak ratio)| + |log(bandwidth ratio)|``."""
+    return (abs(math.log(a.peak_flops("bf16") / b.peak_flops("bf16")))
+            + abs(math.log(a.memory_bandwidth_bytes_per_s / b.memory_bandwidth_bytes_per_s)))
+
+
+def nearest_measured(target: Device, measured: Sequence[Device]) -> Device:
+    """The measured device whose spec sheet is closest to ``target``'s (ties: the first by name)."""
+    if not measured:
+        raise InfersimError("no measured device to transfer a profile from")
+    return min(sorted(measured, key=lambda d: d.name), key=lambda d: spec_distance(target, d))
+
+
+def check_slice(table: pa.Table, device: Device, rows_per_family: int = CHECK_ROWS,
+                seed: int = CHECK_SEED) -> CheckSlice:
+    """``device``'s MdAPE per op family on the ``rows_per_family`` rows of each family of
+    ``table`` with the smallest row hash (rows the cost model cannot predict left out)."""
+    rows = slice_rows(table, rows_per_family, seed)
+    sub = table.take(pa.array(rows))
+    pred = build_kernels(sub).predict(device)
+    meas = np.asarray(sub.column("latency_s").to_numpy(), dtype=np.float64)
+    fam = families(sub).astype(str)
+    out = {}
+    for f in sorted(set(fam)):
+        ok = (fam == f) & np.isfinite(pred)
+        if ok.any():
+            out[f] = round(float(np.median(np.abs(pred[ok] / meas[ok] - 1.0))), 5)
+    return CheckSlice(rows_per_family=rows_per_family, seed=seed, mdape=out)
+
+
+def slice_rows(table: pa.Table, rows_per_family: int, seed: int) -> np.ndarray:
+    """Row indices of the check slice: per family, the rows with the smallest hash, in row order."""
+    h = hash_rows(table, [c for c in SPLIT_COLUMNS if c in table.column_names], seed=seed)
+    fam = families(table).astype(str)
+    keep = []
+    for f in sorted(set(fam)):
+        idx = np.flatnonzero(fam == f)
+        keep.append(idx[np.argsort(h[idx], kind="stable")[:rows_per_family]])
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
+def calibrated_profile(table: pa.Table, base: Device, version: str, *, max_rows: int = MAX_ROWS,
+                       date: str | None = None) -> DeviceProfile:
+    """Calibrate ``base`` (spec-sheet model) on ``table`` (its rows) and wrap it with provenance."""
+    cal = calibrate(table, base, max_rows=max_rows, source=f"{DATA} {version} ({base.name}, {table.num_rows} rows)")
+    check = check_slice(table, with_efficiency(base, cal.efficiency))
+    prov = Provenance(basis="calibrated", data=DATA, version=version, rows=cal.rows, rows_measured=table.num_rows,
+                      date=date or _dt.date.today().isoformat(), max_rows=max_rows,
+                      fit_mdape={s.stage: round(s.train_mdape, 5) for s in cal.stages}, check=check)
+    return DeviceProfile(device=base.name, provenance=prov, efficiency=cal.efficiency)
+
+
+def transferred_profile(source: DeviceProfile, source_device: Device, target: Device) -> DeviceProfile:
+    """``source``'s efficiency carried to ``target`` (spec sheet only) by :func:`transfer_efficiency`."""
+    from .transfer import transfer_efficiency
+
+    eff = transfer_efficiency(source.efficiency, with_efficiency(source_device, source.efficiency), target)
+    prov = source.provenance.model_copy(update={"basis": "transferred", "transferred_from": source.device,
+                                                "check": None})
+    return DeviceProfile(device=target.name, provenance=prov, efficiency=eff)
+
+
+def profile_text(profile: DeviceProfile) -> str:
+    """The YAML of a profile (the efficiency section through the device-file serializer)."""
+    p = profile.provenance
+    head = (f"{profile.device}: shipped efficiency profile ({profile.basis}).\n"
+            f"Written by `{p.command}`; do not edit by hand. The spec sheet is ../{profile.device}.yaml.")
+    data = {"device": profile.device,
+            "provenance": p.model_dump(mode="json", exclude_none=True),
+            "efficiency": efficiency_dump(profile.efficiency)}
+    return yaml_text(data, head)
+
+
+def write_profile(profile: DeviceProfile, directory: str | Path | None = None) -> Path:
+    """Write ``profile`` (default: into the package's profile folder) and check it loads back the same."""
+    from ..hardware.catalog import parse_profile_yaml
+
+    path = _path(profile.device, directory)
+    text = profile_text(profile)
+    if parse_profile_yaml(text, path) != profile:  # pragma: no cover - a serialization bug, not user input
+        raise AssertionError("profile YAML does not round-trip")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def measured_devices(systems: Sequence[str]) -> list[str]:
+    """Catalog devices among aiconfigurator-core's ``systems`` (infersim names)."""
+    names = set(builtin_names())
+    return [s for s in systems if s in names]
+
+
+def _fit_one(name: str, version: str, max_rows: int, directory: str | Path | None) -> DeviceProfile | None:
+    """Calibrate catalog device ``name`` on all of its aiconfigurator-core rows and write its profile
+    (None where the package has no rows for it)."""
+    from .measurements import load_aiconfigurator
+
+    table = load_aiconfigurator(devices=[name])
+    if table.num_rows == 0:
+        return None
+    profile = calibrated_profile(table, get_device(name, efficiency="spec"), version, max_rows=max_rows)
+    write_profile(profile, directory)
+    return profile
+
+
+def write_all_profiles(measured: Sequence[str], version: str, *, directory: str | Path | None = None,
+                       max_rows: int = MAX_ROWS, workers: int = 1,
+                       progress: Callable[[str], None] = lambda _m: None) -> list[tuple[str, str, Path]]:
+    """Calibrate every ``measured`` device on its aiconfigurator-core rows (one without rows counts
+    as unmeasured; ``workers`` processes side by side, same results for any number), write each
+    profile as soon as it is fitted, then transfer to every other catalog device; returns
+    (device, basis, path) per file."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    profiles: dict[str, DeviceProfile] = {}
+    progress(f"calibrating {', '.join(measured)} ({workers} process{'es' if workers > 1 else ''})")
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            futures = {pool.submit(_fit_one, n, version, max_rows, directory): n for n in measured}
+            for future in as_completed(futures):
+                name, profile = futures[future], future.result()
+                progress(f"{name}: " + (profile.basis if profile else "no measured rows; will be transferred"))
+                if profile is not None:
+                    profiles[name] = profile
+    else:
+        for name in measured:
+            profile = _fit_one(name, version, max_rows, directory)
+            progress(f"{name}: " + (profile.basis if profile else "no measured rows; will be transferred"))
+            if profile is not None:
+                profiles[name] = profile
+    if not profiles:
+        raise InfersimError(f"{DATA} {version}: no measured rows for any catalog device")
+    out = [(n, p.basis, _path(n, directory)) for n, p in profiles.items()]
+    spec_of = {n: get_device(n, efficiency="spec") for n in builtin_names()}
+    calibrated = [spec_of[m] for m in sorted(profiles)]
+    for name in builtin_names():
+        if name in profiles:
+            continue
+        src = nearest_measured(spec_of[name], calibrated)
+        profile = transferred_profile(profiles[src.name], src, spec_of[name])
+        out.append((name, profile.basis, write_profile(profile, directory)))
+    return sorted(out)
+
+
+def _path(name: str, directory: str | Path | None) -> Path:
+    return Path(directory) / f"{name}.yaml" if directory else Path(str(profile_path(name)))

@@ -1,0 +1,93 @@
+"""Shipped device profiles: a catalog device's efficiency section fitted to measured kernels.
+
+The spec sheets (``data/<device>.yaml``) hold what vendors publish; the profiles
+(``data/profiles/<device>.yaml``) hold how kernels really use the device: the efficiency
+section that ``infersim calibrate`` fits, with its provenance (data package and version,
+rows, date, fit MdAPE per stage, and a check slice that the tests recompute). A device
+without measurements ships the profile carried over from the nearest measured device
+(:func:`infersim.fidelity.transfer.transfer_efficiency`) and says so.
+
+Every catalog device is loaded with its profile unless the spec-sheet-only model is
+asked for (``efficiency="spec"``, or ``NAME@spec``); :attr:`Device.basis` states which:
+``calibrated on aiconfigurator-core 0.12.0 (N rows, DATE)``, ``transferred from h100-sxm``
+or ``spec sheet only``. ``infersim calibrate --all --write-profiles`` regenerates them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..errors import InfersimError
+from .schema import EfficiencySpec, _Strict
+
+#: the two efficiency models a catalog device may be loaded with
+EFFICIENCY_CHOICES: tuple[str, ...] = ("calibrated", "spec")
+#: what a device without a profile (or loaded with efficiency="spec") is based on
+SPEC_ONLY = "spec sheet only"
+#: the command that writes every profile
+REGENERATE = "infersim calibrate --all --write-profiles"
+
+
+class CheckSlice(_Strict):
+    """The profile's own MdAPE on a small deterministic slice of its rows, per op family
+    (recomputed by the tests: a profile that the current cost model no longer reproduces is stale)."""
+
+    rows_per_family: int = Field(gt=0, description="rows per family, those with the smallest row hash")
+    seed: int = Field(ge=0, description="seed of the row hash")
+    mdape: dict[str, float] = Field(description="median absolute percentage error per family, as a fraction")
+
+
+class Provenance(_Strict):
+    """Where a profile's numbers come from."""
+
+    basis: Literal["calibrated", "transferred"]
+    data: str = Field(min_length=1, description="measurement package, e.g. aiconfigurator-core")
+    version: str = Field(min_length=1, description="its version")
+    rows: int = Field(gt=0, description="measured rows the fit used (of the source device when transferred)")
+    rows_measured: int = Field(gt=0, description="the device's rows in the data (the fit subsamples each stage)")
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="day of the fit, ISO format")
+    fit_mdape: dict[str, float] = Field(description="fit MdAPE per calibration stage, as a fraction")
+    max_rows: int = Field(gt=0, description="rows per stage the fit subsampled to")
+    transferred_from: str | None = Field(default=None, description="the measured device whose fit was carried over")
+    check: CheckSlice | None = Field(default=None, description="calibrated profiles: the check slice")
+    command: str = Field(default=REGENERATE, description="the command that regenerates this file")
+
+
+class DeviceProfile(_Strict):
+    """One shipped profile file."""
+
+    device: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    provenance: Provenance
+    efficiency: EfficiencySpec
+
+    @model_validator(mode="after")
+    def _basis_fields(self) -> DeviceProfile:
+        p = self.provenance
+        if p.basis == "transferred" and not p.transferred_from:
+            raise ValueError("provenance.transferred_from is required for a transferred profile")
+        if p.basis == "calibrated" and p.check is None:
+            raise ValueError("provenance.check is required for a calibrated profile")
+        return self
+
+    @property
+    def basis(self) -> str:
+        return basis_text(self.provenance)
+
+
+def basis_text(p: Provenance) -> str:
+    """The one-line basis of a profile's numbers, as every command prints it."""
+    if p.basis == "transferred":
+        return f"transferred from {p.transferred_from}"
+    return f"calibrated on {p.data} {p.version} ({p.rows:,} rows, {p.date})"
+
+
+def check_efficiency_choice(value: str | None, where: str = "efficiency") -> str:
+    """``value`` (None: calibrated) if it names an efficiency model, else a clear error."""
+    if value is None:
+        return "calibrated"
+    if value not in EFFICIENCY_CHOICES:
+        raise InfersimError(f"{where}: unknown efficiency model '{value}'; expected one of "
+                            f"{', '.join(EFFICIENCY_CHOICES)}")
+    return value

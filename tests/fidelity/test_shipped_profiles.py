@@ -1,0 +1,138 @@
+"""The shipped profiles are what the current code makes of the current data (a stale profile fails).
+
+* calibrated profiles: the profile's MdAPE per op family on its check slice (200 rows per family of
+  aiconfigurator-core's tables) is recomputed with the current cost model and must equal the figure
+  recorded in the file; the slice figures must agree with the fit figures; the collective stage is
+  refitted from the spec-sheet start on all of the device's collective rows and must land on the
+  recorded parameters and fit MdAPE;
+* transferred profiles: recomputed by the current transfer from the current source profile.
+
+Regenerate with ``infersim calibrate --all --write-profiles`` when these fail after a change to the
+cost model, the calibration or the data package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from infersim.fidelity.evaluate import package_version
+from infersim.hardware import builtin_names, get_device
+from infersim.hardware.catalog import load_profile
+from infersim.hardware.profile import REGENERATE
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("pyarrow") is None or importlib.util.find_spec("scipy") is None
+    or package_version("aiconfigurator-core") is None,
+    reason="needs the 'test' extra (pyarrow, scipy, aiconfigurator-core)")
+
+def _basis(name: str) -> str | None:
+    profile = load_profile(name)  # None: no profile (tests/hardware/test_profiles.py fails on that)
+    return profile.provenance.basis if profile else None
+
+
+CALIBRATED = [n for n in builtin_names() if _basis(n) == "calibrated"]
+TRANSFERRED = [n for n in builtin_names() if _basis(n) == "transferred"]
+COLLECTIVE_OPS = ["allreduce", "allgather", "reducescatter", "alltoall"]
+#: the collective fields the calibration's collective stage fits
+COLLECTIVE_FIELDS = ("collective_bandwidth_fraction_by_kind", "collective_bandwidth_fraction_by_group_size",
+                     "collective_latency_us", "collective_overhead_us")
+
+
+def _same_data(profile) -> None:
+    installed = package_version(profile.provenance.data)
+    if installed != profile.provenance.version:
+        pytest.fail(f"{profile.device}'s profile was fitted on {profile.provenance.data} "
+                    f"{profile.provenance.version}, {installed} is installed: run `{REGENERATE}`")
+
+
+def test_every_measured_device_is_calibrated():
+    assert sorted(CALIBRATED) == ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"]
+
+
+@pytest.mark.parametrize("name", CALIBRATED)
+def test_check_slice_is_reproduced(name):
+    from infersim.fidelity import load_aiconfigurator
+    from infersim.fidelity.shipped import check_slice
+
+    profile = load_profile(name)
+    _same_data(profile)
+    recorded = profile.provenance.check
+    table = load_aiconfigurator(devices=[name])
+    now = check_slice(table, get_device(name), recorded.rows_per_family, recorded.seed)
+    assert set(now.mdape) == set(recorded.mdape)
+    for family, value in recorded.mdape.items():
+        assert now.mdape[family] == pytest.approx(value, abs=2e-5), (
+            f"{name} {family}: the profile now scores {now.mdape[family]:.4%} on its check slice, the file "
+            f"records {value:.4%}: run `{REGENERATE}`")
+    # a slice of the rows scores like the fit did (the fit subsamples the same rows)
+    for family, value in recorded.mdape.items():
+        fit = profile.provenance.fit_mdape[family]
+        assert value <= max(2.0 * fit, fit + 0.05), f"{name} {family}: slice {value:.3f} vs fit {fit:.3f}"
+
+
+@pytest.mark.parametrize("name", CALIBRATED)
+def test_collective_stage_refit_lands_on_the_recorded_fit(name):
+    from infersim.fidelity import load_aiconfigurator
+    from infersim.fidelity.calibrate import calibrate, with_efficiency
+
+    profile = load_profile(name)
+    _same_data(profile)
+    spec = get_device(name, efficiency="spec")
+    start = profile.efficiency.model_copy(update={f: getattr(spec.efficiency, f) for f in COLLECTIVE_FIELDS})
+    rows = load_aiconfigurator(devices=[name], ops=COLLECTIVE_OPS)
+    cal = calibrate(rows, with_efficiency(spec, start), max_rows=profile.provenance.max_rows)
+    assert [s.stage for s in cal.stages] == ["collective"]
+    assert cal.stages[0].train_mdape == pytest.approx(profile.provenance.fit_mdape["collective"], abs=1e-4)
+    for f in COLLECTIVE_FIELDS:
+        got, want = getattr(cal.efficiency, f), getattr(profile.efficiency, f)
+        assert got == (pytest.approx(want, rel=2e-3) if not isinstance(want, dict) else
+                       {k: pytest.approx(v, rel=2e-3) for k, v in want.items()}), f"{name} {f}"
+
+
+@pytest.mark.parametrize("name", TRANSFERRED)
+def test_transferred_profile_is_reproduced(name):
+    from infersim.fidelity.shipped import nearest_measured, transferred_profile
+
+    profile = load_profile(name)
+    source = profile.provenance.transferred_from
+    spec_of = {n: get_device(n, efficiency="spec") for n in CALIBRATED}
+    assert nearest_measured(get_device(name, efficiency="spec"), list(spec_of.values())).name == source
+    again = transferred_profile(load_profile(source), spec_of[source], get_device(name, efficiency="spec"))
+    assert again.efficiency == profile.efficiency, f"{name}: run `{REGENERATE}`"
+    assert again.provenance == profile.provenance
+
+
+def test_nearest_measured_device_by_hand():
+    from infersim.fidelity.shipped import nearest_measured, spec_distance
+
+    pcie = get_device("h100-pcie", efficiency="spec")  # 756 bf16 TFLOP/s, 2.0 TB/s (datasheet)
+    sxm, a100 = get_device("h100-sxm", efficiency="spec"), get_device("a100-sxm-80gb", efficiency="spec")
+    # |ln(756/989.4)| + |ln(2000/3350)| = 0.269 + 0.516; |ln(756/312)| + |ln(2000/2039)| = 0.885 + 0.019
+    assert spec_distance(pcie, sxm) == pytest.approx(0.7848, abs=2e-3)
+    assert spec_distance(pcie, a100) == pytest.approx(0.9044, abs=2e-3)
+    assert nearest_measured(pcie, [a100, sxm]) is sxm
+
+
+def test_a_generated_profile_records_its_own_fit(tmp_path):
+    """The generator on synthetic collective rows: the recorded fit and check figures are the
+    calibration's own, and the file loads back as the same profile."""
+    from infersim.fidelity.calibrate import calibrate, with_efficiency
+    from infersim.fidelity.shipped import calibrated_profile, check_slice, write_profile
+    from infersim.hardware.catalog import parse_profile_yaml
+
+    from .synth import TRUE_COLLECTIVE, collective_rows, synthetic
+
+    table, _ = synthetic(collective_rows(), TRUE_COLLECTIVE, noise=0.03)
+    base = get_device("h100-sxm", efficiency="spec")
+    profile = calibrated_profile(table, base, "9.9.9", max_rows=1000, date="2026-01-02")
+    cal = calibrate(table, base, max_rows=1000)
+    assert profile.provenance.fit_mdape == {"collective": round(cal.stages[0].train_mdape, 5)}
+    assert profile.provenance.rows == table.num_rows == profile.provenance.rows_measured
+    assert profile.basis == f"calibrated on aiconfigurator-core 9.9.9 ({table.num_rows:,} rows, 2026-01-02)"
+    again = check_slice(table, with_efficiency(base, profile.efficiency), 200, profile.provenance.check.seed)
+    assert again == profile.provenance.check
+    path = write_profile(profile, tmp_path)
+    assert path == tmp_path / "h100-sxm.yaml"
+    assert parse_profile_yaml(path.read_text(), path) == profile
