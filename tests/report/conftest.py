@@ -68,6 +68,8 @@ def outputs(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     out["pipeline-study"] = html("pipeline-study"), run_json("pipeline-study", pd, "--html", html("pipeline-study"))
     out["fidelity"] = html("fidelity"), run_json("fidelity", "--measurements", SAMPLE, "--device", "h100-sxm",
                                                  "--no-calibrate", "--html", html("fidelity"))
+    out["validate"] = html("validate"), run_json("validate", "--id", "v4.1-nvidia-h100x8-llama2-offline",
+                                                 "--batches", 1, "--html", html("validate"))
     pytest.importorskip("duckdb", reason="search reports need duckdb: pip install 'infersim[search]'")
     db = tmp / "results.duckdb"
     run("search", small_sim_study(tmp), "--db", db, "--workers", 1, "--no-progress", "--html", html("search"))

@@ -133,7 +133,8 @@ def test_fidelity_report_plots_the_json_numbers(outputs):
     data, embedded, figures = page(outputs, "fidelity")
     assert {k: v for k, v in embedded.items() if k != "plots"} == data
     err = figures[-1]
-    pooled = {s["mode"]: s["mdape"] for s in data["scores"] if s["family"] == "all"}
+    headline = [s for s in data["scores"] if s.get("split") in (None, "shapes", "device")]
+    pooled = {s["mode"]: s["mdape"] for s in headline if s["family"] == "all"}
     marks = trace([err], "MdAPE")
     assert marks["x"] == [pooled[m] * 100 for m in pooled]
     # independent of the score: the plotted error CDF crosses one half at the MdAPE
@@ -141,7 +142,18 @@ def test_fidelity_report_plots_the_json_numbers(outputs):
     x, y = np.array(curve["x"]), np.array(curve["y"])
     assert np.interp(0.5, y, x) == pytest.approx(pooled["analytical"] * 100, rel=0.25)
     scatter_rows = sum(len(t["x"]) for t in figures[0]["data"] if t["name"] != "predicted = measured")
-    assert scatter_rows == sum(s["rows"] for s in data["scores"] if s["family"] != "all")
+    assert scatter_rows == sum(s["rows"] for s in headline if s["family"] != "all")
+
+
+def test_validate_report_plots_the_json_numbers(outputs):
+    data, embedded, figures = page(outputs, "validate")
+    assert embedded == data
+    plotted = {(x, y) for t in figures[0]["data"] if t["name"] != "predicted = measured"
+               for x, y in zip(t["x"], t["y"])}
+    assert plotted == {(r["measured_output_tokens_per_s"], r["predicted_output_tokens_per_s"]) for r in data["rows"]}
+    # the error CDF's last point is the largest |error| of the rows (independent of the summary)
+    curve = figures[1]["data"][0]
+    assert curve["x"][-1] == pytest.approx(max(r["ape"] for r in data["rows"]) * 100, rel=1e-5)
 
 
 def _front(points, objectives):

@@ -92,12 +92,13 @@ def search_cmd(study_file: str | None = None, backend: str = "local", address: s
             update(progress)
         results = load_results(store, study.name, _shown_metrics(study.scoring))
         front = fill_points(store, study.name, pareto_front(results))
+        full = load_results(store, study.name) if html_path else None  # every point's configuration
     render_run(study, progress, console, db)
     render_front(results, front, results.scoring.objectives, console, limit=limit)
     if html_path:
         from ..report.html.search_html import study_data
 
-        write_html_report("search", study_data(results), html_path)
+        write_html_report("search", study_data(full), html_path)
 
 
 @click.group("results")
@@ -167,11 +168,12 @@ def results_pareto(study: str, db: str = DEFAULT_DB, objectives: tuple[str, ...]
         results = load_results(store, study, wanted)
         chosen = chosen or results.scoring.objectives
         front = fill_points(store, study, pareto_front(results, chosen))
+        full = load_results(store, study) if html_path else None  # every point's configuration
     render_front(results, front, chosen, console, limit=limit, collapse=not all_rows)
     if html_path:
         from ..report.html.search_html import study_data
 
-        write_html_report("search", study_data(results, chosen), html_path)
+        write_html_report("search", study_data(full, chosen), html_path)
 
 
 @results_group.command("export")

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from .app import console, err_console
-from .options import check_runtime_flag, runtime_option
+from .options import check_runtime_flag, html_option, runtime_option, write_html_report
 
 
 @click.command("validate")
@@ -33,9 +33,11 @@ from .options import check_runtime_flag, runtime_option
 @runtime_option
 @click.option("--json", "as_json", is_flag=True, help="print per-row and grouped results as JSON")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="also write per-row results to this CSV")
+@html_option
 def validate_cmd(table_path: str | None = None, datasets_path: str | None = None, devices: tuple = (),
                  models: tuple = (), scenarios: tuple = (), ids: tuple = (), batches: float = 4.0,
-                 runtime: str | None = None, as_json: bool = False, out_path: str | None = None) -> None:
+                 runtime: str | None = None, as_json: bool = False, out_path: str | None = None,
+                 html_path: str | None = None) -> None:
     """Predict published system throughputs and compare: MdAPE, p90 and bias by group.
 
     Each row of the table is one published measurement (model, device, count, TP/PP/EP,
@@ -71,6 +73,8 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
         report = run_validation(rows, datasets, size, on_row, runtime=runtime)
     if out_path:
         Path(out_path).write_text(validation_csv(report))
+    if html_path:
+        write_html_report("validate", json.loads(json.dumps(report.to_dict(), default=float)), html_path)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=float))
     else:

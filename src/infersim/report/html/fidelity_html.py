@@ -100,12 +100,18 @@ def _score_table(scores: list[dict]):
     return ["device", "family", "held-out rows", *modes], rows
 
 
+#: the splits whose scores are the headline ones (the test split of shapes, and held-out devices); the
+#: validation split's and the second source's scores stay in the embedded data
+HEADLINE_SPLITS = (None, "shapes", "device")
+
+
 @report_kind("fidelity", detect=lambda d: "scores" in d and "header" in d and "calibrations" in d)
 def fidelity_report(data: dict) -> Report:
     header = data["header"]
+    scores = [s for s in data["scores"] if s.get("split") in HEADLINE_SPLITS]
     rep = Report("fidelity", "Fidelity: predicted vs measured kernel latency",
                  f"measurements: {header.get('measurements', '?')}; split: {header.get('split', '?')}", data=data)
-    rep.add("Median absolute percentage error (held-out rows)", table=_score_table(data["scores"]))
+    rep.add("Median absolute percentage error (held-out rows)", table=_score_table(scores))
     for dev, dev_data in (data.get("plots") or {}).items():
         modes = [m for m in MODE_ORDER if m in dev_data["error_cdf"]]
         best = "calibrated" if "calibrated" in modes else modes[0]
@@ -113,7 +119,7 @@ def fidelity_report(data: dict) -> Report:
             if mode in modes:
                 rep.add(f"{dev}: predicted ({mode}) vs measured", _scatter_figure(dev_data, mode),
                         note=f"held-out rows, at most {MAX_SCATTER} per family (evenly thinned)")
-        rep.add(f"{dev}: error CDF", _error_figure(dev, dev_data, data["scores"]),
+        rep.add(f"{dev}: error CDF", _error_figure(dev, dev_data, scores),
                 note="every held-out row; x: the summary's MdAPE of all families")
     if not data.get("plots"):
         rep.add("No per-row data", note="a --json summary holds scores only; run `infersim fidelity ... --html FILE` "

@@ -43,7 +43,7 @@ def report_kind(name: str, detect: Callable[[dict], bool]):
 
 def _load_kinds() -> None:
     # importing the modules registers their kinds (one import site, no string dispatch)
-    from . import estimate_html, fidelity_html, pipeline_html, search_html, serving_html  # noqa: F401
+    from . import estimate_html, fidelity_html, pipeline_html, search_html, serving_html, validate_html  # noqa: F401
 
 
 def build_report(kind: str, data: dict) -> Report:
