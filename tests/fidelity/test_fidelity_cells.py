@@ -49,7 +49,7 @@ def _budget(table: pa.Table) -> pa.Table:
 @pytest.fixture(scope="module")
 def report():
     table = pa.concat_tables([_budget(load_aiconfigurator(devices=d)) for d in GPUS])
-    return evaluate(table, {d: get_device(d) for d in GPUS}, source_device="h100-sxm", max_fit_rows=FIT_ROWS,
+    return evaluate(table, {d: get_device(d, efficiency="spec") for d in GPUS}, source_device="h100-sxm", max_fit_rows=FIT_ROWS,
                     workers=2)
 
 

@@ -39,7 +39,7 @@ def l40s_rows():
 
 
 def _context(stage: CalibrationStage, rows, max_nfev: int = 3) -> StageContext:
-    device = get_device("l40s")
+    device = get_device("l40s", efficiency="spec")
     ops = np.asarray(rows.column("op").to_pylist())
     keep = np.isin(ops, stage.ops)
     kernels = build_kernels(rows).subset(keep)

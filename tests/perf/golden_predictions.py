@@ -45,7 +45,7 @@ MODELS = (
 
 
 def devices() -> dict[str, Device]:
-    out = {name: get_device(name) for name in SHIPPED}
+    out = {name: get_device(name, efficiency="spec") for name in SHIPPED}
     for file in PROFILES:
         dev = load_hardware_file(DATA / file)
         out[file] = dev
@@ -120,7 +120,7 @@ def calibration() -> dict[str, np.ndarray]:
     out = {}
     for name in ("l40s", "h100-sxm"):
         table = rows.filter(pc.equal(rows.column("device"), name))
-        cal = calibrate(table, get_device(name), max_rows=300, max_nfev=6, source="golden")
+        cal = calibrate(table, get_device(name, efficiency="spec"), max_rows=300, max_nfev=6, source="golden")
         numbers = flat_numbers(cal.efficiency)
         out[f"calibration/{name}/names"] = np.array(sorted(numbers))
         out[f"calibration/{name}/values"] = np.array([numbers[k] for k in sorted(numbers)])

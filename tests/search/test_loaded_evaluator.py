@@ -140,7 +140,9 @@ def test_runtime_host_time_lowers_capacity():
         ctx = EvaluatorContext(kind="loaded", workload=wl, slo=SLO, runtime=name)
         m = LoadedEvaluator(ctx).evaluate([cfg]).outcome(0).metrics
         assert m["capacity_requests_per_s"] <= base["capacity_requests_per_s"] * (1 + 1e-9), name
-        assert m["tpot_floor_s"] >= base["tpot_floor_s"] * (1 - 1e-9), name
+        # a runtime also sets its KV-cache fraction and block size (SGLang: 0.88 and 1 token), which move
+        # the low-load stationary batch by a hair (0.03% on the binary-GiB H100): a 0.1% allowance
+        assert m["tpot_floor_s"] >= base["tpot_floor_s"] * (1 - 1e-3), name
 
 
 def test_the_example_study_runs(tmp_path):

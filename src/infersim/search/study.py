@@ -156,7 +156,8 @@ class Study:
 
     def with_runtime(self, runtime: str) -> "Study":
         """The same study modelling another serving runtime (a new namespace in the results)."""
-        return study_from_dict({**self.spec, "runtime": runtime}, self.origin)
+        spec = {k: v for k, v in self.spec.items() if k != "device_basis"}  # derived when compiled
+        return study_from_dict({**spec, "runtime": runtime}, self.origin)
 
     def trial_budget(self) -> int:
         if self.budget is not None:
