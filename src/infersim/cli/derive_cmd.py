@@ -6,24 +6,18 @@ import json
 from pathlib import Path
 
 import click
-import yaml
 from rich.table import Table
 
 from ..errors import ConfigError
 from ..hardware.template import derive, parse_template
+from ..userfile import load_yaml_mapping
 from .app import console
 
 
 def load_template_file(path: Path):
-    if not path.is_file():
-        raise ConfigError(path, None, "file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, None, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict) or "template" not in data:
+    """The accelerator template of a YAML file (read through the checked user-file loader)."""
+    data = load_yaml_mapping(path)
+    if "template" not in data:
         raise ConfigError(path, "template", "expected a top-level 'template' mapping (an accelerator template)")
     return parse_template(data, path)
 

@@ -11,9 +11,8 @@ import copy
 import functools
 from pathlib import Path
 
-import yaml
-
-from ...errors import ConfigError, InfersimError
+from ...errors import InfersimError
+from ...userfile import load_yaml_mapping
 from ..device import Device, device_from_spec
 from . import parse_template
 from .derive import ChipReport, derive
@@ -51,11 +50,8 @@ def is_template_file(name: str) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _read(path: str) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(path, None, f"cannot read the template: {exc}") from None
-    return data if isinstance(data, dict) else {}
+    """The file's mapping, through the checked user-file loader (read once per process)."""
+    return load_yaml_mapping(path)
 
 
 def apply_knobs(template: dict, knobs: dict) -> dict:
