@@ -17,7 +17,7 @@ from ..dtypes import DTYPE_BYTES
 from .efficiency import COLLECTIVE_KINDS, MLA_OVERRIDABLE, DecodeKernel, EfficiencySpec
 from .sections import Source, _Strict
 
-__all__ = ["COLLECTIVE_KINDS", "MLA_OVERRIDABLE", "ComputeSpec", "CostSpec", "DecodeKernel", "EfficiencySpec",
+__all__ = ["COLLECTIVE_KINDS", "MLA_OVERRIDABLE", "ArraySpec", "ComputeSpec", "CostSpec", "DecodeKernel", "EfficiencySpec",
            "HardwareSpec", "LinkSpec", "MemorySpec", "PowerSpec"]
 
 
@@ -115,6 +115,33 @@ class CostSpec(_Strict):
     source: Source = Field(min_length=3)
 
 
+class ArraySpec(_Strict):
+    """The systolic-array mapping of an accelerator-template device (set by the template's derivation).
+
+    When present, the cost model charges GEMMs and attention from the arrays and the SRAM
+    (:mod:`infersim.perf.array_mapping`): the off-chip re-reads of GEMM operands that the on-chip
+    SRAM cannot hold, and FLAT's unfused fallback for attention whose fused footprint does not fit
+    a core's local SRAM. Catalog devices have none and keep their calibrated model.
+    """
+
+    rows: int = Field(gt=0, description="systolic array rows")
+    cols: int = Field(gt=0, description="systolic array columns")
+    cores: int = Field(gt=0, description="enabled cores")
+    lanes: int = Field(default=1, gt=0, description="arrays per core")
+    local_sram_kib: float = Field(ge=0, description="local SRAM per core (register file excluded)")
+    global_buffer_mib: float = Field(default=0.0, ge=0, description="global buffer / L2 on the die")
+    source: Source = Field(min_length=3)
+
+    @property
+    def local_sram_bytes(self) -> float:
+        return self.local_sram_kib * 1024.0
+
+    @property
+    def onchip_sram_bytes(self) -> float:
+        """Every byte of SRAM that can hold GEMM operand blocks: the global buffer and all local SRAM."""
+        return self.global_buffer_mib * 2.0**20 + self.cores * self.local_sram_bytes
+
+
 class HardwareSpec(_Strict):
     """One device, as written in a hardware YAML file."""
 
@@ -129,4 +156,5 @@ class HardwareSpec(_Strict):
     power: PowerSpec
     cost: CostSpec | None = None
     efficiency: EfficiencySpec = Field(default_factory=EfficiencySpec)
+    array: ArraySpec | None = Field(default=None, description="systolic-array mapping (accelerator templates)")
     notes: str | None = None

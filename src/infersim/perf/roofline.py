@@ -70,6 +70,7 @@ from enum import IntEnum
 import numpy as np
 
 from ..hardware.device import Device
+from .array_mapping import array_extra_bytes
 from .collectives import collective_time_s
 from .efficiency import tiled_gemm_utilization, wave_utilization
 from .operators import COLLECTIVE_NAMES, Collective, OpKind, OpTable
@@ -464,7 +465,10 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
     # warm cache: the working set is the op's distinct bytes (re-reads of a KV head hit it again)
     factor = _warm_cache_factors(table, device, table.total_bytes) if warm_cache else None
     if blocks is None:
-        memory = memory_time_s(table.total_bytes, device, mem_fraction)
+        # template devices: operand re-reads the SRAM cannot hold, unfused attention (array_mapping)
+        extra = array_extra_bytes(table, device)
+        memory = memory_time_s(table.total_bytes if extra is None else table.total_bytes + extra, device,
+                               mem_fraction)
         if factor is not None:
             memory = memory * factor
     else:

@@ -30,8 +30,10 @@ import math
 
 import numpy as np
 
+from ..dtypes import DTYPE_BYTES
 from ..hardware.device import Device
 from ..models.config import ModelConfig
+from .array_mapping import attention_unfused_bytes, gemm_reread_bytes
 from .efficiency import tiled_gemm_utilization_scalar
 from .graph import GraphOptions, build_step_graph, options_for_device
 from .operators import OpKind
@@ -187,6 +189,11 @@ class StepTimeModel:
                 rows[-1]["split_k"] = eff.gemm.split_k  # only then: the plain rows keep their keys
             if kind == OpKind.GEMM and eff.gemm.tiles and eff.gemm.tile_intensity_half > 0:
                 rows[-1]["tile_half"] = eff.gemm.tile_intensity_half  # likewise
+            if dev.spec.array is not None and kind in (OpKind.GEMM, OpKind.ATTENTION):
+                # template devices: re-reads and unfused attention (array_mapping), per step
+                rows[-1]["array"] = dict(scores=coeffs(table.scores), query_tokens=coeffs(table.query_tokens),
+                                         heads=float(table.heads[i].max()), bpe=DTYPE_BYTES[table.dtype[i]],
+                                         experts=float(table.experts[i].max()))
             if is_attn and eff.block_terms and (np.any(table.seqs[i] != 0) or seq_table.seqs[i, 0] != 0):
                 # per-thread-block terms (roofline.block_terms); only rows that have them carry the key
                 rows[-1]["blocks"] = self._block_row(table, seq_table, i, eff, coeffs)
@@ -241,6 +248,21 @@ class StepTimeModel:
             ramp = blocks / (blocks + b["half"]) if p == 1.0 else (1.0 + (b["half"] / blocks) ** p) ** (-1.0 / p)
         return blocks * b["cta_s"] + b["launch_s"], softmax, extra, ramp
 
+    def _array_extra_bytes(self, row: dict, features: list[float], flops: float) -> float:
+        """:func:`~infersim.perf.array_mapping.array_extra_bytes` of one row of this step."""
+        a, array = row["array"], self.device.spec.array
+        if row["is_gemm"]:
+            m = sum(c * x for c, x in zip(row["m"], features))
+            n, k, bpe = row["n"], row["k"], a["bpe"]
+            b_bytes = row["weight_bytes"] if row["weight_bytes"] > 0 else k * n * bpe
+            experts = np.float64(a["experts"]) if a["experts"] > 0 else None
+            return float(gemm_reread_bytes(m, n, k, m * k * bpe, b_bytes, array.onchip_sram_bytes, bpe, experts))
+        scores = sum(c * x for c, x in zip(a["scores"], features))
+        if scores <= 0:
+            return 0.0
+        queries = sum(c * x for c, x in zip(a["query_tokens"], features))
+        return float(attention_unfused_bytes(scores, a["heads"], queries, flops / (4.0 * scores), a["bpe"], array))
+
     def _scalar_row_time(self, row: dict, features: list[float], prefill_seqs: float = 0.0) -> float:
         """The roofline of :func:`~infersim.perf.roofline.cost_ops` for one row, in plain floats."""
         flops = sum(c * x for c, x in zip(row["flops"], features))
@@ -248,6 +270,8 @@ class StepTimeModel:
         if flops <= 0 and nbytes <= 0:
             return 0.0
         nbytes += row["weight_bytes"]
+        if "array" in row:
+            nbytes += self._array_extra_bytes(row, features, flops)
         block_s = softmax = cached = 0.0
         ramp = 1.0
         if "blocks" in row:

@@ -200,13 +200,16 @@ def array_efficiency(rows: int, cols: int) -> dict:
     tiles are spread over the arrays in waves, the last one partly idle (SCALE-Sim's fold model,
     Samajdar et al. ISPASS 2020). That is the cost model's padded-tile GEMM model with one candidate
     tile ``(R, C)``, one unit per array and ``gemm_k_half = 2 R + C - 2``; a busy array runs at its
-    full peak (``compute_max_fraction`` 1, no generic ramp). Memory and attention keep the generic
-    curves (no measured template device exists to fit them).
+    full peak (``compute_max_fraction`` 1, no generic ramp). The off-chip traffic of tiles the SRAM
+    cannot hold and FLAT's unfused attention are charged from the device's ``array`` section
+    (:mod:`infersim.perf.array_mapping`); memory ramps keep the generic curves (no measured template
+    device exists to fit them).
     """
     return {"gemm_tiles": [[rows, cols]], "gemm_k_half": float(2 * rows + cols - 2),
             "compute_max_fraction": 1.0, "compute_half_flops": 0.0,
             "source": f"systolic fold model of {rows} x {cols} arrays (SCALE-Sim, Samajdar et al. 2020); "
-                      "memory and attention: infersim generic defaults (uncalibrated)"}
+                      "SRAM-limited tiling and FLAT attention from the array section; "
+                      "memory ramps: infersim generic defaults (uncalibrated)"}
 
 
 def _hardware_spec(t: AcceleratorTemplate, r: ChipReport, enabled_cores: int) -> HardwareSpec:
@@ -235,6 +238,10 @@ def _hardware_spec(t: AcceleratorTemplate, r: ChipReport, enabled_cores: int) ->
         "power": {"tdp_w": r.tdp_w, "idle_w": r.idle_w,
                   "source": derived + ": full-load MAC energy + DRAM pJ/bit (technology table)"},
         "efficiency": array_efficiency(t.cores.array_rows, t.cores.array_cols),
+        "array": {"rows": t.cores.array_rows, "cols": t.cores.array_cols, "cores": enabled_cores,
+                  "lanes": t.cores.lanes, "local_sram_kib": t.cores.local_sram_kib,
+                  "global_buffer_mib": t.global_buffer_mib,
+                  "source": derived + ": cores, arrays and SRAM of the template"},
         "cost": ({"usd_per_hour": t.usd_per_hour, "source": "rental price stated in the template"}
                  if t.usd_per_hour else None),
     })
