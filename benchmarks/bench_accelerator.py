@@ -6,8 +6,8 @@ Usage: python benchmarks/bench_accelerator.py
    MAC) on the calibration die, GA100 (826 mm2, 400 W), in closed form, and compares them with the
    bundled values.
 2. The catalog check: each template's derived die area, peaks, memory and TDP against the published
-   figures (GA100 is the calibration die; GH100 and GV100 are held out; TPU v5e's area, node and
-   power are unpublished, so only its peaks and memory are checked).
+   figures (GA100 is the calibration die; GH100, GV100 and MI210 are held out; MI210's die area and TPU v5e's
+   area, node and power are unpublished, so only the published figures are checked).
 3. Timing: one template derived and a Llama-3.1-70B decode step estimated; a 10,000-design sweep of
    template parameters with the vectorized static estimate.
 """
@@ -40,6 +40,8 @@ PUBLISHED = {
               "source": "NVIDIA H100 whitepaper (814 mm2); H100 SXM datasheet"},
     "gv100": {"area": 815, "tflops": 125, "gbps": 900, "gib": 32, "tdp": 300,
               "source": "NVIDIA V100 whitepaper (815 mm2); V100 SXM2 32GB datasheet"},
+    "mi210": {"area": None, "tflops": 181.0, "gbps": 1638, "gib": 64, "tdp": 300,
+              "source": "AMD Instinct MI210 datasheet (181 TFLOP/s fp16, 1.6 TB/s, 64 GB, 300 W; die area unpublished)"},
     "tpu-v5e": {"area": None, "tflops": 197, "gbps": 819, "gib": 16, "tdp": None,
                 "source": "Google Cloud TPU v5e documentation (area, node, power unpublished)"},
 }
@@ -59,7 +61,8 @@ def refit() -> None:
     fitted_area = (PUBLISHED["ga100"]["area"] - other) / cells  # n7 is the reference node: no scaling
     dram_w = report.memory_gb_per_s * 1e9 * 8 * tech.memory["hbm2e"].pj_per_bit * 1e-12
     enabled = template.cores.enabled * template.cores.lanes * template.cores.array_rows * template.cores.array_cols
-    fitted_pj = (PUBLISHED["ga100"]["tdp"] - dram_w) / (enabled * template.clock_ghz * 1e9) * 1e12
+    static_w = tech.components.static_w_per_mm2 * PUBLISHED["ga100"]["area"]  # measured idle power, see the table
+    fitted_pj = (PUBLISHED["ga100"]["tdp"] - static_w - dram_w) / (enabled * template.clock_ghz * 1e9) * 1e12
     print("Fitted on GA100 (calibration die):")
     print(f"  tensor_mac_mm2 = {fitted_area:.6f}  (bundled {tech.components.tensor_mac_mm2:.6f})")
     print(f"  tensor_mac_pj  = {fitted_pj:.3f}     (bundled {tech.components.tensor_mac_pj:.3f})")

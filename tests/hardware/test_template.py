@@ -154,3 +154,21 @@ def test_template_gemm_time_is_the_systolic_fold_count(tmp_path):
                        gemm_m=np.array([m]), gemm_n=np.array([n]), gemm_k=np.array([k]))
     assert t[0] == pytest.approx(21 * 110 / 1e9)
     assert t[0] == pytest.approx(gemm_cycles_output_stationary(m, k, n, 16, 16)[0] / 1e9)
+
+
+def test_tdp_is_static_power_plus_full_load_dynamic_power(tmp_path):
+    """One 16 x 16 array at 1 GHz on N7 with one HBM2e stack: 256 MACs x 1e9 x 1.804 pJ = 0.4618 W of
+    MACs, 409.6 GB/s x 8 x 3.9 pJ = 12.78 W of DRAM, plus 0.0666 W per mm2 of die (the technology
+    table's measured-idle figure); idle power is that static part alone."""
+    from infersim.hardware.template import technology
+
+    data = _template("ga100")
+    data["template"].update(clock_ghz=1.0)
+    data["template"]["cores"].update(count=1, enabled=1, lanes=1, array_rows=16, array_cols=16, vector_lanes=0)
+    data["template"]["memory"].update(stacks=1, enabled=1, speed_fraction=1.0)
+    _, report = derive(parse_template(data, "t"))
+    comp = technology().components
+    assert (comp.tensor_mac_pj, comp.static_w_per_mm2) == (1.804, 0.0666)
+    static = 0.0666 * report.die_area_mm2
+    assert report.idle_w == pytest.approx(static)
+    assert report.tdp_w == pytest.approx(static + 256 * 1e9 * 1.804e-12 + 409.6e9 * 8 * 3.9e-12)

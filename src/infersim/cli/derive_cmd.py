@@ -51,7 +51,7 @@ def derive_cmd(path: Path, as_json: bool) -> None:
     for dtype, tflops in report.peak_tflops.items():
         s.add_row(f"peak {dtype}", f"{tflops:,.1f} TFLOP/s")
     s.add_row("memory", f"{report.memory_gib:g} GiB at {report.memory_gb_per_s:,.0f} GB/s")
-    s.add_row("TDP (full-load dynamic)", f"{report.tdp_w:,.0f} W")
+    s.add_row("TDP (static + full-load dynamic)", f"{report.tdp_w:,.0f} W")
     for dtype, pj in report.pj_per_flop.items():
         s.add_row(f"energy per {dtype} FLOP", f"{pj:.3f} pJ")
     s.add_row("energy per DRAM byte", f"{report.pj_per_dram_byte:.1f} pJ")

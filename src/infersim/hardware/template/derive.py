@@ -167,8 +167,8 @@ def derive(template: AcceleratorTemplate, origin: object = "<template>") -> tupl
     tensor_w = enabled * cells * clock_hz * mac_pj * 1e-12
     vector_w = enabled * cores.vector_lanes * clock_hz * comp.vector_fma_pj * node.energy_scale * 1e-12
     dram_w = bandwidth_gb_per_s * 1e9 * 8 * mem.pj_per_bit * 1e-12
-    tdp_w = max(tensor_w, vector_w) + dram_w
-    idle_w = comp.idle_fraction_of_tdp * tdp_w
+    idle_w = comp.static_w_per_mm2 * die_mm2  # static power: leakage, clocks, uncore
+    tdp_w = idle_w + max(tensor_w, vector_w) + dram_w
     # a MAC in a dtype at `rate` MACs per cell-cycle spends the cell's energy over `rate` MACs
     pj_per_flop = {dtype: mac_pj / rate / 2.0 for dtype, rate in cores.dtype_rate.items()}
 
@@ -236,7 +236,7 @@ def _hardware_spec(t: AcceleratorTemplate, r: ChipReport, enabled_cores: int) ->
                       "domain_size": 1024, "topology": "network",
                       "source": "not part of the template; one 400 Gb/s NIC per chip as on the catalog GPUs"},
         "power": {"tdp_w": r.tdp_w, "idle_w": r.idle_w,
-                  "source": derived + ": full-load MAC energy + DRAM pJ/bit (technology table)"},
+                  "source": derived + ": static W per mm2 + full-load MAC energy + DRAM pJ/bit (technology table)"},
         "efficiency": array_efficiency(t.cores.array_rows, t.cores.array_cols),
         "array": {"rows": t.cores.array_rows, "cols": t.cores.array_cols, "cores": enabled_cores,
                   "lanes": t.cores.lanes, "local_sram_kib": t.cores.local_sram_kib,

@@ -34,7 +34,7 @@ class ComponentConstants(_Strict):
     tensor_mac_pj: float = Field(gt=0)
     vector_fma_pj: float = Field(gt=0)
     sram_pj_per_bit: float = Field(gt=0)
-    idle_fraction_of_tdp: float = Field(ge=0, lt=1)
+    static_w_per_mm2: float = Field(ge=0)
 
 
 class MemoryTechnology(_Strict):
