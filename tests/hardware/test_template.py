@@ -172,3 +172,25 @@ def test_tdp_is_static_power_plus_full_load_dynamic_power(tmp_path):
     static = 0.0666 * report.die_area_mm2
     assert report.idle_w == pytest.approx(static)
     assert report.tdp_w == pytest.approx(static + 256 * 1e9 * 1.804e-12 + 409.6e9 * 8 * 3.9e-12)
+
+
+@pytest.mark.parametrize("tech,units,gb_per_s,gib", [
+    ("gddr7", 12, 12 * 32 * 32 / 8, 12 * 2),          # 12 x32 devices at 32 Gb/s: 1,536 GB/s, 24 GiB
+    ("lpddr5x", 8, 8 * 8.533 * 64 / 8, 8 * 16),       # 8 x64 packages at 8,533 MT/s: 546 GB/s, 128 GiB
+    ("ddr5", 12, 12 * 6.4 * 32 / 8, 12 * 32),         # 12 sub-channels of DDR5-6400: 307 GB/s, 384 GiB
+])
+def test_commodity_memory_technologies_by_pin_rate_and_width(tech, units, gb_per_s, gib):
+    from infersim.hardware.template import technology
+
+    data = _template("ga100")
+    data["template"]["memory"] = {"technology": tech, "stacks": units}
+    _, report = derive(parse_template(data, "t"))
+    mem = technology().memory[tech]
+    assert report.memory_gb_per_s == pytest.approx(gb_per_s)
+    assert report.memory_gib == gib
+    assert report.memory_usd == pytest.approx(gib * mem.usd_per_gib)
+    assert report.pj_per_dram_byte == pytest.approx(8 * mem.pj_per_bit)
+    # PHYs do not scale with the node; a GA100 with these units instead of 6 HBM2e stacks
+    _, hbm = derive(parse_template(_template("ga100"), "t"))
+    assert report.area_mm2["memory phy+ctrl"] == pytest.approx(units * (mem.phy_mm2 + mem.controller_mm2))
+    assert report.area_mm2["memory phy+ctrl"] != hbm.area_mm2["memory phy+ctrl"]

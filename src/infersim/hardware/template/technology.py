@@ -38,12 +38,21 @@ class ComponentConstants(_Strict):
 
 
 class MemoryTechnology(_Strict):
-    gb_per_s_per_stack: float = Field(gt=0)
+    """One unit of off-chip memory (an HBM stack, a GDDR device, an LPDDR package, a DDR sub-channel)."""
+
+    unit: str = Field(min_length=3, description="what one unit (a template's 'stack') is")
+    gbps_per_pin: float = Field(gt=0, description="data rate per pin, Gb/s")
+    bus_bits: int = Field(gt=0, description="data pins of one unit")
     gib_per_stack: float = Field(gt=0)
     pj_per_bit: float = Field(gt=0)
     phy_mm2: float = Field(ge=0)
     controller_mm2: float = Field(ge=0)
     usd_per_gib: float = Field(gt=0)
+
+    @property
+    def gb_per_s_per_stack(self) -> float:
+        """Peak bandwidth of one unit: pin rate x data pins / 8 (GB/s)."""
+        return self.gbps_per_pin * self.bus_bits / 8.0
 
 
 class Technology(_Strict):
