@@ -27,8 +27,9 @@ from infersim.hardware.device import device_from_spec
 from infersim.hardware.template import derive, fused_attention_footprint_bytes, parse_template, technology
 from infersim.models import get_model
 from infersim.perf.batch_estimate import batch_estimate
-from infersim.perf.estimate import estimate
+from infersim.perf.estimate import estimate, step_costs
 from infersim.perf.parallel import Parallelism, Precision
+from infersim.perf.shape import StepShape
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "accelerators"
 
@@ -133,7 +134,7 @@ def timing() -> None:
     print(f"10,000-design sweep (derive + static estimate at 4 batch sizes, Llama-3.1-8B 1024/256): "
           f"{elapsed:.1f} s on one core, {sum(rejected.values())} rejected before evaluation {rejected}; best output tok/s per chip $ {best[0]:.2f} at "
           f"(cores, rows, cols, global MiB, stacks, GHz, node) = {best[1]}; the GA100 template itself: "
-          f"{baseline:.2f} ({best[0] / baseline:.1f}x less per chip $)")
+          f"{baseline:.2f} (the best design gives {best[0] / baseline:.1f}x its output per chip $)")
 
 
 #: LLMCompass (Zhang et al., ISCA 2024) table III: cores, lanes, vector width per lane, array, local KiB.
@@ -178,9 +179,70 @@ def flat_footprint() -> None:
         print(f"{n:>9,} {fused / 2**20:>9.2f} MiB {unfused / 2**20:>17,.0f} MiB {unfused / fused:>8,.0f}")
 
 
+def flat_speedup() -> None:
+    """FLAT's speed-up trend from the cost model: one Llama-3.1-8B layer's prefill attention over one
+    sequence on the GA100 template (192 KiB local SRAM per core), fused while a query row's footprint fits,
+    against the same chip with 4 KiB of local SRAM, where no row fits and the logits go off-chip."""
+    model = dataclasses.replace(get_model("llama-3.1-8b"), num_layers=1)
+    devices = {}
+    for kib in (192, 4):
+        data = yaml.safe_load((EXAMPLES / "ga100.yaml").read_text())
+        data["template"]["cores"]["local_sram_kib"] = kib
+        devices[kib] = device_from_spec(derive(parse_template(data, f"ga100-{kib}"))[0])
+    print("\nFLAT trend from the cost model: Llama-3.1-8B prefill attention of one layer, one sequence, GA100 template")
+    print(f"{'sequence':>9} {'1-row footprint':>16} {'fits 192 KiB':>13} {'fused ms':>10} {'unfused ms':>11} {'speed-up':>9}")
+    for n in (1024, 4096, 16384, 65536, 131072, 196608):
+        shape = StepShape.uniform(model, prefill_seqs=1, chunk=n)
+        times = {}
+        for kib, device in devices.items():
+            table, costs = step_costs(model, device, Parallelism(), Precision(), shape)
+            times[kib] = float(costs.time_s[table.names.index("attention.prefill"), 0])
+        keys = (n + 1) / 2  # the mean keys per query of a causal prefill
+        foot = fused_attention_footprint_bytes(1, keys, 128, 16, 2)
+        fits = foot <= 192 * 1024
+        print(f"{n:>9,} {foot / 1024:>12.0f} KiB {'yes' if fits else 'no':>13} {times[192] * 1e3:>10.2f} "
+              f"{times[4] * 1e3:>11.2f} {times[4] / times[192]:>8.2f}x")
+    print("  (the unfused path moves 4 x N^2/2 x heads x 2 bytes of logits; past ~190k tokens the 192 KiB chip's\n"
+          "   row no longer fits and it pays the unfused time too)")
+
+
+#: LLMCompass section VI's direction, on this project's technology table: decode-oriented chips against the
+#: GA100 template, output tokens/s per chip $ (die + memory) at the best of a few batch sizes
+PERF_PER_USD_DESIGNS = {"ga100 (HBM2e x6, 108 cores)": ("ga100", None),
+                        "decode-gddr7 (GDDR7 x16, 64 cores)": ("decode-gddr7", None),
+                        "64 cores, LPDDR5X x16": ("decode-gddr7", ("lpddr5x", 16)),
+                        "32 cores, DDR5 x16": ("decode-gddr7", ("ddr5", 16, 32))}
+
+
+def perf_per_usd() -> None:
+    print("\nDecode-oriented chips vs the GA100 template (1024 in / 256 out, best of batch 1-256, output tok/s "
+          "per chip $):")
+    print(f"{'design':<36} {'mm2':>5} {'die $':>6} {'mem $':>6} {'GB/s':>6} {'8B tok/s/$':>11} {'70B TP8':>8}")
+    base = {}
+    for label, (name, change) in PERF_PER_USD_DESIGNS.items():
+        data = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+        if change:
+            data["template"]["memory"] = {"technology": change[0], "stacks": change[1]}
+            if len(change) > 2:
+                data["template"]["cores"]["count"] = change[2]
+        spec, report = derive(parse_template(data, label))
+        device = device_from_spec(spec)
+        cells = []
+        for model, tp in (("llama-3.1-8b", 1), ("llama-3.1-70b", 8)):
+            est = batch_estimate(get_model(model), device, par=Parallelism(tp=tp), batch=[1, 8, 32, 64, 128, 256],
+                                 input_tokens=1024, output_tokens=256)
+            per_usd = float(np.nanmax(est.output_tokens_per_s)) / (tp * report.total_usd)
+            base.setdefault(model, per_usd)
+            cells.append(f"{per_usd:.2f} ({per_usd / base[model]:.1f}x)")
+        print(f"{label:<36} {report.die_area_mm2:>5.0f} {report.die_usd:>6.0f} {report.memory_usd:>6.0f} "
+              f"{report.memory_gb_per_s:>6.0f} {cells[0]:>11} {cells[1]:>8}")
+
+
 if __name__ == "__main__":
     refit()
     flat_footprint()
+    flat_speedup()
+    perf_per_usd()
     check_table()
     llmcompass_designs()
     timing()

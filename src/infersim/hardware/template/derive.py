@@ -209,8 +209,8 @@ def array_efficiency(rows: int, cols: int) -> dict:
             "compute_max_fraction": 1.0, "compute_half_flops": 0.0,
             # batched / grouped GEMMs: each problem's rows fill their own tiles on an array
             "grouped_gemm_expert_tiles": True,
-            "source": f"systolic fold model of {rows} x {cols} arrays (SCALE-Sim, Samajdar et al. 2020); "
-                      "SRAM-limited tiling and FLAT attention from the array section; "
+            "source": f"systolic fold model of {rows} x {cols} arrays (SCALE-Sim, Samajdar et al. 2020) with "
+                      "SRAM-limited tiling and FLAT attention (array section); "
                       "memory ramps: infersim generic defaults (uncalibrated)"}
 
 
