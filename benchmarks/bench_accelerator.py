@@ -8,7 +8,12 @@ Usage: python benchmarks/bench_accelerator.py
 2. The catalog check: each template's derived die area, peaks, memory and TDP against the published
    figures (GA100 is the calibration die; GH100, GV100 and MI210 are held out; MI210's die area and TPU v5e's
    area, node and power are unpublished, so only the published figures are checked).
-3. Timing: one template derived and a Llama-3.1-70B decode step estimated; a 10,000-design sweep of
+3. FLAT: the fused footprint by sequence length, and the fused vs unfused attention time the cost model
+   charges a template (the speed-up trend).
+4. LLMCompass's perf/$ direction: decode-oriented chips (less compute, cheaper memory) against the GA100
+   template, output tokens/s per chip $.
+5. LLMCompass's table III compute designs (ratios to the GA100 design).
+6. Timing: one template derived and a Llama-3.1-70B decode step estimated; a 10,000-design sweep of
    template parameters with the vectorized static estimate.
 """
 
@@ -42,7 +47,7 @@ PUBLISHED = {
     "gv100": {"area": 815, "tflops": 125, "gbps": 900, "gib": 32, "tdp": 300,
               "source": "NVIDIA V100 whitepaper (815 mm2); V100 SXM2 32GB datasheet"},
     "mi210": {"area": None, "tflops": 181.0, "gbps": 1638, "gib": 64, "tdp": 300,
-              "source": "AMD Instinct MI210 datasheet (181 TFLOP/s fp16, 1.6 TB/s, 64 GB, 300 W; die area unpublished)"},
+              "source": "AMD Instinct MI210 datasheet (181 TFLOP/s fp16, 1.6 TB/s, 64 GB, 300 W; area unpublished)"},
     "tpu-v5e": {"area": None, "tflops": 197, "gbps": 819, "gib": 16, "tdp": None,
                 "source": "Google Cloud TPU v5e documentation (area, node, power unpublished)"},
 }
@@ -132,7 +137,8 @@ def timing() -> None:
     est = batch_estimate(model8, device_from_spec(spec), batch=[1, 8, 32, 128], input_tokens=1024, output_tokens=256)
     baseline = np.nanmax(est.output_tokens_per_s) / report.total_usd
     print(f"10,000-design sweep (derive + static estimate at 4 batch sizes, Llama-3.1-8B 1024/256): "
-          f"{elapsed:.1f} s on one core, {sum(rejected.values())} rejected before evaluation {rejected}; best output tok/s per chip $ {best[0]:.2f} at "
+          f"{elapsed:.1f} s on one core, {sum(rejected.values())} rejected before evaluation {rejected}; "
+          f"best output tok/s per chip $ {best[0]:.2f} at "
           f"(cores, rows, cols, global MiB, stacks, GHz, node) = {best[1]}; the GA100 template itself: "
           f"{baseline:.2f} (the best design gives {best[0] / baseline:.1f}x its output per chip $)")
 
@@ -190,7 +196,8 @@ def flat_speedup() -> None:
         data["template"]["cores"]["local_sram_kib"] = kib
         devices[kib] = device_from_spec(derive(parse_template(data, f"ga100-{kib}"))[0])
     print("\nFLAT trend from the cost model: Llama-3.1-8B prefill attention of one layer, one sequence, GA100 template")
-    print(f"{'sequence':>9} {'1-row footprint':>16} {'fits 192 KiB':>13} {'fused ms':>10} {'unfused ms':>11} {'speed-up':>9}")
+    print(f"{'sequence':>9} {'1-row footprint':>16} {'fits 192 KiB':>13} {'fused ms':>10} {'unfused ms':>11} "
+          f"{'speed-up':>9}")
     for n in (1024, 4096, 16384, 65536, 131072, 196608):
         shape = StepShape.uniform(model, prefill_seqs=1, chunk=n)
         times = {}

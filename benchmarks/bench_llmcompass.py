@@ -131,9 +131,8 @@ def transformer_layer() -> list[tuple[float, float]]:
 
 
 def scale_sim_trends() -> None:
-    """SCALE-Sim's trends on a fixed budget of 2^14 MACs at 1 GHz, from the cost model's fold timing."""
-    from infersim.hardware.template import gemm_cycles_output_stationary
-
+    """SCALE-Sim's trends on a fixed budget of 2^14 MACs: output tiles of side s spread over 2^14 / s^2 arrays
+    in waves, each fold ``2 s + s + k - 2`` cycles (:func:`~infersim.hardware.template.systolic_fold_cycles`)."""
     print("\nSCALE-Sim trends, 16,384 MACs as arrays of side s (fold cycles of 2 s + s + k - 2 per output tile):")
     shapes = {"GPT-3 QKV, 8 tokens": (8, 12288, 9216), "GPT-3 QKV, 2048 tokens": (2048, 12288, 9216),
               "ResNet-50 conv2 as GEMM": (3136, 576, 64)}
@@ -142,10 +141,10 @@ def scale_sim_trends() -> None:
         arrays = 2**14 // (side * side)
         cells = []
         for m, k, n in shapes.values():
-            cycles, util = gemm_cycles_output_stationary(m, k, n, side, side)
             tiles = -(-m // side) * -(-n // side)
             waves = -(-tiles // arrays)
-            cells.append(f"{waves * (3 * side + k - 2) / 1e3:>9.1f} kcyc, util {m * k * n / (waves * (3 * side + k - 2) * 2**14):>4.0%}")
+            fold = 3 * side + k - 2
+            cells.append(f"{waves * fold / 1e3:>9.1f} kcyc, util {m * k * n / (waves * fold * 2**14):>4.0%}")
         print(f"{arrays:>6} x {side:<5} " + " ".join(f"{c:>24}" for c in cells))
     print("  (scale-out -- many small arrays -- wins on small and skinny GEMMs; large arrays lose to padding,\n"
           "   SCALE-Sim's finding that utilization falls as one array grows for a fixed workload)")
@@ -154,7 +153,8 @@ def scale_sim_trends() -> None:
     base = (m * k + k * n + m * n) * FP16
     for mib in (1, 4, 16, 64, 256):
         extra = float(gemm_reread_bytes(m, n, k, m * k * FP16, k * n * FP16, mib * 2**20, FP16))
-        print(f"  {mib:>4} MiB: {(base + extra) / 2**30:7.2f} GiB ({(base + extra) / base:5.1f}x the compulsory traffic)")
+        total = base + extra
+        print(f"  {mib:>4} MiB: {total / 2**30:7.2f} GiB ({total / base:5.1f}x the compulsory traffic)")
     print("  (SCALE-Sim's trend: the DRAM bandwidth a given array needs falls as its SRAM grows)")
 
 

@@ -17,8 +17,8 @@ from ..dtypes import DTYPE_BYTES
 from .efficiency import COLLECTIVE_KINDS, MLA_OVERRIDABLE, DecodeKernel, EfficiencySpec
 from .sections import Source, _Strict
 
-__all__ = ["COLLECTIVE_KINDS", "MLA_OVERRIDABLE", "ArraySpec", "ComputeSpec", "CostSpec", "DecodeKernel", "EfficiencySpec",
-           "HardwareSpec", "LinkSpec", "MemorySpec", "PowerSpec"]
+__all__ = ["COLLECTIVE_KINDS", "MLA_OVERRIDABLE", "ArraySpec", "ComputeSpec", "CostSpec", "DecodeKernel",
+           "EfficiencySpec", "HardwareSpec", "LinkSpec", "MemorySpec", "PowerSpec"]
 
 
 def _check_dtype_keys(value: dict[str, float]) -> dict[str, float]:

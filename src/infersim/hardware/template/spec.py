@@ -47,7 +47,8 @@ class CoreSpec(_Strict):
 
 class MemoryStacks(_Strict):
     technology: str = Field(description="off-chip memory technology (hbm2e, hbm3, hbm3e, gddr7, lpddr5x, ddr5)")
-    stacks: int = Field(gt=0, description="units on the die: HBM stacks, GDDR devices, LPDDR packages, DDR sub-channels")
+    stacks: int = Field(gt=0,
+                        description="units on the die: HBM stacks, GDDR devices, LPDDR packages, DDR sub-channels")
     enabled: int | None = Field(default=None, gt=0, description="stacks populated in the product; default all")
     speed_fraction: float = Field(default=1.0, gt=0, le=1.0, description="pin rate as a fraction of the JEDEC top rate")
     gib_per_stack: float | None = Field(default=None, gt=0, description="overrides the technology's capacity")
