@@ -148,3 +148,24 @@ def test_step_time_equals_full_graph_on_a_template_device(tmp_path):
         shape = StepShape.from_requests(model, chunks=chunks, pasts=pasts, decode_contexts=ctx)
         _, costs = step_costs(model, device, Parallelism(), Precision(), shape)
         assert fast.step_time_for(chunks, pasts, ctx) == pytest.approx(costs.step_time_s[0], rel=1e-9)
+
+
+def test_scalar_twins_equal_the_vectorized_formulas(tmp_path):
+    """The simulator's plain-float versions give the vectorized functions' numbers."""
+    from infersim.perf.array_mapping import attention_unfused_bytes_scalar, gemm_reread_bytes_scalar
+
+    rng = np.random.default_rng(7)
+    m, n, k = (rng.integers(1, 40_000, 300).astype(float) for _ in range(3))
+    experts = rng.choice([0.0, 4.0, 64.0], 300)
+    sram = float(rng.integers(1, 64)) * MIB
+    vec = gemm_reread_bytes(m, n, k, m * k * 2, k * n * 2, sram, 2.0, experts)
+    for i in range(300):
+        assert gemm_reread_bytes_scalar(m[i], n[i], k[i], m[i] * k[i] * 2, k[i] * n[i] * 2, sram, 2.0,
+                                        experts[i]) == pytest.approx(vec[i])
+    array = _device(tmp_path, local_kib=64).spec.array
+    scores = rng.integers(1, 10**9, 300).astype(float)
+    queries = rng.integers(1, 4096, 300).astype(float)
+    vec = attention_unfused_bytes(scores, 32.0, queries, 128.0, 2.0, array)
+    assert vec.any() and not vec.all()  # both sides of the footprint are exercised
+    for i in range(300):
+        assert attention_unfused_bytes_scalar(scores[i], 32.0, queries[i], 128.0, 2.0, array) == vec[i]

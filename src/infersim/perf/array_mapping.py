@@ -31,6 +31,8 @@ their architecture instead of calibrated curves:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dtypes import DTYPE_BYTES
@@ -96,6 +98,33 @@ def attention_unfused_bytes(scores, heads, query_tokens, head_dim, element_bytes
         keys = np.where(scores > 0, scores / np.maximum(heads * query_tokens, 1e-300), 0.0)
     rows = flat_row_block(keys, head_dim, array.cols, element_bytes, array.local_sram_bytes, array.rows)
     return np.where((scores > 0) & (rows < 1.0), UNFUSED_LOGIT_PASSES * scores * element_bytes, 0.0)
+
+
+def gemm_reread_bytes_scalar(m: float, n: float, k: float, a_bytes: float, b_bytes: float, sram_bytes: float,
+                             element_bytes: float, experts: float = 0.0) -> float:
+    """:func:`gemm_reread_bytes` for one GEMM in plain floats (the simulator's step model)."""
+    if m <= 0 or n <= 0:
+        return 0.0
+    rows = m / experts if experts > 0 else m
+    panels = sram_bytes / (4.0 * max(k, 1.0) * element_bytes) if k > 0 else math.inf
+    side = max(math.floor(max(panels, math.sqrt(sram_bytes / (2.0 * PARTIAL_SUM_BYTES)))), 1.0)
+    bm = max(min(rows, side), 1.0)
+    wide = sram_bytes / (2.0 * max(k, 1.0) * element_bytes) - bm if k > 0 else math.inf
+    bn = max(math.floor(max(wide, sram_bytes / (2.0 * PARTIAL_SUM_BYTES * bm))), 1.0)
+    a_reads = max(math.ceil(n / bn - 1e-9), 1)
+    b_reads = max(math.ceil(rows / bm - 1e-9), 1)
+    return a_bytes * (a_reads - 1) + b_bytes * (b_reads - 1)
+
+
+def attention_unfused_bytes_scalar(scores: float, heads: float, query_tokens: float, head_dim: float,
+                                   element_bytes: float, array: ArraySpec) -> float:
+    """:func:`attention_unfused_bytes` for one attention row in plain floats (the simulator's step model)."""
+    if scores <= 0:
+        return 0.0
+    keys = scores / max(heads * query_tokens, 1e-300)
+    room = array.local_sram_bytes / element_bytes - 2.0 * array.cols * head_dim
+    rows = min(math.floor(max(room, 0.0) / (2.0 * head_dim + keys)), array.rows)
+    return UNFUSED_LOGIT_PASSES * scores * element_bytes if rows < 1 else 0.0
 
 
 def array_extra_bytes(table: OpTable, device: Device):

@@ -33,7 +33,7 @@ import numpy as np
 from ..dtypes import DTYPE_BYTES
 from ..hardware.device import Device
 from ..models.config import ModelConfig
-from .array_mapping import attention_unfused_bytes, gemm_reread_bytes
+from .array_mapping import attention_unfused_bytes_scalar, gemm_reread_bytes_scalar
 from .efficiency import tiled_gemm_utilization_scalar
 from .graph import GraphOptions, build_step_graph, options_for_device
 from .operators import OpKind
@@ -255,13 +255,12 @@ class StepTimeModel:
             m = sum(c * x for c, x in zip(row["m"], features))
             n, k, bpe = row["n"], row["k"], a["bpe"]
             b_bytes = row["weight_bytes"] if row["weight_bytes"] > 0 else k * n * bpe
-            experts = np.float64(a["experts"]) if a["experts"] > 0 else None
-            return float(gemm_reread_bytes(m, n, k, m * k * bpe, b_bytes, array.onchip_sram_bytes, bpe, experts))
+            return gemm_reread_bytes_scalar(m, n, k, m * k * bpe, b_bytes, array.onchip_sram_bytes, bpe, a["experts"])
         scores = sum(c * x for c, x in zip(a["scores"], features))
         if scores <= 0:
             return 0.0
         queries = sum(c * x for c, x in zip(a["query_tokens"], features))
-        return float(attention_unfused_bytes(scores, a["heads"], queries, flops / (4.0 * scores), a["bpe"], array))
+        return attention_unfused_bytes_scalar(scores, a["heads"], queries, flops / (4.0 * scores), a["bpe"], array)
 
     def _scalar_row_time(self, row: dict, features: list[float], prefill_seqs: float = 0.0) -> float:
         """The roofline of :func:`~infersim.perf.roofline.cost_ops` for one row, in plain floats."""
