@@ -194,3 +194,12 @@ def test_commodity_memory_technologies_by_pin_rate_and_width(tech, units, gb_per
     _, hbm = derive(parse_template(_template("ga100"), "t"))
     assert report.area_mm2["memory phy+ctrl"] == pytest.approx(units * (mem.phy_mm2 + mem.controller_mm2))
     assert report.area_mm2["memory phy+ctrl"] != hbm.area_mm2["memory phy+ctrl"]
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in EXAMPLES.glob("*.yaml")
+                                        if "template" in yaml.safe_load(p.read_text())))
+def test_every_example_template_is_a_device_within_the_reticle(path):
+    device = get_device(str(EXAMPLES / path))
+    assert device.spec.array is not None and device.spec.array.cores >= 1
+    _, report = derive(parse_template(_template(path.removesuffix(".yaml")), path))
+    assert not report.violations and report.die_area_mm2 < 858
