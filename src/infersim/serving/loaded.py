@@ -35,17 +35,20 @@ and the token budget (``T - B >= 1``).
 
 TTFT: the prefill queue
 -----------------------
-Prompts are served first come first served by the scheduler's prefill share: ``k`` interrupted
-steps per prompt, a deterministic service ``s = k t_m`` at utilization ``rho = lambda s``: an
-M/D/1 queue (Poisson arrivals). Its mean wait is Pollaczek-Khinchine's ``rho s / (2 (1 - rho))``
-(scaled by the squared coefficient of variation of the gaps, ``1 / n`` when a round-robin router
-splits a Poisson stream over ``n`` servers: Kingman / Allen-Cunneen);
-its distribution is taken as an atom ``1 - rho`` at zero and an exponential tail of mean
-``W_q / rho`` (the exponential approximation of the waiting time given a wait, exact in heavy
-traffic: Kingman 1962, "On queues in heavy traffic", JRSS B 24). A request arriving while a
-decode step runs waits for it to end (``t_d / 2`` on average, with probability ``1 - rho``).
-``TTFT_q = s + W_q-quantile + (1 - rho) t_d / 2``. A prefill pool (whole prompts, one step of
-time ``t_p`` each) is the same queue with ``s = t_p`` and no decode step to wait for.
+Prompt tokens are served first come first served by the scheduler's prefill share: the queue
+drains ``T - B`` prompt tokens per full-budget step, so its utilization is
+``rho = lambda I t_full / (T - B)``. A prompt that starts a busy period occupies the server for its
+own prefill (``k - 1`` full steps and its short last chunk) instead: an M/G/1 queue with an
+exceptional first service (Welch 1964), its wait taken as a two-piece M/D/1 (Erlang's exact form on
+the first service interval, an exponential tail with Pollaczek-Khinchine's mean), scaled by the
+gaps' squared coefficient of variation (``1 / n`` when a round-robin router splits a Poisson stream
+over ``n`` servers: Kingman / Allen-Cunneen). The prompt's last chunk shares its step with the next
+prompt's first chunk when that prompt arrived before the last step (probability
+``1 - exp(-lambda (a + W))`` given the wait ``W``); a prompt that does not wait also waits for the
+running decode step (``t_d / 2``). The distribution and its quantiles:
+:mod:`infersim.serving.queueing`. A prefill pool (whole prompts batched into steps of up to ``T``
+tokens) is the same queue with the own service ``t_p``, an atom ``1 - rho`` at zero and
+Kingman's exponential wait given a wait, and no decode step to wait for.
 
 What it leaves out: batching several queued prompts into one step (it makes the real queue
 faster at high load, so TTFT here is an upper bound there), preemption (the KV bound keeps the
@@ -61,6 +64,7 @@ import numpy as np
 from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..perf.shape import StepShape
+from .queueing import chunked_ttft_s, md1_mean_wait_s, md1_wait_quantile_s
 
 #: columns of the stationary-batch grid per server: B = Bmax (j / BATCH_COLUMNS)^BATCH_SPACING, j = 1..;
 #: denser at light load (the first column is ~0.2 % of Bmax), ~2.4 % apart at the top
@@ -74,29 +78,6 @@ def batch_grid(b_max: np.ndarray) -> np.ndarray:
     return np.maximum(np.asarray(b_max, dtype=np.float64), 0.0).reshape(-1, 1) * cols[None, :]
 #: utilization grid of a prefill-only server
 RHO_GRID = np.linspace(0.02, 0.98, 49)
-
-
-def md1_wait_quantile_s(rho, service_s, q: float, arrival_scv: float = 1.0) -> np.ndarray:
-    """Quantile ``q`` of the waiting time: 0 with probability ``1 - rho``, else exponential with mean
-    ``W_q / rho`` (Kingman's heavy-traffic exponential tail), ``W_q`` from :func:`md1_mean_wait_s`."""
-    rho = np.asarray(rho, dtype=np.float64)
-    s = np.asarray(service_s, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cond_mean = arrival_scv * s / (2.0 * (1.0 - rho))  # W_q / rho
-        tail = cond_mean * np.log(np.maximum(rho / (1.0 - q), 1.0))
-    return np.where(rho < 1.0, tail, np.inf)
-
-
-def md1_mean_wait_s(rho, service_s, arrival_scv: float = 1.0) -> np.ndarray:
-    """Mean wait of a deterministic-service queue: ``(c_a^2 / 2) rho s / (1 - rho)`` (inf at rho >= 1).
-
-    With Poisson arrivals (``c_a^2 = 1``) this is Pollaczek-Khinchine's M/D/1 mean, exact; for other
-    arrivals the Kingman / Allen-Cunneen G/G/1 approximation ``(c_a^2 + c_s^2) / 2 x rho s / (1 - rho)``
-    with ``c_s^2 = 0``. A Poisson stream split round robin over ``n`` servers gives each server
-    Erlang-``n`` gaps, ``c_a^2 = 1 / n`` (what the simulator's round-robin router does)."""
-    rho = np.asarray(rho, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(rho < 1.0, arrival_scv * rho * np.asarray(service_s) / (2.0 * (1.0 - rho)), np.inf)
 
 
 def stationary_rate(batch, output_tokens, decode_step_s, interrupt_extra_s, interrupts_per_request) -> np.ndarray:
@@ -118,50 +99,44 @@ class LoadCurve:
     rho: np.ndarray  # prefill utilization
     residual_s: np.ndarray  # mean wait for the running decode step when the prefill queue is idle
     valid: np.ndarray
-    #: extra own prefill time when the prompt's last step is shared with the next prompt's first
-    #: chunk (a full-budget step instead of a short one), which happens when another prompt is queued:
-    #: probability ``shared_probability``. Zero for prefill-only servers (their steps hold whole prompts).
+    #: chunked-prefill servers only (None for prefill-only servers, whose steps hold whole prompts):
+    #: the extra own prefill time when the prompt's last step is shared with the next prompt's first
+    #: chunk (a full-budget step instead of a short one), which happens when another prompt arrived
+    #: before that step; the time from the start of the prompt's first step to its last step
+    #: (``(k - 1)`` full steps); and the queue's service time per prompt (its tokens at the rate of
+    #: full-budget steps, ``rho / rate``). See :mod:`infersim.serving.queueing`.
     shared_extra_s: np.ndarray | None = None
-    shared_probability: np.ndarray | None = None
+    before_last_s: np.ndarray | None = None
+    queue_service_s: np.ndarray | None = None
 
-    def _parts(self, arrival_scv: float):
-        extra = np.zeros_like(self.service_s) if self.shared_extra_s is None else self.shared_extra_s
-        p = np.zeros_like(self.service_s) if self.shared_probability is None else self.shared_probability
-        base = self.service_s + (1.0 - self.rho) * self.residual_s  # own service alone + running step
-        w_q = md1_mean_wait_s(self.rho, self.service_s + p * extra, arrival_scv)
-        return base, extra, p, w_q
-
-    def ttft_s(self, q: float | None, arrival_scv: float = 1.0) -> np.ndarray:
-        """TTFT at every column: the mean with ``q=None``, else quantile ``q`` of the mixture
-        ``own service (+ shared_extra_s with probability shared_probability) + wait``, the wait 0 with probability
-        ``1 - rho`` and exponential with mean ``W_q / rho`` otherwise (found by bisection)."""
-        base, extra, p, w_q = self._parts(arrival_scv)
+    def ttft_s(self, q: float | None, arrival_scv=1.0) -> np.ndarray:
+        """TTFT at every column: the mean with ``q=None``, else quantile ``q``. Chunked-prefill rows
+        (finite ``queue_service_s``): :func:`~infersim.serving.queueing.chunked_ttft_s`, the two-piece
+        M/D/1 wait of the prompt-token queue plus the own prefill with or without a shared last step.
+        Prefill-only rows: own service + the batch-service queue's wait
+        (:func:`~infersim.serving.queueing.md1_wait_quantile_s`)."""
+        scv = np.broadcast_to(np.asarray(arrival_scv, dtype=np.float64), self.rho.shape)
         if q is None:
-            return base + p * extra + w_q
-        if not extra.any():  # one service time: the closed form
-            return base + md1_wait_quantile_s(self.rho, self.service_s, q, arrival_scv)
-        rho = np.clip(self.rho, 0.0, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            m = np.where(rho > 0, w_q / rho, 0.0)
-        finite = np.isfinite(m) & (rho < 1.0)
-        m = np.where(finite, m, 0.0)
-
-        def cdf(x):
-            out = np.zeros_like(x)
-            for shift, weight in ((0.0, 1.0 - p), (extra, p)):
-                y = x - base - shift
-                wait = np.where(m > 0, 1.0 - rho * np.exp(-np.maximum(y, 0.0) / np.where(m > 0, m, 1.0)), 1.0)
-                out = out + weight * np.where(y >= 0, wait, 0.0)
-            return out
-
-        lo = base.copy()
-        hi = base + extra + m * np.log(np.maximum(rho / (1.0 - q), 1.0)) + 1e-12
-        for _ in range(30):  # the bracket shrinks 2^30-fold
-            mid = 0.5 * (lo + hi)
-            below = cdf(mid) < q
-            lo = np.where(below, mid, lo)
-            hi = np.where(below, hi, mid)
-        return np.where(finite, hi, np.inf)
+            alone = self.service_s + (1.0 - self.rho) * self.residual_s + md1_mean_wait_s(self.rho, self.service_s,
+                                                                                           scv)
+        else:
+            alone = self.service_s + (1.0 - self.rho) * self.residual_s + md1_wait_quantile_s(
+                self.rho, self.service_s, q, scv)
+        if self.queue_service_s is None:
+            return alone
+        chunked = np.isfinite(self.queue_service_s)
+        if not chunked.any():
+            return alone
+        rows = chunked.any(axis=1)  # chunked and prefill-only rows never share a row
+        sub = {name: np.asarray(v)[rows] for name, v in (
+            ("rho", self.rho), ("rate", self.rate_rps), ("queue_s", self.queue_service_s), ("scv", scv),
+            ("s_lo", self.service_s), ("s_hi", self.service_s + self.shared_extra_s),
+            ("residual_s", self.residual_s), ("before_last_s", self.before_last_s))}
+        with np.errstate(invalid="ignore", over="ignore"):
+            value = chunked_ttft_s(q, **sub)
+        out = np.array(alone, dtype=np.float64, copy=True)
+        out[rows] = value
+        return out
 
     def at_rate(self, rate_rps, values: np.ndarray) -> np.ndarray:
         """``values`` (same shape as the curve) linearly interpolated at ``rate_rps`` per point (held
@@ -234,10 +209,11 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
     valid &= rho < 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = b / (rate * (o - 1.0))
-    # the last step is shared when another prompt is queued by then: one arrived during the first k - 1
-    # steps (Poisson), or one was already waiting behind this one (about rho^2, two in the system)
-    shared_p = 1.0 - (1.0 - np.clip(rho, 0.0, 1.0) ** 2) * np.exp(-rate * (k - 1.0) * t_full)
-    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0), shared_p)
+    # the last step is shared when another prompt arrived before it starts (queueing.chunked_ttft_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        queue_s = i * t_full / (t - b)  # rho / rate
+    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0),
+                     (k - 1.0) * t_full, np.broadcast_to(queue_s, shape).copy())
 
 
 def decode_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,

@@ -506,7 +506,8 @@ def _fields(curve: LoadCurve) -> tuple:
     zeros = np.zeros_like(curve.service_s)
     return (curve.rate_rps, curve.batch, curve.tpot_s, curve.service_s, curve.rho, curve.residual_s, curve.valid,
             zeros if curve.shared_extra_s is None else curve.shared_extra_s,
-            zeros if curve.shared_probability is None else curve.shared_probability)
+            zeros if curve.before_last_s is None else curve.before_last_s,
+            np.full_like(zeros, np.nan) if curve.queue_service_s is None else curve.queue_service_s)
 
 
 def _afd_curves(pools: list[_Pool], model, device, prec: Precision, options: GraphOptions) -> list:
