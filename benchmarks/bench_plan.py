@@ -28,27 +28,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOADS = (0.5, 0.65, 0.8)
 
-AGG = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl)
+AGG = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl[, replicas behind round robin])
     ("llama-3.1-8b", "h100-sxm", 1, 1, "bf16", 2048, 256, 1024, 256),
     ("llama-3.1-8b", "h100-sxm", 1, 1, "bf16", 512, 256, 2048, 128),
+    ("llama-3.1-8b", "h100-sxm", 1, 1, "fp8", 4096, 256, 512, 512),
     ("llama-3.1-70b", "h100-sxm", 4, 1, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 4, 1, "fp8", 2048, 256, 2048, 256, 2),
     ("llama-3.1-70b", "h100-sxm", 2, 1, "fp8", 8192, 128, 2048, 256),
     ("llama-3.1-70b", "h100-sxm", 8, 1, "bf16", 1024, 512, 2048, 256),
     ("llama-3.1-70b", "h200", 4, 1, "bf16", 4096, 256, 4096, 512),
     ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 2, 4, "fp8", 2048, 256, 2048, 256),
     ("qwen3-30b-a3b", "h100-sxm", 2, 1, "bf16", 2048, 256, 2048, 256),
+    ("qwen3-30b-a3b", "h200", 1, 1, "fp8", 8192, 512, 1024, 1024),
 ]
 DISAGG = [  # (model, device, dtype, prefill tp, P, decode tp, D, decode cap, isl, osl)
     ("llama-3.1-70b", "h100-sxm", "fp8", 2, 3, 4, 1, 256, 2048, 256),
     ("llama-3.1-70b", "h100-sxm", "bf16", 4, 2, 8, 1, 256, 2048, 256),
+    ("llama-3.1-70b", "h200", "fp8", 2, 1, 4, 1, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", "fp8", 2, 4, 4, 2, 256, 4096, 512),
     ("llama-3.1-8b", "h100-sxm", "bf16", 1, 2, 1, 2, 256, 4096, 256),
+    ("qwen3-30b-a3b", "h100-sxm", "bf16", 1, 3, 2, 1, 256, 2048, 256),
 ]
 
 
 def _agg_config(row) -> dict:
-    model, device, tp, pp, dt, budget, cap, isl, osl = row
+    model, device, tp, pp, dt, budget, cap, isl, osl, *rest = row
     return {"model": model, "device": device, "tp": tp, "pp": pp, "weight_dtype": dt, "activation_dtype": dt,
-            "kv_dtype": dt, "max_prefill_tokens": budget, "max_batch": cap, "replicas": 1, "mode": "aggregated",
+            "kv_dtype": dt, "max_prefill_tokens": budget, "max_batch": cap, "replicas": rest[0] if rest else 1,
+            "mode": "aggregated",
             "input_tokens": isl, "output_tokens": osl}
 
 
@@ -61,7 +69,8 @@ def _disagg_config(row) -> dict:
 
 def _label(c: dict) -> str:
     if c["mode"] == "aggregated":
-        return (f"{c['model']} {c['device']} TP{c['tp']}PP{c['pp']} {c['weight_dtype']} T{c['max_prefill_tokens']} "
+        reps = f"{c['replicas']}x " if c["replicas"] > 1 else ""
+        return (f"{c['model']} {c['device']} {reps}TP{c['tp']}PP{c['pp']} {c['weight_dtype']} T{c['max_prefill_tokens']} "
                 f"B{c['max_batch']} {c['input_tokens']}/{c['output_tokens']}")
     return (f"{c['model']} {c['device']} {c['prefill_workers']}xP TP{c['prefill_tp']} + {c['decode_workers']}xD "
             f"TP{c['tp']} {c['weight_dtype']} {c['input_tokens']}/{c['output_tokens']}")
@@ -93,12 +102,11 @@ def agreement(requests: int) -> None:
             rate = load * cap
             ev = LoadedEvaluator(EvaluatorContext(kind="loaded", workload={**wl, "rate_rps": rate}))
             m = ev.evaluate([c]).outcome(0).metrics
-            cc = {**c, "replicas": 1}
             start = time.perf_counter()
             if c["mode"] == "aggregated":
-                s = summarize(simulate(validate_scenario(aggregated_scenario(q, cc, rate, requests), "<bench>")))
+                s = summarize(simulate(validate_scenario(aggregated_scenario(q, c, rate, requests), "<bench>")))
             else:
-                s = summarize_pipeline(simulate_pipeline(validate_pipeline(pipeline_scenario(q, cc, rate, requests),
+                s = summarize_pipeline(simulate_pipeline(validate_pipeline(pipeline_scenario(q, c, rate, requests),
                                                                            "<bench>")))
             wall = time.perf_counter() - start
             d_ttft = m["ttft_p50_s"] / s.ttft_s["p50"] - 1
@@ -135,7 +143,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--speed", action="store_true")
-    ap.add_argument("--requests", type=int, default=1500, help="requests per simulation (agreement)")
+    ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement)")
     args = ap.parse_args()
     both = not (args.agreement or args.speed)
     if args.agreement or both:

@@ -9,6 +9,9 @@ import pytest
 from infersim.serving.queueing import (
     chunked_ttft_cdf,
     chunked_ttft_s,
+    erlang_c,
+    gap_survival,
+    pooled_prefill_ttft_s,
     md1_tail,
     md1_wait_cdf,
     md1_wait_laplace_partial,
@@ -88,3 +91,24 @@ def test_chunked_ttft_quantiles_match_a_simulated_prompt_queue():
     x = np.linspace(0.0, 3.0, 301)
     f = chunked_ttft_cdf(x, **kw)
     assert f[0] == 0.0 and np.all(np.diff(f) >= -1e-12) and f[-1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_erlang_c_and_gap_survival_by_hand():
+    # M/M/2 at a = 1 erlang: B(2, 1) = (1/2) / (1 + 1 + 1/2) = 0.2, C = 0.2 / (1 - 0.5 x 0.8) = 1/3
+    assert float(erlang_c(2, 1.0)) == pytest.approx(1.0 / 3.0)
+    assert float(erlang_c(1, 0.7)) == pytest.approx(0.7)  # one server: P(wait) = rho
+    assert float(erlang_c(3, 3.5)) == 1.0  # overloaded
+    # Erlang-2 gaps of mean 0.5 s (rate 2/s, SCV 1/2): P(gap > t) = e^(-4t) (1 + 4t)
+    assert float(gap_survival(0.5, 2.0, 0.5)) == pytest.approx(math.exp(-2.0) * 3.0)
+    assert float(gap_survival(0.5, 2.0, 1.0)) == pytest.approx(math.exp(-1.0))  # Poisson
+
+
+def test_pooled_prefill_with_one_server_is_pollaczek_khinchine():
+    # one server, every prompt its own step s (first service = regular), no batching extra:
+    # mean TTFT = s + rho s / (2 (1 - rho)), P(TTFT = s) = 1 - rho
+    lam, s = 3.0, 0.2
+    kw = dict(rho=lam * s, rate=lam, queue_s=s, service_s=s, servers=1)
+    assert float(pooled_prefill_ttft_s(None, **kw)) == pytest.approx(s + 0.6 * s / (2 * 0.4))
+    assert float(pooled_prefill_ttft_s(0.3, **kw)) == pytest.approx(s)
+    # more servers sharing the same per-server load wait less (Erlang C falls with c)
+    assert float(pooled_prefill_ttft_s(0.9, **{**kw, "servers": 4})) < float(pooled_prefill_ttft_s(0.9, **kw))

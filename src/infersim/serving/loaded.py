@@ -64,7 +64,7 @@ import numpy as np
 from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..perf.shape import StepShape
-from .queueing import chunked_ttft_s, md1_mean_wait_s, md1_wait_quantile_s
+from .queueing import chunked_ttft_s, md1_mean_wait_s, md1_wait_quantile_s, pooled_prefill_ttft_s
 
 #: columns of the stationary-batch grid per server: B = Bmax (j / BATCH_COLUMNS)^BATCH_SPACING, j = 1..;
 #: denser at light load (the first column is ~0.2 % of Bmax), ~2.4 % apart at the top
@@ -109,33 +109,32 @@ class LoadCurve:
     before_last_s: np.ndarray | None = None
     queue_service_s: np.ndarray | None = None
 
-    def ttft_s(self, q: float | None, arrival_scv=1.0) -> np.ndarray:
-        """TTFT at every column: the mean with ``q=None``, else quantile ``q``. Chunked-prefill rows
-        (finite ``queue_service_s``): :func:`~infersim.serving.queueing.chunked_ttft_s`, the two-piece
-        M/D/1 wait of the prompt-token queue plus the own prefill with or without a shared last step.
-        Prefill-only rows: own service + the batch-service queue's wait
-        (:func:`~infersim.serving.queueing.md1_wait_quantile_s`)."""
-        scv = np.broadcast_to(np.asarray(arrival_scv, dtype=np.float64), self.rho.shape)
-        if q is None:
-            alone = self.service_s + (1.0 - self.rho) * self.residual_s + md1_mean_wait_s(self.rho, self.service_s,
-                                                                                           scv)
-        else:
-            alone = self.service_s + (1.0 - self.rho) * self.residual_s + md1_wait_quantile_s(
-                self.rho, self.service_s, q, scv)
-        if self.queue_service_s is None:
-            return alone
-        chunked = np.isfinite(self.queue_service_s)
-        if not chunked.any():
-            return alone
-        rows = chunked.any(axis=1)  # chunked and prefill-only rows never share a row
-        sub = {name: np.asarray(v)[rows] for name, v in (
-            ("rho", self.rho), ("rate", self.rate_rps), ("queue_s", self.queue_service_s), ("scv", scv),
-            ("s_lo", self.service_s), ("s_hi", self.service_s + self.shared_extra_s),
-            ("residual_s", self.residual_s), ("before_last_s", self.before_last_s))}
-        with np.errstate(invalid="ignore", over="ignore"):
-            value = chunked_ttft_s(q, **sub)
-        out = np.array(alone, dtype=np.float64, copy=True)
-        out[rows] = value
+    def ttft_s(self, q: float | None, arrival_scv=1.0, servers=1) -> np.ndarray:
+        """TTFT at every column: the mean with ``q=None``, else quantile ``q``. Chunked-prefill rows:
+        :func:`~infersim.serving.queueing.chunked_ttft_s` (each server on its own, its arrivals' squared
+        coefficient of variation ``arrival_scv``: round robin). Prefill-only rows (NaN ``batch``): a pool
+        of ``servers`` behind a least-outstanding router,
+        :func:`~infersim.serving.queueing.pooled_prefill_ttft_s`. ``arrival_scv`` and ``servers``
+        broadcast over the rows."""
+        shape = self.rho.shape
+        scv = np.broadcast_to(np.asarray(arrival_scv, dtype=np.float64), shape)
+        pooled = np.isnan(self.batch).all(axis=1)
+        out = np.full(shape, np.inf)
+        rows = ~pooled
+        if rows.any():
+            sub = {name: np.asarray(v)[rows] for name, v in (
+                ("rho", self.rho), ("rate", self.rate_rps), ("queue_s", self.queue_service_s), ("scv", scv),
+                ("s_lo", self.service_s), ("s_hi", self.service_s + self.shared_extra_s),
+                ("residual_s", self.residual_s), ("before_last_s", self.before_last_s))}
+            with np.errstate(invalid="ignore", over="ignore"):
+                out[rows] = chunked_ttft_s(q, **sub)
+        if pooled.any():
+            n = np.broadcast_to(np.asarray(servers, dtype=np.float64), shape)
+            with np.errstate(invalid="ignore", over="ignore"):
+                out[pooled] = pooled_prefill_ttft_s(q, rho=self.rho[pooled], rate=self.rate_rps[pooled],
+                                                    queue_s=self.queue_service_s[pooled],
+                                                    service_s=self.service_s[pooled], servers=n[pooled],
+                                                    shared_extra_s=self.shared_extra_s[pooled])
         return out
 
     def at_rate(self, rate_rps, values: np.ndarray) -> np.ndarray:
@@ -241,25 +240,33 @@ def prefill_curve(model, device, par: Parallelism, prec: Precision, options: Gra
     without decodes. A prompt's own service is its chunks (``k = ceil(I / T)``; one step when it fits
     the budget); the queue drains at the rate of full-budget steps (queued prompts batched together,
     ``T / I`` whole prompts a step). A prompt arriving at an idle server starts at once (no running
-    step), and a step takes the prompts waiting when it starts (a prompt shares its step only when it
-    waited with others, unlike chunked prefill's last chunk: no shared-step term)."""
+    step), and a step takes the prompts waiting when it starts: a prompt that waited shares its last
+    step with the prompts that arrived during its wait (``shared_extra_s``: a step of
+    ``min(last + I, T)`` prompt tokens instead of ``last``)."""
     i, t = (np.asarray(x, dtype=np.float64) for x in np.broadcast_arrays(input_tokens, token_budget))
     c = np.minimum(i, t)
     k = np.ceil(i / c)
     last = i - (k - 1.0) * c
+    shared = np.minimum(last + i, t)
+    ones = np.ones(i.size)
     times = _step_times(model, device, par, prec, options, runtime=runtime,
-                        prefill_seqs=np.concatenate([t / c, np.ones(i.size)]),
-                        chunk=np.concatenate([c, last]),
-                        past=np.concatenate([c * np.maximum(k - 2.0, 0.0) / 2.0, (k - 1.0) * c]),
+                        prefill_seqs=np.concatenate([t / c, ones, 2.0 * ones]),
+                        chunk=np.concatenate([c, last, shared / 2.0]),
+                        past=np.concatenate([c * np.maximum(k - 2.0, 0.0) / 2.0, (k - 1.0) * c, 0.0 * ones]),
                         decode_seqs=0.0, decode_context=0.0)
-    t_full, t_last = times[:i.size], times[i.size:]
+    t_full, t_last, t_shared = times[:i.size], times[i.size:2 * i.size], times[2 * i.size:]
     service = (k - 1.0) * t_full + t_last
     max_rate = t / (i * t_full)  # prompt tokens at the rate of full-budget steps
     shape = (i.size, RHO_GRID.size)
     rho = np.broadcast_to(RHO_GRID[None, :], shape).copy()
     nan = np.full(shape, np.nan)
-    return LoadCurve(rho * max_rate[:, None], nan, nan, np.broadcast_to(service[:, None], shape).copy(), rho,
-                     np.zeros(shape), np.ones(shape, dtype=bool))
+    zeros = np.zeros(shape)
+
+    def col(x):
+        return np.broadcast_to(np.asarray(x)[:, None], shape).copy()
+
+    return LoadCurve(rho * max_rate[:, None], nan, nan, col(service), rho, zeros, np.ones(shape, dtype=bool),
+                     col(np.maximum(t_shared - t_last, 0.0)), zeros, col(1.0 / max_rate))
 
 
 def server_kv_tokens(model, device, par: Parallelism, prec: Precision, *, token_budget, max_batch,

@@ -26,17 +26,22 @@ tokens per full-budget step, so the work ahead of an arriving prompt is an M/D/1
 chunks then its short last chunk) or ``s_hi = s_lo + delta`` when its last chunk shares the step with
 the next prompt's first chunk: that happens when another prompt arrived before the last step
 starts, i.e. during the wait or the first ``k - 1`` steps (``a`` seconds): probability
-``1 - exp(-lambda (a + W))`` given ``W`` (FCFS: only later arrivals are behind it). A prompt that
-does not wait also waits for the running decode step (``r``, half a step on average). Hence::
+``1 - exp(-lambda (a + W))`` given ``W`` for Poisson arrivals (FCFS: only later arrivals are behind
+it); for other arrivals the gap survival ``S(a)`` (gamma gaps with the arrivals' SCV,
+:func:`gap_survival`) replaces ``exp(-lambda a)``. A prompt that
+does not wait also waits for the running decode step (``r``, half a step on average, uniform on
+``[0, 2 r]``: ``U_2r`` below). Hence::
 
-    P(TTFT <= x) = (1 - rho) [e0 1{x >= r + s_lo} + (1 - e0) 1{x >= r + s_hi}]
+    P(TTFT <= x) = (1 - rho) [e0 U_2r(x - s_lo) + (1 - e0) U_2r(x - s_hi)]
                    + e^(-lambda a) H(x - s_lo) + (F(x - s_hi) - (1 - rho)) - e^(-lambda a) H(x - s_hi)
 
-with ``e0 = exp(-lambda (r + a))``, ``F`` the wait's CDF and ``H(y) = int_(0+)^y e^(-lambda w) dF(w)``,
+with ``e0 = S(r + a)``, ``S(a)`` in place of ``e^(-lambda a)``, ``F`` the wait's CDF and ``H(y) = int_(0+)^y e^(-lambda w) dF(w)``,
 both closed-form for the two-piece M/D/1 (:func:`md1_wait_laplace_partial`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -133,19 +138,62 @@ def welch_queue(rho, rate, service_s, first_service_s) -> tuple[np.ndarray, np.n
     return rho_e, s_e
 
 
-def chunked_ttft_cdf(x, *, rho, rate, queue_s, scv, s_lo, s_hi, residual_s, before_last_s) -> np.ndarray:
+def gap_survival(t, rate, scv) -> np.ndarray:
+    """``P(gap > t)`` for arrival gaps of mean ``1 / rate`` and squared coefficient of variation ``scv``
+    taken gamma-distributed (shape ``1 / scv``: exponential for Poisson arrivals, Erlang-``n`` for
+    round robin over ``n`` servers): ``Q(k, k rate t)``, the regularized upper incomplete gamma
+    function, by its power series ``P(k, x) = x^k e^(-x) / Gamma(k + 1) sum_n x^n / ((k+1)...(k+n))``."""
+    t, rate, scv = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (t, rate, scv)))
+    k = 1.0 / np.clip(scv, 1e-3, 1.0)
+    x = np.maximum(k * rate * t, 0.0)
+    x = np.where(np.isfinite(x), x, 0.0)
+    poisson = np.abs(k - 1.0) < 1e-12
+    out = np.exp(-x)
+    if not poisson.all():
+        lg = np.vectorize(math.lgamma, otypes=[float])(k + 1.0)
+        with np.errstate(divide="ignore", under="ignore"):
+            log_pre = np.where(x > 0, k * np.log(np.where(x > 0, x, 1.0)) - x - lg, -np.inf)
+        term = np.ones_like(x)
+        total = np.ones_like(x)
+        for n in range(1, 400):
+            term = term * x / (k + n)
+            total += term
+            if n % 20 == 0 and not (term > 1e-13 * total).any():
+                break
+        lower = np.minimum(np.exp(log_pre) * total, 1.0)
+        out = np.where(poisson, out, 1.0 - lower)
+    return out
+
+
+def _uniform_cdf(y, width):
+    """``P(U <= y)`` for ``U`` uniform on ``[0, width]`` (a step at 0 where ``width`` is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(width > 0, np.clip(y / np.where(width > 0, width, 1.0), 0.0, 1.0), (y >= 0).astype(float))
+
+
+def _no_arrival(rate, scv, residual_s, before_last_s):
+    """``(e0, ea)``: the probability that the next arrival comes after the prompt's last step starts,
+    for a prompt that did not wait (``r + a`` after its arrival) and the factor for one that waited
+    (``a``; its wait then adds ``exp(-lambda w)``)."""
+    return gap_survival(residual_s + before_last_s, rate, scv), gap_survival(before_last_s, rate, scv)
+
+
+def chunked_ttft_cdf(x, *, rho, rate, queue_s, scv, s_lo, s_hi, residual_s, before_last_s, e0=None,
+                     ea=None) -> np.ndarray:
     """``P(TTFT <= x)`` of a chunked-prefill server (the module docstring's mixture) with the queue's
     M/D/1 ``(rho, queue_s)`` (from :func:`welch_queue`)."""
     lam = np.asarray(rate, dtype=np.float64)
-    e0 = np.exp(-lam * (residual_s + before_last_s))
-    ea = np.exp(-lam * before_last_s)
+    if e0 is None:
+        e0, ea = _no_arrival(rate, scv, residual_s, before_last_s)
     scale = scv * queue_s
     beta = lam * scale  # arrivals per unit of the scaled wait
     with np.errstate(divide="ignore", invalid="ignore"):
         u_lo = np.where(scale > 0, (x - s_lo) / scale, np.where(x >= s_lo, np.inf, -1.0))
         u_hi = np.where(scale > 0, (x - s_hi) / scale, np.where(x >= s_hi, np.inf, -1.0))
     idle = 1.0 - rho
-    atoms = idle * (e0 * (x >= residual_s + s_lo) + (1.0 - e0) * (x >= residual_s + s_hi))
+    # no wait: the running decode step's residual, uniform on [0, 2 r] (deterministic steps, a Poisson
+    # arrival lands uniformly within one)
+    atoms = idle * (e0 * _uniform_cdf(x - s_lo, 2.0 * residual_s) + (1.0 - e0) * _uniform_cdf(x - s_hi, 2.0 * residual_s))
     waited = (ea * md1_wait_laplace_partial(rho, u_lo, beta) + (md1_wait_cdf(rho, u_hi) - idle) * (u_hi >= 0)
               - ea * md1_wait_laplace_partial(rho, u_hi, beta))
     return atoms + waited
@@ -166,22 +214,75 @@ def chunked_ttft_s(q: float | None, *, rho, rate, queue_s, scv, s_lo, s_hi, resi
     queue_s = np.where(ok, queue_s, 1.0)
     a, g = md1_tail(rho)
     delta = s_hi - s_lo
+    e0, ea = _no_arrival(rate, scv, residual_s, before_last_s)
     if q is None:
-        e0 = np.exp(-rate * (residual_s + before_last_s))
-        ea = np.exp(-rate * before_last_s)
         h_inf = md1_wait_laplace_partial(rho, np.inf, rate * scv * queue_s)
         mean = ((1.0 - rho) * (residual_s + s_lo + (1.0 - e0) * delta) + rho * s_lo
                 + scv * queue_s * rho / (2.0 * (1.0 - rho)) + delta * (rho - ea * h_inf))
         return np.where(ok, mean, np.inf)
     kw = dict(rho=rho, rate=rate, queue_s=queue_s, scv=scv, s_lo=s_lo, s_hi=s_hi, residual_s=residual_s,
-              before_last_s=before_last_s)
+              before_last_s=before_last_s, e0=e0, ea=ea)
     with np.errstate(divide="ignore", invalid="ignore"):
         u_q = 1.0 + np.maximum(np.log(np.maximum(a, 1e-300) / (1.0 - q)) / g, 0.0)
-    lo = np.minimum(s_lo, residual_s + s_lo)
-    hi = residual_s + s_hi + scv * queue_s * u_q + 1e-12
+    lo = s_lo - 1e-12
+    hi = 2.0 * residual_s + s_hi + scv * queue_s * u_q + 1e-12
     for _ in range(BISECTIONS):
         mid = 0.5 * (lo + hi)
         below = chunked_ttft_cdf(mid, **kw) < q
         lo = np.where(below, mid, lo)
         hi = np.where(below, hi, mid)
     return np.where(ok, hi, np.inf)
+
+
+def erlang_c(servers, offered) -> np.ndarray:
+    """Erlang's C formula: the probability that an arrival to an M/M/c queue waits, ``c = servers``,
+    offered load ``a = lambda s`` (Erlang B by its recursion ``B_k = a B_(k-1) / (k + a B_(k-1))``,
+    then ``C = B / (1 - (a / c)(1 - B))``); 1 where ``a >= c``."""
+    c, a = np.broadcast_arrays(np.asarray(servers, dtype=np.int64), np.asarray(offered, dtype=np.float64))
+    b = np.ones(a.shape)
+    for k in range(1, int(c.max(initial=1)) + 1):
+        b = np.where(k <= c, a * b / (k + a * b), b)
+    rho = a / c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = b / (1.0 - rho * (1.0 - b))
+    return np.where(rho < 1.0, out, 1.0)
+
+
+def pooled_prefill_ttft_s(q: float | None, *, rho, rate, queue_s, service_s, servers, shared_extra_s=0.0
+                          ) -> np.ndarray:
+    """TTFT of a prefill pool of ``servers`` servers behind a least-outstanding router (join the
+    shortest queue). Per server, ``rho`` and ``queue_s`` are the prompt-token queue's (prompts batched
+    into full-budget steps) and ``service_s`` a prompt's own step (the exceptional first service of a
+    busy period, :func:`welch_queue`, giving the M/D/1 ``(rho_e, s_e)``).
+
+    * The probability of waiting: Erlang's C, ``c`` servers at ``a = c rho_e`` (every server busy).
+    * The wait given a wait: exponential (Kingman's heavy-traffic form) with mean
+      ``m = s_e / 2 + s_e rho_e / (2 c (1 - rho_e))``: the M/D/c central queue's Allen-Cunneen mean
+      ``s_e / (2 c (1 - rho_e))`` (half M/M/c's, ``c_s^2 = 0``), whose first term ``s_e / (2 c)`` is the
+      wait for the first of ``c`` busy servers, with that term replaced by the residual of the one
+      server the request joined (``s_e / 2``: it cannot move to another). For ``c = 1`` this is the
+      M/D/1 mean ``s_e / (2 (1 - rho_e))`` given a wait.
+    * A prompt that waited ``w`` shares its step with the prompts that reached its server meanwhile
+      (continuous batching): ``+ shared_extra_s`` with probability ``1 - exp(-j w)``. They join it
+      at ``j = lambda C^(c - 1)`` (every other server as loaded, each with the probability of
+      waiting: a mean-field approximation; ``j = lambda`` for one server). TTFT = ``service_s +
+      g(W)``, ``g(w) = w + shared_extra_s (1 - exp(-j w))`` increasing, so its quantiles are ``g``
+      of the wait's; its mean adds ``C shared_extra_s j m / (1 + j m)``."""
+    rho, rate, queue_s, service_s, servers, extra = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (rho, rate, queue_s, service_s, servers, shared_extra_s)))
+    ok = (rho < 1.0) & (rho >= 0.0)
+    rho_e, s_e = welch_queue(np.where(ok, rho, 0.5), rate, queue_s, service_s)
+    ok &= rho_e < 1.0
+    rho_e = np.where(ok, rho_e, 0.5)
+    c = np.maximum(servers, 1.0)
+    waits = erlang_c(c, c * rho_e)
+    m = 0.5 * s_e * (1.0 + rho_e / (c * (1.0 - rho_e)))
+    # arrivals join the waiting prompt's server only when every other server is as loaded (each with
+    # the probability of waiting, independently: a mean-field approximation; all of them when c = 1)
+    joins = rate * waits ** (c - 1.0)
+    if q is None:
+        value = service_s + waits * (m + extra * joins * m / (1.0 + joins * m))
+    else:
+        w = m * np.log(np.maximum(waits / (1.0 - q), 1.0))
+        value = service_s + w + extra * -np.expm1(-joins * w)
+    return np.where(ok, value, np.inf)
