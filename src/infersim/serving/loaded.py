@@ -64,7 +64,7 @@ import numpy as np
 from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..perf.shape import StepShape
-from .queueing import chunked_ttft_s, md1_mean_wait_s, md1_wait_quantile_s, pooled_prefill_ttft_s
+from .queueing import ChunkedTTFT, md1_mean_wait_s, md1_wait_quantile_s, pooled_prefill_ttft_s
 
 #: columns of the stationary-batch grid per server: B = Bmax (j / BATCH_COLUMNS)^BATCH_SPACING, j = 1..;
 #: denser at light load (the first column is ~0.2 % of Bmax), ~2.4 % apart at the top
@@ -110,31 +110,41 @@ class LoadCurve:
     queue_service_s: np.ndarray | None = None
 
     def ttft_s(self, q: float | None, arrival_scv=1.0, servers=1) -> np.ndarray:
-        """TTFT at every column: the mean with ``q=None``, else quantile ``q``. Chunked-prefill rows:
-        :func:`~infersim.serving.queueing.chunked_ttft_s` (each server on its own, its arrivals' squared
-        coefficient of variation ``arrival_scv``: round robin). Prefill-only rows (NaN ``batch``): a pool
-        of ``servers`` behind a least-outstanding router,
+        """TTFT at every column: the mean with ``q=None``, else quantile ``q`` (:meth:`ttft`)."""
+        return self.ttft([q], arrival_scv, servers)[q]
+
+    def ttft(self, qs, arrival_scv=1.0, servers=1) -> dict:
+        """``{q: TTFT}`` at every column for each ``q`` of ``qs`` (``None``: the mean). Chunked-prefill
+        rows: :class:`~infersim.serving.queueing.ChunkedTTFT` (each server on its own, its arrivals'
+        squared coefficient of variation ``arrival_scv``). Prefill-only rows (NaN ``batch``): a pool of
+        ``servers`` behind a least-outstanding router,
         :func:`~infersim.serving.queueing.pooled_prefill_ttft_s`. ``arrival_scv`` and ``servers``
         broadcast over the rows."""
         shape = self.rho.shape
-        scv = np.broadcast_to(np.asarray(arrival_scv, dtype=np.float64), shape)
+        qs = list(qs)
+        out = {q: np.full(shape, np.inf) for q in qs}
         pooled = np.isnan(self.batch).all(axis=1)
-        out = np.full(shape, np.inf)
         rows = ~pooled
         if rows.any():
-            sub = {name: np.asarray(v)[rows] for name, v in (
-                ("rho", self.rho), ("rate", self.rate_rps), ("queue_s", self.queue_service_s), ("scv", scv),
-                ("s_lo", self.service_s), ("s_hi", self.service_s + self.shared_extra_s),
-                ("residual_s", self.residual_s), ("before_last_s", self.before_last_s))}
+            scv = np.broadcast_to(np.asarray(arrival_scv, dtype=np.float64), shape)
             with np.errstate(invalid="ignore", over="ignore"):
-                out[rows] = chunked_ttft_s(q, **sub)
+                dist = ChunkedTTFT(rho=self.rho[rows], rate=self.rate_rps[rows], queue_s=self.queue_service_s[rows],
+                                   scv=scv[rows], s_lo=self.service_s[rows],
+                                   s_hi=self.service_s[rows] + self.shared_extra_s[rows],
+                                   residual_s=self.residual_s[rows], before_last_s=self.before_last_s[rows])
+                values = dist.quantiles([q for q in qs if q is not None])
+                if None in qs:
+                    values[None] = dist.mean()
+            for q in qs:
+                out[q][rows] = values[q]
         if pooled.any():
             n = np.broadcast_to(np.asarray(servers, dtype=np.float64), shape)
-            with np.errstate(invalid="ignore", over="ignore"):
-                out[pooled] = pooled_prefill_ttft_s(q, rho=self.rho[pooled], rate=self.rate_rps[pooled],
-                                                    queue_s=self.queue_service_s[pooled],
-                                                    service_s=self.service_s[pooled], servers=n[pooled],
-                                                    shared_extra_s=self.shared_extra_s[pooled])
+            for q in qs:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    out[q][pooled] = pooled_prefill_ttft_s(
+                        q, rho=self.rho[pooled], rate=self.rate_rps[pooled], queue_s=self.queue_service_s[pooled],
+                        service_s=self.service_s[pooled], servers=n[pooled],
+                        shared_extra_s=self.shared_extra_s[pooled])
         return out
 
     def at_rate(self, rate_rps, values: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ import math
 import numpy as np
 
 #: bisection steps for a quantile (the bracket shrinks 2^BISECTIONS-fold)
-BISECTIONS = 24
+BISECTIONS = 20
 
 
 def md1_mean_wait_s(rho, service_s, arrival_scv: float = 1.0) -> np.ndarray:
@@ -178,60 +178,110 @@ def _no_arrival(rate, scv, residual_s, before_last_s):
     return gap_survival(residual_s + before_last_s, rate, scv), gap_survival(before_last_s, rate, scv)
 
 
-def chunked_ttft_cdf(x, *, rho, rate, queue_s, scv, s_lo, s_hi, residual_s, before_last_s, e0=None,
-                     ea=None) -> np.ndarray:
-    """``P(TTFT <= x)`` of a chunked-prefill server (the module docstring's mixture) with the queue's
-    M/D/1 ``(rho, queue_s)`` (from :func:`welch_queue`)."""
-    lam = np.asarray(rate, dtype=np.float64)
-    if e0 is None:
-        e0, ea = _no_arrival(rate, scv, residual_s, before_last_s)
-    scale = scv * queue_s
-    beta = lam * scale  # arrivals per unit of the scaled wait
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u_lo = np.where(scale > 0, (x - s_lo) / scale, np.where(x >= s_lo, np.inf, -1.0))
-        u_hi = np.where(scale > 0, (x - s_hi) / scale, np.where(x >= s_hi, np.inf, -1.0))
-    idle = 1.0 - rho
-    # no wait: the running decode step's residual, uniform on [0, 2 r] (deterministic steps, a Poisson
-    # arrival lands uniformly within one)
-    atoms = idle * (e0 * _uniform_cdf(x - s_lo, 2.0 * residual_s) + (1.0 - e0) * _uniform_cdf(x - s_hi, 2.0 * residual_s))
-    waited = (ea * md1_wait_laplace_partial(rho, u_lo, beta) + (md1_wait_cdf(rho, u_hi) - idle) * (u_hi >= 0)
-              - ea * md1_wait_laplace_partial(rho, u_hi, beta))
-    return atoms + waited
+class ChunkedTTFT:
+    """The TTFT distribution of chunked-prefill servers (the module docstring's mixture), one per
+    element of the (broadcast) arguments; the per-server constants are computed once, so that many
+    quantiles cost one lean CDF evaluation per bisection step. ``rho`` and ``queue_s`` are the
+    prompt-token queue's (tokens at the rate of full-budget steps); a prompt that starts a busy period
+    occupies the server for its own prefill ``s_lo`` instead (:func:`welch_queue`)."""
+
+    def __init__(self, *, rho, rate, queue_s, scv, s_lo, s_hi, residual_s, before_last_s) -> None:
+        rho, rate, queue_s, scv, s_lo, s_hi, residual_s, before_last_s = np.broadcast_arrays(
+            *(np.asarray(v, dtype=np.float64) for v in (rho, rate, queue_s, scv, s_lo, s_hi, residual_s,
+                                                        before_last_s)))
+        self.shape = rho.shape
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ok = (rho < 1.0) & (rho >= 0.0) & np.isfinite(rate) & np.isfinite(s_lo) & np.isfinite(s_hi)
+            rho_e, q_e = welch_queue(np.where(ok, rho, 0.5), np.where(ok, rate, 1.0), queue_s, s_lo)
+            ok &= np.isfinite(q_e) & (rho_e < 1.0)
+        self.ok = ok
+        take = (lambda v: np.asarray(v)[ok])
+        rho_e, q_e, rate, scv = take(rho_e), take(q_e), take(rate), take(scv)
+        self.s_lo, self.s_hi, self.r = take(s_lo), take(s_hi), take(residual_s)
+        self.rho = np.clip(rho_e, 0.0, 1.0 - 1e-12)
+        self.idle = 1.0 - self.rho
+        self.a, self.g = md1_tail(self.rho)
+        self.e0, self.ea = _no_arrival(rate, scv, self.r, take(before_last_s))
+        self.scale = np.maximum(scv * q_e, 1e-300)  # the wait's unit (its service time, scaled by the SCV)
+        beta = rate * self.scale  # arrivals per unit of the wait
+        # z = rho - beta; at |z| -> 0, expm1(z u) / z -> u: a tiny z keeps that limit within 1e-9
+        self.z = np.where(np.abs(self.rho - beta) < 1e-9, 1e-9, self.rho - beta)
+        self.inv_z = 1.0 / self.z
+        self.rho_idle = self.rho * self.idle
+        self.k = beta + self.g
+        self.k_coef = self.a * self.g * np.exp(-beta) / self.k
+        self.width = np.maximum(2.0 * self.r, 1e-12)  # the running step's residual, uniform on [0, 2 r]
+        self.inv_width = 1.0 / self.width
+        self.inv_scale = 1.0 / self.scale
+
+    def _f_waited(self, u):
+        """``P(0 < W <= u)`` of the two-piece M/D/1 (:func:`md1_wait_cdf` less its atom; 0 for ``u <= 0``):
+        the first-interval part ``(1 - rho)(e^(rho u) - 1)`` up to ``u = 1``, plus the tail's mass
+        ``A (1 - e^(-g (u - 1)))`` beyond it (each term vanishes on the other's side: no branches)."""
+        return (self.idle * np.expm1(self.rho * np.clip(u, 0.0, 1.0))
+                - self.a * np.expm1(-self.g * np.maximum(u - 1.0, 0.0)))
+
+    def _h(self, u):
+        """:func:`md1_wait_laplace_partial` (0 for ``u <= 0``), branch-free like :meth:`_f_waited`."""
+        return (self.rho_idle * np.expm1(self.z * np.clip(u, 0.0, 1.0)) * self.inv_z
+                - self.k_coef * np.expm1(-self.k * np.maximum(u - 1.0, 0.0)))
+
+    def cdf(self, x) -> np.ndarray:
+        """``P(TTFT <= x)`` (``x`` shaped like the valid servers, or broadcasting against them)."""
+        lo, hi = x - self.s_lo, x - self.s_hi
+        atoms = self.idle * (self.e0 * np.clip(lo * self.inv_width, 0.0, 1.0)
+                             + (1.0 - self.e0) * np.clip(hi * self.inv_width, 0.0, 1.0))
+        u_lo, u_hi = lo * self.inv_scale, hi * self.inv_scale
+        return atoms + self.ea * (self._h(u_lo) - self._h(u_hi)) + self._f_waited(u_hi)
+
+    def _out(self, values: np.ndarray) -> np.ndarray:
+        out = np.full(self.shape, np.inf)
+        out[self.ok] = values
+        return out
+
+    def mean(self) -> np.ndarray:
+        delta = self.s_hi - self.s_lo
+        h_inf = self._h(np.inf)
+        value = (self.idle * (self.r + self.s_lo + (1.0 - self.e0) * delta) + self.rho * self.s_lo
+                 + self.scale * self.rho / (2.0 * self.idle) + delta * (self.rho - self.ea * h_inf))
+        return self._out(value)
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Quantile ``q`` (inf where the queue is unstable)."""
+        return self.quantiles([q])[q]
+
+    def quantiles(self, qs) -> dict:
+        """``{q: quantile}`` for every ``q`` in ``qs``: one bisection on :meth:`cdf` for all of them."""
+        qs = list(qs)
+        if not qs:
+            return {}
+        col = np.asarray(qs, dtype=np.float64)[:, None]
+        u_q = 1.0 + np.maximum(np.log(np.maximum(self.a, 1e-300) / (1.0 - col)) / self.g, 0.0)
+        lo = np.broadcast_to(self.s_lo - 1e-12, u_q.shape)
+        hi = self.width + self.s_hi + self.scale * u_q + 1e-12
+        lo = lo.copy()
+        for _ in range(BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            below = self.cdf(mid) < col
+            np.copyto(lo, mid, where=below)
+            np.copyto(hi, mid, where=~below)
+        return {q: self._out(hi[j]) for j, q in enumerate(qs)}
 
 
-def chunked_ttft_s(q: float | None, *, rho, rate, queue_s, scv, s_lo, s_hi, residual_s, before_last_s):
-    """TTFT of a chunked-prefill server: its mean (``q=None``) or quantile ``q`` (bisection on
-    :func:`chunked_ttft_cdf`); inf where ``rho >= 1``. ``rho`` and ``queue_s`` are the prompt-token
-    queue's (tokens at the rate of full-budget steps); a prompt that starts a busy period occupies the
-    server for its own prefill ``s_lo`` instead (:func:`welch_queue`). All arguments broadcast."""
-    rho, rate, queue_s, scv, s_lo, s_hi, residual_s, before_last_s = np.broadcast_arrays(
-        *(np.asarray(v, dtype=np.float64) for v in (rho, rate, queue_s, scv, s_lo, s_hi, residual_s,
-                                                    before_last_s)))
-    ok = (rho < 1.0) & (rho >= 0.0)
-    rho, queue_s = welch_queue(np.where(ok, rho, 0.5), rate, queue_s, s_lo)
-    ok &= np.isfinite(queue_s)
-    rho = np.where(ok, np.clip(rho, 0.0, 1.0 - 1e-12), 0.5)
-    queue_s = np.where(ok, queue_s, 1.0)
-    a, g = md1_tail(rho)
-    delta = s_hi - s_lo
-    e0, ea = _no_arrival(rate, scv, residual_s, before_last_s)
-    if q is None:
-        h_inf = md1_wait_laplace_partial(rho, np.inf, rate * scv * queue_s)
-        mean = ((1.0 - rho) * (residual_s + s_lo + (1.0 - e0) * delta) + rho * s_lo
-                + scv * queue_s * rho / (2.0 * (1.0 - rho)) + delta * (rho - ea * h_inf))
-        return np.where(ok, mean, np.inf)
-    kw = dict(rho=rho, rate=rate, queue_s=queue_s, scv=scv, s_lo=s_lo, s_hi=s_hi, residual_s=residual_s,
-              before_last_s=before_last_s, e0=e0, ea=ea)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u_q = 1.0 + np.maximum(np.log(np.maximum(a, 1e-300) / (1.0 - q)) / g, 0.0)
-    lo = s_lo - 1e-12
-    hi = 2.0 * residual_s + s_hi + scv * queue_s * u_q + 1e-12
-    for _ in range(BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        below = chunked_ttft_cdf(mid, **kw) < q
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-    return np.where(ok, hi, np.inf)
+def chunked_ttft_cdf(x, **kw) -> np.ndarray:
+    """``P(TTFT <= x)`` of a chunked-prefill server (:class:`ChunkedTTFT`; NaN where unstable)."""
+    shape = np.broadcast_shapes(np.shape(x), *(np.shape(v) for v in kw.values()))
+    dist = ChunkedTTFT(**{k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for k, v in kw.items()})
+    out = np.full(dist.shape, np.nan)
+    out[dist.ok] = dist.cdf(np.broadcast_to(np.asarray(x, dtype=np.float64), dist.shape)[dist.ok])
+    return out
+
+
+def chunked_ttft_s(q: float | None, **kw) -> np.ndarray:
+    """TTFT of a chunked-prefill server: its mean (``q=None``) or quantile ``q``; inf where
+    ``rho >= 1`` (:class:`ChunkedTTFT`)."""
+    dist = ChunkedTTFT(**kw)
+    return dist.mean() if q is None else dist.quantile(q)
 
 
 def erlang_c(servers, offered) -> np.ndarray:

@@ -325,7 +325,7 @@ class LoadedEvaluator(Evaluator):
             stacked = LoadCurve(*(np.concatenate(x) for x in zip(*(_fields(c) for _, _, c in rows))))
             scv = np.array([arrival_scv(n // p.servers_per_replica, p.servers_per_replica) for p, n, _ in rows])
             servers = np.array([n for _, n, _ in rows], dtype=np.float64)[:, None]  # a prefill pool's size
-            ttft = {q: stacked.ttft_s(q, scv[:, None], servers) for q in quantiles}
+            ttft = stacked.ttft(quantiles, scv[:, None], servers)
             for j, (p, n, curve) in enumerate(rows):
                 self._curves[("summary", p, n)] = _Summary.of(curve, {q: v[j] for q, v in ttft.items()}, bounds)
 
