@@ -1,13 +1,16 @@
 """``infersim plan``: static-vs-simulated agreement under load, and the wall time of the answer.
 
-Part 1 (agreement): for a grid of deployments (aggregated chunked-prefill replicas and
-prefill/decode-disaggregated pools), the load-aware static evaluator (``evaluator: loaded``) and the
-discrete-event simulator are run at the same Poisson rates, 50 %, 65 % and 80 % of the static
-capacity (the highest sustainable rate, no SLOs); the table prints TTFT p50 and TPOT p50 from both
-and their relative difference. The target is |diff| <= 15 %.
+Part 1 (agreement): for a grid of deployments (aggregated chunked-prefill replicas, with PP and
+several replicas behind round robin, and prefill/decode-disaggregated pools of 1-4 prefill workers),
+the load-aware static evaluator (``evaluator: loaded``) and the discrete-event simulator are run at
+the same Poisson rates, 50 %, 65 % and 80 % of the static capacity (the highest sustainable rate, no
+SLOs); the table prints TTFT p50 and TPOT p50 from both and their relative difference. The target is
+|diff| <= 15 %.
 
-Part 2 (speed): the static pass of the 16-GPU question as a cold process
-(``infersim plan --no-simulate --no-store --json``) and the whole answer with the simulated top-5.
+Part 2 (speed): cold processes of ``infersim`` (no arguments), ``infersim estimate``, the static
+pass of the 16-GPU ``infersim plan`` question (``--no-simulate --no-store --json``) and the whole
+answer with the simulated top-5, beside ``python -c pass`` on the same machine at the same time:
+wall median / min / max of ``--runs`` runs, and the seconds each spends importing (``-X importtime``).
 
 Usage::
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -121,22 +125,42 @@ def agreement(requests: int) -> None:
           f"worst |diff| {100 * worst:.0f} %")
 
 
-def speed() -> None:
+def _import_s(cmd: list[str], env: dict) -> float:
+    """Seconds a cold process spends importing infersim and what it pulls in (``-X importtime``: the
+    top-level imports from the first ``infersim`` module on, the interpreter's own start left out)."""
+    err = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], env=env, check=True, capture_output=True,
+                         text=True).stderr
+    total, seen = 0, False
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cum, name = line[len("import time:"):].split("|")
+        if name.startswith(" ") and not name.startswith("  "):  # top level
+            seen = seen or name.strip().startswith("infersim")
+            total += int(cum) if seen else 0
+    return total / 1e6
+
+
+def speed(runs: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    base = [sys.executable, "-m", "infersim.cli.main", "plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm",
-            "--gpus", "16", "--isl", "2048", "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
-    runs = (("python -c pass (interpreter start, this machine now)", [sys.executable, "-c", "pass"]),
-            ("import infersim.search.plan (the imports the pass needs)",
-             [sys.executable, "-c", "import infersim.search.plan, infersim.cli.main"]),
-            ("static pass, cold process", base + ["--no-simulate", "--no-store"]),
-            ("whole answer (static + simulated top-5), cold process", base + ["--no-store"]))
-    for label, cmd in runs:
+    cli = [sys.executable, "-m", "infersim.cli.main"]
+    plan = cli + ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--gpus", "16", "--isl", "2048",
+                  "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
+    cases = (("python -c pass (interpreter start)", [sys.executable, "-c", "pass"], False),
+             ("infersim (no arguments: the command list)", cli, True),
+             ("infersim estimate (Llama-3.1-8B, H100)", cli + ["estimate", "--json"], True),
+             ("infersim plan static pass (16-GPU question)", plan + ["--no-simulate", "--no-store"], True),
+             ("infersim plan whole answer (+ simulated top-5)", plan + ["--no-store"], False))
+    print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'':<48} {'wall median':>11} {'min':>6} {'max':>6} | {'imports (median)':>16}")
+    for label, cmd, imports in cases:
         walls = []
-        for _ in range(3):
+        for _ in range(runs):
             start = time.perf_counter()
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             walls.append(time.perf_counter() - start)
-        print(f"{label:<58} wall {min(walls):.2f} s (best of 3; {', '.join(f'{w:.2f}' for w in walls)})")
+        imp = f"{statistics.median(_import_s(cmd, env) for _ in range(3)):>14.2f} s" if imports else f"{'':>16}"
+        print(f"{label:<48} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | {imp}")
 
 
 def main() -> None:
@@ -144,12 +168,13 @@ def main() -> None:
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement)")
+    ap.add_argument("--runs", type=int, default=5, help="cold runs per command (speed)")
     args = ap.parse_args()
     both = not (args.agreement or args.speed)
     if args.agreement or both:
         agreement(args.requests)
     if args.speed or both:
-        speed()
+        speed(args.runs)
 
 
 if __name__ == "__main__":
