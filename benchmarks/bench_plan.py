@@ -12,11 +12,16 @@ pass of the 16-GPU ``infersim plan`` question (``--no-simulate --no-store --json
 answer with the simulated top-5, beside ``python -c pass`` on the same machine at the same time:
 wall median / min / max of ``--runs`` runs, and the seconds each spends importing (``-X importtime``).
 
+Part 3 (PP): for pipeline-parallel replicas, how much the virtual-engine model (independent engines,
+each step the whole pipeline's latency) overstates the step rate of micro-batches that share the
+stages, at the static model's own mix of prefill-bearing and decode-only steps.
+
 Usage::
 
     python benchmarks/bench_plan.py                 # both parts
     python benchmarks/bench_plan.py --agreement     # part 1 only
     python benchmarks/bench_plan.py --speed         # part 2 only
+    python benchmarks/bench_plan.py --pp            # part 3 only
 """
 
 from __future__ import annotations
@@ -141,18 +146,18 @@ def _import_s(cmd: list[str], env: dict) -> float:
     return total / 1e6
 
 
-def speed(runs: int) -> None:
+def speed(runs: int, baseline: str | None = None) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cli = [sys.executable, "-m", "infersim.cli.main"]
     plan = cli + ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--gpus", "16", "--isl", "2048",
                   "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
     cases = (("python -c pass (interpreter start)", [sys.executable, "-c", "pass"], False),
-             ("infersim (no arguments: the command list)", cli, True),
+             ("infersim (no arguments: default estimate + command list)", cli, True),
              ("infersim estimate (Llama-3.1-8B, H100)", cli + ["estimate", "--json"], True),
              ("infersim plan static pass (16-GPU question)", plan + ["--no-simulate", "--no-store"], True),
              ("infersim plan whole answer (+ simulated top-5)", plan + ["--no-store"], False))
     print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'':<48} {'wall median':>11} {'min':>6} {'max':>6} | {'imports (median)':>16}")
+    print(f"{'':<58} {'wall median':>11} {'min':>6} {'max':>6} | {'imports (median)':>16}")
     for label, cmd, imports in cases:
         walls = []
         for _ in range(runs):
@@ -160,21 +165,79 @@ def speed(runs: int) -> None:
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             walls.append(time.perf_counter() - start)
         imp = f"{statistics.median(_import_s(cmd, env) for _ in range(3)):>14.2f} s" if imports else f"{'':>16}"
-        print(f"{label:<48} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | {imp}")
+        print(f"{label:<58} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | {imp}")
+    if baseline:  # the same static pass from another checkout, runs interleaved with this one's
+        other = {**os.environ, "PYTHONPATH": str(Path(baseline).resolve() / "src")}
+        walls = {"this checkout": [], baseline: []}
+        for _ in range(runs):
+            for name, e in (("this checkout", env), (baseline, other)):
+                start = time.perf_counter()
+                subprocess.run(plan + ["--no-simulate", "--no-store"], env=e, check=True, capture_output=True)
+                walls[name].append(time.perf_counter() - start)
+        for name, w in walls.items():
+            print(f"static pass, interleaved, {name:<32} {statistics.median(w):>9.2f} s {min(w):>5.2f} {max(w):>6.2f} |")
+
+
+PP_CASES = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl)
+    ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 1024, 512, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 2, 4, "fp8", 2048, 256, 2048, 256),
+]
+
+
+def pipeline_coupling() -> None:
+    """How much the virtual-engine model of a PP replica overstates its step rate: the static model's
+    step mix (prefill-bearing steps of t_full, a fraction rho of the time; decode steps t_d) sent
+    through the stages as a flow shop (infersim.serving.pp_stages), against the same steps run
+    independently."""
+    import numpy as np
+
+    from infersim.hardware import get_device
+    from infersim.models import get_model
+    from infersim.perf.graph import GraphOptions
+    from infersim.perf.parallel import Parallelism, Precision
+    from infersim.serving.loaded import colocated_curve, server_kv_tokens
+    from infersim.serving.pp_stages import flow_shop_finish_s, lockstep_slowdown
+
+    print(f"{'replica':<44} {'req/s/engine':>12} {'rho':>5} {'p mixed':>7} {'t_m':>7} {'t_d':>7} | "
+          f"{'flow shop':>9} {'E[max]/E[t]':>11}")
+    for model_name, device_name, tp, pp, dt, budget, cap, isl, osl in PP_CASES:
+        model, device = get_model(model_name), get_device(device_name)
+        par, prec = Parallelism(tp=tp, pp=pp), Precision(weight=dt, activation=dt, kv_cache=dt)
+        kv = server_kv_tokens(model, device, par, prec, token_budget=budget, max_batch=cap, memory_utilization=0.9)
+        c = colocated_curve(model, device, par, prec, GraphOptions(), input_tokens=[isl], output_tokens=[osl],
+                            token_budget=[budget], max_batch=[cap], kv_tokens=[kv])
+        for j in range(8, c.rho.shape[1], 8):
+            rho = float(c.rho[0, j])
+            if not (c.valid[0, j] and 0.3 < rho < 0.97):
+                continue
+            b, t_d = float(c.batch[0, j]), 2.0 * float(c.residual_s[0, j])
+            t_m = float(c.queue_service_s[0, j]) * (budget - b) / isl  # a full-budget step
+            p = (rho / t_m) / (rho / t_m + (1.0 - rho) / t_d)  # share of steps that carry prefill
+            steps = np.where(np.random.default_rng(0).random((20_000, pp)) < p, t_m, t_d)
+            done = flow_shop_finish_s(steps, pp)
+            flow = float((done[-1] - done[0]).mean() / (steps.shape[0] - 1) / steps.mean())
+            label = f"{model_name} {device_name} TP{tp}PP{pp} {dt} T{budget} B{cap} {isl}/{osl}"
+            print(f"{label:<44} {c.rate_rps[0, j]:>12.2f} {rho:>5.2f} {p:>7.2f} {t_m * 1e3:>5.0f}ms "
+                  f"{t_d * 1e3:>5.0f}ms | {flow:>8.2f}x {float(lockstep_slowdown(p, t_m, t_d, pp)):>10.2f}x")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--pp", action="store_true", help="PP replicas: virtual engines vs stage-coupled steps")
     ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement)")
     ap.add_argument("--runs", type=int, default=5, help="cold runs per command (speed)")
+    ap.add_argument("--baseline", help="another checkout (e.g. /work/main) whose static pass runs interleaved")
     args = ap.parse_args()
-    both = not (args.agreement or args.speed)
+    both = not (args.agreement or args.speed or args.pp)
     if args.agreement or both:
         agreement(args.requests)
+    if args.pp or both:
+        pipeline_coupling()
     if args.speed or both:
-        speed(args.runs)
+        speed(args.runs, args.baseline)
 
 
 if __name__ == "__main__":
