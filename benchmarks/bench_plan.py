@@ -96,7 +96,9 @@ def agreement(requests: int) -> None:
 
     configs = [_agg_config(r) for r in AGG] + [_disagg_config(r) for r in DISAGG]
     print(f"{'deployment':<62} {'load':>5} {'req/s':>7} | {'TTFT p50 static':>15} {'sim':>8} {'diff':>6} | "
-          f"{'TPOT p50 static':>15} {'sim':>8} {'diff':>6} | {'sim s':>5}")
+          f"{'TPOT p50 static':>15} {'sim':>8} {'diff':>6} | {'TTFT p90 static':>15} {'sim':>8} {'diff':>6} | "
+          f"{'sim s':>5}")
+    tails = []
     within = total = 0
     worst = 0.0
     for c in configs:
@@ -123,11 +125,17 @@ def agreement(requests: int) -> None:
             total += 2
             within += (abs(d_ttft) <= 0.15) + (abs(d_tpot) <= 0.15)
             worst = max(worst, abs(d_ttft), abs(d_tpot))
+            d_p90 = m["ttft_p90_s"] / s.ttft_s["p90"] - 1
+            tails.append(abs(d_p90))
             print(f"{_label(c):<62} {load:>5.2f} {rate:>7.2f} | {m['ttft_p50_s'] * 1e3:>12.0f} ms {s.ttft_s['p50'] * 1e3:>5.0f} ms"
                   f" {100 * d_ttft:>+5.0f}% | {m['tpot_p50_s'] * 1e3:>12.1f} ms {s.tpot_s['p50'] * 1e3:>5.1f} ms "
-                  f"{100 * d_tpot:>+5.0f}% | {wall:>5.1f}")
+                  f"{100 * d_tpot:>+5.0f}% | {m['ttft_p90_s'] * 1e3:>12.0f} ms {s.ttft_s['p90'] * 1e3:>5.0f} ms "
+                  f"{100 * d_p90:>+5.0f}% | {wall:>5.1f}")
     print(f"\nwithin 15 %: {within}/{total} (TTFT p50 and TPOT p50 at loads {', '.join(map(str, LOADS))}); "
           f"worst |diff| {100 * worst:.0f} %")
+    if tails:  # not part of the bound
+        print(f"TTFT p90 (not in the bound): within 15 % {sum(t <= 0.15 for t in tails)}/{len(tails)}, "
+              f"median |diff| {100 * sorted(tails)[len(tails) // 2]:.0f} %, worst {100 * max(tails):.0f} %")
 
 
 def _import_s(cmd: list[str], env: dict) -> float:
@@ -166,6 +174,34 @@ def speed(runs: int, baseline: str | None = None) -> None:
             walls.append(time.perf_counter() - start)
         imp = f"{statistics.median(_import_s(cmd, env) for _ in range(3)):>14.2f} s" if imports else f"{'':>16}"
         print(f"{label:<58} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | {imp}")
+    # in this process (imports warm): the static pass, and the part of it in the TTFT quantiles
+    from infersim.search.plan import PlanQuestion, static_pass
+    from infersim.serving.loaded import LoadCurve
+
+    spent = [0.0]
+    ttft = LoadCurve.ttft
+
+    def timed(self, *a, **k):
+        t0 = time.perf_counter()
+        try:
+            return ttft(self, *a, **k)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    LoadCurve.ttft = timed
+    try:
+        q = PlanQuestion("llama-3.1-70b", "h100-sxm", 16, 2048, 256, 1.0, 0.060)
+        walls = []
+        for _ in range(runs):
+            spent[0] = 0.0
+            start = time.perf_counter()
+            static_pass(q)
+            walls.append((time.perf_counter() - start, spent[0]))
+    finally:
+        LoadCurve.ttft = ttft
+    wall, in_ttft = sorted(walls)[len(walls) // 2]
+    print(f"{'static pass in this process (imports warm)':<58} {wall:>9.2f} s {min(w for w, _ in walls):>5.2f} "
+          f"{max(w for w, _ in walls):>6.2f} | TTFT quantiles {in_ttft:.2f} s")
     if baseline:  # the same static pass from another checkout, runs interleaved with this one's
         other = {**os.environ, "PYTHONPATH": str(Path(baseline).resolve() / "src")}
         walls = {"this checkout": [], baseline: []}

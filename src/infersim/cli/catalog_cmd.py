@@ -47,7 +47,7 @@ def hardware_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def hardware_show(name: str, as_json: bool) -> None:
     """Every number of one device (NAME or path to a YAML) with its source."""
-    from ..hardware import builtin_names as hardware_names, get_device
+    from ..hardware import get_device
 
     d = get_device(name)
     spec = d.spec
@@ -94,7 +94,7 @@ def models_group() -> None:
 
 
 def _model_row(name: str) -> dict:
-    from ..models import builtin_names as model_names, get_model, kv_cache_bytes_per_token, model_metadata, param_counts
+    from ..models import get_model, kv_cache_bytes_per_token, param_counts
 
     cfg = get_model(name)
     p = param_counts(cfg)
@@ -111,7 +111,7 @@ def _model_row(name: str) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def models_list(as_json: bool) -> None:
     """All built-in models."""
-    from ..models import builtin_names as model_names, get_model, kv_cache_bytes_per_token, model_metadata, param_counts
+    from ..models import builtin_names as model_names
 
     rows = [_model_row(n) for n in model_names()]
     if as_json:
@@ -133,7 +133,8 @@ def models_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def models_show(name: str, as_json: bool) -> None:
     """One model (NAME or path to a config.json): architecture, parameters, KV cache."""
-    from ..models import builtin_names as model_names, get_model, kv_cache_bytes_per_token, model_metadata, param_counts
+    from ..models import builtin_names as model_names
+    from ..models import get_model, kv_cache_bytes_per_token, model_metadata, param_counts
 
     cfg = get_model(name)
     p = param_counts(cfg)

@@ -64,7 +64,7 @@ import numpy as np
 from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..perf.shape import StepShape
-from .queueing import ChunkedTTFT, md1_mean_wait_s, md1_wait_quantile_s, pooled_prefill_ttft_s
+from .queueing import ChunkedTTFT, pooled_prefill_ttft_s
 
 #: columns of the stationary-batch grid per server: B = Bmax (j / BATCH_COLUMNS)^BATCH_SPACING, j = 1..;
 #: denser at light load (the first column is ~0.2 % of Bmax), ~2.4 % apart at the top
