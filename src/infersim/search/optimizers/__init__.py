@@ -4,9 +4,9 @@ random, and Optuna's TPE, CMA-ES and NSGA-II (Optuna itself is imported when one
 from __future__ import annotations
 
 from ...errors import InfersimError
-from . import optuna_opt as _optuna_opt  # noqa: F401  (registers tpe, cmaes, nsga2)
 from .base import OPTIMIZERS, Feedback, Optimizer, Trial, register
-from .simple import GridSearch, RandomSearch
+from .simple import GridSearch, RandomSearch  # registers grid, random
+from . import optuna_opt as _optuna_opt  # noqa: F401,E402  (registers tpe, cmaes, nsga2)
 
 
 def optimizer_class(kind: str) -> type[Optimizer]:
