@@ -1,25 +1,34 @@
 """``infersim plan``: static-vs-simulated agreement under load, and the wall time of the answer.
 
-Part 1 (agreement): for a grid of deployments (aggregated chunked-prefill replicas and
-prefill/decode-disaggregated pools), the load-aware static evaluator (``evaluator: loaded``) and the
-discrete-event simulator are run at the same Poisson rates, 50 %, 65 % and 80 % of the static
-capacity (the highest sustainable rate, no SLOs); the table prints TTFT p50 and TPOT p50 from both
-and their relative difference. The target is |diff| <= 15 %.
+Part 1 (agreement): for a grid of deployments (aggregated chunked-prefill replicas, with PP and
+several replicas behind round robin, and prefill/decode-disaggregated pools of 1-4 prefill workers),
+the load-aware static evaluator (``evaluator: loaded``) and the discrete-event simulator are run at
+the same Poisson rates, 50 %, 65 % and 80 % of the static capacity (the highest sustainable rate, no
+SLOs); the table prints TTFT p50 and TPOT p50 from both and their relative difference. The target is
+|diff| <= 15 %.
 
-Part 2 (speed): the static pass of the 16-GPU question as a cold process
-(``infersim plan --no-simulate --no-store --json``) and the whole answer with the simulated top-5.
+Part 2 (speed): cold processes of ``infersim`` (no arguments), ``infersim estimate``, the static
+pass of the 16-GPU ``infersim plan`` question (``--no-simulate --no-store --json``) and the whole
+answer with the simulated top-5, beside ``python -c pass`` on the same machine at the same time:
+wall median / min / max of ``--runs`` runs, and the seconds each spends importing (``-X importtime``).
+
+Part 3 (PP): for pipeline-parallel replicas, how much the virtual-engine model (independent engines,
+each step the whole pipeline's latency) overstates the step rate of micro-batches that share the
+stages, at the static model's own mix of prefill-bearing and decode-only steps.
 
 Usage::
 
     python benchmarks/bench_plan.py                 # both parts
     python benchmarks/bench_plan.py --agreement     # part 1 only
     python benchmarks/bench_plan.py --speed         # part 2 only
+    python benchmarks/bench_plan.py --pp            # part 3 only
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -28,27 +37,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOADS = (0.5, 0.65, 0.8)
 
-AGG = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl)
+AGG = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl[, replicas behind round robin])
     ("llama-3.1-8b", "h100-sxm", 1, 1, "bf16", 2048, 256, 1024, 256),
     ("llama-3.1-8b", "h100-sxm", 1, 1, "bf16", 512, 256, 2048, 128),
+    ("llama-3.1-8b", "h100-sxm", 1, 1, "fp8", 4096, 256, 512, 512),
     ("llama-3.1-70b", "h100-sxm", 4, 1, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 4, 1, "fp8", 2048, 256, 2048, 256, 2),
     ("llama-3.1-70b", "h100-sxm", 2, 1, "fp8", 8192, 128, 2048, 256),
     ("llama-3.1-70b", "h100-sxm", 8, 1, "bf16", 1024, 512, 2048, 256),
     ("llama-3.1-70b", "h200", 4, 1, "bf16", 4096, 256, 4096, 512),
     ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 2, 4, "fp8", 2048, 256, 2048, 256),
     ("qwen3-30b-a3b", "h100-sxm", 2, 1, "bf16", 2048, 256, 2048, 256),
+    ("qwen3-30b-a3b", "h200", 1, 1, "fp8", 8192, 512, 1024, 1024),
 ]
 DISAGG = [  # (model, device, dtype, prefill tp, P, decode tp, D, decode cap, isl, osl)
     ("llama-3.1-70b", "h100-sxm", "fp8", 2, 3, 4, 1, 256, 2048, 256),
     ("llama-3.1-70b", "h100-sxm", "bf16", 4, 2, 8, 1, 256, 2048, 256),
+    ("llama-3.1-70b", "h200", "fp8", 2, 1, 4, 1, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", "fp8", 2, 4, 4, 2, 256, 4096, 512),
     ("llama-3.1-8b", "h100-sxm", "bf16", 1, 2, 1, 2, 256, 4096, 256),
+    ("qwen3-30b-a3b", "h100-sxm", "bf16", 1, 3, 2, 1, 256, 2048, 256),
 ]
 
 
 def _agg_config(row) -> dict:
-    model, device, tp, pp, dt, budget, cap, isl, osl = row
+    model, device, tp, pp, dt, budget, cap, isl, osl, *rest = row
     return {"model": model, "device": device, "tp": tp, "pp": pp, "weight_dtype": dt, "activation_dtype": dt,
-            "kv_dtype": dt, "max_prefill_tokens": budget, "max_batch": cap, "replicas": 1, "mode": "aggregated",
+            "kv_dtype": dt, "max_prefill_tokens": budget, "max_batch": cap, "replicas": rest[0] if rest else 1,
+            "mode": "aggregated",
             "input_tokens": isl, "output_tokens": osl}
 
 
@@ -61,7 +78,8 @@ def _disagg_config(row) -> dict:
 
 def _label(c: dict) -> str:
     if c["mode"] == "aggregated":
-        return (f"{c['model']} {c['device']} TP{c['tp']}PP{c['pp']} {c['weight_dtype']} T{c['max_prefill_tokens']} "
+        reps = f"{c['replicas']}x " if c["replicas"] > 1 else ""
+        return (f"{c['model']} {c['device']} {reps}TP{c['tp']}PP{c['pp']} {c['weight_dtype']} T{c['max_prefill_tokens']} "
                 f"B{c['max_batch']} {c['input_tokens']}/{c['output_tokens']}")
     return (f"{c['model']} {c['device']} {c['prefill_workers']}xP TP{c['prefill_tp']} + {c['decode_workers']}xD "
             f"TP{c['tp']} {c['weight_dtype']} {c['input_tokens']}/{c['output_tokens']}")
@@ -78,7 +96,9 @@ def agreement(requests: int) -> None:
 
     configs = [_agg_config(r) for r in AGG] + [_disagg_config(r) for r in DISAGG]
     print(f"{'deployment':<62} {'load':>5} {'req/s':>7} | {'TTFT p50 static':>15} {'sim':>8} {'diff':>6} | "
-          f"{'TPOT p50 static':>15} {'sim':>8} {'diff':>6} | {'sim s':>5}")
+          f"{'TPOT p50 static':>15} {'sim':>8} {'diff':>6} | {'TTFT p90 static':>15} {'sim':>8} {'diff':>6} | "
+          f"{'sim s':>5}")
+    tails = []
     within = total = 0
     worst = 0.0
     for c in configs:
@@ -93,12 +113,11 @@ def agreement(requests: int) -> None:
             rate = load * cap
             ev = LoadedEvaluator(EvaluatorContext(kind="loaded", workload={**wl, "rate_rps": rate}))
             m = ev.evaluate([c]).outcome(0).metrics
-            cc = {**c, "replicas": 1}
             start = time.perf_counter()
             if c["mode"] == "aggregated":
-                s = summarize(simulate(validate_scenario(aggregated_scenario(q, cc, rate, requests), "<bench>")))
+                s = summarize(simulate(validate_scenario(aggregated_scenario(q, c, rate, requests), "<bench>")))
             else:
-                s = summarize_pipeline(simulate_pipeline(validate_pipeline(pipeline_scenario(q, cc, rate, requests),
+                s = summarize_pipeline(simulate_pipeline(validate_pipeline(pipeline_scenario(q, c, rate, requests),
                                                                            "<bench>")))
             wall = time.perf_counter() - start
             d_ttft = m["ttft_p50_s"] / s.ttft_s["p50"] - 1
@@ -106,42 +125,155 @@ def agreement(requests: int) -> None:
             total += 2
             within += (abs(d_ttft) <= 0.15) + (abs(d_tpot) <= 0.15)
             worst = max(worst, abs(d_ttft), abs(d_tpot))
+            d_p90 = m["ttft_p90_s"] / s.ttft_s["p90"] - 1
+            tails.append(abs(d_p90))
             print(f"{_label(c):<62} {load:>5.2f} {rate:>7.2f} | {m['ttft_p50_s'] * 1e3:>12.0f} ms {s.ttft_s['p50'] * 1e3:>5.0f} ms"
                   f" {100 * d_ttft:>+5.0f}% | {m['tpot_p50_s'] * 1e3:>12.1f} ms {s.tpot_s['p50'] * 1e3:>5.1f} ms "
-                  f"{100 * d_tpot:>+5.0f}% | {wall:>5.1f}")
+                  f"{100 * d_tpot:>+5.0f}% | {m['ttft_p90_s'] * 1e3:>12.0f} ms {s.ttft_s['p90'] * 1e3:>5.0f} ms "
+                  f"{100 * d_p90:>+5.0f}% | {wall:>5.1f}")
     print(f"\nwithin 15 %: {within}/{total} (TTFT p50 and TPOT p50 at loads {', '.join(map(str, LOADS))}); "
           f"worst |diff| {100 * worst:.0f} %")
+    if tails:  # not part of the bound
+        print(f"TTFT p90 (not in the bound): within 15 % {sum(t <= 0.15 for t in tails)}/{len(tails)}, "
+              f"median |diff| {100 * sorted(tails)[len(tails) // 2]:.0f} %, worst {100 * max(tails):.0f} %")
 
 
-def speed() -> None:
+def _import_s(cmd: list[str], env: dict) -> float:
+    """Seconds a cold process spends importing infersim and what it pulls in (``-X importtime``: the
+    top-level imports from the first ``infersim`` module on, the interpreter's own start left out)."""
+    err = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], env=env, check=True, capture_output=True,
+                         text=True).stderr
+    total, seen = 0, False
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cum, name = line[len("import time:"):].split("|")
+        if name.startswith(" ") and not name.startswith("  "):  # top level
+            seen = seen or name.strip().startswith("infersim")
+            total += int(cum) if seen else 0
+    return total / 1e6
+
+
+def speed(runs: int, baseline: str | None = None) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    base = [sys.executable, "-m", "infersim.cli.main", "plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm",
-            "--gpus", "16", "--isl", "2048", "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
-    runs = (("python -c pass (interpreter start, this machine now)", [sys.executable, "-c", "pass"]),
-            ("import infersim.search.plan (the imports the pass needs)",
-             [sys.executable, "-c", "import infersim.search.plan, infersim.cli.main"]),
-            ("static pass, cold process", base + ["--no-simulate", "--no-store"]),
-            ("whole answer (static + simulated top-5), cold process", base + ["--no-store"]))
-    for label, cmd in runs:
+    cli = [sys.executable, "-m", "infersim.cli.main"]
+    plan = cli + ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--gpus", "16", "--isl", "2048",
+                  "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
+    cases = (("python -c pass (interpreter start)", [sys.executable, "-c", "pass"], False),
+             ("infersim (no arguments: default estimate + command list)", cli, True),
+             ("infersim estimate (Llama-3.1-8B, H100)", cli + ["estimate", "--json"], True),
+             ("infersim plan static pass (16-GPU question)", plan + ["--no-simulate", "--no-store"], True),
+             ("infersim plan whole answer (+ simulated top-5)", plan + ["--no-store"], False))
+    print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'':<58} {'wall median':>11} {'min':>6} {'max':>6} | {'imports (median)':>16}")
+    for label, cmd, imports in cases:
         walls = []
-        for _ in range(3):
+        for _ in range(runs):
             start = time.perf_counter()
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             walls.append(time.perf_counter() - start)
-        print(f"{label:<58} wall {min(walls):.2f} s (best of 3; {', '.join(f'{w:.2f}' for w in walls)})")
+        imp = f"{statistics.median(_import_s(cmd, env) for _ in range(3)):>14.2f} s" if imports else f"{'':>16}"
+        print(f"{label:<58} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | {imp}")
+    # in this process (imports warm): the static pass, and the part of it in the TTFT quantiles
+    from infersim.search.plan import PlanQuestion, static_pass
+    from infersim.serving.loaded import LoadCurve
+
+    spent = [0.0]
+    ttft = LoadCurve.ttft
+
+    def timed(self, *a, **k):
+        t0 = time.perf_counter()
+        try:
+            return ttft(self, *a, **k)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    LoadCurve.ttft = timed
+    try:
+        q = PlanQuestion("llama-3.1-70b", "h100-sxm", 16, 2048, 256, 1.0, 0.060)
+        walls = []
+        for _ in range(runs):
+            spent[0] = 0.0
+            start = time.perf_counter()
+            static_pass(q)
+            walls.append((time.perf_counter() - start, spent[0]))
+    finally:
+        LoadCurve.ttft = ttft
+    wall, in_ttft = sorted(walls)[len(walls) // 2]
+    print(f"{'static pass in this process (imports warm)':<58} {wall:>9.2f} s {min(w for w, _ in walls):>5.2f} "
+          f"{max(w for w, _ in walls):>6.2f} | TTFT quantiles {in_ttft:.2f} s")
+    if baseline:  # the same static pass from another checkout, runs interleaved with this one's
+        other = {**os.environ, "PYTHONPATH": str(Path(baseline).resolve() / "src")}
+        walls = {"this checkout": [], baseline: []}
+        for _ in range(runs):
+            for name, e in (("this checkout", env), (baseline, other)):
+                start = time.perf_counter()
+                subprocess.run(plan + ["--no-simulate", "--no-store"], env=e, check=True, capture_output=True)
+                walls[name].append(time.perf_counter() - start)
+        for name, w in walls.items():
+            print(f"static pass, interleaved, {name:<32} {statistics.median(w):>9.2f} s {min(w):>5.2f} {max(w):>6.2f} |")
+
+
+PP_CASES = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl)
+    ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 1024, 512, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-70b", "h100-sxm", 2, 4, "fp8", 2048, 256, 2048, 256),
+]
+
+
+def pipeline_coupling() -> None:
+    """How much the virtual-engine model of a PP replica overstates its step rate: the static model's
+    step mix (prefill-bearing steps of t_full, a fraction rho of the time; decode steps t_d) sent
+    through the stages as a flow shop (infersim.serving.pp_stages), against the same steps run
+    independently."""
+    import numpy as np
+
+    from infersim.hardware import get_device
+    from infersim.models import get_model
+    from infersim.perf.graph import GraphOptions
+    from infersim.perf.parallel import Parallelism, Precision
+    from infersim.serving.loaded import colocated_curve, server_kv_tokens
+    from infersim.serving.pp_stages import flow_shop_finish_s, lockstep_slowdown
+
+    print(f"{'replica':<44} {'req/s/engine':>12} {'rho':>5} {'p mixed':>7} {'t_m':>7} {'t_d':>7} | "
+          f"{'flow shop':>9} {'E[max]/E[t]':>11}")
+    for model_name, device_name, tp, pp, dt, budget, cap, isl, osl in PP_CASES:
+        model, device = get_model(model_name), get_device(device_name)
+        par, prec = Parallelism(tp=tp, pp=pp), Precision(weight=dt, activation=dt, kv_cache=dt)
+        kv = server_kv_tokens(model, device, par, prec, token_budget=budget, max_batch=cap, memory_utilization=0.9)
+        c = colocated_curve(model, device, par, prec, GraphOptions(), input_tokens=[isl], output_tokens=[osl],
+                            token_budget=[budget], max_batch=[cap], kv_tokens=[kv])
+        for j in range(8, c.rho.shape[1], 8):
+            rho = float(c.rho[0, j])
+            if not (c.valid[0, j] and 0.3 < rho < 0.97):
+                continue
+            b, t_d = float(c.batch[0, j]), 2.0 * float(c.residual_s[0, j])
+            t_m = float(c.queue_service_s[0, j]) * (budget - b) / isl  # a full-budget step
+            p = (rho / t_m) / (rho / t_m + (1.0 - rho) / t_d)  # share of steps that carry prefill
+            steps = np.where(np.random.default_rng(0).random((20_000, pp)) < p, t_m, t_d)
+            done = flow_shop_finish_s(steps, pp)
+            flow = float((done[-1] - done[0]).mean() / (steps.shape[0] - 1) / steps.mean())
+            label = f"{model_name} {device_name} TP{tp}PP{pp} {dt} T{budget} B{cap} {isl}/{osl}"
+            print(f"{label:<44} {c.rate_rps[0, j]:>12.2f} {rho:>5.2f} {p:>7.2f} {t_m * 1e3:>5.0f}ms "
+                  f"{t_d * 1e3:>5.0f}ms | {flow:>8.2f}x {float(lockstep_slowdown(p, t_m, t_d, pp)):>10.2f}x")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--speed", action="store_true")
-    ap.add_argument("--requests", type=int, default=1500, help="requests per simulation (agreement)")
+    ap.add_argument("--pp", action="store_true", help="PP replicas: virtual engines vs stage-coupled steps")
+    ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement)")
+    ap.add_argument("--runs", type=int, default=5, help="cold runs per command (speed)")
+    ap.add_argument("--baseline", help="another checkout (e.g. /work/main) whose static pass runs interleaved")
     args = ap.parse_args()
-    both = not (args.agreement or args.speed)
+    both = not (args.agreement or args.speed or args.pp)
     if args.agreement or both:
         agreement(args.requests)
+    if args.pp or both:
+        pipeline_coupling()
     if args.speed or both:
-        speed()
+        speed(args.runs, args.baseline)
 
 
 if __name__ == "__main__":

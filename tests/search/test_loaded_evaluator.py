@@ -154,3 +154,12 @@ def test_the_example_study_runs(tmp_path):
     with open_store(tmp_path / "r.duckdb", write=True) as store:
         progress = run_study(study, store)
     assert progress.evaluated == study.space.grid_size() and progress.feasible > 0
+
+
+def test_arrival_scv_by_hand():
+    from infersim.search.evaluators.loaded import arrival_scv
+
+    assert arrival_scv(1, 1) == 1.0  # one engine: the Poisson stream itself
+    assert arrival_scv(4, 1) == pytest.approx(0.25)  # round robin: Erlang-4 gaps
+    # PP2, one replica: midway between alternation (1/2) and a random split (1)
+    assert arrival_scv(1, 2) == pytest.approx(0.75)

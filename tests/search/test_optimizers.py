@@ -5,7 +5,8 @@ import math
 import pytest
 
 from infersim.search import InlineBackend, load_results, make_optimizer, open_store, pareto_front, run_study
-from infersim.search.optimizers import Feedback
+from infersim.errors import InfersimError
+from infersim.search.optimizers import OPTIMIZERS, Feedback, Optimizer
 
 from .helpers import synthetic_study
 
@@ -98,3 +99,48 @@ def test_grid_is_exhausted_then_asks_nothing():
     opt = make_optimizer("grid", study.space, study.scoring)
     assert [t.config["x"] for t in opt.ask(10)] == [1, 2, 3]
     assert opt.ask(10) == []
+
+
+NUMERIC = {"x": {"type": "int", "low": 0, "high": 9}, "y": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+@pytest.mark.parametrize("key", sorted(OPTIMIZERS))
+def test_every_registered_optimizer_keeps_the_ask_tell_contract(key):
+    """Over every registered optimizer: reachable from a study file under its key, asks at most n
+    trials numbered in ask order with configurations inside the space, takes feedback (feasible, failed
+    and infeasible) and proposes the same sequence for the same seed."""
+    cls = OPTIMIZERS[key]
+    assert cls.key == key and issubclass(cls, Optimizer)
+    study = synthetic_study(space=NUMERIC, optimizer=key, budget=40)
+    assert study.optimizer == key and study.batch_size >= 1
+    assert cls.check(1, study.space.params) is None
+
+    def run(seed):
+        opt = make_optimizer(key, study.space, study.scoring, seed=seed, options={})
+        assert isinstance(opt, cls)
+        seen = []
+        for _ in range(3):
+            trials = opt.ask(6)
+            assert len(trials) <= 6
+            for t in trials:
+                assert t.number == len(seen)
+                assert set(t.config) == {"x", "y"}
+                assert 0 <= t.config["x"] <= 9 and 0.0 <= t.config["y"] <= 1.0
+                f = (t.config["x"] - 3) ** 2 + (t.config["y"] - 0.25) ** 2
+                fb = [Feedback("ok", True, (f,), ()), Feedback("failed", False, None, ()),
+                      Feedback("ok", False, (f,), (1.0,))][len(seen) % 3]
+                opt.tell(t, fb)
+                seen.append(t.config)
+        return seen
+
+    first = run(3)
+    assert first and first == run(3)
+
+
+def test_unknown_optimizer_names_the_registered_keys():
+    with pytest.raises(InfersimError, match="optimizer") as err:
+        synthetic_study(optimizer="anneal", budget=5)
+    for key in OPTIMIZERS:
+        assert key in str(err.value)
+    with pytest.raises(InfersimError, match="options.sigma"):
+        synthetic_study(space=NUMERIC, optimizer={"kind": "tpe", "options": {"sigma0": 1.0}}, budget=5)

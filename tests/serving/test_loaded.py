@@ -12,11 +12,10 @@ from infersim.perf.graph import GraphOptions
 from infersim.perf.parallel import Parallelism, Precision
 from infersim.perf.step_time import StepTimeModel
 from infersim.serving import simulate, summarize, validate_scenario
+from infersim.serving.queueing import md1_mean_wait_s, md1_wait_quantile_s
 from infersim.serving.loaded import (
     colocated_curve,
     decode_curve,
-    md1_mean_wait_s,
-    md1_wait_quantile_s,
     server_kv_tokens,
     stationary_rate,
 )

@@ -8,10 +8,6 @@ import click
 from rich.table import Table
 
 from ..dtypes import bytes_per_element
-from ..hardware import builtin_names as hardware_names
-from ..hardware import get_device
-from ..models import builtin_names as model_names
-from ..models import get_model, kv_cache_bytes_per_token, model_metadata, param_counts
 from ..report.units import fmt_bytes, fmt_count
 from .app import console
 
@@ -27,6 +23,8 @@ def hardware_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def hardware_list(as_json: bool) -> None:
     """All built-in devices with their headline numbers."""
+    from ..hardware import builtin_names as hardware_names, get_device
+
     devices = [get_device(n) for n in hardware_names()]
     if as_json:
         click.echo(json.dumps([{**d.spec.model_dump(), "basis": d.basis} for d in devices], indent=2))
@@ -49,6 +47,8 @@ def hardware_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def hardware_show(name: str, as_json: bool) -> None:
     """Every number of one device (NAME or path to a YAML) with its source."""
+    from ..hardware import get_device
+
     d = get_device(name)
     spec = d.spec
     if as_json:
@@ -94,6 +94,8 @@ def models_group() -> None:
 
 
 def _model_row(name: str) -> dict:
+    from ..models import get_model, kv_cache_bytes_per_token, param_counts
+
     cfg = get_model(name)
     p = param_counts(cfg)
     return {
@@ -109,6 +111,8 @@ def _model_row(name: str) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def models_list(as_json: bool) -> None:
     """All built-in models."""
+    from ..models import builtin_names as model_names
+
     rows = [_model_row(n) for n in model_names()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -129,6 +133,9 @@ def models_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def models_show(name: str, as_json: bool) -> None:
     """One model (NAME or path to a config.json): architecture, parameters, KV cache."""
+    from ..models import builtin_names as model_names
+    from ..models import get_model, kv_cache_bytes_per_token, model_metadata, param_counts
+
     cfg = get_model(name)
     p = param_counts(cfg)
     meta = model_metadata(name) if name in model_names() else {}

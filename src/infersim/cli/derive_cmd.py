@@ -9,13 +9,14 @@ import click
 from rich.table import Table
 
 from ..errors import ConfigError
-from ..hardware.template import derive, parse_template
 from ..userfile import load_yaml_mapping
 from .app import console
 
 
 def load_template_file(path: Path):
     """The accelerator template of a YAML file (read through the checked user-file loader)."""
+    from ..hardware.template import parse_template
+
     data = load_yaml_mapping(path)
     if "template" not in data:
         raise ConfigError(path, "template", "expected a top-level 'template' mapping (an accelerator template)")
@@ -30,6 +31,8 @@ def derive_cmd(path: Path, as_json: bool) -> None:
 
     The derived device works wherever a hardware file does: pass PATH as --hardware.
     """
+    from ..hardware.template import derive
+
     template = load_template_file(path)
     _, report = derive(template, path)
     if as_json:

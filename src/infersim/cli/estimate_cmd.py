@@ -6,12 +6,6 @@ import json
 
 import click
 
-from ..hardware import get_device
-from ..models import get_model
-from ..perf.estimate import estimate
-from ..perf.graph import GraphOptions
-from ..perf.parallel import Parallelism, Precision
-from ..report.estimate_view import render_estimate
 from .app import console
 from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deployment_options, efficiency_option,
                       html_option, parse_transform_flags, runtime_option, transform_option, write_html_report)
@@ -48,6 +42,12 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
     Defaults: Llama-3.1-8B on one H100 SXM, batch 16, 1024 input / 256 output tokens.
     """
     from ..errors import InfersimError
+    from ..hardware import get_device
+    from ..models import get_model
+    from ..perf.estimate import estimate
+    from ..perf.graph import GraphOptions
+    from ..perf.parallel import Parallelism, Precision
+    from ..report.estimate_view import render_estimate
 
     if moe_imbalance < 1.0:
         raise InfersimError(f"--moe-imbalance must be >= 1, got {moe_imbalance}")

@@ -122,7 +122,7 @@ def write_html_report(kind: str, data: dict, path: str) -> None:
 
 def efficiency_option(func):
     """--efficiency: catalog devices' shipped calibrated profiles (default) or the spec sheet alone."""
-    from ..hardware.profile import EFFICIENCY_CHOICES
+    from ..hardware.choices import EFFICIENCY_CHOICES
 
     return click.option(
         "--efficiency", type=click.Choice(EFFICIENCY_CHOICES), default=None,

@@ -20,10 +20,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..errors import InfersimError
+from .choices import EFFICIENCY_CHOICES
 from .schema import EfficiencySpec, _Strict
 
-#: the two efficiency models a catalog device may be loaded with
-EFFICIENCY_CHOICES: tuple[str, ...] = ("calibrated", "spec")
 #: what a device without a profile (or loaded with efficiency="spec") is based on
 SPEC_ONLY = "spec sheet only"
 #: the command that writes every profile

@@ -8,22 +8,45 @@ an evaluator, objectives and constraints; :func:`run_study` drives an
 reads studies back and computes Pareto fronts.
 """
 
-from .backends import InlineBackend, LocalBackend, make_backend
-from .defaults import DEFAULT_STUDY, default_study
-from .evaluators import Evaluator, EvaluatorContext, Outcome, PerPointEvaluator
-from .optimizers import Feedback, Optimizer, Trial, make_optimizer
-from .pareto import dominates, pareto_mask, pareto_ranks
-from .results import StudyResults, export_csv, load_results, pareto_front, rank_points
-from .runner import Progress, run_study
-from .scoring import Constraint, Objective, Scoring
-from .space import Categorical, FloatRange, IntRange, Space
-from .store import DEFAULT_DB, ResultStore, open_store
-from .study import Study, load_study, study_from_dict
+from ..lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_DB", "DEFAULT_STUDY", "Categorical", "Constraint", "Evaluator", "EvaluatorContext", "Feedback",
-    "FloatRange", "InlineBackend", "IntRange", "LocalBackend", "Objective", "Optimizer", "Outcome",
-    "PerPointEvaluator", "Progress", "ResultStore", "Scoring", "Space", "Study", "StudyResults", "Trial",
-    "default_study", "dominates", "export_csv", "load_results", "load_study", "make_backend", "make_optimizer",
-    "open_store", "pareto_front", "pareto_mask", "pareto_ranks", "rank_points", "run_study", "study_from_dict",
-]
+_EXPORTS = {
+    "InlineBackend": ".backends",
+    "LocalBackend": ".backends",
+    "make_backend": ".backends",
+    "DEFAULT_STUDY": ".defaults",
+    "default_study": ".defaults",
+    "Evaluator": ".evaluators",
+    "EvaluatorContext": ".evaluators",
+    "Outcome": ".evaluators",
+    "PerPointEvaluator": ".evaluators",
+    "Feedback": ".optimizers",
+    "Optimizer": ".optimizers",
+    "Trial": ".optimizers",
+    "make_optimizer": ".optimizers",
+    "dominates": ".pareto",
+    "pareto_mask": ".pareto",
+    "pareto_ranks": ".pareto",
+    "StudyResults": ".results",
+    "export_csv": ".results",
+    "load_results": ".results",
+    "pareto_front": ".results",
+    "rank_points": ".results",
+    "Progress": ".runner",
+    "run_study": ".runner",
+    "Constraint": ".scoring",
+    "Objective": ".scoring",
+    "Scoring": ".scoring",
+    "Categorical": ".space",
+    "FloatRange": ".space",
+    "IntRange": ".space",
+    "Space": ".space",
+    "DEFAULT_DB": ".store",
+    "ResultStore": ".store",
+    "open_store": ".store",
+    "Study": ".study",
+    "load_study": ".study",
+    "study_from_dict": ".study",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -28,8 +28,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InfersimError
 
 DEFAULT_DB = "infersim.duckdb"
@@ -171,6 +169,8 @@ class ResultStore:
 
         The metrics JSON is assembled by DuckDB from the numeric columns (NaN and inf become null).
         """
+        import numpy as np
+
         n = len(batch)
         if n == 0:
             return 0
@@ -212,6 +212,8 @@ class ResultStore:
     def load_columns(self, study: str, metric_names: list[str]) -> tuple[list[str], list[str], np.ndarray, dict]:
         """(keys, statuses, stored feasibility, {metric: float array, NaN where absent}) of a study's
         points in trial order, extracted by DuckDB (no JSON parsed in Python)."""
+        import numpy as np
+
         # json_transform parses each row's JSON once for every metric (json_extract per metric
         # re-parses it per metric: ~10x slower on a 27-metric study); non-numbers become NULL
         if metric_names:

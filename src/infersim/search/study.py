@@ -32,7 +32,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -40,6 +40,7 @@ from ..dtypes import DTYPE_BYTES
 from ..errors import ConfigError, InfersimError
 from ..userfile import load_yaml
 from .evaluators.base import EvaluatorContext, evaluator_class
+from .optimizers import OPTIMIZERS
 from .scoring import Constraint, Objective, Scoring
 from .space import Categorical, Condition, Config, FloatRange, IntRange, Param, Space, Value
 
@@ -49,7 +50,6 @@ WORKLOAD_PRESETS: dict[str, dict] = {
     "rag": {"input_tokens": 4096, "output_tokens": 256, "rate_rps": 10.0},
     "reasoning": {"input_tokens": 1024, "output_tokens": 4096, "rate_rps": 2.0},
 }
-OPTIMIZERS = ("grid", "random", "tpe", "cmaes", "nsga2")
 NONNEGATIVE_SUFFIXES = ("_s", "_bytes", "_per_device", "_per_s", "_w", "_tokens", "devices", "_per_hour")
 
 _Strict = ConfigDict(extra="forbid")
@@ -86,9 +86,16 @@ class EvaluatorSpec(BaseModel):
 
 class OptimizerSpec(BaseModel):
     model_config = _Strict
-    kind: Literal["grid", "random", "tpe", "cmaes", "nsga2"] = "grid"
+    kind: str = "grid"  # a key of infersim.search.optimizers.OPTIMIZERS
     batch_size: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer '{v}'; expected one of {', '.join(OPTIMIZERS)}")
+        return v
 
 
 class ConstraintSpec(BaseModel):
@@ -218,7 +225,7 @@ def _compile(spec: StudySpec, origin: str) -> Study:
         _check_device_budget(space, scoring, origin)
     opt = _optimizer_spec(spec.optimizer, origin)
     _check_optimizer(opt, scoring, params, spec.budget, origin)
-    batch = opt.batch_size or _default_batch(opt.kind, params, cls.chunk_size)
+    batch = opt.batch_size or OPTIMIZERS[opt.kind].default_batch(params, cls.chunk_size)
     normalized = json.loads(spec.model_dump_json())
     if deployment:
         normalized["device_basis"] = _device_basis(params, spec.efficiency)
@@ -231,11 +238,9 @@ def _optimizer_spec(raw: OptimizerSpec | str, origin: str) -> OptimizerSpec:
     """The optimizer block; a bare name is checked like the mapping form's ``kind``."""
     if not isinstance(raw, str):
         return raw
-    try:
-        return OptimizerSpec(kind=raw)
-    except ValidationError:
-        known = get_args(OptimizerSpec.model_fields["kind"].annotation)
-        raise ConfigError(origin, "optimizer", f"unknown optimizer '{raw}'; expected one of {', '.join(known)}") from None
+    if raw not in OPTIMIZERS:
+        raise ConfigError(origin, "optimizer", f"unknown optimizer '{raw}'; expected one of {', '.join(OPTIMIZERS)}")
+    return OptimizerSpec(kind=raw)
 
 
 def _device_basis(params: list[Param], efficiency: str) -> dict[str, str]:
@@ -245,17 +250,6 @@ def _device_basis(params: list[Param], efficiency: str) -> dict[str, str]:
     p = next((p for p in params if p.name == "device"), None)
     values = p.values if isinstance(p, Categorical) else ()
     return {str(v): get_device(str(v), efficiency=efficiency).basis for v in values}
-
-
-def _default_batch(kind: str, params: list[Param], chunk_size: int) -> int:
-    """Trials asked per round: large for non-adaptive optimizers, one CMA-ES generation
-    (population ``4 + floor(3 ln n)``, Hansen's default) for cmaes, 16 otherwise."""
-    if kind in ("grid", "random"):
-        return max(chunk_size, 256)
-    if kind == "cmaes":
-        n = sum(1 for p in params if isinstance(p, (IntRange, FloatRange)))
-        return 4 + int(3 * math.log(max(n, 1)))
-    return 16
 
 
 def _workload(raw: WorkloadSpec | str, origin: str) -> dict:
@@ -491,17 +485,13 @@ def _check_device_budget(space: Space, scoring: Scoring, origin: str) -> None:
 
 def _check_optimizer(opt: OptimizerSpec, scoring: Scoring, params: list[Param], budget: int | None,
                      origin: str) -> None:
-    if opt.kind == "cmaes":
-        if len(scoring.objectives) > 1:
-            raise ConfigError(origin, "optimizer", "cmaes optimizes one objective; use nsga2 or tpe for several")
-        if not any(isinstance(p, (IntRange, FloatRange)) for p in params):
-            raise ConfigError(origin, "optimizer", "cmaes needs numeric (int/float) parameters; use tpe for "
-                              "categorical spaces")
-    if opt.kind in ("random", "tpe", "cmaes", "nsga2") and budget is None:
+    cls = OPTIMIZERS[opt.kind]
+    why = cls.check(len(scoring.objectives), params)
+    if why:
+        raise ConfigError(origin, "optimizer", why)
+    if cls.needs_budget and budget is None:
         raise ConfigError(origin, "budget", f"required for optimizer '{opt.kind}' (the number of trials)")
-    allowed = {"grid": set(), "random": set(), "tpe": {"n_startup_trials", "multivariate"},
-               "cmaes": {"sigma0", "n_startup_trials"}, "nsga2": {"population_size", "mutation_prob", "crossover_prob"}}
     for key in opt.options:
-        if key not in allowed[opt.kind]:
+        if key not in cls.options_allowed:
             raise ConfigError(origin, f"optimizer.options.{key}", f"unknown option for '{opt.kind}'; expected one of "
-                              + (", ".join(sorted(allowed[opt.kind])) or "(none)"))
+                              + (", ".join(sorted(cls.options_allowed)) or "(none)"))

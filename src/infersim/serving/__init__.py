@@ -51,34 +51,30 @@ Python API::
     print(summarize(result).ttft_s["p99"])
 """
 
-from .engine import Deployment, SimulationResult, prepare, simulate
-from .metrics import Summary, iterations, summarize
-from .outputs import write_outputs
-from .scenario import Scenario, default_scenario, load_scenario, validate_scenario
-from .sweep import SweepResult, find_capacity, sweep_rates, with_rate
-from .throughput import Throughput, offline_throughput, throughput_of
-from .workload import Workload, build_workload
+from ..lazy import lazy_exports
 
-__all__ = [
-    "Deployment",
-    "Scenario",
-    "SimulationResult",
-    "Summary",
-    "SweepResult",
-    "Throughput",
-    "Workload",
-    "build_workload",
-    "default_scenario",
-    "find_capacity",
-    "iterations",
-    "load_scenario",
-    "offline_throughput",
-    "prepare",
-    "simulate",
-    "summarize",
-    "sweep_rates",
-    "throughput_of",
-    "validate_scenario",
-    "with_rate",
-    "write_outputs",
-]
+_EXPORTS = {
+    "Deployment": ".engine",
+    "SimulationResult": ".engine",
+    "prepare": ".engine",
+    "simulate": ".engine",
+    "Summary": ".metrics",
+    "iterations": ".metrics",
+    "summarize": ".metrics",
+    "write_outputs": ".outputs",
+    "Scenario": ".scenario",
+    "default_scenario": ".scenario",
+    "load_scenario": ".scenario",
+    "validate_scenario": ".scenario",
+    "SweepResult": ".sweep",
+    "find_capacity": ".sweep",
+    "sweep_rates": ".sweep",
+    "with_rate": ".sweep",
+    "Throughput": ".throughput",
+    "offline_throughput": ".throughput",
+    "throughput_of": ".throughput",
+    "Workload": ".workload",
+    "build_workload": ".workload",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

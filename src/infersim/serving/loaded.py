@@ -35,17 +35,20 @@ and the token budget (``T - B >= 1``).
 
 TTFT: the prefill queue
 -----------------------
-Prompts are served first come first served by the scheduler's prefill share: ``k`` interrupted
-steps per prompt, a deterministic service ``s = k t_m`` at utilization ``rho = lambda s``: an
-M/D/1 queue (Poisson arrivals). Its mean wait is Pollaczek-Khinchine's ``rho s / (2 (1 - rho))``
-(scaled by the squared coefficient of variation of the gaps, ``1 / n`` when a round-robin router
-splits a Poisson stream over ``n`` servers: Kingman / Allen-Cunneen);
-its distribution is taken as an atom ``1 - rho`` at zero and an exponential tail of mean
-``W_q / rho`` (the exponential approximation of the waiting time given a wait, exact in heavy
-traffic: Kingman 1962, "On queues in heavy traffic", JRSS B 24). A request arriving while a
-decode step runs waits for it to end (``t_d / 2`` on average, with probability ``1 - rho``).
-``TTFT_q = s + W_q-quantile + (1 - rho) t_d / 2``. A prefill pool (whole prompts, one step of
-time ``t_p`` each) is the same queue with ``s = t_p`` and no decode step to wait for.
+Prompt tokens are served first come first served by the scheduler's prefill share: the queue
+drains ``T - B`` prompt tokens per full-budget step, so its utilization is
+``rho = lambda I t_full / (T - B)``. A prompt that starts a busy period occupies the server for its
+own prefill (``k - 1`` full steps and its short last chunk) instead: an M/G/1 queue with an
+exceptional first service (Welch 1964), its wait taken as a two-piece M/D/1 (Erlang's exact form on
+the first service interval, an exponential tail with Pollaczek-Khinchine's mean), scaled by the
+gaps' squared coefficient of variation (``1 / n`` when a round-robin router splits a Poisson stream
+over ``n`` servers: Kingman / Allen-Cunneen). The prompt's last chunk shares its step with the next
+prompt's first chunk when that prompt arrived before the last step (probability
+``1 - exp(-lambda (a + W))`` given the wait ``W``); a prompt that does not wait also waits for the
+running decode step (``t_d / 2``). The distribution and its quantiles:
+:mod:`infersim.serving.queueing`. A prefill pool (whole prompts batched into steps of up to ``T``
+tokens) is the same queue with the own service ``t_p``, an atom ``1 - rho`` at zero and
+Kingman's exponential wait given a wait, and no decode step to wait for.
 
 What it leaves out: batching several queued prompts into one step (it makes the real queue
 faster at high load, so TTFT here is an upper bound there), preemption (the KV bound keeps the
@@ -61,6 +64,7 @@ import numpy as np
 from ..perf.graph import GraphOptions
 from ..perf.parallel import Parallelism, Precision
 from ..perf.shape import StepShape
+from .queueing import ChunkedTTFT, pooled_prefill_ttft_s
 
 #: columns of the stationary-batch grid per server: B = Bmax (j / BATCH_COLUMNS)^BATCH_SPACING, j = 1..;
 #: denser at light load (the first column is ~0.2 % of Bmax), ~2.4 % apart at the top
@@ -74,29 +78,6 @@ def batch_grid(b_max: np.ndarray) -> np.ndarray:
     return np.maximum(np.asarray(b_max, dtype=np.float64), 0.0).reshape(-1, 1) * cols[None, :]
 #: utilization grid of a prefill-only server
 RHO_GRID = np.linspace(0.02, 0.98, 49)
-
-
-def md1_wait_quantile_s(rho, service_s, q: float, arrival_scv: float = 1.0) -> np.ndarray:
-    """Quantile ``q`` of the waiting time: 0 with probability ``1 - rho``, else exponential with mean
-    ``W_q / rho`` (Kingman's heavy-traffic exponential tail), ``W_q`` from :func:`md1_mean_wait_s`."""
-    rho = np.asarray(rho, dtype=np.float64)
-    s = np.asarray(service_s, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cond_mean = arrival_scv * s / (2.0 * (1.0 - rho))  # W_q / rho
-        tail = cond_mean * np.log(np.maximum(rho / (1.0 - q), 1.0))
-    return np.where(rho < 1.0, tail, np.inf)
-
-
-def md1_mean_wait_s(rho, service_s, arrival_scv: float = 1.0) -> np.ndarray:
-    """Mean wait of a deterministic-service queue: ``(c_a^2 / 2) rho s / (1 - rho)`` (inf at rho >= 1).
-
-    With Poisson arrivals (``c_a^2 = 1``) this is Pollaczek-Khinchine's M/D/1 mean, exact; for other
-    arrivals the Kingman / Allen-Cunneen G/G/1 approximation ``(c_a^2 + c_s^2) / 2 x rho s / (1 - rho)``
-    with ``c_s^2 = 0``. A Poisson stream split round robin over ``n`` servers gives each server
-    Erlang-``n`` gaps, ``c_a^2 = 1 / n`` (what the simulator's round-robin router does)."""
-    rho = np.asarray(rho, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(rho < 1.0, arrival_scv * rho * np.asarray(service_s) / (2.0 * (1.0 - rho)), np.inf)
 
 
 def stationary_rate(batch, output_tokens, decode_step_s, interrupt_extra_s, interrupts_per_request) -> np.ndarray:
@@ -118,50 +99,53 @@ class LoadCurve:
     rho: np.ndarray  # prefill utilization
     residual_s: np.ndarray  # mean wait for the running decode step when the prefill queue is idle
     valid: np.ndarray
-    #: extra own prefill time when the prompt's last step is shared with the next prompt's first
-    #: chunk (a full-budget step instead of a short one), which happens when another prompt is queued:
-    #: probability ``shared_probability``. Zero for prefill-only servers (their steps hold whole prompts).
+    #: chunked-prefill servers only (None for prefill-only servers, whose steps hold whole prompts):
+    #: the extra own prefill time when the prompt's last step is shared with the next prompt's first
+    #: chunk (a full-budget step instead of a short one), which happens when another prompt arrived
+    #: before that step; the time from the start of the prompt's first step to its last step
+    #: (``(k - 1)`` full steps); and the queue's service time per prompt (its tokens at the rate of
+    #: full-budget steps, ``rho / rate``). See :mod:`infersim.serving.queueing`.
     shared_extra_s: np.ndarray | None = None
-    shared_probability: np.ndarray | None = None
+    before_last_s: np.ndarray | None = None
+    queue_service_s: np.ndarray | None = None
 
-    def _parts(self, arrival_scv: float):
-        extra = np.zeros_like(self.service_s) if self.shared_extra_s is None else self.shared_extra_s
-        p = np.zeros_like(self.service_s) if self.shared_probability is None else self.shared_probability
-        base = self.service_s + (1.0 - self.rho) * self.residual_s  # own service alone + running step
-        w_q = md1_mean_wait_s(self.rho, self.service_s + p * extra, arrival_scv)
-        return base, extra, p, w_q
+    def ttft_s(self, q: float | None, arrival_scv=1.0, servers=1) -> np.ndarray:
+        """TTFT at every column: the mean with ``q=None``, else quantile ``q`` (:meth:`ttft`)."""
+        return self.ttft([q], arrival_scv, servers)[q]
 
-    def ttft_s(self, q: float | None, arrival_scv: float = 1.0) -> np.ndarray:
-        """TTFT at every column: the mean with ``q=None``, else quantile ``q`` of the mixture
-        ``own service (+ shared_extra_s with probability shared_probability) + wait``, the wait 0 with probability
-        ``1 - rho`` and exponential with mean ``W_q / rho`` otherwise (found by bisection)."""
-        base, extra, p, w_q = self._parts(arrival_scv)
-        if q is None:
-            return base + p * extra + w_q
-        if not extra.any():  # one service time: the closed form
-            return base + md1_wait_quantile_s(self.rho, self.service_s, q, arrival_scv)
-        rho = np.clip(self.rho, 0.0, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            m = np.where(rho > 0, w_q / rho, 0.0)
-        finite = np.isfinite(m) & (rho < 1.0)
-        m = np.where(finite, m, 0.0)
-
-        def cdf(x):
-            out = np.zeros_like(x)
-            for shift, weight in ((0.0, 1.0 - p), (extra, p)):
-                y = x - base - shift
-                wait = np.where(m > 0, 1.0 - rho * np.exp(-np.maximum(y, 0.0) / np.where(m > 0, m, 1.0)), 1.0)
-                out = out + weight * np.where(y >= 0, wait, 0.0)
-            return out
-
-        lo = base.copy()
-        hi = base + extra + m * np.log(np.maximum(rho / (1.0 - q), 1.0)) + 1e-12
-        for _ in range(30):  # the bracket shrinks 2^30-fold
-            mid = 0.5 * (lo + hi)
-            below = cdf(mid) < q
-            lo = np.where(below, mid, lo)
-            hi = np.where(below, hi, mid)
-        return np.where(finite, hi, np.inf)
+    def ttft(self, qs, arrival_scv=1.0, servers=1) -> dict:
+        """``{q: TTFT}`` at every column for each ``q`` of ``qs`` (``None``: the mean). Chunked-prefill
+        rows: :class:`~infersim.serving.queueing.ChunkedTTFT` (each server on its own, its arrivals'
+        squared coefficient of variation ``arrival_scv``). Prefill-only rows (NaN ``batch``): a pool of
+        ``servers`` behind a least-outstanding router,
+        :func:`~infersim.serving.queueing.pooled_prefill_ttft_s`. ``arrival_scv`` and ``servers``
+        broadcast over the rows."""
+        shape = self.rho.shape
+        qs = list(qs)
+        out = {q: np.full(shape, np.inf) for q in qs}
+        pooled = np.isnan(self.batch).all(axis=1)
+        rows = ~pooled
+        if rows.any():
+            scv = np.broadcast_to(np.asarray(arrival_scv, dtype=np.float64), shape)
+            with np.errstate(invalid="ignore", over="ignore"):
+                dist = ChunkedTTFT(rho=self.rho[rows], rate=self.rate_rps[rows], queue_s=self.queue_service_s[rows],
+                                   scv=scv[rows], s_lo=self.service_s[rows],
+                                   s_hi=self.service_s[rows] + self.shared_extra_s[rows],
+                                   residual_s=self.residual_s[rows], before_last_s=self.before_last_s[rows])
+                values = dist.quantiles([q for q in qs if q is not None])
+                if None in qs:
+                    values[None] = dist.mean()
+            for q in qs:
+                out[q][rows] = values[q]
+        if pooled.any():
+            n = np.broadcast_to(np.asarray(servers, dtype=np.float64), shape)
+            for q in qs:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    out[q][pooled] = pooled_prefill_ttft_s(
+                        q, rho=self.rho[pooled], rate=self.rate_rps[pooled], queue_s=self.queue_service_s[pooled],
+                        service_s=self.service_s[pooled], servers=n[pooled],
+                        shared_extra_s=self.shared_extra_s[pooled])
+        return out
 
     def at_rate(self, rate_rps, values: np.ndarray) -> np.ndarray:
         """``values`` (same shape as the curve) linearly interpolated at ``rate_rps`` per point (held
@@ -234,10 +218,11 @@ def colocated_curve(model, device, par: Parallelism, prec: Precision, options: G
     valid &= rho < 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = b / (rate * (o - 1.0))
-    # the last step is shared when another prompt is queued by then: one arrived during the first k - 1
-    # steps (Poisson), or one was already waiting behind this one (about rho^2, two in the system)
-    shared_p = 1.0 - (1.0 - np.clip(rho, 0.0, 1.0) ** 2) * np.exp(-rate * (k - 1.0) * t_full)
-    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0), shared_p)
+    # the last step is shared when another prompt arrived before it starts (queueing.chunked_ttft_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        queue_s = i * t_full / (t - b)  # rho / rate
+    return LoadCurve(rate, b, tpot, service, rho, t_d / 2.0, valid, np.maximum(t_shared - t_last, 0.0),
+                     (k - 1.0) * t_full, np.broadcast_to(queue_s, shape).copy())
 
 
 def decode_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
@@ -265,25 +250,33 @@ def prefill_curve(model, device, par: Parallelism, prec: Precision, options: Gra
     without decodes. A prompt's own service is its chunks (``k = ceil(I / T)``; one step when it fits
     the budget); the queue drains at the rate of full-budget steps (queued prompts batched together,
     ``T / I`` whole prompts a step). A prompt arriving at an idle server starts at once (no running
-    step), and a step takes the prompts waiting when it starts (a prompt shares its step only when it
-    waited with others, unlike chunked prefill's last chunk: no shared-step term)."""
+    step), and a step takes the prompts waiting when it starts: a prompt that waited shares its last
+    step with the prompts that arrived during its wait (``shared_extra_s``: a step of
+    ``min(last + I, T)`` prompt tokens instead of ``last``)."""
     i, t = (np.asarray(x, dtype=np.float64) for x in np.broadcast_arrays(input_tokens, token_budget))
     c = np.minimum(i, t)
     k = np.ceil(i / c)
     last = i - (k - 1.0) * c
+    shared = np.minimum(last + i, t)
+    ones = np.ones(i.size)
     times = _step_times(model, device, par, prec, options, runtime=runtime,
-                        prefill_seqs=np.concatenate([t / c, np.ones(i.size)]),
-                        chunk=np.concatenate([c, last]),
-                        past=np.concatenate([c * np.maximum(k - 2.0, 0.0) / 2.0, (k - 1.0) * c]),
+                        prefill_seqs=np.concatenate([t / c, ones, 2.0 * ones]),
+                        chunk=np.concatenate([c, last, shared / 2.0]),
+                        past=np.concatenate([c * np.maximum(k - 2.0, 0.0) / 2.0, (k - 1.0) * c, 0.0 * ones]),
                         decode_seqs=0.0, decode_context=0.0)
-    t_full, t_last = times[:i.size], times[i.size:]
+    t_full, t_last, t_shared = times[:i.size], times[i.size:2 * i.size], times[2 * i.size:]
     service = (k - 1.0) * t_full + t_last
     max_rate = t / (i * t_full)  # prompt tokens at the rate of full-budget steps
     shape = (i.size, RHO_GRID.size)
     rho = np.broadcast_to(RHO_GRID[None, :], shape).copy()
     nan = np.full(shape, np.nan)
-    return LoadCurve(rho * max_rate[:, None], nan, nan, np.broadcast_to(service[:, None], shape).copy(), rho,
-                     np.zeros(shape), np.ones(shape, dtype=bool))
+    zeros = np.zeros(shape)
+
+    def col(x):
+        return np.broadcast_to(np.asarray(x)[:, None], shape).copy()
+
+    return LoadCurve(rho * max_rate[:, None], nan, nan, col(service), rho, zeros, np.ones(shape, dtype=bool),
+                     col(np.maximum(t_shared - t_last, 0.0)), zeros, col(1.0 / max_rate))
 
 
 def server_kv_tokens(model, device, par: Parallelism, prec: Precision, *, token_budget, max_batch,

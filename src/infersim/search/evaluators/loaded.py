@@ -301,8 +301,9 @@ class LoadedEvaluator(Evaluator):
         return out
 
     def _summary(self, pool: _Pool, servers: int) -> "_Summary":
-        """The pool's curve reduced for ``servers`` servers behind a round-robin router (each sees every
-        ``servers``-th arrival of the Poisson stream: gaps with squared coefficient of variation 1 / servers)."""
+        """The pool's curve reduced for ``servers`` servers: colocated servers are ``pp`` engines per
+        replica behind a round-robin router (:func:`arrival_scv`); a prefill pool's servers share a
+        least-outstanding router (:func:`~infersim.serving.queueing.pooled_prefill_ttft_s`)."""
         key = ("summary", pool, servers)
         if key not in self._curves:
             self._curve(pool)  # raises the reason a pool cannot run
@@ -322,8 +323,9 @@ class LoadedEvaluator(Evaluator):
         quantiles = list(dict.fromkeys([None, 0.5, 0.9, 0.99, *(q for q, _ in bounds)]))
         for rows in by_cols.values():
             stacked = LoadCurve(*(np.concatenate(x) for x in zip(*(_fields(c) for _, _, c in rows))))
-            scv = np.array([1.0 / n for _, n, _ in rows])[:, None]
-            ttft = {q: stacked.ttft_s(q, scv) for q in quantiles}
+            scv = np.array([arrival_scv(n // p.servers_per_replica, p.servers_per_replica) for p, n, _ in rows])
+            servers = np.array([n for _, n, _ in rows], dtype=np.float64)[:, None]  # a prefill pool's size
+            ttft = stacked.ttft(quantiles, scv[:, None], servers)
             for j, (p, n, curve) in enumerate(rows):
                 self._curves[("summary", p, n)] = _Summary.of(curve, {q: v[j] for q, v in ttft.items()}, bounds)
 
@@ -464,6 +466,22 @@ class _Summary:
         return float(np.interp(rate, self.rate, values))
 
 
+def arrival_scv(replicas: int, engines_per_replica: int) -> float:
+    """Squared coefficient of variation (SCV) of the arrival gaps the static model gives one engine of
+    an aggregated deployment, as the simulator routes requests. Round robin over replicas turns the
+    Poisson stream into Erlang-``replicas`` gaps (SCV ``1 / replicas``). Within a replica the ``pp``
+    engines take each request by least outstanding requests (vLLM's virtual engines): with counts
+    balanced that alternates like round robin over all ``replicas x pp`` engines (SCV ``1 / n``); with
+    the counts perturbed by decode completions it is a random 1-in-``pp`` split (SCV
+    ``1 / n + 1 - 1 / pp``). The gaps measured in the simulator are close to the random split (SCV
+    0.74-1.03 for PP2 and PP4), but the router also steers away from engines with a queued prompt,
+    which gaps alone do not express: the model takes the midpoint ``1 / n + (1 - 1 / pp) / 2``, an
+    empirical choice checked against the simulator for PP2 and PP4 at 50-80 % load
+    (``benchmarks/bench_plan.py --agreement``)."""
+    p = max(int(engines_per_replica), 1)
+    return 1.0 / (max(int(replicas), 1) * p) + 0.5 * (1.0 - 1.0 / p)
+
+
 def _build_curves(pools: list[_Pool], options: GraphOptions, runtime_name: str | None = None) -> list:
     """The operating curves of pools that share role, model, device, layout and dtypes (a string in
     place of a curve: why that pool cannot run)."""
@@ -506,7 +524,8 @@ def _fields(curve: LoadCurve) -> tuple:
     zeros = np.zeros_like(curve.service_s)
     return (curve.rate_rps, curve.batch, curve.tpot_s, curve.service_s, curve.rho, curve.residual_s, curve.valid,
             zeros if curve.shared_extra_s is None else curve.shared_extra_s,
-            zeros if curve.shared_probability is None else curve.shared_probability)
+            zeros if curve.before_last_s is None else curve.before_last_s,
+            np.full_like(zeros, np.nan) if curve.queue_service_s is None else curve.queue_service_s)
 
 
 def _afd_curves(pools: list[_Pool], model, device, prec: Precision, options: GraphOptions) -> list:

@@ -32,10 +32,29 @@ class Feedback:
 
 
 class Optimizer(ABC):
-    """Proposes configurations of ``space``; learns from feedback on them."""
+    """Proposes configurations of ``space``; learns from feedback on them.
 
+    A subclass registered with :func:`register` is reachable from a study file's ``optimizer:``
+    under its ``key``; ``options`` lists the ``optimizer.options`` it reads."""
+
+    #: the study-file name (``optimizer: <key>``); each key registered once
+    key: str = ""
+    #: the ``optimizer.options`` keys it reads
+    options_allowed: frozenset[str] = frozenset()
+    #: whether a study must give a ``budget`` (an optimizer that never runs out of trials)
+    needs_budget: bool = True
     #: whether ``tell`` changes what is asked next (grid and random search do not)
     needs_feedback: bool = True
+
+    @classmethod
+    def check(cls, n_objectives: int, params: list) -> str | None:
+        """Why this optimizer cannot search a study of ``n_objectives`` over ``params`` (None: it can)."""
+        return None
+
+    @classmethod
+    def default_batch(cls, params: list, chunk_size: int) -> int:
+        """Trials asked per round when the study does not say (16: a few rounds of feedback per budget)."""
+        return 16
 
     def __init__(self, space: Space, scoring: Scoring, seed: int = 0, options: dict | None = None) -> None:
         self.space = space
@@ -55,3 +74,14 @@ class Optimizer(ABC):
 
     def tell(self, trial: Trial, feedback: Feedback) -> None:
         """Feedback on a trial this optimizer asked (default: ignored)."""
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {}
+
+
+def register(cls: type[Optimizer]) -> type[Optimizer]:
+    """Class decorator: add ``cls`` under its ``key`` (each key once)."""
+    if not cls.key or cls.key in OPTIMIZERS:
+        raise ValueError(f"optimizer key {cls.key!r} missing or registered twice")
+    OPTIMIZERS[cls.key] = cls
+    return cls

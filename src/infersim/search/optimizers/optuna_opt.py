@@ -14,7 +14,7 @@ import warnings
 
 from ...errors import InfersimError
 from ..space import Categorical, FloatRange, IntRange, Param
-from .base import Feedback, Optimizer, Trial
+from .base import Feedback, Optimizer, Trial, register
 
 _BIG = 1e12  # stands in for an infinite violation (a metric the point did not produce)
 
@@ -33,8 +33,12 @@ def _constraints(trial) -> list[float]:
 
 
 class OptunaSearch(Optimizer):
-    def __init__(self, space, scoring, seed=0, options=None, *, sampler: str = "tpe") -> None:
+    """An Optuna sampler (``sampler``: the subclass's key unless given) asked and told trial by trial.
+    Importing this module does not import Optuna; constructing an optimizer does."""
+
+    def __init__(self, space, scoring, seed=0, options=None, *, sampler: str | None = None) -> None:
         super().__init__(space, scoring, seed, options)
+        sampler = sampler or self.key
         optuna = import_optuna()
         samplers = optuna.samplers
         # Optuna >= 5 takes constraints per trial (Trial.set_constraint); older ones via constraints_func
@@ -114,3 +118,41 @@ class OptunaSearch(Optimizer):
             elif violations:
                 trial.handle.set_user_attr("constraints", violations)
             self.study.tell(trial.handle, list(feedback.objectives))
+
+
+@register
+class TPESearch(OptunaSearch):
+    """Optuna's TPE (Bergstra et al., NeurIPS 2011), multivariate with groups by default."""
+
+    key = "tpe"
+    options_allowed = frozenset({"n_startup_trials", "multivariate"})
+
+
+@register
+class CmaEsSearch(OptunaSearch):
+    """Optuna's CMA-ES sampler (Hansen's CMA-ES through the ``cmaes`` package): one objective, numbers."""
+
+    key = "cmaes"
+    options_allowed = frozenset({"sigma0", "n_startup_trials"})
+
+    @classmethod
+    def check(cls, n_objectives: int, params: list) -> str | None:
+        if n_objectives > 1:
+            return "cmaes optimizes one objective; use nsga2 or tpe for several"
+        if not any(isinstance(p, (IntRange, FloatRange)) for p in params):
+            return "cmaes needs numeric (int/float) parameters; use tpe for categorical spaces"
+        return None
+
+    @classmethod
+    def default_batch(cls, params: list, chunk_size: int) -> int:
+        """One CMA-ES generation: population ``4 + floor(3 ln n)`` (Hansen's default)."""
+        n = sum(1 for p in params if isinstance(p, (IntRange, FloatRange)))
+        return 4 + int(3 * math.log(max(n, 1)))
+
+
+@register
+class NSGA2Search(OptunaSearch):
+    """Optuna's NSGA-II (Deb et al., IEEE TEC 2002) for several objectives."""
+
+    key = "nsga2"
+    options_allowed = frozenset({"population_size", "mutation_prob", "crossover_prob"})

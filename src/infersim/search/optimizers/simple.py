@@ -6,13 +6,23 @@ import itertools
 
 import numpy as np
 
-from .base import Optimizer, Trial
+from .base import Optimizer, Trial, register
 
 
-class GridSearch(Optimizer):
+class _Batched(Optimizer):
+    needs_feedback = False
+
+    @classmethod
+    def default_batch(cls, params, chunk_size: int) -> int:
+        return max(chunk_size, 256)  # no feedback to wait for: large rounds
+
+
+@register
+class GridSearch(_Batched):
     """Every grid point of the space once (see :mod:`infersim.search.space` for the grid of each type)."""
 
-    needs_feedback = False
+    key = "grid"
+    needs_budget = False
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -22,10 +32,11 @@ class GridSearch(Optimizer):
         return [self._trial(c) for c in itertools.islice(self._points, n)]
 
 
-class RandomSearch(Optimizer):
+@register
+class RandomSearch(_Batched):
     """Independent samples (log-uniform where a range is log-scaled) from a seeded generator."""
 
-    needs_feedback = False
+    key = "random"
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
