@@ -23,7 +23,7 @@ def test_validate_one_row_as_json_names_runtime_and_device_basis():
         / row["measured_output_tokens_per_s"]
     assert data["overall"]["mdape"] == abs(row["signed_error"])
     assert row["runtime"] and row["device_basis"]
-    assert set(data["groups"]) == {"device", "model", "precision", "shape", "scenario", "engine"}
+    assert set(data["groups"]) == {"split", "device", "model", "precision", "shape", "scenario", "engine"}
 
 
 def test_validate_table_output_and_csv_file(tmp_path):
