@@ -15,7 +15,12 @@ Usage::
     python benchmarks/bench_validate.py                  # the whole table (about a minute on 2 cores)
     python benchmarks/bench_validate.py --batches 8      # longer simulated runs (convergence check)
     python benchmarks/bench_validate.py --runtime none   # every row with the kernels-only runtime
-    python benchmarks/bench_validate.py --markdown       # the overall and by-device lines as Markdown
+    python benchmarks/bench_validate.py --markdown       # the summary as a Markdown table
+    python benchmarks/bench_validate.py --compare-runtimes   # every registered runtime over the table
+
+Every figure is printed for all rows and for each half of the table: rows are split by a
+hash of their id (``infersim.validation.score.split_of``) into a dev half, which modelling
+choices may look at, and a test half, reported and never tuned on.
 """
 
 from __future__ import annotations
@@ -23,50 +28,86 @@ from __future__ import annotations
 import argparse
 import time
 
+from infersim.validation.score import SPLITS, split_of
+
 
 def _pct(x: float, signed: bool = False) -> str:
     return f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%"
+
+
+def _stats(g: dict | None) -> str:
+    if g is None:
+        return f"{'':>4s} {'':>7s} {'':>7s} {'':>8s}"
+    return f"{g['rows']:4d} {_pct(g['mdape']):>7s} {_pct(g['p90_ape']):>7s} {_pct(g['median_signed_bias'], True):>8s}"
+
+
+def _summary_lines(report) -> list[tuple[str, str, dict, dict | None, dict | None]]:
+    """(grouping, value, all rows, dev half, test half) for the overall line and every group."""
+    halves = {h: {g["split"]: g for g in report.groups.get("split", [])}.get(h) for h in SPLITS}
+    lines = [("all", "all", report.overall, halves["dev"], halves["test"])]
+    for name, groups in report.groups.items():
+        if name == "split":
+            continue
+        by_half = {h: {str(g[name]): g for g in report.halves.get(h, {}).get(name, [])} for h in SPLITS}
+        lines.extend((name, str(g[name]), g, by_half["dev"].get(str(g[name])), by_half["test"].get(str(g[name])))
+                     for g in groups)
+    return lines
+
+
+def _print_summary(report, markdown: bool) -> None:
+    lines = _summary_lines(report)
+    if markdown:
+        print("\n| group | value | rows | MdAPE | p90 | bias | dev rows | dev MdAPE | dev p90 | dev bias "
+              "| test rows | test MdAPE | test p90 | test bias |\n|---|---|" + "---:|" * 12)
+        for name, value, *gs in lines:
+            cells = []
+            for g in gs:
+                cells += (["", "", "", ""] if g is None else
+                          [str(g["rows"]), _pct(g["mdape"]), _pct(g["p90_ape"]), _pct(g["median_signed_bias"], True)])
+            print(f"| {name} | {value} | " + " | ".join(cells) + " |")
+        return
+    print(f"\n{'':33s} {'all rows':^29s}   {'dev half':^29s}   {'test half':^29s}")
+    head = f"{'rows':>4s} {'MdAPE':>7s} {'p90':>7s} {'bias':>8s}"
+    print(f"{'group':10s} {'value':22s} {head}   {head}   {head}")
+    for name, value, a, d, t in lines:
+        print(f"{name:10s} {value:22s} {_stats(a)}   {_stats(d)}   {_stats(t)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=float, default=4.0, help="requests per replica in batch caps")
     ap.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table")
-    ap.add_argument("--runtime", default=None, help="replace every row's runtime (none, trtllm, vllm, vllm-v0, sglang)")
+    ap.add_argument("--runtime", default=None, help="replace every row's runtime (a registered runtime name)")
+    ap.add_argument("--compare-runtimes", action="store_true",
+                    help="run the table once per registered runtime and print each one's overall figures "
+                         "per half (the default runtime is the best on the dev half)")
     args = ap.parse_args()
 
+    from infersim.runtime import RUNTIMES
     from infersim.validation import RunSize, load_datasets, load_table
     from infersim.validation.score import run_validation
 
-    t0 = time.perf_counter()
     datasets = load_datasets()
     rows = load_table(datasets=datasets)
-    done = []
+    if args.compare_runtimes:
+        print(f"{'':10s} {'all rows':^29s}   {'dev half':^29s}   {'test half':^29s}")
+        head = f"{'rows':>4s} {'MdAPE':>7s} {'p90':>7s} {'bias':>8s}"
+        print(f"{'runtime':10s} {head}   {head}   {head}")
+        for name in sorted(RUNTIMES):
+            t0 = time.perf_counter()
+            report = run_validation(rows, datasets, RunSize(batches=args.batches), runtime=name)
+            _, _, a, d, t = _summary_lines(report)[0]
+            print(f"{name:10s} {_stats(a)}   {_stats(d)}   {_stats(t)}   ({time.perf_counter() - t0:.0f} s)")
+        return
 
-    def on_row(row) -> None:
-        done.append(time.perf_counter())
-
-    report = run_validation(rows, datasets, RunSize(batches=args.batches), on_row, runtime=args.runtime)
+    t0 = time.perf_counter()
+    report = run_validation(rows, datasets, RunSize(batches=args.batches), runtime=args.runtime)
     wall = time.perf_counter() - t0
-    print(f"{'row':44s} {'measured':>10s} {'predicted':>10s} {'error':>8s}  runtime / device basis")
+    print(f"{'row':44s} {'half':4s} {'measured':>10s} {'predicted':>10s} {'error':>8s}  runtime / device basis")
     for p in report.predictions:
-        print(f"{p.row.id:44s} {p.measured:10,.0f} {p.predicted_output_tokens_per_s:10,.0f} "
+        print(f"{p.row.id:44s} {split_of(p.row.id):4s} {p.measured:10,.0f} {p.predicted_output_tokens_per_s:10,.0f} "
               f"{_pct(p.signed_error, True):>8s}  {p.runtime} / {p.device_basis.split(';')[0]}")
-    lines = []
-    o = report.overall
-    lines.append(("all", "all", o))
-    for name, groups in report.groups.items():
-        lines.extend((name, str(g[name]), g) for g in groups)
-    if args.markdown:
-        print("\n| group | value | rows | MdAPE | p90 | bias |\n|---|---|---:|---:|---:|---:|")
-        for name, value, g in lines:
-            print(f"| {name} | {value} | {g['rows']} | {_pct(g['mdape'])} | {_pct(g['p90_ape'])} | "
-                  f"{_pct(g['median_signed_bias'], True)} |")
-    else:
-        print(f"\n{'group':10s} {'value':22s} {'rows':>4s} {'MdAPE':>7s} {'p90':>7s} {'bias':>8s}")
-        for name, value, g in lines:
-            print(f"{name:10s} {value:22s} {g['rows']:4d} {_pct(g['mdape']):>7s} {_pct(g['p90_ape']):>7s} "
-                  f"{_pct(g['median_signed_bias'], True):>8s}")
+    _print_summary(report, args.markdown)
     print(f"\n{len(rows)} rows in {wall:.1f} s wall (batches={args.batches}, runtime={args.runtime or 'per row'})")
 
 

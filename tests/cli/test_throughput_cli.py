@@ -48,9 +48,14 @@ def test_unknown_runtime_flag_is_one_line(command):
 
 
 def test_estimate_reports_its_runtime():
-    base = json.loads(run("estimate", "--json").output)
+    from infersim.runtime import DEFAULT_RUNTIME
+
+    default = json.loads(run("estimate", "--json").output)
+    base = json.loads(run("estimate", "--json", "--runtime", "none").output)
     with_rt = json.loads(run("estimate", "--json", "--runtime", "vllm").output)
+    assert default["runtime"] == DEFAULT_RUNTIME == "vllm"
     assert base["runtime"] == "none" and with_rt["runtime"] == "vllm"
+    assert default["tpot_s"] == with_rt["tpot_s"]
     assert with_rt["tpot_s"] > base["tpot_s"]  # host time per iteration
 
 

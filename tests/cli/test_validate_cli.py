@@ -23,7 +23,14 @@ def test_validate_one_row_as_json_names_runtime_and_device_basis():
         / row["measured_output_tokens_per_s"]
     assert data["overall"]["mdape"] == abs(row["signed_error"])
     assert row["runtime"] and row["device_basis"]
-    assert set(data["groups"]) == {"device", "model", "precision", "shape", "scenario", "engine"}
+    assert set(data["groups"]) == {"split", "device", "model", "precision", "shape", "scenario", "engine"}
+    # the row's half, and the same row kept by --split of that half and dropped by the other
+    from infersim.validation.score import split_of
+
+    assert row["split"] == split_of(ROW) and [g["split"] for g in data["groups"]["split"]] == [row["split"]]
+    other = "dev" if row["split"] == "test" else "test"
+    r = CliRunner().invoke(cli, ["validate", "--id", ROW, "--split", other, "--batches", "1"])
+    assert r.exit_code == 2 and "no validation row matches" in r.output and "--split" in r.output
 
 
 def test_validate_table_output_and_csv_file(tmp_path):

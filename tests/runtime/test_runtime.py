@@ -30,7 +30,8 @@ MODEL, DEVICE = "llama-3.1-8b", "h100-sxm"
 
 
 def offline(n: int, isl: int, osl: int, **top) -> dict:
-    data = {"name": "hand", "seed": 0, "model": MODEL, "hardware": DEVICE,
+    # kernels-only unless a case sets its runtime (the hand cases swap runtimes in by hand)
+    data = {"name": "hand", "seed": 0, "model": MODEL, "hardware": DEVICE, "runtime": "none",
             "workload": {"requests": n, "arrival": {"process": "offline"},
                          "input_tokens": {"dist": "fixed", "value": isl},
                          "output_tokens": {"dist": "fixed", "value": osl}}}

@@ -135,7 +135,8 @@ def test_runtime_host_time_lowers_capacity():
     cfg = {"model": "llama-3.1-8b", "device": "h100-sxm", "tp": 1, "replicas": 1, "max_batch": 256,
            "max_prefill_tokens": 2048}
     wl = {"input_tokens": 1024, "output_tokens": 128, "rate_rps": None}
-    base = LoadedEvaluator(EvaluatorContext(kind="loaded", workload=wl, slo=SLO)).evaluate([cfg]).outcome(0).metrics
+    base = LoadedEvaluator(EvaluatorContext(kind="loaded", workload=wl, slo=SLO, runtime="none")
+                           ).evaluate([cfg]).outcome(0).metrics
     for name in ("vllm", "sglang", "trtllm"):
         ctx = EvaluatorContext(kind="loaded", workload=wl, slo=SLO, runtime=name)
         m = LoadedEvaluator(ctx).evaluate([cfg]).outcome(0).metrics

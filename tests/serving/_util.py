@@ -16,6 +16,9 @@ BASE = {
     "seed": 7,
     "model": "llama-3.1-8b",
     "hardware": "h100-sxm",
+    # the serving tests check the scheduler and the cost model against the kernels-only oracle below,
+    # so they pin the kernels-only runtime (the default one adds engine host time; tests/runtime)
+    "runtime": "none",
     "scheduler": {"policy": "continuous"},
     "workload": {
         "requests": 50,

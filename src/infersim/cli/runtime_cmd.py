@@ -50,8 +50,10 @@ def runtimes_cmd(hardware: str = "h100-sxm", tp: int = 1, offline: bool = False,
     for col in ("runtime", "host per iteration", "overlap", "decode graphs", "scheduler defaults"):
         table.add_column(col)
     for r in rows:
-        host = (f"{r['host_fixed_s'] * 1e6:.1f} us + {r['host_per_seq_s'] * 1e6:.2f} us/seq"
-                if r["host_fixed_s"] or r["host_per_seq_s"] else "0")
+        parts = [(label, r[f"{key}_fixed_s"], r[f"{key}_per_seq_s"])
+                 for key, label in (("host", ""), ("schedule", " per scheduler call"), ("async", " asynchronous"))]
+        host = "; ".join(f"{fixed * 1e6:.1f} us + {per_seq * 1e6:.2f} us/seq{label}"
+                         for label, fixed, per_seq in parts if fixed or per_seq) or "0"
         graphs = _sizes(tuple(r["graph_sizes"])) + (", padded" if r["graph_padding"] and r["graph_sizes"] else "")
         s = r["scheduler_defaults"]
         tokens = s["max_num_batched_tokens"]

@@ -4,6 +4,7 @@
     infersim validate --device h100-sxm --model llama-2-70b --scenario Offline
     infersim validate --json                   # per row and grouped statistics as JSON
     infersim validate --runtime none           # every row with the kernels-only runtime
+    infersim validate --split test             # only the test half (never tuned on)
     infersim validate --csv my_table.csv --out results.csv
 """
 
@@ -28,6 +29,8 @@ from .options import check_runtime_flag, html_option, runtime_option, write_html
 @click.option("--scenario", "scenarios", multiple=True, type=click.Choice(["Offline", "Server"], case_sensitive=False),
               help="only Offline or Server rows")
 @click.option("--id", "ids", multiple=True, help="only the row with this id (repeatable)")
+@click.option("--split", "half", type=click.Choice(["dev", "test"]),
+              help="only one half of the table (rows split by a hash of their id; docs/validation.md)")
 @click.option("--batches", default=4.0, show_default=True, type=click.FloatRange(min=0.5),
               help="requests per simulated replica, in multiples of the row's batch cap")
 @runtime_option
@@ -35,7 +38,8 @@ from .options import check_runtime_flag, html_option, runtime_option, write_html
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="also write per-row results to this CSV")
 @html_option
 def validate_cmd(table_path: str | None = None, datasets_path: str | None = None, devices: tuple = (),
-                 models: tuple = (), scenarios: tuple = (), ids: tuple = (), batches: float = 4.0,
+                 models: tuple = (), scenarios: tuple = (), ids: tuple = (), half: str | None = None,
+                 batches: float = 4.0,
                  runtime: str | None = None, as_json: bool = False, out_path: str | None = None,
                  html_path: str | None = None) -> None:
     """Predict published system throughputs and compare: MdAPE, p90 and bias by group.
@@ -52,14 +56,16 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
     from ..errors import InfersimError
     from ..report.validation_view import render_validation, validation_csv
     from ..validation import RunSize, load_datasets, load_table, select
-    from ..validation.score import run_validation
+    from ..validation.score import run_validation, split_of
 
     runtime = check_runtime_flag(runtime)
     datasets = load_datasets(datasets_path)
     rows = select(load_table(table_path, datasets), device=devices, model=models,
                   scenario=[s.capitalize() for s in scenarios], ids=ids)
+    if half is not None:
+        rows = [r for r in rows if split_of(r.id) == half]
     if not rows:
-        raise InfersimError("no validation row matches the filters (--device, --model, --scenario, --id)")
+        raise InfersimError("no validation row matches the filters (--device, --model, --scenario, --id, --split)")
     size = RunSize(batches=batches)
     with Progress(TextColumn("[dim]validate[/dim] {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:

@@ -3,11 +3,17 @@
 A *runtime* is what a serving engine (TensorRT-LLM, vLLM, SGLang) adds to its kernels:
 
 * **Host time per iteration** (scheduling, input preparation, sampling bookkeeping,
-  output processing and detokenization): ``host_fixed_s + host_per_seq_s * seqs`` for a
-  step of ``seqs`` sequences. An engine that runs its CPU work one batch ahead of the
-  GPU (``overlap``: TensorRT-LLM's overlap scheduler, SGLang's zero-overhead scheduler,
-  after NanoFlow, Zhu et al., 2024) takes ``max(kernels, host)`` per step; one that
-  does not takes ``kernels + host``.
+  output processing and detokenization), three linear parts in the step's ``seqs``
+  sequences: ``host`` (``host_fixed_s + host_per_seq_s * seqs``) on every step,
+  ``schedule`` (``schedule_fixed_s + schedule_per_seq_s * seqs``) once per scheduler call,
+  so ``schedule / scheduler_steps`` per step (vLLM's multi-step scheduling runs
+  ``num_scheduler_steps`` decode steps per call), and ``async`` (``async_fixed_s +
+  async_per_seq_s * seqs``), work the CPU does while the GPU runs the next step (vLLM's
+  asynchronous output processor). An engine that runs all its CPU work one batch ahead of
+  the GPU (``overlap``: TensorRT-LLM's overlap scheduler, SGLang's zero-overhead
+  scheduler, after NanoFlow, Zhu et al., 2024) takes ``max(kernels, host + schedule/n +
+  async)`` per step; one that does not takes ``host + schedule/n + max(kernels, async)``
+  (one CPU thread does the serial part and then the asynchronous part while the GPU runs).
 * **CUDA graphs for decode**: decode-only steps of ``b`` sequences run the graph captured
   for the smallest captured size ``g >= b`` when the engine pads (``graph_padding``), so
   the step's kernels see ``g`` sequences (the padding slots have no context, so attention
@@ -24,15 +30,17 @@ Every runtime is a frozen dataclass registered once in :data:`RUNTIMES` under it
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
 from ..errors import InfersimError
 
-#: the runtime every command uses unless told otherwise (one line to change; see docs/runtime.md)
-DEFAULT_RUNTIME = "none"
+#: the runtime every command uses unless told otherwise: the registered runtime whose predictions
+#: match the dev half of the validation table best when every row runs it (MdAPE; `python
+#: benchmarks/bench_validate.py --compare-runtimes`; docs/runtime.md "The default runtime")
+DEFAULT_RUNTIME = "vllm"
 
 
 class UnknownRuntimeError(InfersimError):
@@ -77,10 +85,24 @@ class Runtime:
     overlap: bool = False
     graph_sizes: tuple[int, ...] = ()
     graph_padding: bool = False
+    #: host work once per scheduler call (spread over ``scheduler_steps`` steps)
+    schedule_fixed_s: float = 0.0
+    schedule_per_seq_s: float = 0.0
+    #: host work done while the GPU runs the next step (asynchronous output processing)
+    async_fixed_s: float = 0.0
+    async_per_seq_s: float = 0.0
+    #: decode steps per scheduler call (vLLM ``num_scheduler_steps``; 1: schedule every step)
+    scheduler_steps: int = 1
 
     def __post_init__(self) -> None:
-        if self.host_fixed_s < 0 or self.host_per_seq_s < 0:
+        times = (self.host_fixed_s, self.host_per_seq_s, self.schedule_fixed_s, self.schedule_per_seq_s,
+                 self.async_fixed_s, self.async_per_seq_s)
+        if min(times) < 0:
             raise InfersimError(f"runtime '{self.name}': host times must be >= 0")
+        if isinstance(self.scheduler_steps, bool) or not isinstance(self.scheduler_steps, int) \
+                or self.scheduler_steps < 1:
+            raise InfersimError(f"runtime '{self.name}': scheduler_steps must be an integer >= 1, "
+                                f"got {self.scheduler_steps!r}")
         if any(g < 1 for g in self.graph_sizes) or list(self.graph_sizes) != sorted(set(self.graph_sizes)):
             raise InfersimError(f"runtime '{self.name}': graph_sizes must be increasing positive integers")
 
@@ -88,19 +110,40 @@ class Runtime:
     @property
     def identity(self) -> bool:
         """True when the runtime changes no step time (the kernels-only model)."""
-        return self.host_fixed_s == 0 and self.host_per_seq_s == 0 and not (self.graph_padding and self.graph_sizes)
+        no_host = not any((self.host_fixed_s, self.host_per_seq_s, self.schedule_fixed_s, self.schedule_per_seq_s,
+                           self.async_fixed_s, self.async_per_seq_s))
+        return no_host and not (self.graph_padding and self.graph_sizes)
+
+    def serial_host_s(self, seqs):
+        """Host time on the step's critical path (scalar or numpy array of ``seqs``): every step's
+        ``host`` part plus the scheduler call's ``schedule`` part divided by ``scheduler_steps``."""
+        return (self.host_fixed_s + self.host_per_seq_s * seqs
+                + (self.schedule_fixed_s + self.schedule_per_seq_s * seqs) / self.scheduler_steps)
+
+    def async_host_s(self, seqs):
+        """Host time that runs while the GPU executes the next step (scalar or numpy array)."""
+        return self.async_fixed_s + self.async_per_seq_s * seqs
 
     def host_s(self, seqs: int) -> float:
-        """Host time of one iteration of ``seqs`` sequences: ``host_fixed_s + host_per_seq_s * seqs``."""
-        return self.host_fixed_s + self.host_per_seq_s * seqs
+        """All host time of one iteration of ``seqs`` sequences (serial and asynchronous parts)."""
+        return self.serial_host_s(seqs) + self.async_host_s(seqs)
 
     def step_time_s(self, kernel_s: float, seqs: int) -> float:
-        """Wall time of an iteration whose kernels take ``kernel_s``: ``max(kernel_s, host)`` when the
-        host work overlaps the GPU (one batch ahead), else ``kernel_s + host``."""
-        host = self.host_fixed_s + self.host_per_seq_s * seqs
+        """Wall time of an iteration whose kernels take ``kernel_s``: ``max(kernel_s, host)`` when all
+        host work overlaps the GPU (one batch ahead), else ``serial + max(kernel_s, async)``."""
+        serial = (self.host_fixed_s + self.host_per_seq_s * seqs
+                  + (self.schedule_fixed_s + self.schedule_per_seq_s * seqs) / self.scheduler_steps)
+        late = self.async_fixed_s + self.async_per_seq_s * seqs
         if self.overlap:
+            host = serial + late
             return kernel_s if kernel_s >= host else host
-        return kernel_s + host
+        return serial + (kernel_s if kernel_s >= late else late)
+
+    def with_scheduler_steps(self, steps: int | None) -> Runtime:
+        """This runtime scheduling once every ``steps`` decode steps (None or 1: every step)."""
+        if steps is None or steps == self.scheduler_steps:
+            return self
+        return replace(self, scheduler_steps=steps)
 
     def graph_batch(self, decode_seqs: int) -> int:
         """Sequences the kernels of a decode-only step of ``decode_seqs`` sequences process: the
@@ -119,8 +162,11 @@ class Runtime:
     def step_times_s(self, kernel_s: np.ndarray, seqs: np.ndarray) -> np.ndarray:
         """:meth:`step_time_s` of many steps at once (numpy arrays)."""
         kernel_s = np.asarray(kernel_s, dtype=np.float64)
-        host = self.host_fixed_s + self.host_per_seq_s * np.asarray(seqs, dtype=np.float64)
-        return np.maximum(kernel_s, host) if self.overlap else kernel_s + host
+        seqs = np.asarray(seqs, dtype=np.float64)
+        serial, late = self.serial_host_s(seqs), self.async_host_s(seqs)
+        if self.overlap:
+            return np.maximum(kernel_s, serial + late)
+        return serial + np.maximum(kernel_s, late)
 
     def graph_batches(self, decode_seqs: np.ndarray) -> np.ndarray:
         """:meth:`graph_batch` of many decode batch sizes at once (float array of whole numbers)."""
@@ -149,7 +195,10 @@ class Runtime:
     def describe(self) -> dict:
         """The runtime's numbers and their sources (for reports and ``--json``)."""
         return {"name": self.name, "title": self.title, "host_fixed_s": self.host_fixed_s,
-                "host_per_seq_s": self.host_per_seq_s, "overlap": self.overlap,
+                "host_per_seq_s": self.host_per_seq_s, "schedule_fixed_s": self.schedule_fixed_s,
+                "schedule_per_seq_s": self.schedule_per_seq_s, "async_fixed_s": self.async_fixed_s,
+                "async_per_seq_s": self.async_per_seq_s, "scheduler_steps": self.scheduler_steps,
+                "overlap": self.overlap,
                 "graph_sizes": list(self.graph_sizes), "graph_padding": self.graph_padding,
                 "sources": dict(self.sources)}
 

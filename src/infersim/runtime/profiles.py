@@ -1,4 +1,4 @@
-"""The registered runtimes: ``none`` (kernels only), ``trtllm``, ``vllm``, ``vllm-v0``, ``sglang``.
+"""The registered runtimes: ``none`` (kernels only), ``trtllm``, ``vllm``, ``vllm-v0``, ``vllm-v0.6``, ``sglang``.
 
 Every number carries its source in the class's ``sources``. Host times measured for one
 engine version are marked as such: engines change quickly, and ``infersim validate``
@@ -21,7 +21,14 @@ A line through the two batch sizes gives ``fixed + per_seq * b``:
   1.97049) / 56 = 0.100414 ms, fixed = 1.97049 - 8 * 0.100414 = 1.16718 ms;
 * schedule + prepare inputs only (vLLM V1 moves output processing and detokenization to a
   separate process, and samples on the GPU): per_seq = (2.11518 - 0.45830) / 56 = 0.029587 ms,
-  fixed = 0.45830 - 8 * 0.029587 = 0.22160 ms.
+  fixed = 0.45830 - 8 * 0.029587 = 0.22160 ms;
+* sampler alone: per_seq = (1.37026 - 0.88781) / 56 = 0.0086152 ms, fixed = 0.88781 - 8 *
+  0.0086152 = 0.81889 ms;
+* process model outputs alone: per_seq = (4.10826 - 0.62438) / 56 = 0.062212 ms, fixed =
+  0.62438 - 8 * 0.062212 = 0.12668 ms.
+
+The three parts add up to the four-phase line (0.22160 + 0.81889 + 0.12668 = 1.16717 ms,
+0.029587 + 0.0086152 + 0.062212 = 0.100414 ms per sequence).
 """
 
 from __future__ import annotations
@@ -114,6 +121,36 @@ class VLLMv0(Runtime):
     overlap: bool = False
     graph_sizes: tuple[int, ...] = _vllm_graph_sizes(256)
     graph_padding: bool = True
+
+
+@register
+@dataclass(frozen=True)
+class VLLMv06(VLLMv0):
+    """vLLM's V0 engine from 0.6.0 on: the asynchronous output processor and multi-step scheduling."""
+
+    name = "vllm-v0.6"
+    title = "vLLM V0 engine, 0.6.0 and later (async output processing, multi-step scheduling)"
+    sources = {
+        **VLLMv0.sources,
+        "schedule_fixed_s, schedule_per_seq_s": "schedule + prepare-inputs medians measured by Vidur (see module "
+                                                "docstring), once per scheduler call: multi-step scheduling "
+                                                "(--num-scheduler-steps n, vLLM 0.6.0, 2024-09-04) schedules and "
+                                                "prepares inputs once for n decode steps (vLLM blog 'vLLM v0.6.0: "
+                                                "2.7x Throughput Improvement and 5x Latency Reduction', 2024-09-05)",
+        "host_fixed_s, host_per_seq_s": "sampler medians measured by Vidur, on every step",
+        "async_fixed_s, async_per_seq_s": "process-model-outputs medians measured by Vidur, overlapped with the "
+                                          "next step's GPU work by the asynchronous output processor (vLLM PR "
+                                          "#7049, on by default from 0.6.0: disable_async_output_proc=False)",
+        "scheduler_steps": "1 (vLLM's default num_scheduler_steps); a scenario's scheduler.scheduler_steps "
+                           "sets the submission's value",
+    }
+
+    host_fixed_s: float = 0.81889e-3
+    host_per_seq_s: float = 0.0086152e-3
+    schedule_fixed_s: float = 0.22160e-3
+    schedule_per_seq_s: float = 0.029587e-3
+    async_fixed_s: float = 0.12668e-3
+    async_per_seq_s: float = 0.062212e-3
 
 
 #: SGLang's mem_fraction_static by TP size (python/sglang/srt/server_args.py, v0.4.x __post_init__)

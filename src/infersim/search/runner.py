@@ -112,7 +112,7 @@ def _stored(study: Study, store: ResultStore) -> Batch:
     if record is not None and record["namespace"] != study.namespace:
         raise ConfigError(study.origin, "name",
                           f"a study named '{study.name}' in {store.path} was evaluated with a different workload, "
-                          "SLOs or evaluator; give this study another name (or use another --db)")
+                          "SLOs, evaluator or serving runtime; give this study another name (or use another --db)")
     store.register_study(study.name, study.spec, study.scoring.to_dict(), study.namespace)
     names = list(dict.fromkeys([o.metric for o in study.scoring.objectives]
                                + [c.metric for c in study.scoring.constraints]))

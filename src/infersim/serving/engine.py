@@ -117,6 +117,7 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
         raise ConfigError(origin, "hardware", str(exc)) from None
     runtime = runtime.for_device(device.memory_bytes)
     sched = effective_scheduler(scenario, runtime, device.memory_bytes, device.name)
+    runtime = runtime.with_scheduler_steps(sched.scheduler_steps)
     if sched is not scenario.scheduler:
         scenario = scenario.model_copy(update={"scheduler": sched})
     p = scenario.parallelism

@@ -8,6 +8,7 @@ p90 = 90th percentile of |error| (linear interpolation), bias = median signed er
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .table import DatasetSpec, SystemMeasurement
 
 #: the groupings printed by ``infersim validate`` (column -> what it holds)
 GROUPINGS: dict[str, str] = {
+    "split": "dev half (modelling choices may look at it) or test half (reported, never tuned on)",
     "device": "catalog device",
     "model": "catalog model",
     "precision": "weights/activations/KV dtypes",
@@ -28,10 +30,22 @@ GROUPINGS: dict[str, str] = {
 }
 
 
+#: the two halves of the table (see :func:`split_of`)
+SPLITS = ("dev", "test")
+
+
+def split_of(row_id: str) -> str:
+    """The half a row belongs to, fixed by its id alone: ``dev`` when the first byte of the SHA-256 of
+    the id is even, else ``test``. Modelling choices (structure, the default runtime) may look at the
+    dev half; the test half is reported and never tuned on (issue 17's rule; docs/validation.md)."""
+    return SPLITS[hashlib.sha256(row_id.encode()).digest()[0] % 2]
+
+
 def columns_of(predictions: Sequence[RowPrediction]) -> dict[str, np.ndarray]:
     """The grouping columns and the measured throughput, one entry per prediction."""
     rows = [p.row for p in predictions]
     return {
+        "split": np.array([split_of(r.id) for r in rows], dtype=object),
         "device": np.array([r.device for r in rows], dtype=object),
         "model": np.array([r.model for r in rows], dtype=object),
         "precision": np.array([r.precision for r in rows], dtype=object),
@@ -47,13 +61,15 @@ class ValidationReport:
     predictions: list[RowPrediction]
     overall: dict
     groups: dict[str, list[dict]] = field(default_factory=dict)
+    #: the same groupings within each half: half -> grouping -> one dict per value
+    halves: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
 
     def rows_dict(self) -> list[dict]:
         out = []
         for p in self.predictions:
             r = p.row
             out.append({
-                "id": r.id, "round": r.round, "submitter": r.submitter, "device": r.device,
+                "id": r.id, "split": split_of(r.id), "round": r.round, "submitter": r.submitter, "device": r.device,
                 "device_count": r.device_count, "model": r.model, "tp": r.tp, "pp": r.pp, "ep": r.ep,
                 "replicas": r.replicas, "precision": r.precision, "shape": r.dataset, "scenario": r.scenario,
                 "engine": r.engine, "engine_version": r.engine_version,
@@ -67,11 +83,12 @@ class ValidationReport:
         return out
 
     def to_dict(self) -> dict:
-        return {"overall": self.overall, "groups": self.groups, "rows": self.rows_dict()}
+        return {"overall": self.overall, "groups": self.groups, "halves": self.halves, "rows": self.rows_dict()}
 
 
 def score(predictions: Sequence[RowPrediction], groupings: Sequence[str] = tuple(GROUPINGS)) -> ValidationReport:
-    """MdAPE, p90 |error| and median signed bias overall and per grouping."""
+    """MdAPE, p90 |error| and median signed bias overall and per grouping, and per grouping within
+    each half of :func:`split_of` (``halves``; a half's overall figures are its ``split`` group)."""
     from ..fidelity.metrics import summarize_groups
 
     predictions = list(predictions)
@@ -82,7 +99,13 @@ def score(predictions: Sequence[RowPrediction], groupings: Sequence[str] = tuple
     pred = np.array([p.predicted_output_tokens_per_s for p in predictions], dtype=np.float64)
     overall = summarize_groups(cols, pred, by=(), meas_column="measured")[0]
     groups = {g: summarize_groups(cols, pred, by=(g,), meas_column="measured") for g in groupings}
-    return ValidationReport(predictions, overall, groups)
+    halves: dict[str, dict[str, list[dict]]] = {}
+    for g in groupings:
+        if g == "split":
+            continue
+        for entry in summarize_groups(cols, pred, by=("split", g), meas_column="measured"):
+            halves.setdefault(str(entry.pop("split")), {}).setdefault(g, []).append(entry)
+    return ValidationReport(predictions, overall, groups, halves)
 
 
 def run_validation(rows: Sequence[SystemMeasurement], datasets: dict[str, DatasetSpec], size: RunSize = RunSize(),

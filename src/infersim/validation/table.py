@@ -78,6 +78,8 @@ class SystemMeasurement(_Strict):
     #: KV memory fraction as the engine defines it (TensorRT-LLM: of the memory free after the
     #: weights; vLLM / SGLang: of the whole device)
     kv_memory_fraction: float = Field(gt=0.0, le=1.0)
+    #: decode steps per scheduler call (vLLM num_scheduler_steps; optional column, default 1)
+    scheduler_steps: int = Field(1, ge=1, le=1024)
     ttft_p99_ms: float | None = Field(None, gt=0.0)
     tpot_p99_ms: float | None = Field(None, gt=0.0)
     measured_output_tokens_per_s: float = Field(gt=0.0)

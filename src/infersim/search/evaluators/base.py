@@ -47,8 +47,14 @@ class EvaluatorContext:
     def to_json(self) -> str:
         data = {"kind": self.kind, "options": self.options, "workload": self.workload, "slo": self.slo,
                 "target": self.target, "efficiency": self.efficiency}
-        if self.runtime is not None:  # studies without one keep the namespace they had before runtimes
-            data["runtime"] = self.runtime
+        from ...runtime import DEFAULT_RUNTIME
+
+        # the runtime the points are computed with: kernels-only studies keep the namespace they had
+        # before runtimes existed; a study without a runtime gets the default one's namespace (so a
+        # change of the default never reuses points computed under another runtime)
+        effective = self.runtime if self.runtime is not None else DEFAULT_RUNTIME
+        if effective != "none":
+            data["runtime"] = effective
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
