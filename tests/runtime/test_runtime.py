@@ -136,6 +136,26 @@ def test_graph_padding_is_exact():
     assert est.tpot_s == pytest.approx(sum(want) / 2, rel=1e-9)
 
 
+def test_runtime_step_times_pad_only_decode_only_scenarios():
+    # mixed scenarios: decode-only ones are costed at the captured size, the others as they are;
+    # each is checked against its own single-scenario costing (scenarios cost independently)
+    from infersim.perf.estimate import runtime_step_times, step_costs
+    from infersim.perf.parallel import Parallelism, Precision
+    from infersim.perf.shape import StepShape
+
+    rt = Runtime(graph_sizes=(1, 2, 4, 8, 16), graph_padding=True)
+    m, d, par, prec = get_model(MODEL), get_device(DEVICE), Parallelism(), Precision()
+    kw = dict(prefill_seqs=[0, 1, 0, 0], chunk=[0, 64, 0, 0], past=0, decode_seqs=[3, 3, 8, 5],
+              decode_context=[200, 200, 300, 400])
+    got = runtime_step_times(rt, m, d, par, prec, StepShape.uniform(m, **kw))[2]
+    for j, padded_seqs in enumerate([4, 3, 8, 8]):
+        one = StepShape.uniform(m, **{k: (v[j] if isinstance(v, list) else v) for k, v in kw.items()})
+        if kw["prefill_seqs"][j] == 0:
+            one = one.padded_decodes(np.array([padded_seqs], dtype=np.float64))
+        want = step_costs(m, d, par, prec, one)[1].step_time_s[0]
+        assert got[j] == pytest.approx(want, rel=1e-12)
+
+
 def test_offline_throughput_is_output_tokens_over_makespan():
     # 4 requests of 16 / 5 at t = 0 on the kernels-only runtime: one prefill step of 4 prompts,
     # then decode steps at contexts 17..20 (the cost model's public step time, by hand)

@@ -133,8 +133,10 @@ def runtime_step_times(runtime: Runtime | None, model: ModelConfig, device: Devi
     kernel = costs.step_time_s
     if runtime.graph_padding and runtime.graph_sizes:
         padded = shape.padded_decodes(runtime.graph_batches(shape.decode_seqs))
-        if not np.array_equal(padded.decode_seqs, shape.decode_seqs):
-            kernel = step_costs(model, device, par, prec, padded, options)[1].step_time_s
+        changed = padded.decode_seqs != shape.decode_seqs
+        if changed.any():  # re-cost only the scenarios the padding changed (scenarios cost independently)
+            kernel = kernel.copy()
+            kernel[changed] = step_costs(model, device, par, prec, padded.take(changed), options)[1].step_time_s
     return table, costs, runtime.step_times_s(kernel, shape.prefill_seqs + shape.decode_seqs)
 
 

@@ -75,6 +75,17 @@ class StepShape:
         pad = np.where(self.prefill_tokens == 0, np.asarray(decode_seqs, dtype=np.float64), self.decode_seqs)
         return StepShape(self.prefill_tokens, self.prefill_seqs, pad, self.attention)
 
+    def take(self, index: np.ndarray) -> "StepShape":
+        """The scenarios at ``index`` (integer or boolean), in that order."""
+        extra = self.extra_logit_tokens
+        return StepShape(
+            self.prefill_tokens[index], self.prefill_seqs[index], self.decode_seqs[index],
+            {w: AttentionLoad(a.prefill_pairs[index], a.prefill_rect_pairs[index],
+                              a.prefill_kv_read_tokens[index], a.decode_pairs[index])
+             for w, a in self.attention.items()},
+            extra[index] if isinstance(extra, np.ndarray) and extra.ndim else extra,
+        )
+
     @property
     def tokens(self) -> np.ndarray:
         return self.prefill_tokens + self.decode_seqs
