@@ -14,6 +14,8 @@ from ..errors import ConfigError
 #: peak bytes per simulated request (benchmarks/bench_memory.py): simulate 3,444; pipeline 40,891
 SIMULATE_BYTES_PER_REQUEST = 3_500
 PIPELINE_BYTES_PER_REQUEST = 41_000
+#: a streamed simulate (infersim.serving.streaming) keeps the workload's arrays and the requests in flight
+STREAM_BYTES_PER_REQUEST = 200
 MARGIN = 1.5
 
 
