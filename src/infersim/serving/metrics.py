@@ -35,7 +35,7 @@ from itertools import chain
 import numpy as np
 
 from .engine import SimulationResult
-from .replica import StepLog
+from .replica import Records, StepLog
 
 PERCENTILES = (50.0, 90.0, 99.0)
 _NAN = float("nan")
@@ -94,7 +94,7 @@ def expand_steps(steps: StepLog, n_windows: int, block_size: int) -> dict[str, n
     swap = np.zeros(n)
     preempted = np.zeros(n, dtype=np.int32)
     if steps.pieces:  # decode-run times: m steps with durations a + c i from start t
-        a = np.array(steps.pieces, dtype=np.float64)
+        a = _as_array(steps.pieces, 5)
         m = a[:, 1].astype(np.int64)
         piece = np.repeat(np.arange(m.size), m)
         i = (np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)).astype(np.float64)
@@ -105,7 +105,7 @@ def expand_steps(steps: StepLog, n_windows: int, block_size: int) -> dict[str, n
         del a, m, piece, i, idx, c
     gap[:] = duration
     if steps.singles:
-        a = np.array(steps.singles, dtype=np.float64)
+        a = _as_array(steps.singles, 11 + 4 * n_windows)
         idx = a[:, 0].astype(np.int64)
         start[idx] = a[:, 1]
         duration[idx] = a[:, 2]
@@ -120,12 +120,12 @@ def expand_steps(steps: StepLog, n_windows: int, block_size: int) -> dict[str, n
         loads[idx] = a[:, 11:]
         del a
     if steps.runs:
-        a = np.array(steps.runs, dtype=np.float64)
+        a = _as_array(steps.runs, 8)
         first = a[:, 0].astype(np.int64)
         k = a[:, 1].astype(np.int64)
         b = a[:, 2].astype(np.int64)
         clock0 = a[:, 5].astype(np.int64)
-        cnt = np.array(steps.run_cnts, dtype=np.int32).reshape(len(steps.runs), block_size)
+        cnt = _as_array(steps.run_cnts, block_size, np.int32)
         run = np.repeat(np.arange(len(steps.runs)), k)
         offsets = np.cumsum(k) - k
         j = np.arange(int(k.sum())) - np.repeat(offsets, k)
@@ -194,9 +194,12 @@ def iterations(result: SimulationResult, with_work: bool = True, detail: bool = 
     return out
 
 
-def _as_array(records: list[tuple], width: int, dtype=np.float64) -> np.ndarray:
+def _as_array(records, width: int, dtype=np.float64) -> np.ndarray:
+    """(records, width) array of a :class:`~infersim.serving.replica.Records` (or a list of tuples)."""
     if not records:
         return np.zeros((0, width), dtype=dtype)
+    if isinstance(records, Records):
+        return np.frombuffer(records, dtype=records.typecode).reshape(-1, width).astype(dtype)
     return np.fromiter(chain.from_iterable(records), dtype=dtype, count=len(records) * width).reshape(-1, width)
 
 

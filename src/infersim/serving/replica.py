@@ -99,10 +99,42 @@ class RequestLog:
         self.prefix_hit_tokens = [0] * n
 
 
+class Records(array):
+    """Fixed-width records stored flat in a typed array: 8 (or 4) bytes a value instead of a tuple
+    of Python objects (a decode run of a pipeline engine is often only a few steps long, so a
+    long run has millions of them). ``append(record)`` adds one (C speed: it is
+    ``array.extend``), ``len()`` counts records, ``records[i]`` reads one back as a tuple."""
+
+    def __new__(cls, typecode: str, width: int):
+        self = super().__new__(cls, typecode)
+        self.width = width
+        return self
+
+    append = array.extend
+
+    def __len__(self) -> int:
+        return array.__len__(self) // self.width
+
+    def __getitem__(self, i: int) -> tuple:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("record index out of range")
+        w = self.width
+        return tuple(array.__getitem__(self, slice(i * w, (i + 1) * w)))
+
+    def last(self, field: int):
+        """Field ``field`` of the last record."""
+        return array.__getitem__(self, array.__len__(self) - self.width + field)
+
+    def set_last(self, field: int, value) -> None:
+        array.__setitem__(self, array.__len__(self) - self.width + field, value)
+
+
 class StepLog:
     """Per-step records of one replica, kept compact (expanded by :func:`infersim.serving.metrics.iterations`).
 
-    * ``singles``: steps decided one at a time, as flat tuples ``(step, start_s, duration_s,
+    * ``singles``: steps decided one at a time, as records ``(step, start_s, duration_s,
       prefill_tokens, prefill_seqs, decode_seqs, kv_blocks_used, itl_weight, itl_gap_s, swap_s,
       preempted, *loads)`` with ``loads`` = (pairs, rect pairs, prefill KV tokens, decode pairs)
       per window.
@@ -110,20 +142,26 @@ class StepLog:
       at start, first step's itl gap, first step's itl weight)``, the residue counts that give each
       step's new KV blocks (``run_cnts``), and their times as ``pieces`` ``(first step, m, start_s,
       a, c)``: ``m`` steps whose durations are ``a + c * i`` (one linear piece of the decode line).
+      A run that continues the previous one exactly (same batch, no step between, nothing new in
+      its first step) extends that record instead of adding one.
     * ``batches``: static-batching decode phases ``(first step, k, batch, first decode pairs,
       kv_blocks_used, itl weights, loads or None, starts, durations)``.
     * ``gaps_s``: inter-token gaps of single tokens: a request's first decode after its prefill, its
       first token after a recompute or a swap-in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, n_windows: int = 1, block_size: int = 16) -> None:
         self.n_steps = 0
-        self.singles: list[tuple] = []
-        self.runs: list[tuple] = []
-        self.run_cnts: list[tuple] = []
-        self.pieces: list[tuple] = []
+        self.singles = Records("d", 11 + 4 * n_windows)
+        self.runs = Records("d", 8)
+        self.run_cnts = Records("i", block_size)
+        self.pieces = Records("d", 5)
         self.batches: list[tuple] = []
         self.gaps_s = array("d")
+
+    def empty(self) -> "StepLog":
+        """A new, empty log of the same shape."""
+        return StepLog((self.singles.width - 11) // 4, self.run_cnts.width)
 
 
 def steps_before(t: float, a: float, c: float, horizon: float, n: int) -> int:
@@ -160,7 +198,7 @@ class Replica:
         self.kv = kv
         self.bs = kv.block_size
         self.log = log
-        self.steps = StepLog()
+        self.steps = StepLog(len(cost.windows), kv.block_size)
         self.max_num_seqs = max_num_seqs
         self.token_budget = token_budget
         self.recompute = preemption == "recompute"
@@ -172,6 +210,7 @@ class Replica:
         # then matters to a decode run only if it could join the next step (see decode_run)
         self.state_private = False
         self.static_batch: list | None = None  # the batch a static-batching scheduler is running
+        self._run_end_used = -1  # KV blocks in use at the end of the last decode run
 
         self.t = 0.0  # end of the last step = start of the next one when there is work
         self.clock = 0  # decode steps executed (a prefill-only step does not count)
@@ -574,8 +613,17 @@ class Replica:
             steps.gaps_s.append(end0 - emitted)
         fresh.clear()
         self.last_decode_end = t
-        steps.runs.append((first, j, b, x0, kv.total_blocks - kv.free - kv.evictable, clock0, gap0, regular))
-        steps.run_cnts.append(tuple(cnt))
+        used_before = kv.total_blocks - kv.free - kv.evictable
+        runs = steps.runs
+        if (runs and regular == b and gap0 == a0 and runs.last(2) == b
+                and runs.last(0) + runs.last(1) == first and runs.last(5) + runs.last(1) == clock0
+                and runs.last(3) + b * runs.last(1) == x0 and self._run_end_used == used_before
+                and steps.run_cnts[-1] == tuple(cnt)):
+            runs.set_last(1, runs.last(1) + j)  # the same batch going on: one longer run
+        else:
+            runs.append((first, j, b, x0, used_before, clock0, gap0, regular))
+            steps.run_cnts.append(cnt)
+        self._run_end_used = used_before + need
         kv.allocate(need)
         self.t = t
         self.clock = clock0 + j

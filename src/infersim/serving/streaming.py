@@ -53,7 +53,6 @@ from .engine import simulate
 from .metrics import (_PER_REQUEST, Summary, _pcts, add_step_totals, new_step_totals, request_metrics, slo_meets,
                       slo_values, summary_from)
 from .outputs import REQUEST_COLUMNS, summary_json, write_request_rows
-from .replica import StepLog
 from .scenario import Scenario
 from .workload import Workload
 
@@ -248,7 +247,7 @@ class RequestSink:
         ``issued`` is None: the run is over) and the engines' steps so far."""
         bs = self.scenario.scheduler.block_size
         for e in engines:
-            steps, e.steps = e.steps, StepLog()
+            steps, e.steps = e.steps, e.steps.empty()
             values, weights = [], []
             add_step_totals(self.totals, steps, e.cost, bs, values, weights)
             for v, w in zip(values, weights):
