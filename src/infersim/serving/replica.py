@@ -608,7 +608,9 @@ class Replica:
         fresh = self.fresh
         end0 = self.t + a0
         regular = b - len(fresh)
-        gap0 = end0 - self.last_decode_end if regular else a0
+        # the gap since the batch's last token: the step's own duration when that token came at the
+        # end of the step just before (the same number, without the rounding of end0 - t)
+        gap0 = a0 if not regular or self.last_decode_end == self.t else end0 - self.last_decode_end
         for emitted in fresh.values():
             steps.gaps_s.append(end0 - emitted)
         fresh.clear()
