@@ -94,11 +94,12 @@ def expand_steps(steps: StepLog, n_windows: int, block_size: int) -> dict[str, n
     swap = np.zeros(n)
     preempted = np.zeros(n, dtype=np.int32)
     if steps.pieces:  # decode-run times: m steps with durations a + c i from start t
-        a = _as_array(steps.pieces, 5)
+        a = _as_array(steps.pieces, 6)
         m = a[:, 1].astype(np.int64)
         piece = np.repeat(np.arange(m.size), m)
         i = (np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)).astype(np.float64)
         idx = a[piece, 0].astype(np.int64) + i.astype(np.int64)
+        i += a[piece, 5]  # the index on the piece's line
         c = a[piece, 4]
         duration[idx] = a[piece, 3] + c * i
         start[idx] = a[piece, 2] + i * a[piece, 3] + c * (i * (i - 1) / 2)
@@ -254,13 +255,14 @@ def add_step_totals(totals: dict, steps: StepLog, cost, bs: int, values: list, w
             weights.append(s[:, 7])
         if steps.runs:
             r = _as_array(steps.runs, 8)
-            p = _as_array(steps.pieces, 5)
+            p = _as_array(steps.pieces, 6)
             cnt = _as_array(steps.run_cnts, bs, np.int32)
             k = r[:, 1].astype(np.int64)
             b = r[:, 2].astype(np.int64)
             # durations of the run steps, in step order (pieces subdivide runs, both in order)
             m = p[:, 1].astype(np.int64)
             i = np.arange(int(m.sum()), dtype=np.float64) - np.repeat((np.cumsum(m) - m).astype(np.float64), m)
+            i += np.repeat(p[:, 5], m)  # the index on the piece's line
             d = np.repeat(p[:, 3], m) + np.repeat(p[:, 4], m) * i
             del i
             # KV blocks in use at each run step: the blocks before the run plus what its steps took

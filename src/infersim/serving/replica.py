@@ -141,7 +141,9 @@ class StepLog:
     * ``runs``: decode runs ``(first step, k, batch, first decode pairs, kv_blocks_used before, clock
       at start, first step's itl gap, first step's itl weight)``, the residue counts that give each
       step's new KV blocks (``run_cnts``), and their times as ``pieces`` ``(first step, m, start_s,
-      a, c)``: ``m`` steps whose durations are ``a + c * i`` (one linear piece of the decode line).
+      a, c, i0)``: ``m`` steps whose durations are ``a + c * i`` for ``i = i0, i0 + 1, ...``, starting
+      at ``start_s + i a + c i (i - 1) / 2`` (one linear piece of the decode line; ``i0`` > 0 when
+      the piece began in a stretch of the log already drained).
       A run that continues the previous one exactly (same batch, no step between, nothing new in
       its first step) extends that record instead of adding one.
     * ``batches``: static-batching decode phases ``(first step, k, batch, first decode pairs,
@@ -155,7 +157,7 @@ class StepLog:
         self.singles = Records("d", 11 + 4 * n_windows)
         self.runs = Records("d", 8)
         self.run_cnts = Records("i", block_size)
-        self.pieces = Records("d", 5)
+        self.pieces = Records("d", 6)
         self.batches: list[tuple] = []
         self.gaps_s = array("d")
 
@@ -211,6 +213,7 @@ class Replica:
         self.state_private = False
         self.static_batch: list | None = None  # the batch a static-batching scheduler is running
         self._run_end_used = -1  # KV blocks in use at the end of the last decode run
+        self._piece_end = None  # (next step, batch, decode pairs, time, line piece) after the last run
 
         self.t = 0.0  # end of the last step = start of the next one when there is work
         self.clock = 0  # decode steps executed (a prefill-only step does not count)
@@ -577,6 +580,29 @@ class Replica:
         x_lo, x_hi, f_lo, slope = segs[i]
         j = 0
         a0 = -1.0
+        anchor = None  # (start, a, c, steps) of the line piece the last steps ran on
+        pe = self._piece_end
+        if pe is not None and pe[1:5] == (b, x, t, i) and x <= x_hi:  # no step since (t, x would differ)
+            # the batch goes on exactly where the last run stopped (cut by a horizon), on the same
+            # linear piece: its times are still counted from that piece's start (the log extends
+            # the piece's record, or adds one with that offset), so that a run cut into many calls
+            # keeps one record and every step's time is the closed form the log expands
+            t0, a, c, m0 = pe[5]
+            n = min(k, int((x_hi - x) // b) + 1)
+            m = n if horizon == math.inf else steps_before(t0, a, c, horizon, m0 + n) - m0
+            if m > 0:
+                if pe[6] is pieces and pieces:
+                    pieces.set_last(1, pieces.last(1) + m)
+                else:
+                    pieces.append((first, m, t0, a, c, m0))
+                a0 = a + c * m0
+                total = m0 + m
+                anchor = (t0, a, c, total)
+                t = t0 + total * a + c * (total * (total - 1) / 2)
+                x += b * m
+                j = m
+                if m < n:
+                    k = j  # cut by the horizon: no further piece
         while j < k:
             while x > x_hi:  # the linear piece of the decode line that holds this step's decode pairs
                 i += 1
@@ -589,7 +615,8 @@ class Replica:
             m = n if horizon == math.inf else steps_before(t, a, c, horizon, n)
             if m == 0:
                 break
-            pieces.append((first + j, m, t, a, c))
+            pieces.append((first + j, m, t, a, c, 0))
+            anchor = (t, a, c, m)
             if a0 < 0:
                 a0 = a
             t = t + m * a + c * (m * (m - 1) / 2)
@@ -598,6 +625,7 @@ class Replica:
             if m < n:
                 break
         steps.n_steps = first + j
+        self._piece_end = (first + j, b, x, t, i, anchor, pieces)
         bs = self.bs
         cnt = self.cnt
         # blocks the j steps took: b per full cycle of bs steps, plus the residues of the rest
