@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -104,24 +105,44 @@ def test_calibrate_writes_a_device_file_estimate_accepts(tmp_path):
     assert scores["gemm"]["mdape"] < 0.04
 
 
-@needs_scipy
-def test_profile_calibrate_fidelity_loop_on_the_tiny_cpu_grid(tmp_path):
+#: the tiny CPU grid measured once (infersim profile --grid tiny --repeats 7 --warmup 2 --threads 1 on the
+#: 2-core development VM, 2026-12-05) and kept: the fit is tested on fixed numbers, not on the live timings
+#: of whatever machine runs the tests (benchmarks/bench_cpu_loop.py measures and prints the live loop)
+CPU_TINY = SAMPLE.parent / "cpu-tiny.parquet"
+CPU_TINY_DEVICE = SAMPLE.parent / "cpu-tiny-device.yaml"
+
+
+def test_profile_writes_measurements_and_a_device_file(tmp_path):
+    """The live part: the profiler runs and writes what calibrate reads (its timings are not judged)."""
+    from infersim.fidelity.measurements import load_measurements
+    from infersim.hardware.catalog import load_hardware_file
+
     data = tmp_path / "local.parquet"
-    threads = ["--threads", "1"] if HAVE_THREADPOOLCTL else []  # repeatable timings on a busy box
-    res = run("profile", "-o", data, "--grid", "tiny", "--repeats", "3", "--warmup", "1", "--quiet", *threads)
+    threads = ["--threads", "1"] if HAVE_THREADPOOLCTL else []
+    res = run("profile", "-o", data, "--grid", "tiny", "--repeats", "1", "--warmup", "0", "--quiet", *threads)
     assert res.exit_code == 0, res.output
-    spec = tmp_path / "local-device.yaml"
-    assert data.is_file() and spec.is_file()
+    recorded = load_measurements(CPU_TINY)
+    table = load_measurements(data)
+    assert table.num_rows == recorded.num_rows and table.column_names == recorded.column_names
+    latency = np.array(table.column("latency_s").to_pylist())
+    assert np.isfinite(latency).all() and (latency > 0).all()
+    device = load_hardware_file(tmp_path / "local-device.yaml")
+    assert device.memory_bandwidth_bytes_per_s > 0
+
+
+@needs_scipy
+def test_calibrate_fidelity_loop_on_recorded_cpu_measurements(tmp_path):
+    data, spec = CPU_TINY, CPU_TINY_DEVICE
     cal = tmp_path / "local-calibrated.yaml"
     res = run("calibrate", "--measurements", data, "--hardware", spec, "-o", cal, "--quiet")
     assert res.exit_code == 0, res.output
     res = run("fidelity", "--measurements", data, "--hardware", spec, "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
-    pooled = {s["mode"]: s for s in report["scores"] if s["family"] == "all"}
+    pooled = {s["mode"]: s for s in report["scores"] if s["family"] == "all"}  # the validation split
     assert pooled["calibrated"]["rows"] >= 10
     # the issue's target is 15% (met on the `small` grid, see README); a tiny grid timed on a shared
-    # 2-core CI machine is noisier, so CI asserts a looser bound
+    # 2-core VM is noisier: 25.0% on this recording (analytical: 71.7%)
     assert pooled["calibrated"]["mdape"] <= 0.30, pooled
     assert pooled["calibrated"]["mdape"] < pooled["analytical"]["mdape"]
     # the calibrated file evaluates without refitting

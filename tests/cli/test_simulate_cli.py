@@ -121,3 +121,21 @@ def test_bad_scenario_names_file_and_key(tmp_path):
     assert r.exit_code == 2
     flat = " ".join(r.output.split())
     assert "bad.yaml" in flat and "scheduler.budget" in flat and "unknown key" in flat
+
+
+def test_simulate_stream_writes_the_in_memory_requests_and_summary(scenario_file, tmp_path):
+    mem, streamed = tmp_path / "mem", tmp_path / "streamed"
+    assert run("simulate", str(scenario_file), "--out", str(mem)).exit_code == 0
+    r = run("simulate", str(scenario_file), "--stream", "--out", str(streamed), "--json")
+    assert r.exit_code == 0, r.output
+    assert (streamed / "requests.csv").read_bytes() == (mem / "requests.csv").read_bytes()
+    assert not (streamed / "iterations.csv").exists()
+    a, b = json.loads((mem / "summary.json").read_text()), json.loads(r.output)
+    for key in ("requests", "completed", "ttft_s", "tpot_s", "e2e_s", "queue_s", "slo_attainment", "iterations"):
+        assert a[key] == b[key], key
+    assert b["itl_s"]["p90"] == a["itl_s"]["p90"]
+
+
+def test_simulate_stream_refuses_html_in_one_line(tmp_path):
+    r = CliRunner().invoke(cli, ["simulate", "-n", "20", "--stream", "--html", str(tmp_path / "x.html")])
+    assert r.exit_code != 0 and "--html" in r.output and "Traceback" not in r.output

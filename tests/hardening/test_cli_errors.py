@@ -84,3 +84,14 @@ def test_summary_json_is_the_same_bytes_on_every_run(tmp_path):
         outs.append((out / "summary.json").read_bytes())
     assert outs[0] == outs[1]
     assert "wall_s" not in json.loads(outs[0])
+
+
+@pytest.mark.parametrize("value", ["-50", "1", "many"])
+def test_an_option_the_sampler_refuses_is_one_line(tmp_path, value):
+    # found by benchmarks/fuzz_inputs.py (a negated population_size): optuna's ValueError escaped
+    study = tmp_path / "s.yaml"
+    study.write_text((EXAMPLES / "studies" / "h100-budget-nsga2.yaml").read_text()
+                     .replace("options: {population_size: 50}", f"options: {{population_size: {value}}}"))
+    line = one_error_line(run(["search", str(study), "--budget", "2", "--workers", "1",
+                               "--db", str(tmp_path / "r.duckdb"), "--no-progress"]))
+    assert "optimizer.options" in line

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from infersim.search.pareto import dominates, pareto_mask, pareto_ranks
 
@@ -59,3 +60,34 @@ def test_bad_input():
     with pytest.raises(ValueError):
         pareto_mask([[1, 2]], ["min", "up"])
     assert pareto_mask(np.empty((0, 2)), ["min", "min"]).size == 0
+
+
+def brute_ranks(values, directions):
+    """Front numbers by the definition, O(n^2) per front: peel the points no remaining point dominates."""
+    signs = np.array([1.0 if d == "min" else -1.0 for d in directions])
+    x = np.asarray(values, dtype=float) * signs
+    le = (x[:, None, :] <= x[None, :, :]).all(axis=2)
+    lt = (x[:, None, :] < x[None, :, :]).any(axis=2)
+    dom = le & lt  # dom[j, i]: j dominates i
+    ranks = np.full(len(x), -1)
+    remaining = np.ones(len(x), dtype=bool)
+    rank = 0
+    while remaining.any():
+        front = remaining & ~(dom & remaining[:, None]).any(axis=0)
+        ranks[front] = rank
+        remaining &= ~front
+        rank += 1
+    return ranks
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), k=st.integers(2, 5), n=st.integers(0, 80), levels=st.sampled_from([2, 4, 1000]))
+def test_ranks_match_the_definition_on_random_points(data, k, n, levels):
+    """Fast sorts (two objectives: O(n log n); three or more: ENS-BS) against the O(n^2)
+    definition, on random points with many ties (few levels) or almost none."""
+    values = np.array(data.draw(st.lists(st.lists(st.integers(0, levels - 1), min_size=k, max_size=k),
+                                         min_size=n, max_size=n)), dtype=float).reshape(n, k)
+    directions = data.draw(st.lists(st.sampled_from(["min", "max"]), min_size=k, max_size=k))
+    expected = brute_ranks(values, directions)
+    assert np.array_equal(pareto_ranks(values, directions), expected)
+    assert np.array_equal(pareto_mask(values, directions), expected == 0)

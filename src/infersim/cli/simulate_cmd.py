@@ -70,6 +70,9 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
               help="write requests.csv, iterations.csv, trace.json (Chrome/Perfetto) and summary.json here")
 @click.option("--trace-limit", default=200_000, show_default=True, type=click.IntRange(min=0),
               help="iterations written to trace.json")
+@click.option("--stream/--in-memory", "stream", default=None,
+              help="stream per-request records to disk in chunks (bounded memory; no iterations.csv, trace.json "
+                   "or --html); default: stream above 1,000,000 requests")
 @transform_option
 @runtime_option
 @html_option
@@ -77,7 +80,7 @@ def apply_run_options(sc, requests: int | None, rate: float | None, seed: int | 
 def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate: float | None = None,
                  seed: int | None = None, as_json: bool = False, out_dir: str | None = None,
                  trace_limit: int = 200_000, transforms: tuple = (), runtime: str | None = None,
-                 html_path: str | None = None, efficiency: str | None = None) -> None:
+                 html_path: str | None = None, efficiency: str | None = None, stream: bool | None = None) -> None:
     """Simulate serving a workload: tail latency, throughput, goodput.
 
     SCENARIO is a scenario YAML (see examples/scenarios/). Without it, runs the built-in
@@ -90,6 +93,13 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
     from ..serving.outputs import json_safe, summary_json, write_outputs
 
     sc = _load(scenario, requests, rate, seed, transforms, runtime, efficiency)
+    if stream is None:
+        from ..serving.streaming import STREAM_ABOVE
+
+        stream = (sc.workload.requests or 0) > STREAM_ABOVE
+    if stream:
+        _simulate_streamed(sc, as_json, out_dir, html_path)
+        return
     result = simulate(sc)
     it = iterations(result, detail=bool(out_dir))
     summary = summarize(result, it)
@@ -108,6 +118,24 @@ def simulate_cmd(scenario: str | None = None, requests: int | None = None, rate:
         render_summary(summary, console)
         if out_dir:
             console.print(f"[dim]wrote requests.csv, iterations.csv, trace.json, summary.json to {out_dir}[/dim]")
+
+
+def _simulate_streamed(sc, as_json: bool, out_dir: str | None, html_path: str | None) -> None:
+    from ..errors import InfersimError
+    from ..report.serving_view import render_summary
+    from ..serving.outputs import summary_json
+    from ..serving.streaming import simulate_streaming
+
+    if html_path:
+        raise InfersimError("--html needs the per-request arrays in memory: run with --in-memory (at most a few "
+                            "million requests) or without --html")
+    run = simulate_streaming(sc, out_dir)
+    if as_json:
+        click.echo(summary_json(run.summary))
+    else:
+        render_summary(run.summary, console)
+        if out_dir:
+            console.print(f"[dim]streamed: wrote requests.csv, summary.json to {out_dir}[/dim]")
 
 
 def _parse_rates(text: str) -> list[float]:

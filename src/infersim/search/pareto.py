@@ -10,7 +10,13 @@ always comes before what it dominates.
   front is found by a binary search over the smallest such key of every front so far (the
   2-D case of Jensen, "Reducing the run-time complexity of multiobjective EAs: the NSGA-II
   and other algorithms", IEEE TEC 2003), and the first front is a running minimum.
-* Three or more: the efficient non-dominated sort with binary search (ENS-BS; Zhang, Tian,
+* Three: ENS-BS (below) with each front kept as a 2-D staircase. After the lexicographic sort
+  of the distinct points, an earlier point ``q`` dominates ``p`` exactly when ``q2 <= p2`` and
+  ``q3 <= p3``, and a front dominates ``p`` exactly when the member with the largest ``q2 <= p2``
+  among its 2-D non-dominated members (kept sorted, ``q3`` decreasing) has ``q3 <= p3``: one
+  bisection per front tested, O(n log n log F) in all for F fronts (the staircase is the 2-D
+  case of the dimension sweep of Kung, Luccio and Preparata, JACM 1975).
+* Four or more: the efficient non-dominated sort with binary search (ENS-BS; Zhang, Tian,
   Cheng and Jin, "An efficient approach to nondominated sorting for evolutionary
   multiobjective optimization", IEEE TEC 2015): each point, in sorted order, goes to the
   first front none of whose members dominates it, found by binary search over the fronts
@@ -41,7 +47,7 @@ def _as_minimization(values, directions: Sequence[str]) -> np.ndarray:
         raise ValueError(f"directions must be 'min' or 'max', got {list(directions)}")
     if np.isnan(v).any():
         raise ValueError("objective values must not be NaN")
-    return v * signs
+    return v * signs + 0.0  # + 0.0: a negated 0 is -0.0, which np.unique would tell from 0.0
 
 
 def dominates(a, b, directions: Sequence[str]) -> bool:
@@ -77,6 +83,8 @@ def pareto_mask(values, directions: Sequence[str]) -> np.ndarray:
         # on the front: no earlier point has a smaller key (an equal key is an equal point)
         mask[order] = codes <= np.minimum.accumulate(codes)
         return mask
+    if k == 3:
+        return _ranks_3d(x, first_front_only=True) == 0
     order = np.lexsort(x.T[::-1])
     front = np.empty((16, k))
     size = 0
@@ -115,7 +123,43 @@ def pareto_ranks(values, directions: Sequence[str]) -> np.ndarray:
             out[i] = f
         ranks[order] = out
         return ranks
+    if k == 3:
+        return _ranks_3d(x)
     return _ens_bs(x)
+
+
+def _ranks_3d(x: np.ndarray, first_front_only: bool = False) -> np.ndarray:
+    """Front numbers of 3-objective points (minimized), ENS-BS over 2-D staircases; equal points
+    share a rank. ``first_front_only``: -1 for every point off the first front."""
+    unique, inverse = np.unique(x, axis=0, return_inverse=True)  # rows in lexicographic order
+    ys, zs = unique[:, 1].tolist(), unique[:, 2].tolist()
+    fronts: list[tuple[list, list]] = []  # per front: its staircase (q2 increasing, q3 decreasing)
+    ranks = np.empty(len(ys), dtype=np.int64)
+    bisect_right = bisect.bisect_right
+    for i, (y, z) in enumerate(zip(ys, zs)):
+        lo, hi = 0, len(fronts)
+        while lo < hi:  # the first front that does not dominate (y, z)
+            mid = (lo + hi) // 2
+            keys, vals = fronts[mid]
+            j = bisect_right(keys, y) - 1
+            if j >= 0 and vals[j] <= z:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == len(fronts):
+            if first_front_only and fronts:
+                ranks[i] = -1
+                continue
+            fronts.append(([], []))
+        keys, vals = fronts[lo]
+        a = bisect.bisect_left(keys, y)
+        b = a
+        while b < len(vals) and vals[b] >= z:  # members (y, z) now dominates in 2-D
+            b += 1
+        keys[a:b] = [y]
+        vals[a:b] = [z]
+        ranks[i] = lo
+    return ranks[inverse.reshape(-1)]
 
 
 def _ens_bs(x: np.ndarray) -> np.ndarray:

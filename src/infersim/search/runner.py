@@ -156,7 +156,10 @@ def run_study(study: Study, store: ResultStore, backend: Backend | None = None, 
     total = budget if budget is not None else study.trial_budget()
     known = _Known()
     known.add(_stored(study, store))
-    optimizer = make_optimizer(study.optimizer, study.space, study.scoring, study.seed, study.optimizer_options)
+    try:
+        optimizer = make_optimizer(study.optimizer, study.space, study.scoring, study.seed, study.optimizer_options)
+    except ConfigError as exc:  # an option the optimizer refuses: name the study file
+        raise ConfigError(study.origin, exc.field, exc.problem) from None
     chunk_size = evaluator_class(study.context).chunk_size
     adaptive = optimizer.needs_feedback
     # non-adaptive optimizers: the batch size does not change what is asked, so size it for throughput

@@ -43,7 +43,7 @@ from .router import Router
 from .scenario import OfflineArrivals, Scenario, SchedulerSpec
 from .scheduler import make_scheduler
 from .workload import Workload, build_workload
-from .memory_guard import SIMULATE_BYTES_PER_REQUEST, check_fits_in_memory
+from .memory_guard import SIMULATE_BYTES_PER_REQUEST, STREAM_BYTES_PER_REQUEST, check_fits_in_memory
 
 INF = math.inf
 
@@ -210,15 +210,20 @@ def _check_fits(scenario: Scenario, dep: Deployment, wl: Workload) -> None:
                               f"{sched.token_budget}; raise it (or use policy: chunked)")
 
 
-def simulate(scenario: Scenario, workload: Workload | None = None, deployment: Deployment | None = None
-             ) -> SimulationResult:
+def simulate(scenario: Scenario, workload: Workload | None = None, deployment: Deployment | None = None,
+             sink=None) -> SimulationResult:
     """Run one scenario (its own workload unless one is given) and return the raw result (whose
-    ``scenario`` carries the effective scheduler: the runtime's defaults for unset keys)."""
+    ``scenario`` carries the effective scheduler: the runtime's defaults for unset keys).
+
+    ``sink`` (a :class:`~infersim.serving.streaming.RequestSink`) streams the run: it provides the
+    request log, takes requests and steps out of it every ``sink.chunk`` arrivals, and the result
+    then has no per-request arrays (:func:`~infersim.serving.streaming.simulate_streaming`)."""
     start = time.perf_counter()
+    per_request = SIMULATE_BYTES_PER_REQUEST if sink is None else STREAM_BYTES_PER_REQUEST
     if workload is None and scenario.workload.requests:  # before the workload's arrays are allocated
-        check_fits_in_memory(scenario.workload.requests, SIMULATE_BYTES_PER_REQUEST, scenario.origin)
+        check_fits_in_memory(scenario.workload.requests, per_request, scenario.origin)
     wl = workload if workload is not None else build_workload(scenario)
-    check_fits_in_memory(wl.n, SIMULATE_BYTES_PER_REQUEST, scenario.origin)
+    check_fits_in_memory(wl.n, per_request, scenario.origin)
     if deployment is None:
         max_ctx = int((wl.input_tokens + wl.output_tokens).max()) + 1 if wl.n else 2
         deployment = prepare(scenario, max_context_tokens=max_ctx)
@@ -228,17 +233,25 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
     if dep.scenario.scheduler is not scenario.scheduler:  # the runtime's defaults filled in
         scenario = scenario.model_copy(update={"scheduler": dep.scenario.scheduler})
     _check_fits(scenario, dep, wl)
-    log = RequestLog(wl.arrival_s.tolist(), wl.input_tokens.tolist(), wl.output_tokens.tolist(),
-                     wl.prefix_group.tolist(), wl.prefix_tokens.tolist())
+    if sink is None:
+        log = RequestLog(wl.arrival_s.tolist(), wl.input_tokens.tolist(), wl.output_tokens.tolist(),
+                         wl.prefix_group.tolist(), wl.prefix_tokens.tolist())
+    else:
+        log = sink.request_log(scenario, wl)
     engines, replicas = build_replicas(dep, log, scenario.parallelism.replicas)
     router = Router(scenario.router.policy, replicas)
     private = len(engines) == 1 or (scenario.router.policy == "round_robin" and dep.engines_per_replica == 1)
     for e in engines:
         e.state_private = private
+    hook = None if sink is None else (lambda issued: sink.drain(engines, issued))
+    chunk = 0 if sink is None else sink.chunk
     if wl.closed_loop:
-        _closed_loop(engines, router, log, wl)
+        _closed_loop(engines, router, log, wl, hook, chunk)
     else:
-        _open_loop(engines, router, wl)
+        _open_loop(engines, router, wl, hook, chunk)
+    if sink is not None:
+        sink.drain(engines, None)
+        return _result(scenario, dep, wl, {}, engines, start)
     requests = {
         "arrival_s": np.array(log.arrival_s, dtype=np.float64),
         "input_tokens": np.asarray(wl.input_tokens, dtype=np.int64),
@@ -251,6 +264,11 @@ def simulate(scenario: Scenario, workload: Workload | None = None, deployment: D
         "completion_s": np.array(log.completion_s, dtype=np.float64),
         "preemptions": np.array(log.preemptions, dtype=np.int64),
     }
+    return _result(scenario, dep, wl, requests, engines, start)
+
+
+def _result(scenario: Scenario, dep: Deployment, wl: Workload, requests: dict, engines: list[Replica],
+            start: float) -> SimulationResult:
     kv_stats = [{"hit_tokens": e.kv.hit_tokens, "lookup_tokens": e.kv.lookup_tokens,
                  "evicted_blocks": e.kv.evicted_blocks, "used_blocks_at_end": e.kv.used,
                  "free_blocks_at_end": e.kv.free, "evictable_blocks_at_end": e.kv.evictable} for e in engines]
@@ -282,31 +300,40 @@ def build_replicas(dep: Deployment, log: RequestLog, n_replicas: int, first_inde
     return engines, replicas
 
 
-def _open_loop(engines: list[Replica], router: Router, wl: Workload) -> None:
-    arrivals = wl.arrival_s.tolist()
-    if len(engines) == 1:
-        e = engines[0]
-        step = e.scheduler.step
-        for rid, ta in enumerate(arrivals):
-            while e.active and e.t < ta:
-                step(e, ta)
-            e.enqueue(rid, ta)
-        while e.active:
-            step(e, INF)
-        return
-    for rid, ta in enumerate(arrivals):
-        for e in engines:
+def _open_loop(engines: list[Replica], router: Router, wl: Workload, on_chunk=None, chunk: int = 0) -> None:
+    """Arrivals in order; ``on_chunk(issued)`` (if given) after every ``chunk`` arrivals, between steps."""
+    arrivals = wl.arrival_s.tolist() if on_chunk is None else None
+    n = wl.n
+    size = chunk if on_chunk is not None else max(n, 1)
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
+        part = arrivals[lo:hi] if arrivals is not None else wl.arrival_s[lo:hi].tolist()
+        if len(engines) == 1:
+            e = engines[0]
             step = e.scheduler.step
-            while e.active and e.t < ta:
-                step(e, ta)
-        router.route(ta).enqueue(rid, ta)
+            for rid, ta in enumerate(part, lo):
+                while e.active and e.t < ta:
+                    step(e, ta)
+                e.enqueue(rid, ta)
+        else:
+            for rid, ta in enumerate(part, lo):
+                for e in engines:
+                    step = e.scheduler.step
+                    while e.active and e.t < ta:
+                        step(e, ta)
+                router.route(ta).enqueue(rid, ta)
+        if on_chunk is not None:
+            on_chunk(hi)
     for e in engines:
         step = e.scheduler.step
         while e.active:
             step(e, INF)
 
 
-def _closed_loop(engines: list[Replica], router: Router, log: RequestLog, wl: Workload) -> None:
+def _closed_loop(engines: list[Replica], router: Router, log: RequestLog, wl: Workload, on_chunk=None,
+                 chunk: int = 0) -> None:
+    """Users issue requests a think time after their last completes; ``on_chunk(issued)`` (if
+    given) after every ``chunk`` arrivals, between steps."""
     n = wl.n
     think = wl.think_s.tolist()
     users = min(wl.closed_loop_users, n)
@@ -340,6 +367,8 @@ def _closed_loop(engines: list[Replica], router: Router, log: RequestLog, wl: Wo
             ta, rid = heapq.heappop(pending)
             log.arrival_s[rid] = ta
             router.route(ta).enqueue(rid, ta)
+            if on_chunk is not None and (rid + 1) % chunk == 0:
+                on_chunk(rid + 1)
         else:
             # another replica's completion (at or after its next step) may issue a request
             horizon = min(ta, second)

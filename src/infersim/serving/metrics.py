@@ -35,7 +35,7 @@ from itertools import chain
 import numpy as np
 
 from .engine import SimulationResult
-from .replica import StepLog
+from .replica import Records, StepLog
 
 PERCENTILES = (50.0, 90.0, 99.0)
 _NAN = float("nan")
@@ -94,18 +94,19 @@ def expand_steps(steps: StepLog, n_windows: int, block_size: int) -> dict[str, n
     swap = np.zeros(n)
     preempted = np.zeros(n, dtype=np.int32)
     if steps.pieces:  # decode-run times: m steps with durations a + c i from start t
-        a = np.array(steps.pieces, dtype=np.float64)
+        a = _as_array(steps.pieces, 6)
         m = a[:, 1].astype(np.int64)
         piece = np.repeat(np.arange(m.size), m)
         i = (np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)).astype(np.float64)
         idx = a[piece, 0].astype(np.int64) + i.astype(np.int64)
+        i += a[piece, 5]  # the index on the piece's line
         c = a[piece, 4]
         duration[idx] = a[piece, 3] + c * i
         start[idx] = a[piece, 2] + i * a[piece, 3] + c * (i * (i - 1) / 2)
         del a, m, piece, i, idx, c
     gap[:] = duration
     if steps.singles:
-        a = np.array(steps.singles, dtype=np.float64)
+        a = _as_array(steps.singles, 11 + 4 * n_windows)
         idx = a[:, 0].astype(np.int64)
         start[idx] = a[:, 1]
         duration[idx] = a[:, 2]
@@ -120,12 +121,12 @@ def expand_steps(steps: StepLog, n_windows: int, block_size: int) -> dict[str, n
         loads[idx] = a[:, 11:]
         del a
     if steps.runs:
-        a = np.array(steps.runs, dtype=np.float64)
+        a = _as_array(steps.runs, 8)
         first = a[:, 0].astype(np.int64)
         k = a[:, 1].astype(np.int64)
         b = a[:, 2].astype(np.int64)
         clock0 = a[:, 5].astype(np.int64)
-        cnt = np.array(steps.run_cnts, dtype=np.int32).reshape(len(steps.runs), block_size)
+        cnt = _as_array(steps.run_cnts, block_size, np.int32)
         run = np.repeat(np.arange(len(steps.runs)), k)
         offsets = np.cumsum(k) - k
         j = np.arange(int(k.sum())) - np.repeat(offsets, k)
@@ -194,9 +195,12 @@ def iterations(result: SimulationResult, with_work: bool = True, detail: bool = 
     return out
 
 
-def _as_array(records: list[tuple], width: int, dtype=np.float64) -> np.ndarray:
+def _as_array(records, width: int, dtype=np.float64) -> np.ndarray:
+    """(records, width) array of a :class:`~infersim.serving.replica.Records` (or a list of tuples)."""
     if not records:
         return np.zeros((0, width), dtype=dtype)
+    if isinstance(records, Records):
+        return np.frombuffer(records, dtype=records.typecode).reshape(-1, width).astype(dtype)
     return np.fromiter(chain.from_iterable(records), dtype=dtype, count=len(records) * width).reshape(-1, width)
 
 
@@ -204,83 +208,93 @@ def step_totals(result: SimulationResult) -> dict:
     """What the summary needs from the steps, without building the per-step table in step order:
     busy time, FLOPs and bytes (closed forms per decode run), duration-weighted and peak KV use,
     and the inter-token gap sample. Agrees with :func:`iterations` (tests check it)."""
-    dep = result.deployment
-    cost = dep.cost
-    nw = len(cost.windows)
     bs = result.scenario.scheduler.block_size
-    busy = flops = nbytes = kv_weighted = 0.0
-    peak = 0
-    n_steps = 0
+    totals = new_step_totals()
     values, weights = [], []
     for steps in result.engines:
-        n_steps += steps.n_steps
-        if steps.batches or not cost.work_fast:  # static batching / slow work path: the full table
-            it = expand_steps(steps, nw, bs)
-            f, b_ = cost.work(it["prefill_tokens"], it["prefill_seqs"], it["decode_seqs"], it["loads"])
-            d = it["duration_s"]
+        add_step_totals(totals, steps, result.deployment.cost, bs, values, weights)
+    totals["itl"] = WeightedSample(np.concatenate(values) if values else np.zeros(0),
+                                   np.concatenate(weights) if weights else np.zeros(0))
+    return totals
+
+
+def new_step_totals() -> dict:
+    return {"busy_s": 0.0, "flops": 0.0, "bytes": 0.0, "iterations": 0, "kv_weighted_blocks": 0.0,
+            "kv_peak_blocks": 0}
+
+
+def add_step_totals(totals: dict, steps: StepLog, cost, bs: int, values: list, weights: list) -> None:
+    """Add one engine's step log (or a stretch of it, drained on its own) to running ``totals``
+    (:func:`new_step_totals`); its inter-token gaps and their weights go to ``values``, ``weights``."""
+    nw = len(cost.windows)
+    busy, flops, nbytes = totals["busy_s"], totals["flops"], totals["bytes"]
+    kv_weighted, peak = totals["kv_weighted_blocks"], totals["kv_peak_blocks"]
+    if steps.batches or not cost.work_fast:  # static batching / slow work path: the full table
+        it = expand_steps(steps, nw, bs)
+        f, b_ = cost.work(it["prefill_tokens"], it["prefill_seqs"], it["decode_seqs"], it["loads"])
+        d = it["duration_s"]
+        busy += float(d.sum())
+        flops += float(f.sum())
+        nbytes += float(b_.sum())
+        kv_weighted += float((it["kv_blocks_used"] * d).sum())
+        peak = max(peak, int(it["kv_blocks_used"].max()) if d.size else 0)
+        values.append(it["itl_gap_s"])
+        weights.append(it["itl_weight"])
+    else:
+        s = _as_array(steps.singles, 11 + 4 * nw)
+        if s.size:
+            d = s[:, 2]
+            f, b_ = cost.work(s[:, 3].astype(np.int64), s[:, 4].astype(np.int64), s[:, 5].astype(np.int64),
+                              s[:, 11:])
             busy += float(d.sum())
             flops += float(f.sum())
             nbytes += float(b_.sum())
-            kv_weighted += float((it["kv_blocks_used"] * d).sum())
-            peak = max(peak, int(it["kv_blocks_used"].max()) if d.size else 0)
-            values.append(it["itl_gap_s"])
-            weights.append(it["itl_weight"])
-        else:
-            s = _as_array(steps.singles, 11 + 4 * nw)
-            if s.size:
-                d = s[:, 2]
-                f, b_ = cost.work(s[:, 3].astype(np.int64), s[:, 4].astype(np.int64), s[:, 5].astype(np.int64),
-                                  s[:, 11:])
-                busy += float(d.sum())
-                flops += float(f.sum())
-                nbytes += float(b_.sum())
-                kv_weighted += float((s[:, 6] * d).sum())
-                peak = max(peak, int(s[:, 6].max()))
-                values.append(s[:, 8])
-                weights.append(s[:, 7])
-            if steps.runs:
-                r = _as_array(steps.runs, 8)
-                p = _as_array(steps.pieces, 5)
-                cnt = _as_array(steps.run_cnts, bs, np.int32)
-                k = r[:, 1].astype(np.int64)
-                b = r[:, 2].astype(np.int64)
-                # durations of the run steps, in step order (pieces subdivide runs, both in order)
-                m = p[:, 1].astype(np.int64)
-                i = np.arange(int(m.sum()), dtype=np.float64) - np.repeat((np.cumsum(m) - m).astype(np.float64), m)
-                d = np.repeat(p[:, 3], m) + np.repeat(p[:, 4], m) * i
-                del i
-                # KV blocks in use at each run step: the blocks before the run plus what its steps took
-                run = np.repeat(np.arange(k.size), k)
-                offsets = np.cumsum(k) - k
-                j = np.arange(int(k.sum())) - np.repeat(offsets, k)
-                need = cnt[run, (r[run, 5].astype(np.int64) + j) % bs].astype(np.int64)
-                cs = np.cumsum(need)
-                used = r[run, 4] + (cs - (cs - need)[offsets][run])
-                del run, j, need, cs
-                busy += float(d.sum())
-                kv_weighted += float((used * d).sum())
-                peak = max(peak, int(used.max()))
-                del used
-                # FLOPs and bytes: k W(batch) + c_dp * sum of the decode pairs k x0 + b k (k - 1) / 2
-                lines = {int(v): cost.decode_work(int(v)) for v in np.unique(b).tolist()}
-                line = np.array([lines[v] for v in b.tolist()]).reshape(-1, 4)
-                sum_x = k * r[:, 3] + b * (k * (k - 1) / 2.0)
-                flops += float((k * line[:, 0] + line[:, 1] * sum_x).sum())
-                nbytes += float((k * line[:, 2] + line[:, 3] * sum_x).sum())
-                # inter-token gaps: every run step's duration, weighted by its batch, except its first
-                gap = d
-                first = offsets
-                gap[first] = r[:, 6]
-                w = np.repeat(b, k)
-                w[first] = r[:, 7]
-                values.append(gap)
-                weights.append(w)
-        values.append(np.frombuffer(steps.gaps_s, dtype=np.float64))
-        weights.append(np.ones(len(steps.gaps_s)))
-    return {"busy_s": busy, "flops": flops, "bytes": nbytes, "iterations": n_steps,
-            "kv_weighted_blocks": kv_weighted, "kv_peak_blocks": peak,
-            "itl": WeightedSample(np.concatenate(values) if values else np.zeros(0),
-                                  np.concatenate(weights) if weights else np.zeros(0))}
+            kv_weighted += float((s[:, 6] * d).sum())
+            peak = max(peak, int(s[:, 6].max()))
+            values.append(s[:, 8])
+            weights.append(s[:, 7])
+        if steps.runs:
+            r = _as_array(steps.runs, 8)
+            p = _as_array(steps.pieces, 6)
+            cnt = _as_array(steps.run_cnts, bs, np.int32)
+            k = r[:, 1].astype(np.int64)
+            b = r[:, 2].astype(np.int64)
+            # durations of the run steps, in step order (pieces subdivide runs, both in order)
+            m = p[:, 1].astype(np.int64)
+            i = np.arange(int(m.sum()), dtype=np.float64) - np.repeat((np.cumsum(m) - m).astype(np.float64), m)
+            i += np.repeat(p[:, 5], m)  # the index on the piece's line
+            d = np.repeat(p[:, 3], m) + np.repeat(p[:, 4], m) * i
+            del i
+            # KV blocks in use at each run step: the blocks before the run plus what its steps took
+            run = np.repeat(np.arange(k.size), k)
+            offsets = np.cumsum(k) - k
+            j = np.arange(int(k.sum())) - np.repeat(offsets, k)
+            need = cnt[run, (r[run, 5].astype(np.int64) + j) % bs].astype(np.int64)
+            cs = np.cumsum(need)
+            used = r[run, 4] + (cs - (cs - need)[offsets][run])
+            del run, j, need, cs
+            busy += float(d.sum())
+            kv_weighted += float((used * d).sum())
+            peak = max(peak, int(used.max()))
+            del used
+            # FLOPs and bytes: k W(batch) + c_dp * sum of the decode pairs k x0 + b k (k - 1) / 2
+            lines = {int(v): cost.decode_work(int(v)) for v in np.unique(b).tolist()}
+            line = np.array([lines[v] for v in b.tolist()]).reshape(-1, 4)
+            sum_x = k * r[:, 3] + b * (k * (k - 1) / 2.0)
+            flops += float((k * line[:, 0] + line[:, 1] * sum_x).sum())
+            nbytes += float((k * line[:, 2] + line[:, 3] * sum_x).sum())
+            # inter-token gaps: every run step's duration, weighted by its batch, except its first
+            gap = d
+            first = offsets
+            gap[first] = r[:, 6]
+            w = np.repeat(b, k)
+            w[first] = r[:, 7]
+            values.append(gap)
+            weights.append(w)
+    values.append(np.frombuffer(steps.gaps_s, dtype=np.float64))
+    weights.append(np.ones(len(steps.gaps_s)))
+    totals.update(busy_s=busy, flops=flops, bytes=nbytes, iterations=totals["iterations"] + steps.n_steps,
+                  kv_weighted_blocks=kv_weighted, kv_peak_blocks=peak)
 
 
 def _totals_from_table(result: SimulationResult, it: dict) -> dict:
@@ -388,24 +402,48 @@ def itl_samples(result: SimulationResult, it: dict | None = None) -> tuple[np.nd
     return values, weights
 
 
-def summarize(result: SimulationResult, it: dict | None = None) -> Summary:
-    sc = result.scenario
-    dep = result.deployment
-    req = result.requests
-    totals = step_totals(result) if it is None else _totals_from_table(result, it)
+def request_figures(req: dict[str, np.ndarray], sc) -> dict:
+    """What the summary needs from the per-request arrays (:func:`summary_from`); the streaming
+    simulator (:mod:`infersim.serving.streaming`) builds the same dict chunk by chunk."""
     rm = request_metrics(req)
     arrival, done = req["arrival_s"], req["completion_s"]
-    completed = int(np.isfinite(done).sum())
+    ok = np.isfinite(done)
+    completed = int(ok.sum())
     t0 = float(np.nanmin(arrival)) if arrival.size else 0.0
     t1 = float(np.nanmax(done)) if completed else t0
+    fig = {"requests": int(arrival.size), "completed": completed, "t0": t0, "t1": t1,
+           "arrival_min": float(arrival.min()) if arrival.size else _NAN,
+           "arrival_max": float(arrival.max()) if arrival.size else _NAN,
+           "input_tokens": int(req["input_tokens"][ok].sum()), "output_tokens": int(req["output_tokens"][ok].sum()),
+           "preemptions": int(req["preemptions"].sum()), "preempted_requests": int((req["preemptions"] > 0).sum()),
+           "mean_in_system": time_average_in_system(arrival[ok], done[ok], t0, t1) if completed else _NAN,
+           "e2e_mean": float(np.nanmean(rm["e2e_s"])) if completed else _NAN,
+           "slo_meets": int(slo_meets(sc, rm).sum()), "slo_values": {}}
+    for metric, key in _PER_REQUEST.items():
+        fig[key] = _pcts(rm[key])
+        fig["slo_values"].update(slo_values(sc, metric, rm[key]))
+    return fig
+
+
+def summarize(result: SimulationResult, it: dict | None = None) -> Summary:
+    totals = step_totals(result) if it is None else _totals_from_table(result, it)
+    return summary_from(result, totals, request_figures(result.requests, result.scenario))
+
+
+def summary_from(result: SimulationResult, totals: dict, fig: dict) -> Summary:
+    """The summary of a run from its step totals (:func:`step_totals`) and request figures
+    (:func:`request_figures`)."""
+    sc = result.scenario
+    dep = result.deployment
+    completed = fig["completed"]
+    t0, t1 = fig["t0"], fig["t1"]
     makespan = t1 - t0
-    n = arrival.size
-    offered = (n - 1) / (float(arrival.max()) - float(arrival.min())) if n > 1 and arrival.max() > arrival.min() \
-        else _NAN
-    ok = np.isfinite(done)
+    n = fig["requests"]
+    lo, hi = fig["arrival_min"], fig["arrival_max"]
+    offered = (n - 1) / (hi - lo) if n > 1 and hi > lo else _NAN
     thr = completed / makespan if makespan > 0 else _NAN
-    in_tps = float(req["input_tokens"][ok].sum()) / makespan if makespan > 0 else _NAN
-    out_tps = float(req["output_tokens"][ok].sum()) / makespan if makespan > 0 else _NAN
+    in_tps = float(fig["input_tokens"]) / makespan if makespan > 0 else _NAN
+    out_tps = float(fig["output_tokens"]) / makespan if makespan > 0 else _NAN
     itl_sample = totals["itl"]
     itl = {"mean": itl_sample.mean}
     for q in PERCENTILES:
@@ -423,44 +461,64 @@ def summarize(result: SimulationResult, it: dict | None = None) -> Summary:
         runtime=dep.runtime.name if dep.runtime is not None else "none",
         completed=completed, makespan_s=makespan, offered_rate=offered, throughput_rps=thr,
         input_tokens_per_s=in_tps, output_tokens_per_s=out_tps,
-        ttft_s=_pcts(rm["ttft_s"]), tpot_s=_pcts(rm["tpot_s"]), itl_s=itl, e2e_s=_pcts(rm["e2e_s"]),
-        queue_s=_pcts(rm["queue_s"]), preemptions=int(req["preemptions"].sum()),
-        preempted_requests=int((req["preemptions"] > 0).sum()), kv_blocks=result.kv_blocks,
+        ttft_s=fig["ttft_s"], tpot_s=fig["tpot_s"], itl_s=itl, e2e_s=fig["e2e_s"],
+        queue_s=fig["queue_s"], preemptions=fig["preemptions"],
+        preempted_requests=fig["preempted_requests"], kv_blocks=result.kv_blocks,
         kv_utilization_mean=totals["kv_weighted_blocks"] / (busy * result.kv_blocks) if busy > 0 else _NAN,
         kv_utilization_peak=totals["kv_peak_blocks"] / result.kv_blocks,
         prefix_hit_rate=hits / lookups if lookups else _NAN,
         mfu_mean=mfu, mbu_mean=mbu,
         busy_fraction=busy / (makespan * n_engines) if makespan > 0 else _NAN,
         iterations=totals["iterations"],
-        mean_in_system=time_average_in_system(arrival[ok], done[ok], t0, t1) if completed else _NAN,
-        littles_law_rhs=thr * float(np.nanmean(rm["e2e_s"])) if completed else _NAN,
+        mean_in_system=fig["mean_in_system"],
+        littles_law_rhs=thr * fig["e2e_mean"] if completed else _NAN,
         wall_s=result.wall_s,
     )
-    _apply_slos(summary, sc, rm, itl_sample, makespan)
+    _finish_slos(summary, sc, fig["slo_values"], fig["slo_meets"], n, itl_sample, makespan)
     return summary
 
 
 _PER_REQUEST = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s", "queue": "queue_s"}
 
 
+def slo_meets(sc, rm: dict) -> np.ndarray:
+    """Per request, whether it meets every per-request SLO of the scenario (finite E2E, and each
+    of TTFT, TPOT, E2E, queueing within its limit; a request without the quantity, such as the
+    TPOT of a 1-token output, does not violate it)."""
+    meets = np.isfinite(rm["e2e_s"])
+    for slo in sc.slo or ():
+        if slo.metric != "itl":
+            x = rm[_PER_REQUEST[slo.metric]]
+            meets &= ~(np.isfinite(x) & (x > slo.max_ms / 1e3))
+    return meets
+
+
+def slo_values(sc, metric: str, x: np.ndarray) -> dict:
+    """{(metric, percentile): value} of the scenario's SLOs on per-request ``metric`` (all of ``x``)."""
+    out = {}
+    for slo in sc.slo or ():
+        if slo.metric == metric:
+            finite = x[np.isfinite(x)]
+            out[(metric, slo.percentile)] = float(np.percentile(finite, slo.percentile)) if finite.size else _NAN
+    return out
+
+
 def _apply_slos(summary: Summary, sc, rm: dict, itl: WeightedSample, makespan: float) -> None:
+    values = {}
+    for metric, key in _PER_REQUEST.items():
+        values.update(slo_values(sc, metric, rm[key]))
+    _finish_slos(summary, sc, values, int(slo_meets(sc, rm).sum()), rm["e2e_s"].size, itl, makespan)
+
+
+def _finish_slos(summary: Summary, sc, values: dict, meets: int, n: int, itl, makespan: float) -> None:
     if not sc.slo:
         return
-    meets = np.isfinite(rm["e2e_s"])
     results = []
     for slo in sc.slo:
         limit = slo.max_ms / 1e3
-        if slo.metric == "itl":
-            value = itl.percentile(slo.percentile)
-        else:
-            x = rm[_PER_REQUEST[slo.metric]]
-            finite = x[np.isfinite(x)]
-            value = float(np.percentile(finite, slo.percentile)) if finite.size else _NAN
-            # a request without the quantity (TPOT of a 1-token output) does not violate it
-            meets &= ~(np.isfinite(x) & (x > limit))
+        value = itl.percentile(slo.percentile) if slo.metric == "itl" else values[(slo.metric, slo.percentile)]
         results.append(SLOResult(slo.metric, slo.percentile, limit, value, bool(value <= limit)))
     summary.slo = results
     summary.slo_met = all(r.met for r in results)
-    n = meets.size
-    summary.slo_attainment = float(meets.sum() / n) if n else _NAN
-    summary.goodput_rps = float(meets.sum() / makespan) if makespan > 0 else _NAN
+    summary.slo_attainment = float(meets / n) if n else _NAN
+    summary.goodput_rps = float(meets / makespan) if makespan > 0 else _NAN

@@ -46,10 +46,18 @@ def _write_csv(path: Path, header: tuple, columns: list[list]) -> None:
 
 def write_requests_csv(result: SimulationResult, path: Path) -> None:
     req = result.requests
-    rm = request_metrics(req)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(REQUEST_COLUMNS)
+        write_request_rows(w, req, request_metrics(req), 0)
+
+
+def write_request_rows(writer, req: dict[str, np.ndarray], rm: dict[str, np.ndarray], first: int) -> None:
+    """Rows of requests ``first``, ``first + 1``, ... (``req`` and their metrics ``rm``) to a csv writer."""
     n = req["arrival_s"].size
-    cols = {"request": np.arange(n), **req, **rm}
-    _write_csv(path, REQUEST_COLUMNS, [cols[c].tolist() for c in REQUEST_COLUMNS])
+    cols = {"request": np.arange(first, first + n), **req, **rm}
+    for row in zip(*[cols[c].tolist() for c in REQUEST_COLUMNS]):
+        writer.writerow([_fmt(x) for x in row])
 
 
 def write_iterations_csv(it: dict, path: Path) -> None:

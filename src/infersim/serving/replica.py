@@ -99,31 +99,71 @@ class RequestLog:
         self.prefix_hit_tokens = [0] * n
 
 
+class Records(array):
+    """Fixed-width records stored flat in a typed array: 8 (or 4) bytes a value instead of a tuple
+    of Python objects (a decode run of a pipeline engine is often only a few steps long, so a
+    long run has millions of them). ``append(record)`` adds one (C speed: it is
+    ``array.extend``), ``len()`` counts records, ``records[i]`` reads one back as a tuple."""
+
+    def __new__(cls, typecode: str, width: int):
+        self = super().__new__(cls, typecode)
+        self.width = width
+        return self
+
+    append = array.extend
+
+    def __len__(self) -> int:
+        return array.__len__(self) // self.width
+
+    def __getitem__(self, i: int) -> tuple:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("record index out of range")
+        w = self.width
+        return tuple(array.__getitem__(self, slice(i * w, (i + 1) * w)))
+
+    def last(self, field: int):
+        """Field ``field`` of the last record."""
+        return array.__getitem__(self, array.__len__(self) - self.width + field)
+
+    def set_last(self, field: int, value) -> None:
+        array.__setitem__(self, array.__len__(self) - self.width + field, value)
+
+
 class StepLog:
     """Per-step records of one replica, kept compact (expanded by :func:`infersim.serving.metrics.iterations`).
 
-    * ``singles``: steps decided one at a time, as flat tuples ``(step, start_s, duration_s,
+    * ``singles``: steps decided one at a time, as records ``(step, start_s, duration_s,
       prefill_tokens, prefill_seqs, decode_seqs, kv_blocks_used, itl_weight, itl_gap_s, swap_s,
       preempted, *loads)`` with ``loads`` = (pairs, rect pairs, prefill KV tokens, decode pairs)
       per window.
     * ``runs``: decode runs ``(first step, k, batch, first decode pairs, kv_blocks_used before, clock
       at start, first step's itl gap, first step's itl weight)``, the residue counts that give each
       step's new KV blocks (``run_cnts``), and their times as ``pieces`` ``(first step, m, start_s,
-      a, c)``: ``m`` steps whose durations are ``a + c * i`` (one linear piece of the decode line).
+      a, c, i0)``: ``m`` steps whose durations are ``a + c * i`` for ``i = i0, i0 + 1, ...``, starting
+      at ``start_s + i a + c i (i - 1) / 2`` (one linear piece of the decode line; ``i0`` > 0 when
+      the piece began in a stretch of the log already drained).
+      A run that continues the previous one exactly (same batch, no step between, nothing new in
+      its first step) extends that record instead of adding one.
     * ``batches``: static-batching decode phases ``(first step, k, batch, first decode pairs,
       kv_blocks_used, itl weights, loads or None, starts, durations)``.
     * ``gaps_s``: inter-token gaps of single tokens: a request's first decode after its prefill, its
       first token after a recompute or a swap-in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, n_windows: int = 1, block_size: int = 16) -> None:
         self.n_steps = 0
-        self.singles: list[tuple] = []
-        self.runs: list[tuple] = []
-        self.run_cnts: list[tuple] = []
-        self.pieces: list[tuple] = []
+        self.singles = Records("d", 11 + 4 * n_windows)
+        self.runs = Records("d", 8)
+        self.run_cnts = Records("i", block_size)
+        self.pieces = Records("d", 6)
         self.batches: list[tuple] = []
         self.gaps_s = array("d")
+
+    def empty(self) -> "StepLog":
+        """A new, empty log of the same shape."""
+        return StepLog((self.singles.width - 11) // 4, self.run_cnts.width)
 
 
 def steps_before(t: float, a: float, c: float, horizon: float, n: int) -> int:
@@ -160,7 +200,7 @@ class Replica:
         self.kv = kv
         self.bs = kv.block_size
         self.log = log
-        self.steps = StepLog()
+        self.steps = StepLog(len(cost.windows), kv.block_size)
         self.max_num_seqs = max_num_seqs
         self.token_budget = token_budget
         self.recompute = preemption == "recompute"
@@ -172,6 +212,8 @@ class Replica:
         # then matters to a decode run only if it could join the next step (see decode_run)
         self.state_private = False
         self.static_batch: list | None = None  # the batch a static-batching scheduler is running
+        self._run_end_used = -1  # KV blocks in use at the end of the last decode run
+        self._piece_end = None  # (next step, batch, decode pairs, time, line piece) after the last run
 
         self.t = 0.0  # end of the last step = start of the next one when there is work
         self.clock = 0  # decode steps executed (a prefill-only step does not count)
@@ -538,6 +580,29 @@ class Replica:
         x_lo, x_hi, f_lo, slope = segs[i]
         j = 0
         a0 = -1.0
+        anchor = None  # (start, a, c, steps) of the line piece the last steps ran on
+        pe = self._piece_end
+        if pe is not None and pe[1:5] == (b, x, t, i) and x <= x_hi:  # no step since (t, x would differ)
+            # the batch goes on exactly where the last run stopped (cut by a horizon), on the same
+            # linear piece: its times are still counted from that piece's start (the log extends
+            # the piece's record, or adds one with that offset), so that a run cut into many calls
+            # keeps one record and every step's time is the closed form the log expands
+            t0, a, c, m0 = pe[5]
+            n = min(k, int((x_hi - x) // b) + 1)
+            m = n if horizon == math.inf else steps_before(t0, a, c, horizon, m0 + n) - m0
+            if m > 0:
+                if pe[6] is pieces and pieces:
+                    pieces.set_last(1, pieces.last(1) + m)
+                else:
+                    pieces.append((first, m, t0, a, c, m0))
+                a0 = a + c * m0
+                total = m0 + m
+                anchor = (t0, a, c, total)
+                t = t0 + total * a + c * (total * (total - 1) / 2)
+                x += b * m
+                j = m
+                if m < n:
+                    k = j  # cut by the horizon: no further piece
         while j < k:
             while x > x_hi:  # the linear piece of the decode line that holds this step's decode pairs
                 i += 1
@@ -550,7 +615,8 @@ class Replica:
             m = n if horizon == math.inf else steps_before(t, a, c, horizon, n)
             if m == 0:
                 break
-            pieces.append((first + j, m, t, a, c))
+            pieces.append((first + j, m, t, a, c, 0))
+            anchor = (t, a, c, m)
             if a0 < 0:
                 a0 = a
             t = t + m * a + c * (m * (m - 1) / 2)
@@ -559,6 +625,7 @@ class Replica:
             if m < n:
                 break
         steps.n_steps = first + j
+        self._piece_end = (first + j, b, x, t, i, anchor, pieces)
         bs = self.bs
         cnt = self.cnt
         # blocks the j steps took: b per full cycle of bs steps, plus the residues of the rest
@@ -569,13 +636,24 @@ class Replica:
         fresh = self.fresh
         end0 = self.t + a0
         regular = b - len(fresh)
-        gap0 = end0 - self.last_decode_end if regular else a0
+        # the gap since the batch's last token: the step's own duration when that token came at the
+        # end of the step just before (the same number, without the rounding of end0 - t)
+        gap0 = a0 if not regular or self.last_decode_end == self.t else end0 - self.last_decode_end
         for emitted in fresh.values():
             steps.gaps_s.append(end0 - emitted)
         fresh.clear()
         self.last_decode_end = t
-        steps.runs.append((first, j, b, x0, kv.total_blocks - kv.free - kv.evictable, clock0, gap0, regular))
-        steps.run_cnts.append(tuple(cnt))
+        used_before = kv.total_blocks - kv.free - kv.evictable
+        runs = steps.runs
+        if (runs and regular == b and gap0 == a0 and runs.last(2) == b
+                and runs.last(0) + runs.last(1) == first and runs.last(5) + runs.last(1) == clock0
+                and runs.last(3) + b * runs.last(1) == x0 and self._run_end_used == used_before
+                and steps.run_cnts[-1] == tuple(cnt)):
+            runs.set_last(1, runs.last(1) + j)  # the same batch going on: one longer run
+        else:
+            runs.append((first, j, b, x0, used_before, clock0, gap0, regular))
+            steps.run_cnts.append(cnt)
+        self._run_end_used = used_before + need
         kv.allocate(need)
         self.t = t
         self.clock = clock0 + j

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from ...errors import InfersimError
+from ...errors import ConfigError, InfersimError
 from ..space import Categorical, FloatRange, IntRange, Param
 from .base import Feedback, Optimizer, Trial, register
 
@@ -47,7 +47,11 @@ class OptunaSearch(Optimizer):
         opts = self.options
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature warnings (multivariate, group)
-            impl = self._sampler(samplers, sampler, seed, cfunc, opts)
+            try:
+                impl = self._sampler(samplers, sampler, seed, cfunc, opts)
+            except (ValueError, TypeError) as exc:  # an option optuna refuses (population_size: 1, 'x')
+                raise ConfigError("the study", "optimizer.options", f"{exc} (optimizer {sampler}, options {opts})"
+                                  ) from None
             directions = ["minimize" if o.direction == "min" else "maximize" for o in scoring.objectives]
             self.study = optuna.create_study(directions=directions, sampler=impl)
         self._fail = optuna.trial.TrialState.FAIL

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine import SimulationResult
-from ..metrics import PERCENTILES, Summary, WeightedSample, _apply_slos, _pcts, request_metrics, step_totals, summarize
+from ..metrics import (PERCENTILES, Summary, WeightedSample, _apply_slos, _pcts, request_figures, request_metrics,
+                       step_totals, summary_from)
 from .deploy import LLMEngine
 from .simulator import PipelineResult
 from .spec import GENERATION_KINDS
@@ -161,8 +162,8 @@ def summarize_pipeline(result: PipelineResult) -> PipelineSummary:
         basis = "; ".join(dict.fromkeys(f"{d.name}: {d.basis}" for d, _ in eng.devices)) or "-"
         if name in result.pools:
             pres = pool_result(result, name)
-            totals = step_totals(pres)
-            s = summarize(pres)
+            totals = step_totals(pres)  # once: the pool's summary and the ITL sample share it
+            s = summary_from(pres, totals, request_figures(pres.requests, pres.scenario))
             pools[name] = s
             if final.kind in GENERATION_KINDS and name in final.spec.engines:
                 itl_samples.append(totals["itl"])
