@@ -58,6 +58,15 @@ def test_unknown_optimizer_is_one_line(tmp_path):
     assert "field 'optimizer'" in line and "unknown optimizer 'annealing'" in line and "nsga2" in line
 
 
+def test_unknown_optimizer_in_mapping_form_names_the_user_field(tmp_path):
+    # the union OptimizerSpec | str: the mapping member's problem, without pydantic's member tags
+    study = tmp_path / "s.yaml"
+    study.write_text((EXAMPLES / "studies" / "moe-tpe.yaml").read_text().replace("kind: tpe", "kind: annealing"))
+    line = one_error_line(run(["search", str(study), "--db", str(tmp_path / "r.duckdb")]))
+    assert "field 'optimizer.kind'" in line and "unknown optimizer 'annealing'" in line
+    assert "OptimizerSpec" not in line and "more problem" not in line
+
+
 def test_a_corrupted_database_is_one_line_with_a_recovery_hint(tmp_path):
     pytest.importorskip("duckdb")
     db = tmp_path / "r.duckdb"

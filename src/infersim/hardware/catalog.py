@@ -31,16 +31,47 @@ def builtin_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in _data_dir().iterdir() if p.name.endswith(".yaml"))
 
 
+#: errors pydantic gives for a union member the value is not an instance of (``X | str``): when
+#: another member reports a real problem, that one is the user's
+_MEMBER_TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "dict_type", "list_type",
+                       "model_type", "model_attributes_type", "is_instance_of"}
+_SCALAR_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def _model_names() -> set[str]:
+    from pydantic import BaseModel
+
+    names, todo = set(), [BaseModel]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            names.add(sub.__name__)
+            todo.append(sub)
+    return names
+
+
+def _user_loc(loc: tuple, members: set[str]) -> str | None:
+    """Dotted field of a pydantic location, without the union-member tags pydantic inserts
+    (``optimizer.OptimizerSpec.kind`` -> ``optimizer.kind``)."""
+    parts = [str(p) for p in loc if not (isinstance(p, str) and (p in _SCALAR_TAGS or p in members
+                                                                  or p.startswith("function-")))]
+    return ".".join(parts) or None
+
+
 def format_validation_error(path: object, err: ValidationError) -> ConfigError:
     """Turn pydantic's error into one line naming the file, the field and what was expected."""
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
+    errors = err.errors()
+    members = _model_names()
+    real = [e for e in errors if e["type"] not in _MEMBER_TYPE_ERRORS] or errors
+    first = real[0]
+    field = _user_loc(tuple(first["loc"]), members)
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown field (not part of the format)"
     elif first["type"] == "missing":
         msg = "required field is missing"
-    more = len(err.errors()) - 1
+    elif first["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    more = len({_user_loc(tuple(e["loc"]), members) for e in real} - {field})
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
     return ConfigError(path, field, msg)
