@@ -172,9 +172,14 @@ def _step_times(model, device, par, prec, options, *, prefill_seqs, chunk, past,
     (:func:`~infersim.perf.estimate.runtime_step_times`)."""
     from ..perf.estimate import runtime_step_times
 
-    shape = StepShape.uniform(model, prefill_seqs=prefill_seqs, chunk=chunk, past=past, decode_seqs=decode_seqs,
-                              decode_context=decode_context)
-    return runtime_step_times(runtime, model, device, par, prec, shape, options)[2]
+    # steps repeat across points (e.g. the same decode batch under several token budgets): cost
+    # each distinct step once (steps cost independently of one another)
+    steps = np.stack(np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype=np.float64)) for x in
+                                           (prefill_seqs, chunk, past, decode_seqs, decode_context))), axis=1)
+    distinct, where = np.unique(steps, axis=0, return_inverse=True)
+    shape = StepShape.uniform(model, prefill_seqs=distinct[:, 0], chunk=distinct[:, 1], past=distinct[:, 2],
+                              decode_seqs=distinct[:, 3], decode_context=distinct[:, 4])
+    return runtime_step_times(runtime, model, device, par, prec, shape, options)[2][where.ravel()]
 
 
 def colocated_curve(model, device, par: Parallelism, prec: Precision, options: GraphOptions, *, input_tokens,
