@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..perf.transforms import TRANSFORMS, make_transform, total_accuracy_delta
+from ..perf.transforms.base import INTERNAL_FIELDS
 
 PREFIX = "transform."
 BUNDLED = "published"
@@ -23,7 +24,7 @@ BUNDLED = "published"
 
 def _params(cls):
     return [f for f in dataclasses.fields(cls)
-            if f.name not in ("origin", cls.primary) and not isinstance(f.default, tuple)]
+            if f.name not in (*INTERNAL_FIELDS, cls.primary) and not isinstance(f.default, tuple)]
 
 
 def transform_knobs() -> dict[str, object]:
