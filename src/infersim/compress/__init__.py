@@ -32,12 +32,12 @@ def _run_encoder(model, directory, m, spec, calib, evaluation, num_layers, on_la
     enc = load_encoder(directory)
     if num_layers is not None:
         enc.num_layers = min(num_layers, enc.num_layers)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     compressed, parts, layers = compress_encoder(enc, cal, m, spec, on_layer)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     _, q = evaluate(enc, compressed, ev)
-    return CompressionRun(make_record(model, m.key, spec, calib, evaluation, q, layers, parts, seconds), layers,
-                          compressed, parts)
+    record = make_record(model, m.key, spec, calib, evaluation, q, layers, parts, seconds, cpu_seconds=cpu)
+    return CompressionRun(record, layers, compressed, parts)
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,12 +60,12 @@ def dense_causal(path: str, calib: int, evaluation: int, num_layers: int | None)
 def _run_causal(model, directory, m, spec, calib, evaluation, num_layers, on_layer):
     lm, cal, ev, ppl_dense = dense_causal(str(directory / PACKAGED_MODELS[model].weights_file), calib, evaluation,
                                           num_layers)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     compressed, parts, layers = compress_layers(lm, lm.embed(cal), None, m, spec, on_layer)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     q = Quality(perplexity_dense=ppl_dense, perplexity_compressed=perplexity(compressed, ev))
-    return CompressionRun(make_record(model, m.key, spec, calib, evaluation, q, layers, parts, seconds, "causal"),
-                          layers, compressed, parts)
+    return CompressionRun(make_record(model, m.key, spec, calib, evaluation, q, layers, parts, seconds, "causal",
+                                      cpu_seconds=cpu), layers, compressed, parts)
 
 
 #: how each kind of packaged model is compressed and measured

@@ -68,6 +68,7 @@ class CompressionRecord:
     retrieval_agreement_at_10: float | None = None
     perplexity_dense: float | None = None
     perplexity_compressed: float | None = None
+    cpu_seconds: float | None = None  # CPU time of this process while compressing (all its threads)
     source: str = "measured here (infersim compress)"
 
     @property
@@ -97,7 +98,7 @@ class CompressionRecord:
 
 def make_record(model: str, method: str, spec: CompressionSpec, calib: int, evaluation: int, quality: Quality,
                 layers: list[LayerResult], parts: dict[str, CompressedLinear], seconds: float,
-                kind: str = "encoder") -> CompressionRecord:
+                kind: str = "encoder", cpu_seconds: float | None = None) -> CompressionRecord:
     dense, compressed = linear_bytes(parts, spec)
     return CompressionRecord(
         model=model, method=method, setting=spec.label(), sparsity=spec.pruned_fraction, bits=spec.bits,
@@ -105,7 +106,8 @@ def make_record(model: str, method: str, spec: CompressionSpec, calib: int, eval
         mean_relative_error=float(np.mean([r.relative_error for r in layers])), dense_linear_bytes=dense,
         compressed_linear_bytes=compressed, seconds=seconds, date=_dt.date.today().isoformat(), n=spec.n, m=spec.m,
         kind=kind, cosine_similarity=quality.cosine_similarity, retrieval_agreement_at_10=quality.retrieval_agreement,
-        perplexity_dense=quality.perplexity_dense, perplexity_compressed=quality.perplexity_compressed)
+        perplexity_dense=quality.perplexity_dense, perplexity_compressed=quality.perplexity_compressed,
+        cpu_seconds=cpu_seconds)
 
 
 def write_outputs(out_dir: Path, enc, parts: dict[str, CompressedLinear], record: CompressionRecord,
