@@ -24,9 +24,9 @@ from .app import console, err_console
               help="low-rank adapters fitted to the error, rank as a fraction of the layer width (SLiM)")
 @click.option("--calib", type=int, default=None,
               help="calibration passages of 128 tokens (encoder, default 128) or windows of 256 tokens (causal LM, "
-                   "default 16)")
+                   "default 8)")
 @click.option("--eval", "evaluation", type=int, default=None,
-              help="held-out passages (encoder, default 256) or windows (causal LM, default 16)")
+              help="held-out passages (encoder, default 256) or windows (causal LM, default 8)")
 @click.option("--layers", type=int, default=None, help="compress and evaluate only the first N layers (quick tries)")
 @click.option("--report", is_flag=True, help="print the layer-by-layer reconstruction error")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
@@ -44,8 +44,8 @@ def compress_cmd(model, method, sparsity, bits, group_size, lowrank, calib, eval
     from ..compress import PACKAGED_MODELS, CompressionSpec, parse_sparsity, run_compression, write_outputs
 
     causal = PACKAGED_MODELS.get(model) is not None and PACKAGED_MODELS[model].kind == "causal"
-    calib = calib if calib is not None else (16 if causal else 128)
-    evaluation = evaluation if evaluation is not None else (16 if causal else 256)
+    calib = calib if calib is not None else (8 if causal else 128)
+    evaluation = evaluation if evaluation is not None else (8 if causal else 256)
     if layers is not None and layers < 1:
         raise click.BadParameter(f"must be >= 1, got {layers}", param_hint="--layers")
 

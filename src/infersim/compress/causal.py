@@ -187,12 +187,13 @@ def token_nll(lm: CausalLM, ids: np.ndarray, batch: int = 8) -> np.ndarray:
         for layer in range(lm.num_layers):
             x = lm.layer(layer, x)
         x = rms_norm(x, lm.weights["output_norm.weight"], lm.rms_eps)[:, :-1]
-        logits = (x.reshape(-1, x.shape[-1]) @ head.T).astype(np.float64)
-        top = logits.max(axis=1, keepdims=True)
-        logz = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
-        target = chunk[:, 1:].reshape(-1)
-        out.append((logz - logits[np.arange(len(target)), target]).reshape(len(chunk), -1))
-    return np.concatenate(out)
+        for row, hidden in enumerate(x):  # one window's logits at a time: (seq, vocab) float32
+            logits = hidden @ head.T
+            top = logits.max(axis=1, keepdims=True)
+            logz = np.log(np.exp(logits - top).sum(axis=1, dtype=np.float64)) + top[:, 0]
+            target = chunk[row, 1:]
+            out.append(logz - logits[np.arange(len(target)), target])
+    return np.stack(out)
 
 
 def perplexity(lm: CausalLM, ids: np.ndarray) -> float:

@@ -157,8 +157,8 @@ def run_compress_study(spec: CompressStudySpec, origin: str, on_point=None) -> C
     from .pareto import pareto_mask
 
     causal = PACKAGED_MODELS[spec.model].kind == "causal"
-    calib = spec.calib or (16 if causal else 128)
-    evaluation = spec.eval or (16 if causal else 256)
+    calib = spec.calib or (8 if causal else 128)
+    evaluation = spec.eval or (8 if causal else 256)
     study = CompressStudy(spec, origin)
     grid, study.skipped = settings(spec)
     base = predicted_speed(spec, ())
