@@ -110,7 +110,7 @@ def test_compress_writes_a_record_that_estimate_reads_as_measured_here(tmp_path)
 
     plain = est()
     measured = est("--accuracy-record", str(tmp_path / "record.json"))
-    explicit = est("--transform", "sparsity=2:4", "--transform", "quant=w4a16,zero_points=true")
+    explicit = est("--transform", "quant=w4a16,zero_points=true", "--transform", "sparsity=2:4")
     # the record's shape is 2:4 + int4 g128 with zero points: the same prediction as those transforms
     assert measured["output_tokens_per_s"] == pytest.approx(explicit["output_tokens_per_s"], rel=1e-12)
     assert measured["output_tokens_per_s"] > plain["output_tokens_per_s"]
@@ -120,6 +120,24 @@ def test_compress_writes_a_record_that_estimate_reads_as_measured_here(tmp_path)
                                                            - record["perplexity_dense"])
     text = CliRunner().invoke(cli, ["estimate", "--accuracy-record", str(tmp_path / "record.json")]).output
     assert "measured here" in text
+
+    # a search study reads the record as a knob, next to published costs of other transforms
+    from infersim.search.evaluators import EvaluatorContext, StaticEvaluator
+
+    def point(cfg):
+        ev = StaticEvaluator(EvaluatorContext(kind="static", workload={"input_tokens": 512, "output_tokens": 64}))
+        (out,) = ev.evaluate([{"model": "llama-3.1-8b", "device": "h100-sxm", "max_batch": 8, **cfg}]).outcomes()
+        return out
+
+    rec_point = point({"transform.record": str(tmp_path / "record.json"), "transform.kvquant": "fp8",
+                       "transform.kvquant.accuracy_delta": 0.25})
+    same = point({"transform.sparsity": "2:4", "transform.quant": "w4a16", "transform.quant.zero_points": True,
+                  "transform.kvquant": "fp8", "transform.kvquant.accuracy_delta": 0.25})
+    assert rec_point.metrics["tpot_s"] == pytest.approx(same.metrics["tpot_s"], rel=1e-12)
+    assert rec_point.metrics["accuracy_delta"] == pytest.approx(
+        record["perplexity_compressed"] - record["perplexity_dense"] + 0.25)
+    clash = point({"transform.record": str(tmp_path / "record.json"), "transform.sparsity": "2:4"})
+    assert clash.status == "rejected" and "transform.record" in clash.error
 
 
 @pytest.mark.parametrize("edit, words", [

@@ -66,7 +66,7 @@ def test_study_stores_quality_beside_predicted_speed_and_prints_the_front(tmp_pa
         assert got["output_tokens_per_s"] == pytest.approx(p["metrics"]["output_tokens_per_s"])
     # speed: 2:4 + int4 with the plain estimate's transforms gives the stored prediction
     est = CliRunner().invoke(cli, ["estimate", "--json", "--batch", "8", "--input", "512", "--output", "64",
-                                   "--transform", "sparsity=2:4", "--transform", "quant=w4a16,zero_points=true"])
+                                   "--transform", "quant=w4a16,zero_points=true", "--transform", "sparsity=2:4"])
     expected = json.loads(est.output)["output_tokens_per_s"]
     sparse4 = [p for p in points if p["config"]["setting"] == "2:4 + int4 g128"]
     assert all(p["metrics"]["output_tokens_per_s"] == pytest.approx(expected, rel=1e-12) for p in sparse4)

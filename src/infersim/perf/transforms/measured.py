@@ -6,7 +6,8 @@ speed (``sparsity``: the N:M pattern or unstructured density; ``quant=w4a16|w8a1
 group size with zero points, as the record's asymmetric min-max quantization stores them;
 ``lowrank``: the adapter rank ratio) and the measured quality delta becomes their accuracy cost,
 labelled "measured here" in place of the published figure. The whole delta sits on the first
-transform and the others carry 0, so a study's summed ``accuracy_delta`` counts it once.
+transform and the others carry 0, so a study's summed ``accuracy_delta`` counts it once. They come in
+key order (``lowrank``, ``quant``, ``sparsity``), the order a study's transform knobs apply them.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class MeasuredRecord:
             out.append(LowRankAdapters(ratio=self.lowrank, origin=origin))
         rest = AccuracyCost(self.metric, 0.0, self.model, f"counted once, in the record's first transform ({origin})",
                             published=False, measured=True)
+        out.sort(key=lambda t: t.key)  # registry (key) order, as a study's transform knobs apply them
         for t in out:
             t.validate()
         return tuple(replace(t, measured=self.cost if i == 0 else rest) for i, t in enumerate(out))
