@@ -48,8 +48,9 @@ def causal(args) -> None:
           f"{args.causal_calib} calibration / {args.causal_eval} held-out windows of 256 tokens (pydoc_data.topics)")
     print(f"{'sparsity':<9} {'method':<10} {'layer error':>12} {'ppl dense':>10} {'ppl after':>10} {'seconds':>8}")
     for label, spec in (("50%", CompressionSpec(sparsity=0.5)), ("2:4", CompressionSpec(n=2, m=4))):
-        rows = {m: run(m, spec) for m in ORDER}
-        for m, r in rows.items():
+        rows = {}
+        for m in ORDER:
+            r = rows[m] = run(m, spec)
             print(f"{label:<9} {m:<10} {r.mean_relative_error:>12.4f} {r.perplexity_dense:>10.3f} "
                   f"{r.perplexity_compressed:>10.3f} {r.seconds:>8.1f}", flush=True)
         print(f"{label:<9} ordering holds: error {ordering([rows[m].mean_relative_error for m in ORDER])}, "

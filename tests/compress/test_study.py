@@ -32,7 +32,7 @@ def write(tmp_path, data) -> Path:
 
 def test_the_example_study_loads():
     spec = load_compress_study(EXAMPLE)
-    assert spec.model == "smollm2" and "optima" in spec.methods
+    assert spec.model == "smollm2" and spec.methods == ["wanda", "sparsegpt"] and spec.bits == [None, 4]
 
 
 def test_study_stores_quality_beside_predicted_speed_and_prints_the_front(tmp_path):
