@@ -86,6 +86,9 @@ def compress_cmd(model, method, sparsity, bits, group_size, lowrank, calib, eval
     s.add_row("linear layers, compressed", f"{rec.compressed_linear_bytes / 1e6:.2f} MB "
                                            f"({rec.compressed_linear_bytes / rec.dense_linear_bytes:.0%})")
     console.print(s)
+    if layers is not None:
+        console.print(f"[yellow]note:[/yellow] --layers {layers}: quality of the first {layers} layers only (the "
+                      "rest skipped), for quick tries; not the model's quality")
     if out is not None:
         console.print(f"wrote {out / 'model.safetensors'}, {out / 'record.json'}, {out / 'layers.csv'}")
 
