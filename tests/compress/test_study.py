@@ -72,6 +72,10 @@ def test_study_stores_quality_beside_predicted_speed_and_prints_the_front(tmp_pa
     assert all(p["metrics"]["output_tokens_per_s"] == pytest.approx(expected, rel=1e-12) for p in sparse4)
     text = CliRunner().invoke(cli, ["compress-study", str(write(tmp_path, TINY)), "--db", str(db)]).output
     assert "Pareto front" in text and "skipped" in text
+    # the results commands read the study like a search's, with its two objectives
+    front = CliRunner().invoke(cli, ["results", "pareto", "tiny", "--db", str(db)])
+    assert front.exit_code == 0, front.output
+    assert "quality_delta" in front.output and "output_tokens_per_s" in front.output
 
 
 @pytest.mark.parametrize("edit, words", [

@@ -193,6 +193,7 @@ def run_compress_study(spec: CompressStudySpec, origin: str, on_point=None) -> C
 def store_compress_study(study: CompressStudy, db: str | Path) -> int:
     """One row per point in the results database (``studies`` / ``evaluations``, evaluator ``compress``)."""
     from .backends import Batch
+    from .scoring import Objective, Scoring
     from .space import canonical_json, point_key
     from .store import open_store
 
@@ -206,9 +207,10 @@ def store_compress_study(study: CompressStudy, db: str | Path) -> int:
     batch = Batch(trials=list(range(n)), keys=[point_key(namespace, c) for c in configs], configs=configs,
                   status=[p.status for p in study.points], errors=[p.error for p in study.points],
                   metrics={k: np.array([p.metrics.get(k, math.nan) for p in study.points]) for k in names},
-                  feasible=np.ones(n, dtype=bool), objectives=np.zeros((n, 0)), violations=np.zeros((n, 0)),
-                  evaluator="compress", elapsed_s=0.0)
-    scoring = {"objectives": [{d: k} for k, d in OBJECTIVES]}
+                  feasible=np.ones(n, dtype=bool),
+                  objectives=np.array([[p.metrics.get(k, math.nan) for k, _ in OBJECTIVES] for p in study.points]),
+                  violations=np.zeros((n, 0)), evaluator="compress", elapsed_s=0.0)
+    scoring = Scoring(tuple(Objective(k, d) for k, d in OBJECTIVES), ()).to_dict()
     with open_store(db, write=True) as store:
         store.register_study(spec.name, json.loads(spec.model_dump_json()), scoring, namespace)
         store.insert(spec.name, batch)
