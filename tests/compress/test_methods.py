@@ -145,3 +145,15 @@ def test_bad_specs_and_methods_are_clear_errors():
     with pytest.raises(InfersimError, match="does not prune"):
         get_method("gptq").compress(np.ones((2, 4)), Calibration(np.ones((4, 4))), CompressionSpec(sparsity=0.5))
     assert parse_sparsity("2:4") == (0.0, 2, 4) and parse_sparsity("50%") == (0.5, None, None)
+
+
+def test_inverse_cholesky_factor_is_upper_and_factors_the_dampened_inverse():
+    from infersim.compress.methods import DAMP, _inverse_cholesky
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 12)) @ rng.normal(size=(12, 12))
+    h = 2 * x.T @ x / len(x)
+    u = _inverse_cholesky(h)
+    assert np.array_equal(u, np.triu(u)) and (np.diag(u) > 0).all()
+    damped = h + DAMP * np.mean(np.diag(h)) * np.eye(12)
+    assert u.T @ u == pytest.approx(np.linalg.inv(damped), rel=1e-9, abs=1e-12)

@@ -7,8 +7,9 @@ import json
 import click
 
 from .app import console
-from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deployment_options, efficiency_option,
-                      html_option, parse_transform_flags, runtime_option, transform_option, write_html_report)
+from .options import (COUNT, FRACTION, NONNEG, Real, accuracy_record_option, check_runtime_flag, deployment_options,
+                      efficiency_option, html_option, parse_transform_flags, runtime_option, transform_option,
+                      with_accuracy_record, write_html_report)
 
 
 @click.command("estimate")
@@ -27,6 +28,7 @@ from .options import (COUNT, FRACTION, NONNEG, Real, check_runtime_flag, deploym
 @click.option("--top", default=8, show_default=True, type=NONNEG, help="operators to list")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 @transform_option
+@accuracy_record_option
 @runtime_option
 @html_option
 @efficiency_option
@@ -35,8 +37,8 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
                  batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
                  attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
                  max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False,
-                 transforms: tuple = (), runtime: str | None = None, html_path: str | None = None,
-                 efficiency: str | None = None) -> None:
+                 transforms: tuple = (), accuracy_record: str | None = None, runtime: str | None = None,
+                 html_path: str | None = None, efficiency: str | None = None) -> None:
     """Latency, throughput, memory and top operators of a batch on one replica.
 
     Defaults: Llama-3.1-8B on one H100 SXM, batch 16, 1024 input / 256 output tokens.
@@ -55,7 +57,7 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
         raise InfersimError(f"--memory-utilization must be in (0, 1], got {memory_utilization}")
     from ..runtime import get_runtime
 
-    chosen = parse_transform_flags(transforms)
+    chosen = with_accuracy_record(parse_transform_flags(transforms), accuracy_record)
     rt = get_runtime(check_runtime_flag(runtime))
     cfg = get_model(model)
     device = get_device(hardware, efficiency=efficiency)

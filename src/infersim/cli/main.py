@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .app import cli
 from .catalog_cmd import hardware_group, models_group
-from .compress_cmd import compress_cmd
+from .compress_cmd import compress_cmd, compress_study_cmd
 from .derive_cmd import derive_cmd
 from .estimate_cmd import estimate_cmd
 from .fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
@@ -37,6 +37,7 @@ cli.add_command(throughput_cmd)
 cli.add_command(runtimes_cmd)
 cli.add_command(report_cmd)
 cli.add_command(compress_cmd)
+cli.add_command(compress_study_cmd)
 cli.add_command(validate_cmd)
 
 

@@ -88,6 +88,30 @@ def parse_transform_flags(values) -> tuple:
     return parse_transforms(list(values or ()), "--transform")
 
 
+def accuracy_record_option(func):
+    """--accuracy-record record.json: a compression measured by ``infersim compress``."""
+    return click.option(
+        "--accuracy-record", "accuracy_record", default=None, metavar="PATH",
+        help="record.json written by infersim compress: its sparsity / bits / adapter ranks become transforms "
+             "and its measured quality delta their accuracy cost ('measured here')")(func)
+
+
+def with_accuracy_record(transforms: tuple, path: str | None) -> tuple:
+    """``transforms`` plus the record's; a technique given both ways is a one-line error."""
+    from ..errors import InfersimError
+    from ..perf.transforms.measured import read_record
+
+    if path is None:
+        return transforms
+    measured = read_record(path).transforms()
+    given = {t.key for t in transforms}
+    for t in measured:
+        if t.key in given:
+            raise InfersimError(f"--accuracy-record {path}: the record sets '{t.key}' and --transform gives it too; "
+                                "drop one")
+    return tuple(transforms) + measured
+
+
 def runtime_option(func):
     """--runtime: the serving engine modelled (infersim.runtime's registry)."""
     return click.option("--runtime", "runtime", default=None, metavar="NAME",

@@ -63,3 +63,31 @@ def split(model_dir: Path, calib: int, evaluate: int, seed: int = SEED) -> tuple
     order = np.random.default_rng(seed).permutation(len(texts))
     picked = [texts[i] for i in order]
     return tokenize(model_dir, picked[:calib]), tokenize(model_dir, picked[-evaluate:])
+
+
+#: tokens per window of the causal LM's calibration and evaluation streams
+CAUSAL_SEQ_LEN = 256
+
+
+def causal_split(tokenizer, calib: int, evaluate: int, seq_len: int = CAUSAL_SEQ_LEN,
+                 seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Calibration and evaluation windows ``(n, seq_len)`` of token ids for a causal LM.
+
+    The passages, shuffled with ``seed``, are split once in half: the first half is the calibration
+    text, the second the held-out text (disjoint whatever the counts asked). Each half is joined with
+    blank lines, tokenized as one stream and cut into consecutive windows of ``seq_len`` tokens; the
+    first ``calib`` / ``evaluate`` windows are used."""
+    texts = passages()
+    if calib < 1 or evaluate < 1:
+        raise InfersimError(f"calibration and evaluation need >= 1 window each, got {calib} and {evaluate}")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    half = len(order) // 2
+    out = []
+    for what, picked, count in (("calibration", order[:half], calib), ("evaluation", order[half:], evaluate)):
+        ids = tokenizer.encode("\n\n".join(texts[i] for i in picked)).ids
+        have = len(ids) // seq_len
+        if count > have:
+            raise InfersimError(f"calibration text too short: {count} {what} windows of {seq_len} tokens asked, "
+                                f"the {what} half of pydoc_data.topics has {have}")
+        out.append(np.array(ids[:count * seq_len], dtype=np.int64).reshape(count, seq_len))
+    return out[0], out[1]

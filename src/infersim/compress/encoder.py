@@ -13,9 +13,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import erf
+
+from .layered import LayeredWeights
 
 #: the linear layers of one encoder layer, in the order a forward pass reaches them,
 #: each with the name of the activation that feeds it
@@ -30,7 +33,7 @@ LINEARS: tuple[tuple[str, str], ...] = (
 
 
 @dataclass
-class Encoder:
+class Encoder(LayeredWeights):
     """Weights (name -> float32 array, PyTorch layout: a linear's weight is ``(out, in)``) and shape."""
 
     weights: dict[str, np.ndarray]
@@ -38,12 +41,14 @@ class Encoder:
     num_heads: int
     layer_norm_eps: float
     meta: dict = field(default_factory=dict)
+    prefix: ClassVar[str] = "encoder.layer."
+    linears: ClassVar[tuple[tuple[str, str], ...]] = LINEARS
 
-    def linear(self, layer: int, name: str) -> np.ndarray:
-        return self.weights[f"encoder.layer.{layer}.{name}.weight"]
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        return embed(self, ids)
 
-    def with_linear(self, layer: int, name: str, weight: np.ndarray) -> None:
-        self.weights[f"encoder.layer.{layer}.{name}.weight"] = weight.astype(np.float32)
+    def layer(self, i: int, x: np.ndarray, mask: np.ndarray, capture: dict | None = None) -> np.ndarray:
+        return encoder_layer(self, i, x, mask, capture)
 
     def copy(self) -> "Encoder":
         return Encoder({k: v.copy() for k, v in self.weights.items()}, self.num_layers, self.num_heads,

@@ -36,8 +36,13 @@ class Calibration:
     @cached_property
     def hessian(self) -> np.ndarray:
         """``H = 2 X^T X / rows`` (the layer-wise reconstruction loss's Hessian), float64."""
-        x = self.x.astype(np.float64)
-        return 2.0 * (x.T @ x) / max(len(x), 1)
+        x = self.x.astype(np.float32)  # the product in float32 (BLAS sgemm), accumulated per entry
+        return 2.0 * (x.T @ x).astype(np.float64) / max(len(x), 1)
+
+    @cached_property
+    def inverse_cholesky(self) -> np.ndarray:
+        """Upper Cholesky factor of the dampened ``H^-1`` (shared by the linears this input feeds)."""
+        return _inverse_cholesky(self.hessian)
 
     @cached_property
     def column_norms(self) -> np.ndarray:
@@ -138,16 +143,26 @@ class Wanda(Magnitude):
 
 
 def _inverse_cholesky(h: np.ndarray) -> np.ndarray:
-    """Upper Cholesky factor of ``H^-1`` after dampening (SparseGPT / GPTQ's numerically stable form)."""
+    """Upper Cholesky factor ``U`` of ``H^-1`` (``H^-1 = U^T U``) after dampening (SparseGPT / GPTQ's
+    numerically stable form).
+
+    With ``J`` the reversal permutation, the lower Cholesky factor ``R`` of ``J H J`` gives ``H = Ū Ū^T``
+    with ``Ū = J R J`` upper triangular, so ``H^-1 = Ū^-T Ū^-1`` and ``U = Ū^-1``: one factorization and
+    one triangular inverse instead of an inverse and a second factorization."""
+    from scipy.linalg.lapack import dtrtri
+
     h = h.copy()
     dead = np.diag(h) == 0
     h[dead, dead] = 1.0
     h += DAMP * np.mean(np.diag(h)) * np.eye(len(h))
     try:
-        inv = np.linalg.inv(np.linalg.cholesky(h))  # H = L L^T  ->  H^-1 = L^-T L^-1
+        r = np.linalg.cholesky(h[::-1, ::-1])
     except np.linalg.LinAlgError:
         raise InfersimError("calibration Hessian is not positive definite; give more calibration text") from None
-    return np.linalg.cholesky(inv.T @ inv).T
+    u, info = dtrtri(np.ascontiguousarray(r[::-1, ::-1]), lower=0)
+    if info != 0:
+        raise InfersimError("calibration Hessian is singular; give more calibration text")
+    return np.triu(u)
 
 
 class SparseGPT(Method):
@@ -159,7 +174,7 @@ class SparseGPT(Method):
     source = "Frantar & Alistarh, 'SparseGPT: massive language models can be accurately pruned in one-shot', ICML 2023"
 
     def _compress(self, w, calib, spec):
-        return obs_compress(w, calib.hessian, spec, prune=spec.prunes)
+        return obs_compress(w, calib.hessian, spec, prune=spec.prunes, u=calib.inverse_cholesky)
 
 
 class GPTQ(Method):
@@ -176,11 +191,11 @@ class GPTQ(Method):
             raise InfersimError("method 'gptq' needs bits")
 
     def _compress(self, w, calib, spec):
-        return obs_compress(w, calib.hessian, spec, prune=False)
+        return obs_compress(w, calib.hessian, spec, prune=False, u=calib.inverse_cholesky)
 
 
 def obs_compress(w: np.ndarray, hessian: np.ndarray, spec: CompressionSpec, prune: bool,
-                 mask: np.ndarray | None = None) -> CompressedLinear:
+                 mask: np.ndarray | None = None, u: np.ndarray | None = None) -> CompressedLinear:
     """The OBS loop shared by SparseGPT and GPTQ (lazy batch updates of :data:`BLOCK` columns).
 
     For column ``i`` with inverse-Hessian Cholesky factor ``U``: the pruned / quantized value ``q``,
@@ -189,7 +204,7 @@ def obs_compress(w: np.ndarray, hessian: np.ndarray, spec: CompressionSpec, prun
     """
     w = w.copy()
     cols = w.shape[1]
-    u = _inverse_cholesky(hessian)
+    u = _inverse_cholesky(hessian) if u is None else u  # ``u``: the factor computed once per input
     keep = np.ones_like(w, dtype=bool) if mask is None else mask.copy()
     scale = zero = None
     for i1 in range(0, cols, BLOCK):
@@ -255,10 +270,20 @@ def reconstruct_rows(w: np.ndarray, hessian: np.ndarray, mask: np.ndarray) -> np
     h = hessian + DAMP * np.mean(np.diag(hessian)) * np.eye(len(hessian))
     out = np.zeros_like(w)
     target = w @ h  # (out, in): row r is H w_r (H is symmetric)
-    for r in range(w.shape[0]):
-        s = np.flatnonzero(mask[r])
-        if s.size:
-            out[r, s] = np.linalg.solve(h[np.ix_(s, s)], target[r, s])
+    counts = mask.sum(axis=1)
+    for k in np.unique(counts[counts > 0]):
+        rows = np.flatnonzero(counts == k)
+        # rows keeping the same number of weights are solved as one stack (LAPACK per system, no Python
+        # loop), in chunks of about 64 MiB of float64 systems
+        step = max(1, int(2**23 // (k * k)))
+        for start in range(0, len(rows), step):
+            r = rows[start:start + step]
+            s = np.stack([np.flatnonzero(mask[i]) for i in r])  # (chunk, k) kept columns per row
+            systems = h[s[:, :, None], s[:, None, :]]
+            rhs = np.take_along_axis(target[r], s, axis=1)
+            block = np.zeros((len(r), w.shape[1]))
+            np.put_along_axis(block, s, np.linalg.solve(systems, rhs[..., None])[..., 0], axis=1)
+            out[r] = block
     return out
 
 

@@ -1,6 +1,6 @@
-"""Sequential layer-by-layer compression of an encoder, and the quality it keeps.
+"""Sequential layer-by-layer compression of an encoder or a causal LM, and the quality it keeps.
 
-As SparseGPT and GPTQ do: each encoder layer's linear inputs are captured with every earlier layer
+As SparseGPT and GPTQ do: each layer's linear inputs are captured with every earlier layer
 already compressed, the layer's linears are compressed against them, and the compressed layer's
 output feeds the next layer.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import Tokens
-from .encoder import LINEARS, Encoder, embed, encoder_layer, sentence_embeddings
+from .encoder import Encoder, sentence_embeddings
 from .methods import Calibration, CompressedLinear, Method
 from .spec import CompressionSpec
 
@@ -31,38 +31,50 @@ class LayerResult:
 
 @dataclass(frozen=True)
 class Quality:
-    cosine_similarity: float  # mean cosine between dense and compressed sentence embeddings
-    retrieval_agreement: float  # mean overlap of the top-k neighbours (k = RETRIEVAL_K) over eval passages
+    """Encoder: embedding agreement with the dense model; causal LM: held-out perplexity before / after."""
+
+    cosine_similarity: float | None = None  # mean cosine between dense and compressed sentence embeddings
+    retrieval_agreement: float | None = None  # mean overlap of the top-k neighbours (k = RETRIEVAL_K)
+    perplexity_dense: float | None = None
+    perplexity_compressed: float | None = None
 
 
-def compress_encoder(enc: Encoder, calib: Tokens, method: Method, spec: CompressionSpec,
-                     on_layer: Callable[[int], None] | None = None
-                     ) -> tuple[Encoder, dict[str, CompressedLinear], list[LayerResult]]:
-    """The compressed encoder, each linear's compressed form, and per-layer reconstruction errors."""
-    out = enc.copy()
+def compress_layers(model, x: np.ndarray, mask: np.ndarray | None, method: Method, spec: CompressionSpec,
+                    on_layer: Callable[[int], None] | None = None) -> tuple[object, dict[str, CompressedLinear],
+                                                                              list[LayerResult]]:
+    """Sequential compression of ``model`` (an :class:`~.encoder.Encoder` or :class:`~.causal.CausalLM`)
+    from its embedded calibration batch ``x``: the compressed copy, each linear's compressed form, and
+    per-layer reconstruction errors."""
+    out = model.copy()
     parts: dict[str, CompressedLinear] = {}
     results: list[LayerResult] = []
-    x = embed(out, calib.ids)
-    for layer in range(enc.num_layers):
+    for layer in range(model.num_layers):
         captured: dict[str, np.ndarray] = {}
-        encoder_layer(out, layer, x, calib.mask, capture=captured)
+        out.layer(layer, x, mask, capture=captured)
         stats = {name: Calibration(value) for name, value in captured.items()}
-        for name, source in LINEARS:
+        for name, source in model.linears:
             w = out.linear(layer, name)
             c = method.compress(w, stats[source], spec)
             eff = c.effective
             xs = stats[source].x
             dense = xs @ w.T
             err = float(np.linalg.norm(dense - xs @ eff.T) / max(np.linalg.norm(dense), 1e-30))
-            key = f"encoder.layer.{layer}.{name}"
+            key = model.linear_key(layer, name)
             parts[key] = c
             results.append(LayerResult(key, w.shape, err, float(c.mask.mean()) if c.mask is not None else 1.0,
                                        0 if c.adapter_a is None else c.adapter_a.shape[1]))
             out.with_linear(layer, name, eff)
-        x = encoder_layer(out, layer, x, calib.mask)
+        x = out.layer(layer, x, mask)
         if on_layer is not None:
             on_layer(layer)
     return out, parts, results
+
+
+def compress_encoder(enc: Encoder, calib: Tokens, method: Method, spec: CompressionSpec,
+                     on_layer: Callable[[int], None] | None = None
+                     ) -> tuple[Encoder, dict[str, CompressedLinear], list[LayerResult]]:
+    """The compressed encoder, each linear's compressed form, and per-layer reconstruction errors."""
+    return compress_layers(enc, enc.embed(calib.ids), calib.mask, method, spec, on_layer)
 
 
 def quality(dense: np.ndarray, compressed: np.ndarray, k: int = RETRIEVAL_K) -> Quality:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InfersimError
-from .encoder import Encoder
 from .methods import CompressedLinear
 from .pipeline import LayerResult, Quality
 from .spec import CompressionSpec
@@ -55,39 +54,66 @@ class CompressionRecord:
     bits: int | None
     group_size: int
     lowrank: float
-    calibration_passages: int
+    calibration_passages: int  # encoder: passages of 128 tokens; causal LM: windows of 256 tokens
     evaluation_passages: int
-    cosine_similarity: float
-    retrieval_agreement_at_10: float
     mean_relative_error: float
     dense_linear_bytes: float
     compressed_linear_bytes: float
     seconds: float
     date: str
+    n: int | None = None  # N:M pattern, None when unstructured or dense
+    m: int | None = None
+    kind: str = "encoder"
+    cosine_similarity: float | None = None
+    retrieval_agreement_at_10: float | None = None
+    perplexity_dense: float | None = None
+    perplexity_compressed: float | None = None
+    cpu_seconds: float | None = None  # CPU time of this process while compressing (all its threads)
     source: str = "measured here (infersim compress)"
 
     @property
+    def quality_metric(self) -> str:
+        if self.kind == "causal":
+            return "perplexity increase, pydoc_data.topics held-out"
+        return "1 - embedding cosine, pydoc_data.topics held-out"
+
+    @property
     def quality_delta(self) -> float:
-        """1 - cosine similarity: the embedding quality lost (0 = none)."""
+        """Quality lost, positive = worse: the perplexity increase for a causal LM, ``1 - cosine`` for
+        an encoder (0 = none)."""
+        if self.kind == "causal":
+            return self.perplexity_compressed - self.perplexity_dense
         return 1.0 - self.cosine_similarity
 
+    @property
+    def pattern(self) -> str:
+        """The sparsity pattern as the ``sparsity`` transform spells it."""
+        if self.n is not None:
+            return f"{self.n}:{self.m}"
+        return "unstructured" if self.sparsity > 0 else "dense"
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "quality_delta": self.quality_delta}
+        return {**asdict(self), "quality_metric": self.quality_metric, "quality_delta": self.quality_delta}
 
 
 def make_record(model: str, method: str, spec: CompressionSpec, calib: int, evaluation: int, quality: Quality,
-                layers: list[LayerResult], parts: dict[str, CompressedLinear], seconds: float) -> CompressionRecord:
+                layers: list[LayerResult], parts: dict[str, CompressedLinear], seconds: float,
+                kind: str = "encoder", cpu_seconds: float | None = None) -> CompressionRecord:
     dense, compressed = linear_bytes(parts, spec)
-    return CompressionRecord(model, method, spec.label(), spec.pruned_fraction, spec.bits, spec.group_size,
-                             spec.lowrank, calib, evaluation, quality.cosine_similarity, quality.retrieval_agreement,
-                             float(np.mean([r.relative_error for r in layers])), dense, compressed, seconds,
-                             _dt.date.today().isoformat())
+    return CompressionRecord(
+        model=model, method=method, setting=spec.label(), sparsity=spec.pruned_fraction, bits=spec.bits,
+        group_size=spec.group_size, lowrank=spec.lowrank, calibration_passages=calib, evaluation_passages=evaluation,
+        mean_relative_error=float(np.mean([r.relative_error for r in layers])), dense_linear_bytes=dense,
+        compressed_linear_bytes=compressed, seconds=seconds, date=_dt.date.today().isoformat(), n=spec.n, m=spec.m,
+        kind=kind, cosine_similarity=quality.cosine_similarity, retrieval_agreement_at_10=quality.retrieval_agreement,
+        perplexity_dense=quality.perplexity_dense, perplexity_compressed=quality.perplexity_compressed,
+        cpu_seconds=cpu_seconds)
 
 
-def write_outputs(out_dir: Path, enc: Encoder, parts: dict[str, CompressedLinear], record: CompressionRecord,
+def write_outputs(out_dir: Path, enc, parts: dict[str, CompressedLinear], record: CompressionRecord,
                   layers: list[LayerResult]) -> None:
-    """``model.safetensors`` (the compressed weights, loadable as the original model, plus each linear's
-    ``.mask`` and ``.adapter_a/.adapter_b``), ``record.json`` and ``layers.csv``."""
+    """``model.safetensors`` (the compressed weights under the model's own tensor names, plus each
+    linear's ``.mask`` and ``.adapter_a/.adapter_b``), ``record.json`` and ``layers.csv``."""
     from safetensors.numpy import save_file
 
     try:

@@ -51,16 +51,18 @@ class TransformError(InfersimError):
 
 @dataclass(frozen=True)
 class AccuracyCost:
-    """What a transform costs in quality, as data with a source (never measured here).
+    """What a transform costs in quality, as data with a source.
 
     ``delta`` is signed in the metric's own direction of harm: positive = worse (a perplexity
-    increase, an accuracy loss in points). ``published`` is False for user-given values."""
+    increase, an accuracy loss in points). ``published`` is False for user-given values and for
+    values ``measured`` here (a record written by ``infersim compress``)."""
 
     metric: str
     delta: float
     model: str
     source: str
     published: bool = True
+    measured: bool = False
 
     @property
     def label(self) -> str:
@@ -68,12 +70,17 @@ class AccuracyCost:
             return f"unknown ({self.source})"
         if self.metric == "none":
             return f"none ({self.source})"
-        origin = "published, not measured here" if self.published else "user value"
+        origin = ("measured here" if self.measured else "published, not measured here" if self.published
+                  else "user value")
         return f"{self.metric} {self.delta:+g} on {self.model} ({origin}; {self.source})"
 
 
 #: the accuracy cost of a transform that does not change the computed function
 LOSSLESS = AccuracyCost("none", 0.0, "any", "exact: output distribution unchanged")
+
+
+#: fields of every transform that are not user parameters (not knobs, not ``--transform`` names)
+INTERNAL_FIELDS = ("origin", "measured")
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,8 @@ class Transform:
     origin: str = field(default="", compare=False, repr=False, kw_only=True)
     #: a user-given accuracy cost (metric delta); None: the bundled published one
     accuracy_delta: float | None = field(default=None, kw_only=True)
+    #: a cost measured here (read from a compression record, :mod:`.measured`); wins over both
+    measured: AccuracyCost | None = field(default=None, compare=False, repr=False, kw_only=True)
 
     # ----- parameters -------------------------------------------------------------------
     @classmethod
@@ -162,6 +171,8 @@ class Transform:
         return LOSSLESS
 
     def user_accuracy(self, published: AccuracyCost) -> AccuracyCost:
+        if self.measured is not None:
+            return self.measured
         if self.accuracy_delta is None:
             return published
         return AccuracyCost(published.metric, self.accuracy_delta, "user's model", "given by the user", False)
@@ -171,7 +182,7 @@ class Transform:
         """``key=primary,name=value,...`` (parameters that differ from the defaults)."""
         parts = []
         for f in dataclasses.fields(self):
-            if f.name in ("origin",) or isinstance(f.default, tuple):  # tuples: bound to a device
+            if f.name in INTERNAL_FIELDS or isinstance(f.default, tuple):  # tuples: bound to a device
                 continue
             value = getattr(self, f.name)
             if f.name == self.primary:

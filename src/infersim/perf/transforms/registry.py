@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from ...errors import InfersimError, unknown_name_error
-from .base import Transform, TransformError
+from .base import INTERNAL_FIELDS, Transform, TransformError
 
 TRANSFORMS: dict[str, type[Transform]] = {}
 
@@ -27,7 +27,7 @@ def register(cls: type[Transform]) -> type[Transform]:
 
 
 def _coerce(cls: type[Transform], name: str, raw):
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "origin"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in INTERNAL_FIELDS}
     if name not in fields:
         known = ", ".join(sorted(fields))
         raise TransformError(name, f"unknown parameter of '{cls.key}'; expected one of {known}")
