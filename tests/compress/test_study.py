@@ -84,6 +84,7 @@ def test_study_stores_quality_beside_predicted_speed_and_prints_the_front(tmp_pa
     ({"sparsity": ["4:4"]}, "sparsity.0"),
     ({"model": "gpt-5"}, "unknown packaged model"),
     ({"colour": "red"}, "colour"),
+    ({"deployment": {"runtime": "tgi"}}, "deployment.runtime"),
 ])
 def test_bad_study_file_is_a_one_line_error(tmp_path, edit, words):
     path = write(tmp_path, {**TINY, **edit})

@@ -38,6 +38,8 @@ class DeploymentSpec(BaseModel):
     batch: int = Field(16, ge=1)
     input: int = Field(1024, ge=1)
     output: int = Field(256, ge=1)
+    #: the serving runtime modelled (infersim.runtime; unset: the default runtime, as estimate)
+    runtime: str | None = None
 
 
 class CompressStudySpec(BaseModel):
@@ -86,6 +88,11 @@ def load_compress_study(path: str | Path) -> CompressStudySpec:
         spec = CompressStudySpec.model_validate(data)
     except ValidationError as err:
         raise format_validation_error(str(path), err) from None
+    from ..runtime import RUNTIMES
+
+    if spec.deployment.runtime is not None and spec.deployment.runtime not in RUNTIMES:
+        raise ConfigError(path, "deployment.runtime", f"unknown runtime '{spec.deployment.runtime}'; expected one "
+                          f"of {', '.join(sorted(RUNTIMES))}")
     if spec.model not in PACKAGED_MODELS:
         raise ConfigError(path, "model", f"unknown packaged model '{spec.model}'; expected one of "
                           f"{', '.join(sorted(PACKAGED_MODELS))}")
@@ -122,11 +129,12 @@ def predicted_speed(spec: CompressStudySpec, transforms: tuple) -> dict[str, flo
     """The cost model's prediction for the study's deployment with ``transforms`` applied."""
     from ..perf.estimate import estimate
     from ..perf.graph import GraphOptions
+    from ..runtime import get_runtime
 
     model, device, par, prec = _deployment(spec)
     d = spec.deployment
     est = estimate(model, device, par, prec, batch=d.batch, input_tokens=d.input, output_tokens=d.output,
-                   options=GraphOptions(transforms=transforms))
+                   options=GraphOptions(transforms=transforms), runtime=get_runtime(d.runtime))
     if not est.fits:
         return {"output_tokens_per_s": math.nan, "tpot_s": math.nan, "ttft_s": math.nan}
     return {"output_tokens_per_s": est.output_tokens_per_s, "tpot_s": est.tpot_s, "ttft_s": est.ttft_s,
