@@ -38,7 +38,6 @@ import numpy as np
 from ..dtypes import DTYPE_BYTES
 from ..hardware.device import Device
 from ..hardware.schema import ArraySpec
-from ..hardware.template.derive import fused_attention_footprint_bytes
 from .operators import OpKind, OpTable
 
 #: bytes of one partial sum held on chip (fp32 accumulation)
