@@ -65,7 +65,7 @@ def main() -> None:
     with open_store(db, write=True) as store, InlineBackend() as backend:
         t0 = time.perf_counter()
         p = run_study(study, store, backend)
-        print(f"first run (library): {p.evaluated:,} evaluated, {p.cached:,} stored, "
+        print(f"first run (library): {p.evaluated:,} evaluated, {p.cached:,} reused from the database, "
               f"{time.perf_counter() - t0:.1f} s")
         keys, status, feasible, metrics = store.load_columns(study.name, [o.metric for o in study.scoring.objectives]
                                                              + ["ttft_p99_s"])
