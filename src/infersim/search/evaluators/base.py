@@ -117,6 +117,14 @@ def failure(exc: BaseException) -> Outcome:
     return Outcome(FAILED, None, f"{type(exc).__name__}: {exc}{where}")
 
 
+def check_option_keys(context: EvaluatorContext, allowed, origin) -> None:
+    """A one-line error for the first ``evaluator.options`` key the evaluator does not know."""
+    for key in context.options:
+        if key not in allowed:
+            raise ConfigError(origin, f"evaluator.options.{key}",
+                              f"unknown option; expected one of {', '.join(sorted(allowed))}")
+
+
 class Evaluator(ABC):
     kind: ClassVar[str] = ""
     #: configurations per task sent to a worker (vectorized evaluators want many)

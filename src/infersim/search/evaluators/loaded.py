@@ -66,7 +66,7 @@ from ...serving.loaded import (
 )
 from ..scoring import OK, REJECTED
 from ..space import Config
-from .base import Columns, Evaluator, failure
+from .base import Columns, Evaluator, check_option_keys, failure
 from .static import DEPLOYMENT_KNOBS, resolve_knobs
 
 MODES = ("aggregated", "disaggregated", "afd")
@@ -157,10 +157,7 @@ class LoadedEvaluator(Evaluator):
 
     @classmethod
     def check(cls, context, origin) -> None:
-        for key in context.options:
-            if key not in OPTIONS:
-                raise ConfigError(origin, f"evaluator.options.{key}", f"unknown option; expected one of "
-                                  + ", ".join(OPTIONS))
+        check_option_keys(context, OPTIONS, origin)
         for metric in context.slo:
             if metric.startswith(("ttft", "tpot")) and slo_quantile(metric) is None:
                 raise ConfigError(origin, f"slo.{metric}", "expected ttft_s, tpot_s or a percentile such as ttft_p90_s")

@@ -78,7 +78,7 @@ import re
 from ...errors import ConfigError, InfersimError
 from ...serving import find_capacity, simulate, summarize, validate_scenario
 from ..space import Categorical, Config
-from .base import EvaluatorContext, PerPointEvaluator, PointRejected
+from .base import EvaluatorContext, PerPointEvaluator, PointRejected, check_option_keys
 from ..transform_knobs import transforms_from_config
 from .static import DEPLOYMENT_KNOBS, resolve_knobs
 
@@ -232,10 +232,7 @@ class SimulationEvaluator(PerPointEvaluator):
     @classmethod
     def check(cls, context, origin) -> None:
         opts = context.options
-        for key in opts:
-            if key not in OPTIONS:
-                raise ConfigError(origin, f"evaluator.options.{key}",
-                                  f"unknown option; expected one of {', '.join(sorted(OPTIONS))}")
+        check_option_keys(context, OPTIONS, origin)
         offline = opts.get("arrival") == "offline"
         if context.workload.get("rate_rps") is None and not offline:
             raise ConfigError(origin, "workload.rate_rps", "the simulation evaluator needs an arrival rate "

@@ -46,7 +46,7 @@ from ...runtime import get_runtime
 from ..scoring import OK, REJECTED
 from ..space import Config
 from ..transform_knobs import TRANSFORM_KNOBS, accuracy_delta, transforms_from_config
-from .base import Columns, Evaluator, EvaluatorContext, failure
+from .base import Columns, Evaluator, EvaluatorContext, check_option_keys, failure
 
 #: deployment parameters and their defaults (None: the study must give it)
 DEPLOYMENT_KNOBS: dict[str, object] = {
@@ -115,11 +115,7 @@ class StaticEvaluator(Evaluator):
         from ...errors import ConfigError
 
         opts = dict(context.options)
-        allowed = {"attention", "moe_imbalance", "decode_nodes", "screen_slo_factor"}
-        for key in opts:
-            if key not in allowed:
-                raise ConfigError(origin, f"evaluator.options.{key}",
-                                  f"unknown option; expected one of {', '.join(sorted(allowed))}")
+        check_option_keys(context, ("attention", "moe_imbalance", "decode_nodes", "screen_slo_factor"), origin)
         if opts.get("attention", "fused") not in ("fused", "unfused"):
             raise ConfigError(origin, "evaluator.options.attention", "expected 'fused' or 'unfused'")
         nodes = opts.get("decode_nodes", DEFAULT_DECODE_NODES)

@@ -17,7 +17,7 @@ import time
 from ...errors import ConfigError
 from ..scoring import OK
 from ..space import Config
-from .base import Evaluator, Outcome
+from .base import Evaluator, Outcome, check_option_keys
 
 METRICS = ["f", "g1", "g2"]
 
@@ -33,9 +33,7 @@ class SyntheticEvaluator(Evaluator):
     @classmethod
     def check(cls, context, origin) -> None:
         opts = context.options
-        for key in opts:
-            if key not in ("optimum", "scale", "busy_s"):
-                raise ConfigError(origin, f"evaluator.options.{key}", "unknown option; expected optimum, scale, busy_s")
+        check_option_keys(context, ("optimum", "scale", "busy_s"), origin)
         if not isinstance(opts.get("optimum", {}), dict):
             raise ConfigError(origin, "evaluator.options.optimum", "expected a mapping parameter -> value")
 
