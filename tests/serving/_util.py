@@ -54,6 +54,6 @@ def trace_scenario(tmp_path: Path, rows: list[tuple[float, int, int]], **changes
     return validate_scenario(data, "<test>")
 
 
-def oracle(model="llama-3.1-8b", hardware="h100-sxm", tp=1) -> StepTimeModel:
+def oracle(model="llama-3.1-8b", hardware="h100-sxm", tp=1, pp=1) -> StepTimeModel:
     """The foundation's exact per-step cost model, called per request (independent of serving/cost.py)."""
-    return StepTimeModel(get_model(model), get_device(hardware), Parallelism(tp=tp))
+    return StepTimeModel(get_model(model), get_device(hardware), Parallelism(tp=tp, pp=pp))

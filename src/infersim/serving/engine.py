@@ -38,6 +38,7 @@ from ..perf.step_time import StepTimeModel
 from ..runtime import Runtime, get_runtime
 from .cost import StepCost
 from .kv_cache import KVCache
+from .pp_stages import StageClock
 from .replica import Replica, RequestLog, StepLog
 from .router import Router
 from .scenario import OfflineArrivals, Scenario, SchedulerSpec
@@ -285,8 +286,10 @@ def build_replicas(dep: Deployment, log: RequestLog, n_replicas: int, first_inde
     sched = dep.scenario.scheduler
     engines: list[Replica] = []
     replicas: list[list[Replica]] = []
+    pp = dep.engines_per_replica
     for r in range(n_replicas):
         group = []
+        stages = StageClock(pp) if pp > 1 else None  # the replica's pipeline stages, shared by its engines
         for v in range(dep.engines_per_replica):
             kv = KVCache(dep.blocks_per_engine, sched.block_size, sched.watermark, sched.prefix_caching)
             e = Replica(first_index + len(engines), r, dep.cost, kv, log, max_num_seqs=sched.max_num_seqs,
@@ -294,6 +297,7 @@ def build_replicas(dep: Deployment, log: RequestLog, n_replicas: int, first_inde
                         swap_bytes_per_s=sched.swap_bandwidth_gb_per_s * 1e9,
                         kv_bytes_per_token=dep.kv_bytes_per_token)
             e.scheduler = make_scheduler(sched.policy)
+            e.stages = stages
             engines.append(e)
             group.append(e)
         replicas.append(group)
@@ -305,6 +309,8 @@ def _open_loop(engines: list[Replica], router: Router, wl: Workload, on_chunk=No
     arrivals = wl.arrival_s.tolist() if on_chunk is None else None
     n = wl.n
     size = chunk if on_chunk is not None else max(n, 1)
+    coupled = [grp for grp in router.replicas if len(grp) > 1]  # pipeline-parallel replicas
+    single = [e for e in engines if e.stages is None] if coupled else engines
     for lo in range(0, n, size):
         hi = min(n, lo + size)
         part = arrivals[lo:hi] if arrivals is not None else wl.arrival_s[lo:hi].tolist()
@@ -317,17 +323,42 @@ def _open_loop(engines: list[Replica], router: Router, wl: Workload, on_chunk=No
                 e.enqueue(rid, ta)
         else:
             for rid, ta in enumerate(part, lo):
-                for e in engines:
+                for e in single:
                     step = e.scheduler.step
                     while e.active and e.t < ta:
                         step(e, ta)
+                for grp in coupled:
+                    advance_stage_coupled(grp, ta)
                 router.route(ta).enqueue(rid, ta)
         if on_chunk is not None:
             on_chunk(hi)
-    for e in engines:
+    for e in single:
         step = e.scheduler.step
         while e.active:
             step(e, INF)
+    for grp in coupled:
+        advance_stage_coupled(grp, INF)
+
+
+def advance_stage_coupled(group: list[Replica], horizon: float) -> None:
+    """Run the steps of one pipeline-parallel replica's engines that start before ``horizon``, in
+    the order they start (ties: the lower engine first), so that their micro-batches pass the shared
+    stages in that order. An engine's decode run stops before the next step another engine of the
+    replica forms (its micro-batch could hold a stage by then)."""
+    while True:
+        best = None
+        bt = second = horizon
+        for e in group:
+            if e.active:
+                t = e.t
+                if t < bt:
+                    second = bt
+                    best, bt = e, t
+                elif t < second:
+                    second = t
+        if best is None:
+            return
+        best.scheduler.step(best, second if second > bt else math.nextafter(bt, INF))
 
 
 def _closed_loop(engines: list[Replica], router: Router, log: RequestLog, wl: Workload, on_chunk=None,

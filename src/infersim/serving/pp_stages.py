@@ -1,26 +1,77 @@
-"""Pipeline-parallel replicas: virtual engines against micro-batches flowing through stages.
+"""Pipeline-parallel replicas: micro-batches of ``pp`` engines flowing through ``pp`` shared stages.
 
-The simulator (and the load-aware static model) runs a ``pp``-stage replica as ``pp`` virtual
-engines, each with its own scheduler, batch and KV share, whose steps take the whole pipeline's
-latency ``t`` (every layer on ``tp`` devices plus ``pp - 1`` activation transfers) and run
-independently (vLLM's virtual engines). On the hardware the engines' micro-batches share the
-stages: stage ``s`` holds one micro-batch at a time, for ``t / pp`` (stages balanced), and an
-engine's next step starts after its previous micro-batch left the last stage. That is a cyclic
-flow shop of ``pp`` jobs on ``pp`` machines (:func:`flow_shop_finish_s` simulates it exactly).
+A ``pp``-stage replica runs ``pp`` engines (vLLM's virtual engines), each with its own scheduler,
+batch and KV share; a step's pipeline latency ``t`` covers every layer on ``tp`` devices plus
+``pp - 1`` activation transfers. The engines' micro-batches share the stages: stage ``s`` holds one
+micro-batch at a time, for ``t / pp`` (stages balanced), and an engine forms its next batch when its
+previous micro-batch leaves the last stage. That is a cyclic flow shop of ``pp`` jobs on ``pp``
+machines: the simulator steps a replica's engines through a :class:`StageClock` (its micro-batches
+enter stage 0 in the order their engines formed them), :func:`flow_shop_finish_s` runs the same
+rule on a table of step times.
 
-* Equal step times: the flow shop runs without a bubble, every engine steps every ``t``: the
-  virtual-engine model is exact (decode-only steady state, offline batches of equal steps).
+* Equal step times: the flow shop runs without a bubble, every engine steps every ``t``, exactly as
+  independent engines would (decode-only steady state, offline batches of equal steps).
 * Unequal step times (a prefill-bearing step of ``t_m`` beside decode steps of ``t_d``): the stages
   hold every engine to the slowest micro-batch in flight, one round of all ``pp`` engines takes
   ``max_k t_k`` instead of each engine's own ``t_k``. With each engine's steps independently mixed
-  with probability ``p`` (:func:`lockstep_slowdown`), the virtual-engine model overstates the
-  throughput of the replica by up to ``E[max_k t_k] / E[t_k]`` (exact within 1 % for ``pp = 2`` in
-  the simulated flow shop, 5 % high for ``pp = 4``, where rounds overlap a little).
+  with probability ``p`` (:func:`lockstep_slowdown`), independent engines would overstate the
+  replica's step rate by up to ``E[max_k t_k] / E[t_k]`` (within 1 % of the simulated flow shop
+  for ``pp = 2``, 5 % high for ``pp = 4``, where rounds overlap a little). The load-aware static
+  model stretches a PP server's steps by that factor.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+class StageClock:
+    """The ``pp`` stages of one replica: when each finishes the micro-batch it holds.
+
+    A micro-batch formed at ``ready`` with pipeline latency ``d`` spends ``tau = d / pp`` on each
+    stage and enters stage ``s`` when the stage and its own stage ``s - 1`` are both done:
+    ``x_s = max(x_(s-1), free_s) + tau`` with ``x_(-1) = ready``. Unrolled, ``x_s = ready + (s + 1)
+    tau + w_s`` with the wait ``w_s = max(w_(s-1), free_s - ready - s tau)``, ``w_(-1) = 0``, so a
+    micro-batch that never waits leaves at ``ready + d`` (the same float as an engine of its own)."""
+
+    __slots__ = ("pp", "free")
+
+    def __init__(self, pp: int) -> None:
+        self.pp = pp
+        self.free = [0.0] * pp
+
+    def clear_at(self, t: float) -> bool:
+        """Every stage is free by ``t`` (stages finish in order, so the last one says it)."""
+        return self.free[-1] <= t
+
+    def through(self, ready: float, d: float) -> float:
+        """Send a micro-batch formed at ``ready`` with pipeline latency ``d`` through the stages;
+        returns when it leaves the last one."""
+        pp = self.pp
+        free = self.free
+        tau = d / pp
+        wait = 0.0
+        for s in range(pp - 1):
+            w = free[s] - ready - s * tau
+            if w > wait:
+                wait = w
+            free[s] = ready + (s + 1) * tau + wait
+        w = free[pp - 1] - ready - (pp - 1) * tau
+        if w > wait:
+            wait = w
+        end = ready + d + wait if wait > 0.0 else ready + d
+        free[pp - 1] = end
+        return end
+
+    def ran(self, end: float, d: float) -> None:
+        """An engine's steps ran back to back without waiting (the stages were clear), the last one
+        of pipeline latency ``d`` leaving at ``end``: it left stage ``s`` at ``end - (pp - 1 - s) d / pp``."""
+        pp = self.pp
+        tau = d / pp
+        free = self.free
+        for s in range(pp - 1):
+            free[s] = end - (pp - 1 - s) * tau
+        free[pp - 1] = end
 
 
 def flow_shop_finish_s(step_times_s, pp: int) -> np.ndarray:
@@ -32,18 +83,14 @@ def flow_shop_finish_s(step_times_s, pp: int) -> np.ndarray:
     stage: ``(r, k)`` follows ``(r, k - 1)`` and ``(r - 1, pp - 1)``), and each later stage after
     the stage before it and after the micro-batch ahead of it there. Returns the finish times
     ``[r, k]`` (from 0)."""
-    t = np.asarray(step_times_s, dtype=np.float64) / pp
-    rounds, engines = t.shape
-    stage_free = np.zeros(pp)  # when each stage finishes the micro-batch it holds
+    t = np.asarray(step_times_s, dtype=np.float64).tolist()
+    rounds, engines = len(t), len(t[0]) if t else 0
+    stages = StageClock(pp)
     done = np.zeros((rounds, engines))
-    ready = np.zeros(engines)  # when each engine's previous step finished
+    ready = [0.0] * engines  # when each engine's previous step finished
     for r in range(rounds):
         for k in range(engines):
-            clock = ready[k]
-            for s in range(pp):
-                clock = max(clock, stage_free[s]) + t[r, k]
-                stage_free[s] = clock
-            done[r, k] = ready[k] = clock
+            done[r, k] = ready[k] = stages.through(ready[k], t[r][k])
     return done
 
 

@@ -212,6 +212,9 @@ class Replica:
         # then matters to a decode run only if it could join the next step (see decode_run)
         self.state_private = False
         self.static_batch: list | None = None  # the batch a static-batching scheduler is running
+        # the stages this engine's micro-batches share with the other engines of its pipeline-parallel
+        # replica (infersim.serving.pp_stages.StageClock); None: an engine of its own (pp = 1)
+        self.stages = None
         self._run_end_used = -1  # KV blocks in use at the end of the last decode run
         self._piece_end = None  # (next step, batch, decode pairs, time, line piece) after the last run
 
@@ -488,7 +491,11 @@ class Replica:
             d = cost.time_loads(pt, ps, b, lw)
         swap_s = swap_bytes / self.swap_bytes_per_s if swap_bytes else 0.0
         d += swap_s
-        end = t + d
+        if self.stages is None:
+            end = t + d
+        else:  # formed at t, the micro-batch leaves the last stage at end: the step lasts end - t
+            end = self.stages.through(t, d)
+            d = end - t
         steps = self.steps
         regular = 0
         gap = d
@@ -557,6 +564,9 @@ class Replica:
         b = self.n_dec
         if not self.fast or b == 0:
             return False
+        stages = self.stages
+        if stages is not None and not stages.clear_at(self.t):
+            return False  # a stage may still hold another engine's micro-batch: one step through them
         if self.waiting and self.state_private:
             horizon = math.inf
         clock0 = self.clock
@@ -658,6 +668,9 @@ class Replica:
         self.t = t
         self.clock = clock0 + j
         self.last_completions = 0
+        if stages is not None:  # the steps ran back to back through clear stages
+            t0, a, c, total = anchor
+            stages.ran(t, a + c * (total - 1))
         if j == kmax:
             used = kv.total_blocks - kv.free - kv.evictable
             self._complete_decodes(clock0 + j, t)
