@@ -11,6 +11,9 @@ rule on a table of step times.
 
 * Equal step times: the flow shop runs without a bubble, every engine steps every ``t``, exactly as
   independent engines would (decode-only steady state, offline batches of equal steps).
+* Two engines: micro-batches alternate through the stages, and unrolling the recursion gives stage
+  0's entries ``e_(j+1) = e_j + max(tau_(j-1), tau_j)``: the replica's period per micro-batch is the
+  larger stage time of two consecutive micro-batches (of different engines), exactly.
 * Unequal step times (a prefill-bearing step of ``t_m`` beside decode steps of ``t_d``): the stages
   hold every engine to the slowest micro-batch in flight, one round of all ``pp`` engines takes
   ``max_k t_k`` instead of each engine's own ``t_k``. With each engine's steps independently mixed
@@ -92,6 +95,64 @@ def flow_shop_finish_s(step_times_s, pp: int) -> np.ndarray:
         for k in range(engines):
             done[r, k] = ready[k] = stages.through(ready[k], t[r][k])
     return done
+
+
+def lockstep_steps_s(step_s, share, pp: int) -> list[np.ndarray]:
+    """How long each kind of an engine's steps lasts when a round of the replica's ``pp`` engines takes
+    its slowest step (whole-round lockstep, the other engines' steps independent draws).
+
+    ``step_s[i]``: the pipeline latency of kind ``i``, ``share[i]``: the share of an engine's steps of
+    that kind (summing to 1; arrays broadcast). A step of kind ``i`` lasts ``E[max(t_i, M)]`` with
+    ``M`` the slowest of the other ``pp - 1`` engines' steps, CDF ``F^(pp - 1)``:
+    ``E[max(t, M)] = t + int_t^inf (1 - F(y)^(pp - 1)) dy``, a sum over the sorted step times. Their mean
+    over the kinds is ``E[max_k t_k]`` (:func:`lockstep_slowdown` for two kinds)."""
+    v = np.stack(np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in step_s)))
+    w = np.broadcast_to(np.stack(np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in share))), v.shape)
+    if pp <= 1:
+        return list(v)
+    order = np.argsort(v, axis=0)
+    vs = np.take_along_axis(v, order, axis=0)
+    tail = 1.0 - np.clip(np.cumsum(np.take_along_axis(w, order, axis=0), axis=0), 0.0, 1.0) ** (pp - 1)
+    out = []
+    for t in v:  # t + sum_j (1 - F_j^(pp-1)) |[vs_j, vs_(j+1)) beyond t|
+        extra = np.zeros_like(t)
+        for j in range(vs.shape[0] - 1):
+            extra += tail[j] * np.maximum(vs[j + 1] - np.maximum(vs[j], t), 0.0)
+        out.append(t + extra)
+    return out
+
+
+def chained_lockstep_steps_s(light_s, light_share, heavy_s, heavy_share, heavy_after_heavy, pp: int):
+    """:func:`lockstep_steps_s` with the heavy steps (the slowest kind, ``heavy_s``: prefill-bearing
+    full-budget steps) correlated along the order micro-batches enter the stages: a two-state Markov
+    chain in which a heavy micro-batch is followed by a heavy one with probability ``p_HH`` =
+    ``heavy_after_heavy`` (independent draws: ``heavy_share``). Returns (the light kinds' times, the
+    heavy steps' time).
+
+    A light step of kind ``i`` lasts ``E_i + P_H (t_H - E_i)`` with ``E_i`` its lockstep time among the
+    light kinds and ``P_H = 1 - (1 - p_LH)^(pp - 1)`` the chance that one of the other ``pp - 1`` steps
+    of its round is heavy, ``p_LH = f (1 - p_HH) / (1 - f)`` the chain's light-to-heavy probability
+    (stationary share ``f``); a heavy step lasts ``t_H``. For ``pp = 2`` the flow shop is solved
+    exactly (module docstring: a micro-batch ``j`` lasts ``max(tau_(j-2), tau_(j-1)) + max(tau_(j-1),
+    tau_j) + tau_j - tau_(j-2)``): a light step behind a heavy one lasts ``t_H`` when the heavy one
+    followed a light one, ``(t_H + t_L) / 2`` after two heavy ones, and a heavy step behind a heavy one
+    that followed a light one lasts ``t_H + (t_H - t_L) / 2``; averaged over the chain, a light step
+    gains ``p_LH (1 - p_HH / 2) (t_H - t_L)`` and a heavy one ``p_HH (1 - p_HH) (t_H - t_L) / 2``. Both
+    forms give the mean step ``t_L + f (2 - p_HH) (t_H - t_L)`` at ``pp = 2``, the flow shop's period."""
+    f = np.clip(np.asarray(heavy_share, dtype=np.float64), 0.0, 1.0)
+    p_hh = np.clip(heavy_after_heavy, 0.0, 1.0)
+    light = np.maximum(1.0 - f, 1e-300)
+    cond = [np.asarray(w, dtype=np.float64) / light for w in light_share]
+    base = lockstep_steps_s(light_s, cond, pp)
+    p_lh = np.clip(f * (1.0 - p_hh) / light, 0.0, 1.0)
+    if pp == 2:
+        mean_light = sum(w * e for w, e in zip(cond, base))
+        gain = p_lh * (1.0 - p_hh / 2.0)
+        heavy = heavy_s + p_hh * (1.0 - p_hh) * np.maximum(heavy_s - mean_light, 0.0) / 2.0
+    else:
+        gain = 1.0 - (1.0 - p_lh) ** (pp - 1) if pp > 1 else 0.0
+        heavy = np.asarray(heavy_s, dtype=np.float64)
+    return [e + gain * np.maximum(heavy_s - e, 0.0) for e in base], heavy
 
 
 def lockstep_slowdown(p_mixed, mixed_step_s, decode_step_s, pp: int) -> np.ndarray:
