@@ -12,9 +12,10 @@ pass of the 16-GPU ``infersim plan`` question (``--no-simulate --no-store --json
 answer with the simulated top-5, beside ``python -c pass`` on the same machine at the same time:
 wall median / min / max of ``--runs`` runs, and the seconds each spends importing (``-X importtime``).
 
-Part 3 (PP): for pipeline-parallel replicas, how much the virtual-engine model (independent engines,
-each step the whole pipeline's latency) overstates the step rate of micro-batches that share the
-stages, at the static model's own mix of prefill-bearing and decode-only steps.
+Part 3 (PP): pipeline-parallel replicas, whose engines' micro-batches share the stages in the
+simulator: its step times against a flow shop replayed here, how much slower the coupled steps are
+than the pipeline latency (and than independent draws of the same steps), and the static model's
+coupled mean step against the simulated one.
 
 Usage::
 
@@ -218,52 +219,97 @@ PP_CASES = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl
     ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 1024, 512, 2048, 256),
     ("llama-3.1-70b", "h100-sxm", 2, 2, "fp8", 2048, 256, 2048, 256),
     ("llama-3.1-70b", "h100-sxm", 2, 4, "fp8", 2048, 256, 2048, 256),
+    ("llama-3.1-8b", "h100-sxm", 1, 2, "bf16", 1024, 512, 1024, 512),
 ]
 
 
-def pipeline_coupling() -> None:
-    """How much the virtual-engine model of a PP replica overstates its step rate: the static model's
-    step mix (prefill-bearing steps of t_full, a fraction rho of the time; decode steps t_d) sent
-    through the stages as a flow shop (infersim.serving.pp_stages), against the same steps run
-    independently."""
+def _stage_order(res) -> tuple:
+    """A simulated replica's micro-batches in the order they entered the stages (formed: the step's
+    start; ties to the lower engine): their pipeline latencies (the cost model's step time), the
+    simulator's finish times and whether they carry prefill."""
     import numpy as np
 
-    from infersim.hardware import get_device
-    from infersim.models import get_model
-    from infersim.perf.graph import GraphOptions
-    from infersim.perf.parallel import Parallelism, Precision
-    from infersim.serving.loaded import colocated_curve, server_kv_tokens
+    from infersim.serving.metrics import expand_steps
+
+    cost = res.deployment.cost
+    rows = []
+    for e, steps in enumerate(res.engines):
+        cols = expand_steps(steps, len(cost.windows), res.scenario.scheduler.block_size)
+        for j in range(cols["start_s"].size):
+            pairs, rect, kv_read, dp = cols["loads"][j]
+            d = cost.time_full(int(cols["prefill_tokens"][j]), int(cols["prefill_seqs"][j]),
+                               int(cols["decode_seqs"][j]), pairs, rect, kv_read, dp)
+            rows.append((cols["start_s"][j], e, d, cols["start_s"][j] + cols["duration_s"][j],
+                         cols["prefill_tokens"][j] > 0))
+    rows.sort()
+    start, _, d, end, mixed = (np.array(x) for x in zip(*rows))
+    return start, d, end, mixed
+
+
+def pipeline_coupling(requests: int) -> None:
+    """The simulator's stage-coupled PP replicas against the flow shop, and the static model's coupling
+    against the simulator. For each PP case at 50/65/80 % of the static capacity (Poisson, fixed lengths):
+
+    * replay: every simulated micro-batch sent through ``pp`` stages of ``d / pp`` in the order the engines
+      formed them (written here, not the simulator's StageClock): the largest |finish - simulated finish|;
+    * slowdown = mean step as simulated (formation to finish) / mean pipeline latency ``d`` (what
+      independent engines would step at); the same steps' flow shop with their order shuffled (independent
+      draws) and lockstep E[max]/E[t] at the simulated prefill-bearing share (the two-kind closed form);
+    * TPOT p50, the static model's (coupled) and the simulated."""
+    import numpy as np
+
+    from infersim.search.evaluators.base import EvaluatorContext
+    from infersim.search.evaluators.loaded import LoadedEvaluator
+    from infersim.search.plan import PlanQuestion
+    from infersim.search.plan_check import aggregated_scenario
+    from infersim.serving import simulate, summarize, validate_scenario
     from infersim.serving.pp_stages import flow_shop_finish_s, lockstep_slowdown
 
-    print(f"{'replica':<44} {'req/s/engine':>12} {'rho':>5} {'p mixed':>7} {'t_m':>7} {'t_d':>7} | "
-          f"{'flow shop':>9} {'E[max]/E[t]':>11}")
-    for model_name, device_name, tp, pp, dt, budget, cap, isl, osl in PP_CASES:
-        model, device = get_model(model_name), get_device(device_name)
-        par, prec = Parallelism(tp=tp, pp=pp), Precision(weight=dt, activation=dt, kv_cache=dt)
-        kv = server_kv_tokens(model, device, par, prec, token_budget=budget, max_batch=cap, memory_utilization=0.9)
-        c = colocated_curve(model, device, par, prec, GraphOptions(), input_tokens=[isl], output_tokens=[osl],
-                            token_budget=[budget], max_batch=[cap], kv_tokens=[kv])
-        for j in range(8, c.rho.shape[1], 8):
-            rho = float(c.rho[0, j])
-            if not (c.valid[0, j] and 0.3 < rho < 0.97):
-                continue
-            b, t_d = float(c.batch[0, j]), 2.0 * float(c.residual_s[0, j])
-            t_m = float(c.queue_service_s[0, j]) * (budget - b) / isl  # a full-budget step
-            p = (rho / t_m) / (rho / t_m + (1.0 - rho) / t_d)  # share of steps that carry prefill
-            steps = np.where(np.random.default_rng(0).random((20_000, pp)) < p, t_m, t_d)
-            done = flow_shop_finish_s(steps, pp)
-            flow = float((done[-1] - done[0]).mean() / (steps.shape[0] - 1) / steps.mean())
-            label = f"{model_name} {device_name} TP{tp}PP{pp} {dt} T{budget} B{cap} {isl}/{osl}"
-            print(f"{label:<44} {c.rate_rps[0, j]:>12.2f} {rho:>5.2f} {p:>7.2f} {t_m * 1e3:>5.0f}ms "
-                  f"{t_d * 1e3:>5.0f}ms | {flow:>8.2f}x {float(lockstep_slowdown(p, t_m, t_d, pp)):>10.2f}x")
+    print(f"{'replica':<54} {'load':>4} {'req/s':>6} {'p mix':>5} {'t_m':>6} {'t_d':>6} | {'replay':>8} | "
+          f"{'slowdown sim':>12} {'iid flow shop':>13} {'E[max]/E[t]':>11} | {'TPOT p50 static':>15} {'sim':>6} {'diff':>5}")
+    for row in PP_CASES:
+        c = _agg_config(row)
+        pp = c["pp"]
+        wl = {"input_tokens": c["input_tokens"], "output_tokens": c["output_tokens"], "rate_rps": None}
+        cap = LoadedEvaluator(EvaluatorContext(kind="loaded", workload=wl)).evaluate([c]).outcome(0).metrics[
+            "capacity_requests_per_s"]
+        q = PlanQuestion(c["model"], c["device"], 1, c["input_tokens"], c["output_tokens"], 1.0, 1.0)
+        for load in LOADS:
+            rate = load * cap
+            m = LoadedEvaluator(EvaluatorContext(kind="loaded", workload={**wl, "rate_rps": rate})).evaluate(
+                [c]).outcome(0).metrics
+            res = simulate(validate_scenario(aggregated_scenario(q, c, rate, requests), "<bench>"))
+            start, d, end, mixed = _stage_order(res)
+            free = [0.0] * pp
+            worst = 0.0
+            for t0, dj, tj in zip(start.tolist(), d.tolist(), end.tolist()):
+                x = t0
+                for s in range(pp):
+                    x = max(x, free[s]) + dj / pp
+                    free[s] = x
+                worst = max(worst, abs(x - tj))
+            elapsed = end - start
+            slowdown = float(elapsed.mean() / d.mean())
+            rounds = d.size // pp
+            shuffled = np.random.default_rng(0).permutation(d)[:rounds * pp].reshape(rounds, pp)
+            done = flow_shop_finish_s(shuffled, pp)
+            iid = float((done[-1] - done[0]).mean() / (rounds - 1) / shuffled.mean())
+            p, t_m, t_d = float(mixed.mean()), float(d[mixed].mean()), float(d[~mixed].mean())
+            label = f"{c['model']} {c['device']} TP{c['tp']}PP{pp} {c['weight_dtype']} T{c['max_prefill_tokens']} " \
+                    f"B{c['max_batch']} {c['input_tokens']}/{c['output_tokens']}"
+            tpot = summarize(res).tpot_s["p50"]
+            print(f"{label:<54} {load:>4.2f} {rate:>6.2f} {p:>5.2f} {t_m * 1e3:>4.0f}ms {t_d * 1e3:>4.0f}ms | "
+                  f"{worst:>7.0e}s | {slowdown:>11.2f}x {iid:>12.2f}x {float(lockstep_slowdown(p, t_m, t_d, pp)):>10.2f}x"
+                  f" | {m['tpot_p50_s'] * 1e3:>12.1f} ms {tpot * 1e3:>6.1f} {100 * (m['tpot_p50_s'] / tpot - 1):>+4.0f}%")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--speed", action="store_true")
-    ap.add_argument("--pp", action="store_true", help="PP replicas: virtual engines vs stage-coupled steps")
-    ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement)")
+    ap.add_argument("--pp", action="store_true", help="PP replicas: the simulated stage coupling against the "
+                    "flow shop and the static model")
+    ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement, PP)")
     ap.add_argument("--runs", type=int, default=5, help="cold runs per command (speed)")
     ap.add_argument("--baseline", help="another checkout (e.g. /work/main) whose static pass runs interleaved")
     args = ap.parse_args()
@@ -271,7 +317,7 @@ def main() -> None:
     if args.agreement or both:
         agreement(args.requests)
     if args.pp or both:
-        pipeline_coupling()
+        pipeline_coupling(args.requests)
     if args.speed or both:
         speed(args.runs, args.baseline)
 
