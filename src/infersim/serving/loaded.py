@@ -50,6 +50,14 @@ running decode step (``t_d / 2``). The distribution and its quantiles:
 tokens) is the same queue with the own service ``t_p``, an atom ``1 - rho`` at zero and
 Kingman's exponential wait given a wait, and no decode step to wait for.
 
+Pipeline-parallel replicas
+--------------------------
+The ``pp`` engines of a replica pass their micro-batches through shared stages, so a round of the
+engines takes its slowest step (:mod:`infersim.serving.pp_stages`, as the simulator steps them): a
+colocated engine's decode and last-chunk steps are stretched towards the other engines' full-budget
+prefill steps, with the full steps clustered along the stage order (:func:`_stage_coupled`). Decode
+pools (equal steps, no bubble) and prefill pools (``pp = 1`` in the plan's grid) are left as they are.
+
 What it leaves out: batching several queued prompts into one step (it makes the real queue
 faster at high load, so TTFT here is an upper bound there), preemption (the KV bound keeps the
 batch below it), variance of the batch around ``B`` (the step time is nearly linear in it).

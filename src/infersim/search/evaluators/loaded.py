@@ -17,7 +17,8 @@ Serving architecture is a parameter, ``mode``:
   and ``afd_ffn_gpus`` expert GPUs, ``afd_micro_batches`` micro-batches
   (:class:`~infersim.serving.pipeline.afd.AFDStepTimeModel`).
 
-Each pool is treated on its own: its servers (replicas x ``pp`` engines) share the arrivals
+Each pool is treated on its own: its servers (replicas x ``pp`` engines, a replica's engines
+stepping through shared pipeline stages, :mod:`infersim.serving.loaded`) share the arrivals
 evenly, round robin as the simulator's default router does (each server's gaps are Erlang, less
 variable than Poisson, :func:`~infersim.serving.loaded.md1_mean_wait_s`); a pool's capacity under the SLOs is its servers times one server's highest rate meeting
 them. Disaggregated capacity is the smaller of the two pools' (the bottleneck side).
