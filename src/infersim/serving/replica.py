@@ -212,6 +212,7 @@ class Replica:
         # then matters to a decode run only if it could join the next step (see decode_run)
         self.state_private = False
         self.static_batch: list | None = None  # the batch a static-batching scheduler is running
+        self.static_plan: list | None = None  # its decode phase, stepped one step at a time (pipeline engines)
         # the stages this engine's micro-batches share with the other engines of its pipeline-parallel
         # replica (infersim.serving.pp_stages.StageClock); None: an engine of its own (pp = 1)
         self.stages = None

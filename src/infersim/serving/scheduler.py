@@ -174,8 +174,11 @@ class StaticScheduler:
     def step(self, r: Replica, horizon: float) -> None:
         batch = r.static_batch
         if batch:
-            self._decode_batch(r, batch)
-            r.static_batch = None
+            if r.stages is None:
+                self._decode_batch(r, batch)
+                r.static_batch = None
+            elif self._decode_step(r, batch):  # a pipeline engine: one step at a time through the stages
+                r.static_batch = None
             return
         kv = r.kv
         bs = r.bs
@@ -201,37 +204,35 @@ class StaticScheduler:
         _prefill_step(r, chunks)
 
     @staticmethod
-    def _decode_batch(r: Replica, batch: list) -> None:
+    def _decode_plan(r: Replica, batch: list) -> tuple:
+        """The decode phase of a static batch: (steps, first decode pairs, step times, tokens each step
+        emits, per-window loads or None)."""
         b = len(batch)
         remaining = np.array([seq.target - seq.gen for seq in batch], dtype=np.int64)
         k = int(remaining.max())
-        t = r.t
         x0 = float(sum(seq.prompt for seq in batch) + b)  # decode pairs of the first decode step
-        if k > 0:
-            j = np.arange(k)
-            x = x0 + b * j.astype(np.float64)
-            cost = r.cost
-            loads = None
-            if cost.fast:
-                d = np.array([cost.decode_time(b, xi) for xi in x.tolist()])
-            elif cost.full_attention:
-                d = np.array([cost.time_full(0, 0, b, 0.0, 0.0, 0.0, xi) for xi in x.tolist()])
-            else:
-                d = np.empty(k)
-                loads = np.empty((k, 4 * len(cost.windows)))
-                for i in range(k):
-                    ctx = [seq.prompt + i + 1 for seq in batch]
-                    lw = cost.stm.loads_for([], [], ctx)
-                    loads[i] = [x for w in cost.windows for x in lw[w]]
-                    d[i] = cost.time_loads(0, 0, b, lw)
-            # tokens emitted per step: requests with decode tokens left (the rest is padding)
-            weights = (remaining[None, :] > j[:, None]).sum(axis=1)
-            starts = np.empty(k)
-            for i, di in enumerate(d.tolist()):  # sequential sums, as time advances step by step
-                starts[i] = t
-                t += di
-            r.steps.batches.append((r.steps.n_steps, k, b, x0, r.kv.used, weights, loads, starts, d))
-            r.steps.n_steps += k
+        j = np.arange(k)
+        x = x0 + b * j.astype(np.float64)
+        cost = r.cost
+        loads = None
+        if cost.fast:
+            d = np.array([cost.decode_time(b, xi) for xi in x.tolist()])
+        elif cost.full_attention:
+            d = np.array([cost.time_full(0, 0, b, 0.0, 0.0, 0.0, xi) for xi in x.tolist()])
+        else:
+            d = np.empty(k)
+            loads = np.empty((k, 4 * len(cost.windows)))
+            for i in range(k):
+                ctx = [seq.prompt + i + 1 for seq in batch]
+                lw = cost.stm.loads_for([], [], ctx)
+                loads[i] = [x for w in cost.windows for x in lw[w]]
+                d[i] = cost.time_loads(0, 0, b, lw)
+        # tokens emitted per step: requests with decode tokens left (the rest is padding)
+        weights = (remaining[None, :] > j[:, None]).sum(axis=1)
+        return k, x0, d, weights, loads
+
+    @staticmethod
+    def _complete_batch(r: Replica, batch: list, t: float) -> None:
         r.t = t
         r.last_completions = 0
         used = r.kv.used
@@ -239,6 +240,43 @@ class StaticScheduler:
             seq.gen = seq.target
             r._complete(seq, t, seq.input + seq.target)
         r.last_freed_blocks = used - r.kv.used
+
+    def _decode_step(self, r: Replica, batch: list) -> bool:
+        """One decode step of the static batch of a pipeline engine, its micro-batch through the
+        replica's stages; True when the batch is done (its requests complete at the step's end)."""
+        plan = r.static_plan
+        if plan is None:
+            plan = r.static_plan = [0, *self._decode_plan(r, batch)]
+        i, k, x0, d, weights, loads = plan
+        if i < k:
+            t = r.t
+            end = r.stages.through(t, float(d[i]))
+            b = len(batch)
+            r.steps.batches.append((r.steps.n_steps, 1, b, x0 + b * i, r.kv.used, weights[i:i + 1],
+                                    None if loads is None else loads[i:i + 1], np.array([t]), np.array([end - t])))
+            r.steps.n_steps += 1
+            r.t = end
+            r.last_completions = 0
+            r.last_freed_blocks = 0
+            plan[0] = i = i + 1
+        if i < k:
+            return False
+        r.static_plan = None
+        self._complete_batch(r, batch, r.t)
+        return True
+
+    def _decode_batch(self, r: Replica, batch: list) -> None:
+        b = len(batch)
+        t = r.t
+        k, x0, d, weights, loads = self._decode_plan(r, batch)
+        if k > 0:
+            starts = np.empty(k)
+            for i, di in enumerate(d.tolist()):  # sequential sums, as time advances step by step
+                starts[i] = t
+                t += di
+            r.steps.batches.append((r.steps.n_steps, k, b, x0, r.kv.used, weights, loads, starts, d))
+            r.steps.n_steps += k
+        self._complete_batch(r, batch, t)
 
 
 def _prefill_step(r: Replica, chunks: list) -> None:
@@ -254,9 +292,13 @@ def _prefill_step(r: Replica, chunks: list) -> None:
         loads = tuple(x for w in cost.windows for x in lw[w])
         d = cost.time_loads(pt, ps, 0, lw)
     steps = r.steps
+    if r.stages is not None:  # a pipeline engine: formed now, done when it leaves the last stage
+        end = r.stages.through(r.t, d)
+        d = end - r.t
+    else:
+        end = r.t + d
     steps.singles.append((steps.n_steps, r.t, d, pt, ps, 0, r.kv.used, 0, d, 0.0, 0, *loads))
     steps.n_steps += 1
-    end = r.t + d
     r.t = end
     r.last_completions = 0
     r.last_freed_blocks = 0
