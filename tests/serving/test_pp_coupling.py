@@ -148,3 +148,26 @@ def test_streamed_pp_run_matches_the_in_memory_run(tmp_path):
     mem = summarize(result, iterations(result, detail=True))
     run = simulate_streaming(sc, tmp_path / "streamed", chunk=64)
     _same_summary(mem.to_dict(), run.summary.to_dict())
+
+
+@pytest.mark.parametrize("policy, replicas", [("chunked", 1), ("continuous", 2), ("static", 1)])
+def test_the_pipeline_simulator_couples_pp_engines_alike(policy, replicas):
+    """A one-stage pipeline of a PP2 engine steps its replica's engines in global time order (its own loop)
+    and gives the single-engine simulator's stage-coupled times."""
+    from infersim.serving.pipeline import simulate_pipeline
+    from infersim.serving.pipeline.spec import validate_pipeline
+    from infersim.serving.scenario import validate_scenario
+
+    wl = {"requests": 120, "arrival": {"process": "poisson", "rate": 12.0},
+          "input_tokens": {"dist": "uniform", "min": 100, "max": 1500},
+          "output_tokens": {"dist": "uniform", "min": 2, "max": 80}}
+    engine = {"model": "llama-3.1-8b", "parallelism": {"pp": 2, "replicas": replicas},
+              "scheduler": {"policy": policy, "max_num_seqs": 48, "max_num_batched_tokens": 2048},
+              "router": {"policy": "least_outstanding"}}
+    single = simulate(validate_scenario({"seed": 3, **engine, "workload": wl}, "<test>"))
+    piped = simulate_pipeline(validate_pipeline({"seed": 3, "engines": {"e": {"kind": "llm", **engine}},
+                                                 "graph": [{"name": "g", "kind": "llm", "engine": "e"}],
+                                                 "workload": wl}, "<test>"))
+    for key in ("first_token_s", "completion_s"):
+        np.testing.assert_allclose(piped.requests[key], single.requests[key], rtol=1e-12, atol=0)
+    _replay(single)
