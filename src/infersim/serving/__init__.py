@@ -16,7 +16,8 @@ What is simulated
   One seed makes a run reproducible to the byte.
 * **Replicas and router** (:mod:`.replica`, :mod:`.router`): ``replicas`` copies of a
   ``tp x pp`` layout; pipeline parallel replicas run ``pp`` virtual engines (batches in
-  flight), as vLLM does. Routing: round robin, least outstanding requests, least KV load.
+  flight), as vLLM does, whose micro-batches pass through the replica's shared stages
+  (:mod:`.pp_stages`). Routing: round robin, least outstanding requests, least KV load.
 * **Schedulers** (:mod:`.scheduler`): static batching (the Orca paper's baseline),
   iteration-level continuous batching with a paged KV cache as in vLLM v0 (Orca, OSDI
   2022; PagedAttention, SOSP 2023) with preemption by recompute or swap, and Sarathi-Serve

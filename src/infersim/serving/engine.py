@@ -7,7 +7,11 @@ MLSys 2024). For an open-loop workload, before each arrival every replica runs
 the steps that *start* before it (a step's batch is fixed when it starts; an
 arrival at the same instant joins the step that starts then), then the router
 picks a replica from the state at that instant. Replicas do not interact
-between arrivals, so this is exact. Closed-loop workloads issue a user's next
+between arrivals, so this is exact. The ``pp`` engines of a pipeline-parallel
+replica do interact: their micro-batches share the replica's stages
+(:class:`~infersim.serving.pp_stages.StageClock`), so they are advanced together,
+always the engine whose next step forms first (:func:`advance_stage_coupled`).
+Closed-loop workloads issue a user's next
 request a think time after a completion, so their loop advances the replica with
 the earliest next step, one step at a time, never past the next pending arrival
 or another replica's next step.

@@ -157,8 +157,8 @@ def chained_lockstep_steps_s(light_s, light_share, heavy_s, heavy_share, heavy_a
 
 def lockstep_slowdown(p_mixed, mixed_step_s, decode_step_s, pp: int) -> np.ndarray:
     """``E[max_k t_k] / E[t_k]`` over ``pp`` engines whose steps are mixed (``t_m``) with probability
-    ``p`` each, independently, else decode-only (``t_d``): the factor by which the virtual-engine
-    model's step rate exceeds the stage-coupled one. ``E[max] = t_d + (1 - (1 - p)^pp)(t_m - t_d)``,
+    ``p`` each, independently, else decode-only (``t_d``): the factor by which independent engines'
+    step rate would exceed the stage-coupled one. ``E[max] = t_d + (1 - (1 - p)^pp)(t_m - t_d)``,
     ``E[t] = t_d + p (t_m - t_d)``; 1 for ``pp = 1`` or equal steps."""
     p = np.clip(np.asarray(p_mixed, dtype=np.float64), 0.0, 1.0)
     extra = np.asarray(mixed_step_s, dtype=np.float64) - np.asarray(decode_step_s, dtype=np.float64)
