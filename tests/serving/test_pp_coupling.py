@@ -96,7 +96,7 @@ def _replay(res) -> None:
             for i in range(cols["start_s"].size):
                 pairs, rect, kv_read, dp = cols["loads"][i]
                 d = cost.time_full(int(cols["prefill_tokens"][i]), int(cols["prefill_seqs"][i]),
-                                   int(cols["decode_seqs"][i]), pairs, rect, kv_read, dp)
+                                   int(cols["decode_seqs"][i]), pairs, rect, kv_read, dp) + cols["swap_s"][i]
                 rows.append((cols["start_s"][i], e, d, cols["start_s"][i] + cols["duration_s"][i]))
         rows.sort()
         free = [0.0] * pp
@@ -171,3 +171,19 @@ def test_the_pipeline_simulator_couples_pp_engines_alike(policy, replicas):
     for key in ("first_token_s", "completion_s"):
         np.testing.assert_allclose(piped.requests[key], single.requests[key], rtol=1e-12, atol=0)
     _replay(single)
+
+
+@pytest.mark.parametrize("preemption, policy", [("recompute", "chunked"), ("swap", "continuous")])
+def test_preempting_pipeline_engines_stay_on_the_flow_shop(preemption, policy):
+    """A KV cache too small for the load: requests are preempted (recomputed, or swapped out and back, the
+    copies charged to the step), every request still completes and every step is the flow shop's."""
+    sc = scenario(parallelism={"pp": 2},
+                  scheduler={"policy": policy, "max_num_batched_tokens": 2048, "num_gpu_blocks_override": 240,
+                             "preemption": preemption},
+                  workload={"requests": 120, "arrival": {"process": "poisson", "rate": 20.0},
+                            "input_tokens": {"dist": "uniform", "min": 50, "max": 800},
+                            "output_tokens": {"dist": "uniform", "min": 2, "max": 300}})
+    res = simulate(sc)
+    assert res.requests["preemptions"].sum() > 10
+    assert np.isfinite(res.requests["completion_s"]).all()
+    _replay(res)
