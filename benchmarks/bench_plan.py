@@ -23,6 +23,7 @@ Usage::
     python benchmarks/bench_plan.py --agreement     # part 1 only
     python benchmarks/bench_plan.py --speed         # part 2 only
     python benchmarks/bench_plan.py --pp            # part 3 only
+    python benchmarks/bench_plan.py --pp --baseline /work/main   # + PP simulation wall against a checkout
 """
 
 from __future__ import annotations
@@ -309,6 +310,38 @@ def pipeline_coupling(requests: int) -> None:
                   f" | {100 * d_ttft:>+12.0f}% {100 * d_tpot:>+12.0f}%")
 
 
+_PP_SPEED_SNIPPET = """
+import sys, time
+from infersim.serving import simulate, validate_scenario
+pp, runs = int(sys.argv[1]), int(sys.argv[2])
+sc = validate_scenario({"name": "pp-speed", "seed": 3, "model": "llama-3.1-8b", "hardware": "h100-sxm",
+    "parallelism": {"tp": 1, "pp": pp}, "router": {"policy": "least_outstanding"},
+    "scheduler": {"policy": "chunked", "max_num_batched_tokens": 1024, "max_num_seqs": 128},
+    "workload": {"requests": 6000, "arrival": {"process": "poisson", "rate": 20.0},
+                 "input_tokens": {"dist": "lognormal", "median": 1020, "sigma": 0.9, "min": 8, "max": 4096},
+                 "output_tokens": {"dist": "lognormal", "median": 129, "sigma": 0.9, "min": 2, "max": 1024}}}, "<bench>")
+best = min((lambda t0: (simulate(sc), time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(runs))
+print(best)
+"""
+
+
+def pp_speed(baseline: str, runs: int) -> None:
+    """Wall time of one simulation of a PP2 and a PP4 replica (6000 Poisson chat requests at 20 req/s,
+    Llama-3.1-8B on H100, chunked prefill), best of ``runs``, in this checkout and in ``baseline`` (e.g.
+    a checkout whose PP engines step independently), alternating so both see the same machine load."""
+    print(f"simulate, PP replica, 6000 requests, best of {runs}; load average {os.getloadavg()[0]:.1f}")
+    for pp in (2, 4):
+        walls: dict[str, list[float]] = {"this checkout": [], baseline: []}
+        for _ in range(2):
+            for name, src in (("this checkout", ROOT / "src"), (baseline, Path(baseline).resolve() / "src")):
+                env = {**os.environ, "PYTHONPATH": str(src)}
+                out = subprocess.run([sys.executable, "-c", _PP_SPEED_SNIPPET, str(pp), str(runs)], env=env,
+                                     check=True, capture_output=True, text=True).stdout
+                walls[name].append(float(out.split()[-1]))
+        mine, theirs = min(walls["this checkout"]), min(walls[baseline])
+        print(f"PP{pp}: this checkout {mine:.2f} s, {baseline} {theirs:.2f} s: {mine / theirs:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agreement", action="store_true")
@@ -317,13 +350,16 @@ def main() -> None:
                     "flow shop and the static model")
     ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement, PP)")
     ap.add_argument("--runs", type=int, default=5, help="cold runs per command (speed)")
-    ap.add_argument("--baseline", help="another checkout (e.g. /work/main) whose static pass runs interleaved")
+    ap.add_argument("--baseline", help="another checkout (e.g. /work/main) whose static pass runs interleaved "
+                    "(with --pp: whose PP simulations are timed beside this checkout's)")
     args = ap.parse_args()
     both = not (args.agreement or args.speed or args.pp)
     if args.agreement or both:
         agreement(args.requests)
     if args.pp or both:
         pipeline_coupling(args.requests)
+        if args.baseline:
+            pp_speed(args.baseline, 3)
     if args.speed or both:
         speed(args.runs, args.baseline)
 
