@@ -39,7 +39,8 @@ def test_estimate_states_the_basis_and_the_spec_model_stays_available():
     assert f"basis of h100-sxm: {_calibrated_basis('h100-sxm')}" in table.output
     # a transferred device says where from
     mi = run("estimate", "--model", "llama-3.1-8b", "--hardware", "mi300x", "--json")
-    assert json.loads(mi.output)["hardware_basis"] == f"transferred from {load_profile('mi300x').provenance.transferred_from}"
+    prov = load_profile("mi300x").provenance
+    assert json.loads(mi.output)["hardware_basis"] == f"transferred from {prov.transferred_from}, scaled by {prov.scaled_by}"
 
 
 def test_simulate_takes_the_scenario_field_and_the_flag_overrides_it(tmp_path):

@@ -136,3 +136,34 @@ def test_a_generated_profile_records_its_own_fit(tmp_path):
     path = write_profile(profile, tmp_path)
     assert path == tmp_path / "h100-sxm.yaml"
     assert parse_profile_yaml(path.read_text(), path) == profile
+
+
+# AMD's Max-Achievable FLOPs (ROCm blog "Measuring Max-Achievable FLOPs - Part 2", 2025-02-28, Table 1
+# and the hipblaslt-bench commands of its Appendix B), typed in here independently of MEASURED_GEMM
+AMD_MAF = {"mi300x": {"bf16": (708e12, (4096, 4864, 32896)), "fp8": (1273e12, (4096, 3648, 32896))},
+           "mi325x": {"bf16": (843e12, (4096, 4864, 32896)), "fp8": (1519e12, (4096, 3648, 32896))}}
+
+
+@pytest.mark.parametrize("name", sorted(AMD_MAF))
+def test_amd_profiles_predict_the_published_max_achievable_gemm(name):
+    """The shipped (transferred) AMD profile predicts AMD's measured GEMM throughput on AMD's shape,
+    says so in its basis, and its spec-sheet-peak fractions are those of the measurement."""
+    from infersim.fidelity.transfer import MeasuredGemm, gemm_flops_per_s
+
+    device, profile = get_device(name), load_profile(name)
+    assert "Max-Achievable FLOPs" in profile.provenance.scaled_by
+    assert device.basis.startswith(f"transferred from {profile.provenance.transferred_from}, scaled by ")
+    for dtype, (flops, (m, n, k)) in AMD_MAF[name].items():
+        got = gemm_flops_per_s(device, MeasuredGemm(dtype, flops, m, n, k))
+        assert got == pytest.approx(flops, rel=1e-3), f"{name} {dtype}: {got / 1e12:.0f} TFLOP/s"
+        # a k = 32,896 GEMM is compute-bound: the fraction is close to measured / peak (708 / 1307.4 = 0.54)
+        frac = profile.efficiency.core.compute_max_fraction_by_dtype[dtype]
+        assert frac == pytest.approx(flops / device.peak_flops(dtype), rel=0.05)
+
+
+def test_transfer_without_a_measurement_leaves_the_fractions_alone():
+    from infersim.fidelity.transfer import scale_to_measured_gemm
+
+    eff = load_profile("h100-pcie").efficiency
+    same, basis = scale_to_measured_gemm(eff, get_device("h100-pcie", efficiency="spec"))
+    assert basis is None and same is eff

@@ -36,7 +36,8 @@ def test_profile_basis_and_provenance(name):
         assert get_device(name).basis == f"calibrated on aiconfigurator-core {p.version} ({p.rows:,} rows, {p.date})"
     else:
         assert p.basis == "transferred" and p.transferred_from in MEASURED
-        assert get_device(name).basis == f"transferred from {p.transferred_from}"
+        scaled = f", scaled by {p.scaled_by}" if p.scaled_by else ""
+        assert get_device(name).basis == f"transferred from {p.transferred_from}{scaled}"
         assert profile.efficiency.source.startswith(f"transferred from {p.transferred_from}")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", p.date)
     assert 0 < p.rows <= p.rows_measured

@@ -195,6 +195,43 @@ def test_runtime_defaults_fill_unset_keys_and_explicit_keys_win():
     assert "max_num_seqs" not in sc2.scheduler.model_fields_set
 
 
+def test_sglang_v03_charges_its_host_time_on_every_step():
+    """SGLang 0.3 (no overlap scheduler): 2.915 ms of host time per step on the critical path (the
+    median of the WukLab study's ten per-iteration figures, 1.87 ... 5.30 ms); SGLang 0.4 hides it."""
+    old, new = get_runtime("sglang-v0.3"), get_runtime("sglang")
+    measured_ms = [3.13, 4.29, 3.55, 1.91, 2.70, 2.16, 1.87, 5.30, 2.30, 4.20]  # the study's bars, by hand
+    x = sorted(measured_ms)[4:6]
+    assert old.host_fixed_s == pytest.approx((x[0] + x[1]) / 2 * 1e-3, abs=1e-6)
+    for kernel in (1e-4, 0.03):
+        for seqs in (1, 300):
+            assert old.step_time_s(kernel, seqs) == pytest.approx(kernel + 2.915e-3, rel=1e-12)
+            assert new.step_time_s(kernel, seqs) == kernel
+    # the same engine defaults; 0.3 captures graphs up to 160 on every device, 0.4 up to 256 above 96 GiB
+    for tp in (1, 4, 8):
+        assert old.scheduler_defaults(80 * 2**30, "h100-sxm", tp, True) == \
+            new.scheduler_defaults(80 * 2**30, "h100-sxm", tp, True)
+    assert old.for_device(141 * 2**30).graph_sizes[-1] == 160 and new.for_device(141 * 2**30).graph_sizes[-1] == 256
+    assert old.graph_batch(150) == 152 and old.graph_batch(161) == 161  # padded, eager above 160
+
+
+def test_scheduler_defaults_come_from_one_declaration_per_engine():
+    """Each engine declares its defaults once (``defaults``); only device-dependent keys change."""
+    for name in RUNTIMES:
+        rt = get_runtime(name)
+        d = rt.scheduler_defaults(80 * 2**30, "h100-sxm", 1, False)
+        assert (d.policy, d.block_size) == (rt.defaults.policy, rt.defaults.block_size)
+    # vLLM V1 (EngineArgs.get_batch_defaults): A100 online 2048 tokens / 256 seqs, H100 offline 16384 / 1024
+    vllm = get_runtime("vllm")
+    a100 = vllm.scheduler_defaults(80 * 2**30, "a100-sxm-80gb", 1, False)
+    h100 = vllm.scheduler_defaults(80 * 2**30, "h100-sxm", 1, True)
+    assert (a100.max_num_batched_tokens, a100.max_num_seqs) == (2048, 256)
+    assert (h100.max_num_batched_tokens, h100.max_num_seqs) == (16384, 1024)
+    # SGLang: mem_fraction_static 0.81 at TP 8, chunked prefill 2048 below 25 GB
+    sg = get_runtime("sglang")
+    assert sg.scheduler_defaults(80 * 2**30, "h100-sxm", 8, True).memory_utilization == 0.81
+    assert sg.scheduler_defaults(24e9, "l4", 1, True).max_num_batched_tokens == 2048
+
+
 def test_kv_capacity_rules():
     sc = validate_scenario(offline(4, 64, 8))
     for name, rule in (("trtllm", lambda mem, w, a: 0.9 * (mem - w - a)),

@@ -94,12 +94,15 @@ def calibrated_profile(table: pa.Table, base: Device, version: str, *, max_rows:
 
 
 def transferred_profile(source: DeviceProfile, source_device: Device, target: Device) -> DeviceProfile:
-    """``source``'s efficiency carried to ``target`` (spec sheet only) by :func:`transfer_efficiency`."""
-    from .transfer import transfer_efficiency
+    """``source``'s efficiency carried to ``target`` (spec sheet only) by :func:`transfer_efficiency`,
+    its GEMM fractions rescaled to a published measurement of ``target`` where one is recorded
+    (:func:`scale_to_measured_gemm`)."""
+    from .transfer import scale_to_measured_gemm, transfer_efficiency
 
     eff = transfer_efficiency(source.efficiency, with_efficiency(source_device, source.efficiency), target)
+    eff, scaled_by = scale_to_measured_gemm(eff, target)
     prov = source.provenance.model_copy(update={"basis": "transferred", "transferred_from": source.device,
-                                                "check": None})
+                                                "scaled_by": scaled_by, "check": None})
     return DeviceProfile(device=target.name, provenance=prov, efficiency=eff)
 
 

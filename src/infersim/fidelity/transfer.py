@@ -23,12 +23,27 @@ efficiency model:
 * the per-group-size collective bandwidth factors describe one fabric's sharing (PCIe
   switches and host bridges, an NVSwitch): they are kept only for a target with the same
   scale-up topology.
+
+Copying fractions of peak assumes the target sustains the same share of its peak as the
+source. Where a published measurement of the target says otherwise (:data:`MEASURED_GEMM`:
+the vendor's max-achievable dense GEMM throughput), :func:`scale_to_measured_gemm` rescales
+the transferred GEMM compute fraction of each measured dtype so that the transferred model
+predicts the measured throughput on the measured shape; the profile's provenance names the
+source (``scaled_by``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dtypes import bytes_per_element
 from ..hardware.device import Device
 from ..hardware.schema import EfficiencySpec
+from ..perf.operators import OpBuilder
+from ..perf.roofline import cost_ops
+from .fitting import with_efficiency
 
 
 #: parallelism half-points counted in thread blocks
@@ -76,3 +91,76 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
     update["source"] = (f"transferred from {source.name} (spec-sheet numbers of {target.name} + the efficiency "
                         f"shape calibrated on {source.name}): {eff.source}")
     return eff.model_copy(update=update)
+
+
+@dataclass(frozen=True)
+class MeasuredGemm:
+    """A measured dense GEMM: ``flops_per_s`` reached on ``[m, k] x [k, n]`` in ``dtype``."""
+
+    dtype: str
+    flops_per_s: float
+    m: int
+    n: int
+    k: int
+
+
+#: AMD's published Max-Achievable FLOPs (ROCm blog "Measuring Max-Achievable FLOPs - Part 2",
+#: Sander et al., 2025-02-28, Table 1; hipblaslt-bench with trig_float data, 512 MB rotating
+#: buffers (cold cache), the commands of its Appendix B)
+AMD_MAF_SOURCE = "AMD max-achievable GEMM FLOP/s (ROCm blog 'Measuring Max-Achievable FLOPs - Part 2', 2025-02-28)"
+#: target device -> (source, measured GEMMs): what a transferred profile is scaled to
+MEASURED_GEMM: dict[str, tuple[str, tuple[MeasuredGemm, ...]]] = {
+    # MI300X: 708 TFLOP/s bf16 (4096 x 4864 x 32896), 1273 TFLOP/s fp8 (4096 x 3648 x 32896)
+    "mi300x": (AMD_MAF_SOURCE, (MeasuredGemm("bf16", 708e12, 4096, 4864, 32896),
+                                MeasuredGemm("fp8", 1273e12, 4096, 3648, 32896))),
+    # MI325X: 843 TFLOP/s bf16, 1519 TFLOP/s fp8 (same commands)
+    "mi325x": (AMD_MAF_SOURCE, (MeasuredGemm("bf16", 843e12, 4096, 4864, 32896),
+                                MeasuredGemm("fp8", 1519e12, 4096, 3648, 32896))),
+}
+
+
+def gemm_flops_per_s(device: Device, gemm: MeasuredGemm) -> float:
+    """FLOP/s the cost model predicts for ``gemm`` run alone on ``device`` (cold cache)."""
+    b = OpBuilder(1)
+    m, n, k = (np.array([float(x)]) for x in (gemm.m, gemm.n, gemm.k))
+    size = bytes_per_element(gemm.dtype)
+    b.gemm("gemm", m, n, k, weight_dtype_bytes=size, act_dtype_bytes=size, dtype=gemm.dtype)
+    time_s = float(cost_ops(b.build(), device).step_time_s[0])
+    return 2.0 * gemm.m * gemm.n * gemm.k / time_s
+
+
+def scale_to_measured_gemm(eff: EfficiencySpec, target: Device) -> tuple[EfficiencySpec, str | None]:
+    """``eff`` (transferred to ``target``) with the GEMM compute fraction of every dtype that
+    :data:`MEASURED_GEMM` measures on ``target`` rescaled so that the model predicts the measured
+    FLOP/s on the measured shape; returns the new section and the basis (None: nothing measured,
+    ``eff`` unchanged). A fixed-point iteration: time is close to inversely proportional to the
+    fraction on these compute-bound shapes, so a few rounds settle it to well under 0.1 %.
+
+    The other matrix-core kernels of that dtype, MoE grouped GEMMs and prefill attention, get
+    their transferred fractions multiplied by the same ratio (new / transferred GEMM fraction):
+    AMD's measurement puts most of the gap in the clock under dense matrix load (median 1,207 MHz
+    in bf16 on MI300X, against the 2,100 MHz at which 304 CUs x 2,048 bf16 FLOP/clock give the
+    1,307 TFLOP/s peak) and the rest in a software efficiency of up to 94 %, and the clock drop
+    applies to any kernel that keeps the matrix cores busy. (Chosen on the dev half of the
+    validation table: MI300X dev MdAPE 6.9 % with the GEMM fraction alone, 6.0 % with all three.)"""
+    entry = MEASURED_GEMM.get(target.name)
+    if entry is None:
+        return eff, None
+    source, gemms = entry
+    fractions = dict(eff.core.compute_max_fraction_by_dtype)
+    parts = []
+    for g in gemms:
+        frac = eff.compute_fraction(g.dtype)
+        for _ in range(6):
+            trial = eff.model_copy(update={"compute_max_fraction_by_dtype": {**fractions, g.dtype: frac}})
+            frac = min(1.0, frac * g.flops_per_s / gemm_flops_per_s(with_efficiency(target, trial), g))
+        fractions[g.dtype] = frac
+        parts.append(f"{g.dtype} {g.flops_per_s / 1e12:,.0f}")
+    basis = f"{source}: {', '.join(parts)} TFLOP/s"
+    ratio = {g.dtype: fractions[g.dtype] / eff.compute_fraction(g.dtype) for g in gemms}
+    extra = {name: {d: min(1.0, v * ratio.get(d, 1.0)) for d, v in current.items()}
+             for name, current in (("grouped_gemm_max_fraction_by_dtype", eff.moe.max_fraction_by_dtype),
+                                   ("attention_max_fraction_by_dtype", eff.attention.max_fraction_by_dtype))}
+    scaled = eff.model_copy(update={**extra, "compute_max_fraction_by_dtype": fractions,
+                                    "source": f"{eff.source}; GEMM fractions scaled by {basis}"})
+    return scaled, basis

@@ -50,6 +50,8 @@ class Provenance(_Strict):
     fit_mdape: dict[str, float] = Field(description="fit MdAPE per calibration stage, as a fraction")
     max_rows: int = Field(gt=0, description="rows per stage the fit subsampled to")
     transferred_from: str | None = Field(default=None, description="the measured device whose fit was carried over")
+    scaled_by: str | None = Field(default=None, description="transferred profiles: the published measurement of "
+                                                             "the target its GEMM fractions were rescaled to")
     check: CheckSlice | None = Field(default=None, description="calibrated profiles: the check slice")
     command: str = Field(default=REGENERATE, description="the command that regenerates this file")
 
@@ -78,7 +80,8 @@ class DeviceProfile(_Strict):
 def basis_text(p: Provenance) -> str:
     """The one-line basis of a profile's numbers, as every command prints it."""
     if p.basis == "transferred":
-        return f"transferred from {p.transferred_from}"
+        scaled = f", scaled by {p.scaled_by}" if p.scaled_by else ""
+        return f"transferred from {p.transferred_from}{scaled}"
     return f"calibrated on {p.data} {p.version} ({p.rows:,} rows, {p.date})"
 
 

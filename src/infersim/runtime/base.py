@@ -71,14 +71,19 @@ class SchedulerDefaults:
 class Runtime:
     """Base runtime: the kernels only (no host time, no graph padding, today's scheduler defaults).
 
-    Subclasses set their numbers as field defaults, each with its source in :attr:`sources`,
-    and may override :meth:`scheduler_defaults` and :meth:`kv_capacity_bytes`.
+    Subclasses set their numbers as field defaults and their scheduler defaults in
+    :attr:`defaults`, each with its source in :attr:`sources`, and may override
+    :meth:`scheduler_defaults` (defaults that depend on the device) and :meth:`kv_capacity_bytes`.
     """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     #: field or topic -> where the number or behaviour comes from
     sources: ClassVar[dict[str, str]] = {}
+    #: the engine's scheduler defaults (infersim's own for the base: vLLM v0-style continuous
+    #: batching, 256 sequences, no token cap, block 16, 0.9 of the device)
+    defaults: ClassVar[SchedulerDefaults] = SchedulerDefaults(
+        policy="continuous", max_num_seqs=256, max_num_batched_tokens=None, block_size=16, memory_utilization=0.90)
 
     host_fixed_s: float = 0.0
     host_per_seq_s: float = 0.0
@@ -182,9 +187,9 @@ class Runtime:
     def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
                            offline: bool) -> SchedulerDefaults:
         """Scheduler settings of this engine on a device (``offline``: a throughput benchmark
-        with every request queued up front, as opposed to an online server)."""
-        return SchedulerDefaults(policy="continuous", max_num_seqs=256, max_num_batched_tokens=None,
-                                 block_size=16, memory_utilization=0.90)
+        with every request queued up front, as opposed to an online server): :attr:`defaults`,
+        which a subclass adjusts per device by overriding this method."""
+        return self.defaults
 
     def kv_capacity_bytes(self, memory_bytes: float, weights_bytes: float, activation_bytes: float,
                           fraction: float) -> float:

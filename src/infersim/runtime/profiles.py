@@ -1,4 +1,5 @@
-"""The registered runtimes: ``none`` (kernels only), ``trtllm``, ``vllm``, ``vllm-v0``, ``vllm-v0.6``, ``sglang``.
+"""The registered runtimes: ``none`` (kernels only), ``trtllm``, ``vllm``, ``vllm-v0``, ``vllm-v0.6``, ``sglang``,
+``sglang-v0.3``.
 
 Every number carries its source in the class's ``sources``. Host times measured for one
 engine version are marked as such: engines change quickly, and ``infersim validate``
@@ -29,11 +30,30 @@ A line through the two batch sizes gives ``fixed + per_seq * b``:
 
 The three parts add up to the four-phase line (0.22160 + 0.81889 + 0.12668 = 1.16717 ms,
 0.029587 + 0.0086152 + 0.062212 = 0.100414 ms per sequence).
+
+SGLang before its overlap scheduler (0.3.x), as measured by the WukLab study "Can Scheduling
+Overhead Dominate LLM Inference Performance?" (Srivatsa et al., 2024-09-10; SGLang at commit
+3694f8f, its defaults, 300 requests at once, A100, Nsight Systems): the median per-iteration
+scheduling time (CPU, not overlapped) next to the model forward time, read off the bars of its
+figure ``static/images/scheduling_overhead/SGLang_A100.svg`` (WukLab/wuklab_sysml; the bars'
+percentages printed in the figure check the reading):
+
+===========  ====================  =====================  =====================  ==========
+model, TP    1024:64               1024:1024              ShareGPT               LooGLE
+===========  ====================  =====================  =====================  ==========
+1.3B, 1      40.20 / 3.13 ms       19.48 / 4.29 ms        16.90 / 3.55 ms        -
+8B, 1        46.73 / 1.91 ms       42.09 / 2.70 ms        29.91 / 2.16 ms        55.00 / 1.87
+70B, 4       139.80 / 5.30 ms      127.50 / 2.30 ms       128.40 / 4.20 ms       -
+===========  ====================  =====================  =====================  ==========
+
+(forward / schedule per iteration). Their median, 2.915 ms, is the ``sglang-v0.3`` host time per
+step (the study's text: "scheduling overhead never was more than 3ms").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from .base import Runtime, SchedulerDefaults, register
 
@@ -82,21 +102,19 @@ class VLLM(Runtime):
                                                 "sequences",
     }
 
+    defaults: ClassVar[SchedulerDefaults] = SchedulerDefaults(
+        policy="chunked", max_num_seqs=256, max_num_batched_tokens=8192, block_size=16, memory_utilization=0.90)
+
     host_fixed_s: float = 0.22160e-3
     host_per_seq_s: float = 0.029587e-3
-    overlap: bool = False
     graph_sizes: tuple[int, ...] = _vllm_graph_sizes(512)
     graph_padding: bool = True
 
     def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
                            offline: bool) -> SchedulerDefaults:
-        big = device_memory_bytes >= 70 * GIB and "a100" not in device_name.lower()
-        if big:
-            tokens, seqs = (16384 if offline else 8192), 1024
-        else:
-            tokens, seqs = (8192 if offline else 2048), 256
-        return SchedulerDefaults(policy="chunked", max_num_seqs=seqs, max_num_batched_tokens=tokens,
-                                 block_size=16, memory_utilization=0.90)
+        if device_memory_bytes >= 70 * GIB and "a100" not in device_name.lower():
+            return replace(self.defaults, max_num_batched_tokens=16384 if offline else 8192, max_num_seqs=1024)
+        return replace(self.defaults, max_num_batched_tokens=8192 if offline else 2048)
 
 
 @register
@@ -118,7 +136,6 @@ class VLLMv0(Runtime):
 
     host_fixed_s: float = 1.16718e-3
     host_per_seq_s: float = 0.100414e-3
-    overlap: bool = False
     graph_sizes: tuple[int, ...] = _vllm_graph_sizes(256)
     graph_padding: bool = True
 
@@ -185,6 +202,9 @@ class SGLang(Runtime):
                   "(Sarathi-Serve), the nearest policy here that chunks long prompts",
     }
 
+    defaults: ClassVar[SchedulerDefaults] = SchedulerDefaults(
+        policy="chunked", max_num_seqs=2048, max_num_batched_tokens=8192, block_size=1, memory_utilization=0.88)
+
     overlap: bool = True
     graph_sizes: tuple[int, ...] = tuple([1, 2, 4, 8] + list(range(16, 161, 8)))
     graph_padding: bool = True
@@ -198,13 +218,45 @@ class SGLang(Runtime):
                            offline: bool) -> SchedulerDefaults:
         fraction = next(f for lo, f in SGLANG_MEM_FRACTION if tp >= lo)
         tokens = 2048 if device_memory_bytes < 25_000 * MB else 8192
-        return SchedulerDefaults(policy="chunked", max_num_seqs=2048, max_num_batched_tokens=tokens,
-                                 block_size=1, memory_utilization=fraction)
+        return replace(self.defaults, max_num_batched_tokens=tokens, memory_utilization=fraction)
 
     def kv_capacity_bytes(self, memory_bytes: float, weights_bytes: float, activation_bytes: float,
                           fraction: float) -> float:
         """``mem_fraction_static`` covers weights and the KV pool; activations use the rest."""
         return fraction * memory_bytes - weights_bytes
+
+
+@register
+@dataclass(frozen=True)
+class SGLangV03(SGLang):
+    """SGLang 0.3.x: the same engine before the overlap scheduler, its CPU work on the critical path."""
+
+    name = "sglang-v0.3"
+    title = "SGLang 0.3 (no overlap scheduler)"
+    sources = {
+        **SGLang.sources,
+        "overlap": "False: the overlap (zero-overhead) scheduler arrived in v0.4 (LMSYS blog 'SGLang v0.4', "
+                   "2024-12-04, which runs the old scheduler with --disable-overlap and reports 1.1x throughput "
+                   "from the overlap, i.e. about a tenth of a step of host time hidden)",
+        "host_fixed_s, host_per_seq_s": "2.915 ms per step, no per-sequence term: the median of the ten "
+                                        "per-iteration scheduling times the WukLab study measured for SGLang "
+                                        "(commit 3694f8f, Sept. 2024, default 10 decode steps per scheduler "
+                                        "call, A100; Llama 1.3B / 8B TP1 / 70B TP4, four workloads; 1.87 to "
+                                        "5.30 ms; see module docstring); the study gives no batch sizes, so "
+                                        "no per-sequence slope",
+        "graph_sizes": "[1, 2, 4] + [8 * i for i in range(1, 21)] = up to 160 on every device, padded "
+                       "(python/sglang/srt/model_executor/cuda_graph_runner.py, 0.3.x)",
+        "scheduler defaults": "as the sglang profile (v0.4's server_args.py): mem_fraction_static by TP size, "
+                              "chunked_prefill_size 8192, max_running_requests 2048, page size 1; not re-read "
+                              "from the 0.3.0 sources",
+    }
+
+    host_fixed_s: float = 2.915e-3
+    overlap: bool = False
+    graph_sizes: tuple[int, ...] = tuple([1, 2, 4] + list(range(8, 161, 8)))
+
+    def for_device(self, device_memory_bytes: float) -> Runtime:
+        return self  # 0.3.x captured the same sizes on every device
 
 
 def _trtllm_graph_sizes(largest: int = 128) -> tuple[int, ...]:
@@ -239,14 +291,12 @@ class TensorRTLLM(Runtime):
                   "this scheduler splits the last one that overflows the token cap)",
     }
 
+    defaults: ClassVar[SchedulerDefaults] = SchedulerDefaults(
+        policy="chunked", max_num_seqs=2048, max_num_batched_tokens=8192, block_size=32, memory_utilization=0.90)
+
     overlap: bool = True
     graph_sizes: tuple[int, ...] = _trtllm_graph_sizes(128)
     graph_padding: bool = False
-
-    def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
-                           offline: bool) -> SchedulerDefaults:
-        return SchedulerDefaults(policy="chunked", max_num_seqs=2048, max_num_batched_tokens=8192,
-                                 block_size=32, memory_utilization=0.90)
 
     def kv_capacity_bytes(self, memory_bytes: float, weights_bytes: float, activation_bytes: float,
                           fraction: float) -> float:
