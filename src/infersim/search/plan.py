@@ -269,21 +269,24 @@ def static_pass(q: PlanQuestion) -> tuple[PlanResult, list[dict], object]:
     if not met.any():
         raise _nothing_meets(q, configs, columns, ok)
     order = np.argsort(-np.where(met, goodput, -np.inf), kind="stable")
-    best: dict[str, PlanPoint] = {}
-    ranked: list[PlanPoint] = []  # the best point of each distinct deployment, best first
+    best_idx: dict[str, int] = {}  # mode -> index of its best point
+    ranked: list[int] = []  # the best point of each distinct deployment, best first
     seen: set = set()
-    for i in order:
-        if not met[i]:
-            break
-        point = PlanPoint(configs[i], columns.outcome(int(i)).metrics or {})
-        best.setdefault(point.mode, point)
+    modes_met = {configs[i].get("mode", "aggregated") for i in np.flatnonzero(met)}
+    for i in order[:int(met.sum())]:  # the met points, best first
+        best_idx.setdefault(configs[i].get("mode", "aggregated"), int(i))
         key = deployment_key(configs[i])
         if key not in seen:
             seen.add(key)
-            ranked.append(point)
+            ranked.append(int(i))
+        if len(best_idx) == len(modes_met) and len(ranked) >= q.top_k + len(modes_met):
+            break  # enough for the top-k below
     # the top-k: the best of each mode always, then the next best deployments
-    top = list(best.values())[:q.top_k]
-    top += [p for p in ranked if all(p is not t for t in top)][:max(q.top_k - len(top), 0)]
+    top_idx = list(best_idx.values())[:q.top_k]
+    top_idx += [i for i in ranked if i not in top_idx][:max(q.top_k - len(top_idx), 0)]
+    points = {i: PlanPoint(configs[i], columns.outcome(i).metrics or {}) for i in {*best_idx.values(), *top_idx}}
+    best = {mode: points[i] for mode, i in best_idx.items()}
+    top = [points[i] for i in top_idx]
     top.sort(key=lambda p: -p.metrics["goodput_tokens_per_s_per_device"])
     return (PlanResult(q, len(configs), int(met.sum()), wall, best, top), configs, columns)
 
