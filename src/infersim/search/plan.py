@@ -37,6 +37,9 @@ DEFAULT_PRECISIONS = ("bf16", "fp8")
 DEFAULT_BATCH_CAPS = (64, 128, 256, 512)
 DEFAULT_TOKEN_BUDGETS = (1024, 2048, 4096, 8192)
 TP_CHOICES = (1, 2, 4, 8)
+#: MoE: data-parallel attention with the experts split this many ways, also beyond the scale-up
+#: domain (wide EP: AIConfigurator's ``dp16ep16``, DeepSeek-V3's decode deployment of 2025 runs EP32+)
+WIDE_EP_CHOICES = (16, 32, 64)
 PP_CHOICES = (1, 2, 4)
 #: prefill workers batch whole prompts up to this many tokens a step (DistServe-style prefill instances)
 PREFILL_TOKEN_BUDGET = 8192
@@ -176,21 +179,23 @@ def smallest_fit(q: PlanQuestion, model, device) -> tuple[int, str] | None:
 # ----- candidates ---------------------------------------------------------------------------------
 def _layouts(model, device, gpus: int, pps=PP_CHOICES) -> list[tuple[int, int, int, bool]]:
     """(tp, pp, ep, dp_attention) per worker: TP within the scale-up domain, EP = 1 or TP for MoE, and
-    for MoE also data-parallel attention with EP = TP (the DeepSeek-V3 / SGLang layout)."""
+    for MoE also data-parallel attention with EP = TP (the DeepSeek-V3 / SGLang layout), which
+    also comes wide (:data:`WIDE_EP_CHOICES`, one pipeline stage): DP attention needs no collective
+    of its own, so its group may span scale-up domains, the all-to-alls crossing the scale-out link."""
     from ..perf.parallel import Parallelism
 
     domain = device.scale_up.domain_size
+    grid = [(tp, pp, ep, dpa) for tp, pp in itertools.product(TP_CHOICES, pps) if tp * pp <= gpus and tp <= domain
+            for ep, dpa in (((1, False), (tp, False), (tp, True)) if model.is_moe and tp > 1 else ((1, False),))]
+    if model.is_moe:
+        grid += [(ep, 1, ep, True) for ep in WIDE_EP_CHOICES if ep <= gpus]
     out = []
-    for tp, pp in itertools.product(TP_CHOICES, pps):
-        if tp * pp > gpus or tp > domain:
+    for tp, pp, ep, dpa in grid:
+        try:
+            Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dpa).validate(model)
+        except InfersimError:
             continue
-        moe = model.is_moe and tp > 1
-        for ep, dpa in (((1, False), (tp, False), (tp, True)) if moe else ((1, False),)):
-            try:
-                Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dpa).validate(model)
-            except InfersimError:
-                continue
-            out.append((tp, pp, ep, dpa))
+        out.append((tp, pp, ep, dpa))
     return out
 
 
