@@ -20,7 +20,7 @@ Usage::
 
     python benchmarks/bench_plan.py                 # both parts
     python benchmarks/bench_plan.py --agreement     # part 1 only
-    python benchmarks/bench_plan.py --speed         # part 2 only
+    python benchmarks/bench_plan.py --speed         # part 2 only (--bytecode: as installed, .pyc cached)
     python benchmarks/bench_plan.py --pp            # part 3 only
 """
 
@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -154,8 +155,16 @@ def _import_s(cmd: list[str], env: dict) -> float:
     return total / 1e6
 
 
-def speed(runs: int, baseline: str | None = None) -> None:
+def speed(runs: int, baseline: str | None = None, bytecode: bool = False) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    trees = [ROOT / "src"] + ([Path(baseline).resolve() / "src"] if baseline else [])
+    if bytecode:  # as an installed package runs: modules compiled once (into a cache of its own, not the trees)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "infersim-bench-pycache")
+        for tree in trees:
+            subprocess.run([sys.executable, "-c", "import compileall, sys; compileall.compile_dir(sys.argv[1], "
+                            "quiet=1)", str(tree / "infersim")], env=env, check=True)
+    cached = "PYTHONDONTWRITEBYTECODE" not in env
     cli = [sys.executable, "-m", "infersim.cli.main"]
     plan = cli + ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--gpus", "16", "--isl", "2048",
                   "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
@@ -164,7 +173,9 @@ def speed(runs: int, baseline: str | None = None) -> None:
              ("infersim estimate (Llama-3.1-8B, H100)", cli + ["estimate", "--json"], True),
              ("infersim plan static pass (16-GPU question)", plan + ["--no-simulate", "--no-store"], True),
              ("infersim plan whole answer (+ simulated top-5)", plan + ["--no-store"], False))
-    print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          + ("bytecode cached (__pycache__)" if cached else
+             "no bytecode cache (PYTHONDONTWRITEBYTECODE: every process compiles infersim's modules; --bytecode)"))
     print(f"{'':<58} {'wall median':>11} {'min':>6} {'max':>6} | {'imports (median)':>16}")
     for label, cmd, imports in cases:
         walls = []
@@ -203,7 +214,7 @@ def speed(runs: int, baseline: str | None = None) -> None:
     print(f"{'static pass in this process (imports warm)':<58} {wall:>9.2f} s {min(w for w, _ in walls):>5.2f} "
           f"{max(w for w, _ in walls):>6.2f} | TTFT quantiles {in_ttft:.2f} s")
     if baseline:  # the same static pass from another checkout, runs interleaved with this one's
-        other = {**os.environ, "PYTHONPATH": str(Path(baseline).resolve() / "src")}
+        other = {**env, "PYTHONPATH": str(trees[1])}
         walls = {"this checkout": [], baseline: []}
         for _ in range(runs):
             for name, e in (("this checkout", env), (baseline, other)):
@@ -266,14 +277,18 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000, help="requests per simulation (agreement)")
     ap.add_argument("--runs", type=int, default=5, help="cold runs per command (speed)")
     ap.add_argument("--baseline", help="another checkout (e.g. /work/main) whose static pass runs interleaved")
+    ap.add_argument("--bytecode", action="store_true",
+                    help="speed: let the cold processes cache bytecode as an installed package does (unsets "
+                         "PYTHONDONTWRITEBYTECODE, compiles src/infersim first)")
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))  # this checkout's infersim in this process too
     both = not (args.agreement or args.speed or args.pp)
     if args.agreement or both:
         agreement(args.requests)
     if args.pp or both:
         pipeline_coupling()
     if args.speed or both:
-        speed(args.runs, args.baseline)
+        speed(args.runs, args.baseline, args.bytecode)
 
 
 if __name__ == "__main__":
