@@ -4,7 +4,8 @@ deployment gives the most output tokens/s per GPU (``infersim plan``).
 Two stages:
 
 1. **static pass** (:class:`~.evaluators.loaded.LoadedEvaluator`) over every candidate: the
-   parallelism grid (TP 1..8 within the scale-up domain, PP 1/2/4, EP = TP for MoE), precisions,
+   parallelism grid (TP 1..8 within the scale-up domain, PP 1/2/4; for MoE EP = TP, with DP
+   attention also EP 16/32/64 across scale-up domains), precisions,
    batch caps and token budgets; for disaggregation every pair of prefill and decode layouts and
    every maximal (P, D) worker count under the budget (no worker of either kind could be added);
    for MoE models with ``afd``, attention-FFN instances. Each point's figure of merit is its
