@@ -10,7 +10,8 @@ SLOs); the table prints TTFT p50 and TPOT p50 from both and their relative diffe
 Part 2 (speed): cold processes of ``infersim`` (no arguments), ``infersim estimate``, the static
 pass of the 16-GPU ``infersim plan`` question (``--no-simulate --no-store --json``) and the whole
 answer with the simulated top-5, beside ``python -c pass`` on the same machine at the same time:
-wall median / min / max of ``--runs`` runs, and the seconds each spends importing (``-X importtime``).
+wall median / min / max of ``--runs`` runs, their CPU time (what the wall would be on a quiet machine) and
+the seconds each spends importing (``-X importtime``).
 
 Part 3 (PP): for pipeline-parallel replicas, how much the virtual-engine model (independent engines,
 each step the whole pipeline's latency) overstates the step rate of micro-batches that share the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -155,6 +157,18 @@ def _import_s(cmd: list[str], env: dict) -> float:
     return total / 1e6
 
 
+def _run_timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of one cold process; its CPU time (user + system) is close to the wall
+    time it would take alone on a quiet machine (the work is single-threaded) when others share the
+    cores."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def speed(runs: int, baseline: str | None = None, bytecode: bool = False) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     trees = [ROOT / "src"] + ([Path(baseline).resolve() / "src"] if baseline else [])
@@ -176,15 +190,13 @@ def speed(runs: int, baseline: str | None = None, bytecode: bool = False) -> Non
     print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           + ("bytecode cached (__pycache__)" if cached else
              "no bytecode cache (PYTHONDONTWRITEBYTECODE: every process compiles infersim's modules; --bytecode)"))
-    print(f"{'':<58} {'wall median':>11} {'min':>6} {'max':>6} | {'imports (median)':>16}")
+    print(f"{'':<58} {'wall median':>11} {'min':>6} {'max':>6} | {'CPU median':>10} {'min':>5} | "
+          f"{'imports (median)':>16}")
     for label, cmd, imports in cases:
-        walls = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            subprocess.run(cmd, env=env, check=True, capture_output=True)
-            walls.append(time.perf_counter() - start)
+        walls, cpus = zip(*(_run_timed(cmd, env) for _ in range(runs)))
         imp = f"{statistics.median(_import_s(cmd, env) for _ in range(3)):>14.2f} s" if imports else f"{'':>16}"
-        print(f"{label:<58} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | {imp}")
+        print(f"{label:<58} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | "
+              f"{statistics.median(cpus):>8.2f} s {min(cpus):>5.2f} | {imp}")
     # in this process (imports warm): the static pass, and the part of it in the TTFT quantiles
     from infersim.search.plan import PlanQuestion, static_pass
     from infersim.serving.loaded import LoadCurve
@@ -215,14 +227,14 @@ def speed(runs: int, baseline: str | None = None, bytecode: bool = False) -> Non
           f"{max(w for w, _ in walls):>6.2f} | TTFT quantiles {in_ttft:.2f} s")
     if baseline:  # the same static pass from another checkout, runs interleaved with this one's
         other = {**env, "PYTHONPATH": str(trees[1])}
-        walls = {"this checkout": [], baseline: []}
+        timed_runs: dict[str, list] = {"this checkout": [], baseline: []}
         for _ in range(runs):
             for name, e in (("this checkout", env), (baseline, other)):
-                start = time.perf_counter()
-                subprocess.run(plan + ["--no-simulate", "--no-store"], env=e, check=True, capture_output=True)
-                walls[name].append(time.perf_counter() - start)
-        for name, w in walls.items():
-            print(f"static pass, interleaved, {name:<32} {statistics.median(w):>9.2f} s {min(w):>5.2f} {max(w):>6.2f} |")
+                timed_runs[name].append(_run_timed(plan + ["--no-simulate", "--no-store"], e))
+        for name, wc in timed_runs.items():
+            w, c = zip(*wc)
+            print(f"static pass, interleaved, {name:<32} {statistics.median(w):>9.2f} s {min(w):>5.2f} {max(w):>6.2f} | "
+                  f"{statistics.median(c):>8.2f} s {min(c):>5.2f} |")
 
 
 PP_CASES = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl)
