@@ -10,7 +10,8 @@ SLOs); the table prints TTFT p50 and TPOT p50 from both and their relative diffe
 Part 2 (speed): cold processes of ``infersim`` (no arguments), ``infersim estimate``, the static
 pass of the 16-GPU ``infersim plan`` question (``--no-simulate --no-store --json``) and the whole
 answer with the simulated top-5, beside ``python -c pass`` on the same machine at the same time:
-wall median / min / max of ``--runs`` runs, and the seconds each spends importing (``-X importtime``).
+wall median / min / max of ``--runs`` runs, their CPU time (what the wall would be on a quiet machine) and
+the seconds each spends importing (``-X importtime``).
 
 Part 3 (PP): pipeline-parallel replicas, whose engines' micro-batches share the stages in the
 simulator: its step times against a flow shop replayed here, how much slower the coupled steps are
@@ -21,7 +22,7 @@ Usage::
 
     python benchmarks/bench_plan.py                 # both parts
     python benchmarks/bench_plan.py --agreement     # part 1 only
-    python benchmarks/bench_plan.py --speed         # part 2 only
+    python benchmarks/bench_plan.py --speed         # part 2 only (--bytecode: as installed, .pyc cached)
     python benchmarks/bench_plan.py --pp            # part 3 only
     python benchmarks/bench_plan.py --pp --baseline /work/main   # + PP simulation wall against a checkout
 """
@@ -30,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -156,8 +159,28 @@ def _import_s(cmd: list[str], env: dict) -> float:
     return total / 1e6
 
 
-def speed(runs: int, baseline: str | None = None) -> None:
+def _run_timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of one cold process; its CPU time (user + system) is close to the wall
+    time it would take alone on a quiet machine (the work is single-threaded) when others share the
+    cores."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def speed(runs: int, baseline: str | None = None, bytecode: bool = False) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    trees = [ROOT / "src"] + ([Path(baseline).resolve() / "src"] if baseline else [])
+    if bytecode:  # as an installed package runs: modules compiled once (into a cache of its own, not the trees)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "infersim-bench-pycache")
+        for tree in trees:
+            subprocess.run([sys.executable, "-c", "import compileall, sys; compileall.compile_dir(sys.argv[1], "
+                            "quiet=1)", str(tree / "infersim")], env=env, check=True)
+    cached = "PYTHONDONTWRITEBYTECODE" not in env
     cli = [sys.executable, "-m", "infersim.cli.main"]
     plan = cli + ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--gpus", "16", "--isl", "2048",
                   "--osl", "256", "--ttft", "1000", "--tpot", "60", "--json"]
@@ -166,16 +189,16 @@ def speed(runs: int, baseline: str | None = None) -> None:
              ("infersim estimate (Llama-3.1-8B, H100)", cli + ["estimate", "--json"], True),
              ("infersim plan static pass (16-GPU question)", plan + ["--no-simulate", "--no-store"], True),
              ("infersim plan whole answer (+ simulated top-5)", plan + ["--no-store"], False))
-    print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'':<58} {'wall median':>11} {'min':>6} {'max':>6} | {'imports (median)':>16}")
+    print(f"cold processes, {runs} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          + ("bytecode cached (__pycache__)" if cached else
+             "no bytecode cache (PYTHONDONTWRITEBYTECODE: every process compiles infersim's modules; --bytecode)"))
+    print(f"{'':<58} {'wall median':>11} {'min':>6} {'max':>6} | {'CPU median':>10} {'min':>5} | "
+          f"{'imports (median)':>16}")
     for label, cmd, imports in cases:
-        walls = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            subprocess.run(cmd, env=env, check=True, capture_output=True)
-            walls.append(time.perf_counter() - start)
+        walls, cpus = zip(*(_run_timed(cmd, env) for _ in range(runs)))
         imp = f"{statistics.median(_import_s(cmd, env) for _ in range(3)):>14.2f} s" if imports else f"{'':>16}"
-        print(f"{label:<58} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | {imp}")
+        print(f"{label:<58} {statistics.median(walls):>9.2f} s {min(walls):>5.2f} {max(walls):>6.2f} | "
+              f"{statistics.median(cpus):>8.2f} s {min(cpus):>5.2f} | {imp}")
     # in this process (imports warm): the static pass, and the part of it in the TTFT quantiles
     from infersim.search.plan import PlanQuestion, static_pass
     from infersim.serving.loaded import LoadCurve
@@ -205,15 +228,15 @@ def speed(runs: int, baseline: str | None = None) -> None:
     print(f"{'static pass in this process (imports warm)':<58} {wall:>9.2f} s {min(w for w, _ in walls):>5.2f} "
           f"{max(w for w, _ in walls):>6.2f} | TTFT quantiles {in_ttft:.2f} s")
     if baseline:  # the same static pass from another checkout, runs interleaved with this one's
-        other = {**os.environ, "PYTHONPATH": str(Path(baseline).resolve() / "src")}
-        walls = {"this checkout": [], baseline: []}
+        other = {**env, "PYTHONPATH": str(trees[1])}
+        timed_runs: dict[str, list] = {"this checkout": [], baseline: []}
         for _ in range(runs):
             for name, e in (("this checkout", env), (baseline, other)):
-                start = time.perf_counter()
-                subprocess.run(plan + ["--no-simulate", "--no-store"], env=e, check=True, capture_output=True)
-                walls[name].append(time.perf_counter() - start)
-        for name, w in walls.items():
-            print(f"static pass, interleaved, {name:<32} {statistics.median(w):>9.2f} s {min(w):>5.2f} {max(w):>6.2f} |")
+                timed_runs[name].append(_run_timed(plan + ["--no-simulate", "--no-store"], e))
+        for name, wc in timed_runs.items():
+            w, c = zip(*wc)
+            print(f"static pass, interleaved, {name:<32} {statistics.median(w):>9.2f} s {min(w):>5.2f} {max(w):>6.2f} | "
+                  f"{statistics.median(c):>8.2f} s {min(c):>5.2f} |")
 
 
 PP_CASES = [  # (model, device, tp, pp, dtype, token budget, batch cap, isl, osl)
@@ -352,7 +375,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="cold runs per command (speed)")
     ap.add_argument("--baseline", help="another checkout (e.g. /work/main) whose static pass runs interleaved "
                     "(with --pp: whose PP simulations are timed beside this checkout's)")
+    ap.add_argument("--bytecode", action="store_true",
+                    help="speed: let the cold processes cache bytecode as an installed package does (unsets "
+                         "PYTHONDONTWRITEBYTECODE, compiles src/infersim first)")
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))  # this checkout's infersim in this process too
     both = not (args.agreement or args.speed or args.pp)
     if args.agreement or both:
         agreement(args.requests)
@@ -361,7 +388,7 @@ def main() -> None:
         if args.baseline:
             pp_speed(args.baseline, 3)
     if args.speed or both:
-        speed(args.runs, args.baseline)
+        speed(args.runs, args.baseline, args.bytecode)
 
 
 if __name__ == "__main__":

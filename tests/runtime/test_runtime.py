@@ -139,7 +139,8 @@ def test_graph_padding_is_exact():
 def test_runtime_step_times_pad_only_decode_only_scenarios():
     # mixed scenarios: decode-only ones are costed at the captured size, the others as they are;
     # each is checked against its own single-scenario costing (scenarios cost independently)
-    from infersim.perf.estimate import runtime_step_times, step_costs
+    # (runtime_step_times_s: the same times from one graph holding the padded scenarios too)
+    from infersim.perf.estimate import runtime_step_times, runtime_step_times_s, step_costs
     from infersim.perf.parallel import Parallelism, Precision
     from infersim.perf.shape import StepShape
 
@@ -148,12 +149,15 @@ def test_runtime_step_times_pad_only_decode_only_scenarios():
     kw = dict(prefill_seqs=[0, 1, 0, 0], chunk=[0, 64, 0, 0], past=0, decode_seqs=[3, 3, 8, 5],
               decode_context=[200, 200, 300, 400])
     got = runtime_step_times(rt, m, d, par, prec, StepShape.uniform(m, **kw))[2]
+    one_graph = runtime_step_times_s(rt, m, d, par, prec, StepShape.uniform(m, **kw))
     for j, padded_seqs in enumerate([4, 3, 8, 8]):
         one = StepShape.uniform(m, **{k: (v[j] if isinstance(v, list) else v) for k, v in kw.items()})
         if kw["prefill_seqs"][j] == 0:
             one = one.padded_decodes(np.array([padded_seqs], dtype=np.float64))
-        want = step_costs(m, d, par, prec, one)[1].step_time_s[0]
+        want = rt.step_times_s(step_costs(m, d, par, prec, one)[1].step_time_s,
+                               kw["prefill_seqs"][j] + kw["decode_seqs"][j])[0]
         assert got[j] == pytest.approx(want, rel=1e-12)
+        assert one_graph[j] == pytest.approx(want, rel=1e-12)
 
 
 def test_offline_throughput_is_output_tokens_over_makespan():

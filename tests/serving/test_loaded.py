@@ -18,7 +18,21 @@ from infersim.serving.loaded import (
     decode_curve,
     server_kv_tokens,
     stationary_rate,
+    unique_rows,
 )
+
+
+def test_unique_rows_matches_numpy_unique():
+    # repeated rows (ints stored as floats, halves, a 0 and -0) against numpy's own row dedupe
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 3, size=(500, 5)).astype(np.float64) / 2.0
+    rows[7] = [-0.0, 0.0, 0.0, 0.0, 0.0]
+    distinct, where = unique_rows(rows)
+    want, inverse = np.unique(rows, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(distinct, want)
+    np.testing.assert_array_equal(where, inverse.ravel())
+    np.testing.assert_array_equal(distinct[where], rows)
+    assert len(unique_rows(np.zeros((0, 5)))[0]) == 0
 
 
 def test_stationary_rate_by_hand():

@@ -131,13 +131,35 @@ def runtime_step_times(runtime: Runtime | None, model: ModelConfig, device: Devi
     if runtime is None or runtime.identity:
         return table, costs, costs.step_time_s
     kernel = costs.step_time_s
-    if runtime.graph_padding and runtime.graph_sizes:
-        padded = shape.padded_decodes(runtime.graph_batches(shape.decode_seqs))
-        changed = padded.decode_seqs != shape.decode_seqs
-        if changed.any():  # re-cost only the scenarios the padding changed (scenarios cost independently)
-            kernel = kernel.copy()
-            kernel[changed] = step_costs(model, device, par, prec, padded.take(changed), options)[1].step_time_s
+    padded, changed = _graph_padded(runtime, shape)
+    if changed.any():  # re-cost only the scenarios the padding changed (scenarios cost independently)
+        kernel = kernel.copy()
+        kernel[changed] = step_costs(model, device, par, prec, padded.take(changed), options)[1].step_time_s
     return table, costs, runtime.step_times_s(kernel, shape.prefill_seqs + shape.decode_seqs)
+
+
+def _graph_padded(runtime: Runtime, shape: StepShape) -> tuple[StepShape, np.ndarray]:
+    """The steps as the runtime's CUDA graphs run them, and which scenarios that changes."""
+    if not (runtime.graph_padding and runtime.graph_sizes):
+        return shape, np.zeros(shape.prefill_seqs.shape[0], dtype=bool)
+    padded = shape.padded_decodes(runtime.graph_batches(shape.decode_seqs))
+    return padded, padded.decode_seqs != shape.decode_seqs
+
+
+def runtime_step_times_s(runtime: Runtime | None, model: ModelConfig, device: Device, par: Parallelism,
+                         prec: Precision, shape: StepShape, options: GraphOptions = GraphOptions()) -> np.ndarray:
+    """The step times of :func:`runtime_step_times` alone, from one graph: the CUDA-graph-padded
+    decode-only scenarios are costed beside the others (scenarios cost independently, so the
+    times are the same as costing them apart)."""
+    if runtime is None or runtime.identity:
+        return step_costs(model, device, par, prec, shape, options)[1].step_time_s
+    n = shape.prefill_seqs.shape[0]
+    padded, changed = _graph_padded(runtime, shape)
+    both = StepShape.concat([shape, padded.take(changed)]) if changed.any() else shape
+    times = step_costs(model, device, par, prec, both, options)[1].step_time_s
+    kernel = times[:n].copy()
+    kernel[changed] = times[n:]
+    return runtime.step_times_s(kernel, shape.prefill_seqs + shape.decode_seqs)
 
 
 def _dominant_bound(costs: OpCosts, row: int, columns: slice) -> str:

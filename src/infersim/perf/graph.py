@@ -263,18 +263,18 @@ def _mla_attention(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Pre
           heads=heads, kv_heads=heads, mla=True)
     # decode: absorb W_UK into the query and W_UV after attention; attend over the latent
     dec = shape.decode_seqs
-    b.gemm("mla.q_absorb", dec, lora, nope, weight_dtype_bytes=wb * heads, act_dtype_bytes=ab * heads,
-           dtype=gdt, count=n)
-    # the GEMM helper counts one head; scale FLOPs by heads through m (batched over heads)
-    b.rows[-1]["flops"] = 2.0 * dec * heads * nope * lora
+    # W_UK / W_UV are applied per head as one batched GEMM over the heads (vLLM / SGLang: torch.bmm
+    # of [heads, seqs, .] by [heads, ., .]): ``seqs x heads`` rows, each head's rows their own tiles
+    # (a bmm launches heads x tiles thread blocks), every head's weight read once
+    b.gemm("mla.q_absorb", dec * heads, lora, nope, weight_dtype_bytes=wb, act_dtype_bytes=ab, dtype=gdt, count=n,
+           weights_read=np.where(dec > 0, heads * lora * nope, 0.0), experts=np.where(dec > 0, heads, 0.0))
     b.add("attention.decode" + suffix, OpKind.ATTENTION, count=n, dtype=prec.attention_compute,
           flops=2.0 * load.decode_pairs * heads * ((lora + rope) + lora),
           act_bytes=dec * heads * (2 * lora + rope) * ab,
           kv_bytes=load.decode_pairs * latent_bytes + dec * latent_bytes,
           seqs=dec, query_tokens=dec, scores=load.decode_pairs * heads, heads=heads, kv_heads=1.0, mla=True)
-    b.gemm("mla.v_absorb", dec, v, lora, weight_dtype_bytes=wb * heads, act_dtype_bytes=ab * heads,
-           dtype=gdt, count=n)
-    b.rows[-1]["flops"] = 2.0 * dec * heads * lora * v
+    b.gemm("mla.v_absorb", dec * heads, v, lora, weight_dtype_bytes=wb, act_dtype_bytes=ab, dtype=gdt, count=n,
+           weights_read=np.where(dec > 0, heads * v * lora, 0.0), experts=np.where(dec > 0, heads, 0.0))
     b.gemm("o_proj", tokens, h, heads * v, weight_dtype_bytes=wb, act_dtype_bytes=ab, dtype=gdt, count=n)
 
 

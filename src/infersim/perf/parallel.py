@@ -24,7 +24,10 @@ class Parallelism:
     (and dense layers) run data-parallel on the ``tp`` devices, each with its own
     requests and full attention weights, and the routed experts are split ``ep = tp``
     ways; tokens reach their experts by an all-to-all dispatch and return by an
-    all-to-all combine. Devices per replica = ``tp * pp``.
+    all-to-all combine. The group may span scale-up domains (wide EP, e.g. DP16 EP16 over two
+    8-GPU nodes): attention needs no collective, and the all-to-alls go hierarchical over the
+    scale-out link (:func:`~infersim.perf.collectives.collective_time_s`). Devices per replica =
+    ``tp * pp``.
     """
 
     tp: int = 1
@@ -49,12 +52,14 @@ class Parallelism:
         for name in ("tp", "pp", "ep"):
             if getattr(self, name) < 1:
                 raise InfersimError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if model.num_attention_heads % self.tp:
+        # under DP attention every device runs whole attention heads: no head split to check
+        if not self.dp_attention and model.num_attention_heads % self.tp:
             raise InfersimError(
                 f"--tp {self.tp} does not divide the {model.num_attention_heads} attention heads of "
                 f"{model.name}; choose a tp that divides {model.num_attention_heads}"
             )
-        if self.tp > model.num_kv_heads and self.tp % model.num_kv_heads and model.attention != "mla":
+        if (not self.dp_attention and self.tp > model.num_kv_heads and self.tp % model.num_kv_heads
+                and model.attention != "mla"):
             raise InfersimError(
                 f"--tp {self.tp} is neither a divisor nor a multiple of the {model.num_kv_heads} KV heads "
                 f"of {model.name}"

@@ -130,10 +130,16 @@ def compute_time_s(flops, peak_flops, device: Device, gemm_m=None, gemm_n=None, 
             half = np.asarray(half, dtype=np.float64)
             e = np.where(half > 0, fraction * flops / (flops + half), fraction * np.ones_like(flops))
     if gemm_m is not None:
-        util = gemm_utilization(gemm_m, gemm_n, gemm_k, device, gemm_experts, gemm_dtypes)
         if gemm_rows is not None and device.efficiency.gemm.tiles and not np.all(gemm_rows):
+            # the tile model on the GEMM rows only (per element: the same numbers), 1 elsewhere
             # (the single-tile wave model gives non-GEMMs, passed as 1e9 x 1e9, ~1 already)
-            util = np.where(gemm_rows, util, 1.0)
+            rows = np.flatnonzero(np.asarray(gemm_rows).reshape(len(gemm_rows), -1)[:, 0])
+            sub = (lambda a: a if a is None or np.ndim(a) < 2 else np.asarray(a)[rows])
+            util = np.ones(np.broadcast_shapes(np.shape(e), np.shape(gemm_m)))
+            util[rows] = gemm_utilization(sub(gemm_m), sub(gemm_n), sub(gemm_k), device, sub(gemm_experts),
+                                          None if gemm_dtypes is None else [gemm_dtypes[i] for i in rows])
+        else:
+            util = gemm_utilization(gemm_m, gemm_n, gemm_k, device, gemm_experts, gemm_dtypes)
         e = e * util
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(flops > 0, flops / (peak_flops * np.maximum(e, 1e-12)), 0.0)
@@ -280,10 +286,31 @@ def decode_units(heads, kv_heads, mla, eff) -> tuple[np.ndarray, np.ndarray]:
 
 def block_terms(table: OpTable, device: Device) -> BlockTerms | None:
     """The per-thread-block attention terms of ``table`` on ``device``; None when the device
-    sets none of them."""
-    eff = device.efficiency
-    if not eff.block_terms:
+    sets none of them. Only attention rows have them: those rows are costed alone (per element,
+    the same numbers) and the others get the neutral terms (no time, no extra bytes, ramp 1)."""
+    if not device.efficiency.block_terms:
         return None
+    attn = np.flatnonzero(table.kind == OpKind.ATTENTION)
+    if attn.size == len(table.names):
+        return _block_terms(table, device)
+    sub = _block_terms(table.take_ops(attn), device)
+    rows = len(table.names)
+
+    def spread(x, fill):
+        x = np.asarray(x)
+        if x.ndim == 0:
+            return x
+        out = np.full((rows, x.shape[1]), fill, dtype=x.dtype)
+        out[attn] = x
+        return out
+
+    return BlockTerms(spread(sub.softmax_s, 0.0), spread(sub.block_s, 0.0), spread(sub.kv_extra_bytes, 0.0),
+                      spread(sub.parallel_ramp, 1.0), spread(sub.decode, False),
+                      sub.sharpness if np.ndim(sub.sharpness) == 0 else spread(sub.sharpness, 1.0))
+
+
+def _block_terms(table: OpTable, device: Device) -> BlockTerms:
+    eff = device.efficiency
     shape = table.flops.shape
     attn = (table.kind == OpKind.ATTENTION)[:, None]
     decode = np.array([is_decode_attention(n) for n in table.names], dtype=bool)[:, None] & attn

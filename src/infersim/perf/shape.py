@@ -86,6 +86,22 @@ class StepShape:
             extra[index] if isinstance(extra, np.ndarray) and extra.ndim else extra,
         )
 
+    @staticmethod
+    def concat(shapes: list["StepShape"]) -> "StepShape":
+        """The scenarios of ``shapes`` one after another (they share the attention windows)."""
+        first = shapes[0]
+
+        def cat(get):
+            return np.concatenate([np.broadcast_to(get(s), s.prefill_seqs.shape) for s in shapes])
+
+        return StepShape(
+            cat(lambda s: s.prefill_tokens), cat(lambda s: s.prefill_seqs), cat(lambda s: s.decode_seqs),
+            {w: AttentionLoad(*(cat(lambda s, w=w, f=f: getattr(s.attention[w], f)) for f in
+                                ("prefill_pairs", "prefill_rect_pairs", "prefill_kv_read_tokens", "decode_pairs")))
+             for w in first.attention},
+            cat(lambda s: s.extra_logit_tokens),
+        )
+
     @property
     def tokens(self) -> np.ndarray:
         return self.prefill_tokens + self.decode_seqs

@@ -4,7 +4,8 @@ deployment gives the most output tokens/s per GPU (``infersim plan``).
 Two stages:
 
 1. **static pass** (:class:`~.evaluators.loaded.LoadedEvaluator`) over every candidate: the
-   parallelism grid (TP 1..8 within the scale-up domain, PP 1/2/4, EP = TP for MoE), precisions,
+   parallelism grid (TP 1..8 within the scale-up domain, PP 1/2/4; for MoE EP = TP, with DP
+   attention also EP 16/32/64 across scale-up domains), precisions,
    batch caps and token budgets; for disaggregation every pair of prefill and decode layouts and
    every maximal (P, D) worker count under the budget (no worker of either kind could be added);
    for MoE models with ``afd``, attention-FFN instances. Each point's figure of merit is its
@@ -37,6 +38,9 @@ DEFAULT_PRECISIONS = ("bf16", "fp8")
 DEFAULT_BATCH_CAPS = (64, 128, 256, 512)
 DEFAULT_TOKEN_BUDGETS = (1024, 2048, 4096, 8192)
 TP_CHOICES = (1, 2, 4, 8)
+#: MoE: data-parallel attention with the experts split this many ways, also beyond the scale-up
+#: domain (wide EP: AIConfigurator's ``dp16ep16``, DeepSeek-V3's decode deployment of 2025 runs EP32+)
+WIDE_EP_CHOICES = (16, 32, 64)
 PP_CHOICES = (1, 2, 4)
 #: prefill workers batch whole prompts up to this many tokens a step (DistServe-style prefill instances)
 PREFILL_TOKEN_BUDGET = 8192
@@ -176,21 +180,23 @@ def smallest_fit(q: PlanQuestion, model, device) -> tuple[int, str] | None:
 # ----- candidates ---------------------------------------------------------------------------------
 def _layouts(model, device, gpus: int, pps=PP_CHOICES) -> list[tuple[int, int, int, bool]]:
     """(tp, pp, ep, dp_attention) per worker: TP within the scale-up domain, EP = 1 or TP for MoE, and
-    for MoE also data-parallel attention with EP = TP (the DeepSeek-V3 / SGLang layout)."""
+    for MoE also data-parallel attention with EP = TP (the DeepSeek-V3 / SGLang layout), which
+    also comes wide (:data:`WIDE_EP_CHOICES`, one pipeline stage): DP attention needs no collective
+    of its own, so its group may span scale-up domains, the all-to-alls crossing the scale-out link."""
     from ..perf.parallel import Parallelism
 
     domain = device.scale_up.domain_size
+    grid = [(tp, pp, ep, dpa) for tp, pp in itertools.product(TP_CHOICES, pps) if tp * pp <= gpus and tp <= domain
+            for ep, dpa in (((1, False), (tp, False), (tp, True)) if model.is_moe and tp > 1 else ((1, False),))]
+    if model.is_moe:
+        grid += [(ep, 1, ep, True) for ep in WIDE_EP_CHOICES if ep <= gpus]
     out = []
-    for tp, pp in itertools.product(TP_CHOICES, pps):
-        if tp * pp > gpus or tp > domain:
+    for tp, pp, ep, dpa in grid:
+        try:
+            Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dpa).validate(model)
+        except InfersimError:
             continue
-        moe = model.is_moe and tp > 1
-        for ep, dpa in (((1, False), (tp, False), (tp, True)) if moe else ((1, False),)):
-            try:
-                Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dpa).validate(model)
-            except InfersimError:
-                continue
-            out.append((tp, pp, ep, dpa))
+        out.append((tp, pp, ep, dpa))
     return out
 
 
@@ -269,21 +275,24 @@ def static_pass(q: PlanQuestion) -> tuple[PlanResult, list[dict], object]:
     if not met.any():
         raise _nothing_meets(q, configs, columns, ok)
     order = np.argsort(-np.where(met, goodput, -np.inf), kind="stable")
-    best: dict[str, PlanPoint] = {}
-    ranked: list[PlanPoint] = []  # the best point of each distinct deployment, best first
+    best_idx: dict[str, int] = {}  # mode -> index of its best point
+    ranked: list[int] = []  # the best point of each distinct deployment, best first
     seen: set = set()
-    for i in order:
-        if not met[i]:
-            break
-        point = PlanPoint(configs[i], columns.outcome(int(i)).metrics or {})
-        best.setdefault(point.mode, point)
+    modes_met = {configs[i].get("mode", "aggregated") for i in np.flatnonzero(met)}
+    for i in order[:int(met.sum())]:  # the met points, best first
+        best_idx.setdefault(configs[i].get("mode", "aggregated"), int(i))
         key = deployment_key(configs[i])
         if key not in seen:
             seen.add(key)
-            ranked.append(point)
+            ranked.append(int(i))
+        if len(best_idx) == len(modes_met) and len(ranked) >= q.top_k + len(modes_met):
+            break  # enough for the top-k below
     # the top-k: the best of each mode always, then the next best deployments
-    top = list(best.values())[:q.top_k]
-    top += [p for p in ranked if all(p is not t for t in top)][:max(q.top_k - len(top), 0)]
+    top_idx = list(best_idx.values())[:q.top_k]
+    top_idx += [i for i in ranked if i not in top_idx][:max(q.top_k - len(top_idx), 0)]
+    points = {i: PlanPoint(configs[i], columns.outcome(i).metrics or {}) for i in {*best_idx.values(), *top_idx}}
+    best = {mode: points[i] for mode, i in best_idx.items()}
+    top = [points[i] for i in top_idx]
     top.sort(key=lambda p: -p.metrics["goodput_tokens_per_s_per_device"])
     return (PlanResult(q, len(configs), int(met.sum()), wall, best, top), configs, columns)
 

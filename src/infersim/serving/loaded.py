@@ -179,16 +179,32 @@ def _step_times(model, device, par, prec, options, *, prefill_seqs, chunk, past,
     """Wall times of uniform steps: the kernels', plus a serving runtime's host time per step and
     CUDA-graph padding of decode-only steps when ``runtime`` is given
     (:func:`~infersim.perf.estimate.runtime_step_times`)."""
-    from ..perf.estimate import runtime_step_times
+    from ..perf.estimate import runtime_step_times_s
 
     # steps repeat across points (e.g. the same decode batch under several token budgets): cost
     # each distinct step once (steps cost independently of one another)
     steps = np.stack(np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype=np.float64)) for x in
                                            (prefill_seqs, chunk, past, decode_seqs, decode_context))), axis=1)
-    distinct, where = np.unique(steps, axis=0, return_inverse=True)
+    distinct, where = unique_rows(steps)
     shape = StepShape.uniform(model, prefill_seqs=distinct[:, 0], chunk=distinct[:, 1], past=distinct[:, 2],
                               decode_seqs=distinct[:, 3], decode_context=distinct[:, 4])
-    return runtime_step_times(runtime, model, device, par, prec, shape, options)[2][where.ravel()]
+    return runtime_step_times_s(runtime, model, device, par, prec, shape, options)[where]
+
+
+def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D float array (sorted) and, per row, the index of its distinct row:
+    ``np.unique(rows, axis=0, return_inverse=True)`` by a lexicographic sort of the columns, several
+    times faster (``np.unique`` sorts the rows as structured records)."""
+    if rows.shape[0] == 0:
+        return rows, np.zeros(0, dtype=np.intp)
+    order = np.lexsort(rows.T[::-1])
+    ordered = rows[order]
+    new = np.empty(rows.shape[0], dtype=bool)
+    new[0] = True
+    np.any(ordered[1:] != ordered[:-1], axis=1, out=new[1:])
+    where = np.empty(rows.shape[0], dtype=np.intp)
+    where[order] = np.cumsum(new) - 1
+    return ordered[new], where
 
 
 def _stage_coupled(t_d, t_last, t_full, b, i, o, t, k, last, rate, pp: int):

@@ -35,7 +35,7 @@ import numpy as np
 
 from ...errors import InfersimError
 from ...hardware import get_device
-from ...hardware.template.knobs import CHIP_KNOBS, KEEP, derive_design, is_template_file
+from ...hardware.chip_knobs import CHIP_KNOBS, KEEP
 from ...models import get_model
 from ...perf.batch_estimate import DEFAULT_DECODE_NODES, batch_estimate
 from ...perf.estimate import DEFAULT_MAX_PREFILL_TOKENS
@@ -164,6 +164,8 @@ class StaticEvaluator(Evaluator):
 
     def _evaluate_group(self, g: dict, configs: list[dict]):
         """Metric arrays of one group, whether each point fits, and (needed bytes per point, usable bytes)."""
+        from ...hardware.template.knobs import derive_design, is_template_file
+
         model = get_model(g["model"])
         chip = None
         knobs = tuple((k, g[k]) for k in CHIP_KNOBS if g[k] != KEEP)
