@@ -107,3 +107,37 @@ def test_skewed_routing_slows_the_expert_gemms_of_an_ep_layout():
     # 2,048 tokens x top-2 over 8 ranks: exactly 512 rows balanced
     assert rows["balanced"] == pytest.approx(512.0)
     assert rows["balanced"] < rows["uniform"] < rows["power_law_1.2"] <= 2048.0
+
+
+def test_routing_knob_in_estimate_scenario_and_study(tmp_path):
+    """``--moe-routing`` (estimate, plan), ``parallelism.moe_routing`` (scenarios) and the
+    evaluators' ``moe_routing`` option reach the step graph; bad names are one-line errors naming
+    the field."""
+    import json
+
+    from click.testing import CliRunner
+
+    from infersim.cli.main import cli
+    from infersim.errors import ConfigError
+    from infersim.search.evaluators.base import EvaluatorContext, check_option_keys
+    from infersim.serving.scenario import validate_scenario as load_scenario_dict
+
+    def prefill_s(routing):
+        res = CliRunner().invoke(cli, ["estimate", "--model", "mixtral-8x7b", "--hardware", "h200", "--tp", "8",
+                                       "--ep", "8", "--batch", "8", "--input", "2048", "--output", "8",
+                                       "--moe-routing", routing, "--json"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)["prefill_s"]
+
+    # 16k prompt tokens x top-2 over 8 EP ranks: the skewed router's busiest rank takes longer
+    assert prefill_s("balanced") <= prefill_s("uniform") < prefill_s("power_law_1.2")
+    base = {"name": "s", "model": "mixtral-8x7b", "hardware": "h200",
+            "workload": {"requests": 4, "arrival": {"process": "offline"}, "input_tokens": {"dist": "fixed", "value": 8},
+                         "output_tokens": {"dist": "fixed", "value": 2}}}
+    ok = load_scenario_dict({**base, "parallelism": {"tp": 8, "ep": 8, "moe_routing": "power_law_1.2"}}, "s.yaml")
+    assert ok.parallelism.moe_routing == "power_law_1.2"
+    with pytest.raises(ConfigError, match="parallelism.moe_routing"):
+        load_scenario_dict({**base, "parallelism": {"tp": 8, "moe_routing": "zipf"}}, "s.yaml")
+    with pytest.raises(ConfigError, match="evaluator.options.moe_routing"):
+        check_option_keys(EvaluatorContext(kind="static", options={"moe_routing": "power_law_0"}),
+                          ("moe_routing",), "study.yaml")
