@@ -246,6 +246,10 @@ class CalibrationStage:
     ops: ClassVar[tuple[str, ...]]
     sections: ClassVar[tuple[str, ...]]
 
+    def fit_rows(self, variants: np.ndarray) -> np.ndarray:
+        """Which of the stage's rows (their ``variant`` strings) it fits and chooses on (default: all)."""
+        return np.ones(len(variants), dtype=bool)
+
     def params(self, kernels: KernelSet, ops: set[str], start: EfficiencySpec, *, blocks: bool = True,
                cache_bytes: float = 0.0) -> list[Param]:
         """The parameters fitted from ``start`` on ``kernels`` (rows of ``ops``): ``blocks``: the
@@ -501,6 +505,13 @@ class MoeStage(CalibrationStage):
     name = "moe"
     ops = ("moe",)
     sections = ("moe",)
+
+    def fit_rows(self, variants):
+        # balanced routing where the device has it: fitted on every routing, the validation rows
+        # of all three routings scored worse on the H200, H100 and L40S (docs/efficiency.md, "MoE
+        # routing"); a device measured only under power-law routing (the A100) is fitted on those
+        balanced = np.array(["dist=" not in v for v in variants], dtype=bool)
+        return balanced if balanced.any() else np.ones(len(variants), dtype=bool)
 
     def params(self, kernels, ops, start, *, blocks=True, cache_bytes=0.0):
         params = [Param(f"grouped_gemm_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.6)
