@@ -17,6 +17,7 @@ Usage::
     python benchmarks/bench_validate.py --runtime none   # every row with the kernels-only runtime
     python benchmarks/bench_validate.py --markdown       # the summary as a Markdown table
     python benchmarks/bench_validate.py --compare-runtimes   # every registered runtime over the table
+    python benchmarks/bench_validate.py --moe-routing power_law_1.2   # skewed MoE routing on every row
 
 Every figure is printed for all rows and for each half of the table: rows are split by a
 hash of their id (``infersim.validation.score.split_of``) into a dev half, which modelling
@@ -78,6 +79,8 @@ def main() -> None:
     ap.add_argument("--batches", type=float, default=4.0, help="requests per replica in batch caps")
     ap.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table")
     ap.add_argument("--runtime", default=None, help="replace every row's runtime (a registered runtime name)")
+    ap.add_argument("--moe-routing", default=None,
+                    help="MoE routing of every row: uniform (the default), balanced, power_law_<alpha>")
     ap.add_argument("--compare-runtimes", action="store_true",
                     help="run the table once per registered runtime and print each one's overall figures "
                          "per half (the default runtime is the best on the dev half)")
@@ -101,7 +104,8 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    report = run_validation(rows, datasets, RunSize(batches=args.batches), runtime=args.runtime)
+    report = run_validation(rows, datasets, RunSize(batches=args.batches), runtime=args.runtime,
+                            moe_routing=args.moe_routing)
     wall = time.perf_counter() - t0
     print(f"{'row':44s} {'half':4s} {'measured':>10s} {'predicted':>10s} {'error':>8s}  runtime / device basis")
     for p in report.predictions:

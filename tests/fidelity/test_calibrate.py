@@ -119,8 +119,32 @@ def test_collective_parameters_are_recovered():
     cal = calibrate(table, _stripped(true_dev, TRUE_COLLECTIVE))
     for kind, frac in TRUE_COLLECTIVE["collective_bandwidth_fraction_by_kind"].items():
         assert _fitted(cal, f"collective_bandwidth_fraction_by_kind.{kind}") == pytest.approx(frac, rel=0.03)
-    assert _fitted(cal, "collective_latency_us") == pytest.approx(0.8, rel=0.1)
-    assert _fitted(cal, "collective_overhead_us") == pytest.approx(4.5, rel=0.1)
+    # one latency and call cost for every kind, whichever candidate the fit keeps (shared, or one
+    # per kind landing on the same values)
+    coll = cal.efficiency.collectives
+    for kind in TRUE_COLLECTIVE["collective_bandwidth_fraction_by_kind"]:
+        assert coll.latency_for(kind) == pytest.approx(0.8, rel=0.1), kind
+        assert coll.overhead_for(kind) == pytest.approx(4.5, rel=0.1), kind
+
+
+def test_per_kind_collective_costs_are_recovered():
+    """A one-shot all-reduce (0.2 us a step, 2 us a call) beside NCCL-like kinds (1 us, 8 us): the
+    per-kind candidate wins and lands on each kind's own costs; the kinds not measured (send/recv)
+    take the median of the measured ones."""
+    per_kind = dict(TRUE_COLLECTIVE, collective_latency_us_by_kind={"all-reduce": 0.2, "all-gather": 1.0,
+                                                                    "reduce-scatter": 1.0, "all-to-all": 1.0},
+                    collective_overhead_us_by_kind={"all-reduce": 2.0, "all-gather": 8.0, "reduce-scatter": 8.0,
+                                                    "all-to-all": 8.0})
+    table, true_dev = synthetic(collective_rows(), {**TRUE_GEMM, **per_kind}, noise=0.01, seed=3)
+    start = _stripped(true_dev, per_kind)
+    assert not start.efficiency.collectives.latency_us_by_kind  # the fit starts from none
+    cal = calibrate(table, start)
+    assert cal.stages[0].tile_set == "per-kind latency and call cost"
+    coll = cal.efficiency.collectives
+    for kind, latency in per_kind["collective_latency_us_by_kind"].items():
+        assert coll.latency_for(kind) == pytest.approx(latency, rel=0.15), kind
+        assert coll.overhead_for(kind) == pytest.approx(per_kind["collective_overhead_us_by_kind"][kind], rel=0.1)
+    assert coll.latency_us == pytest.approx(1.0, rel=0.15) and coll.overhead_us == pytest.approx(8.0, rel=0.1)
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.01])

@@ -87,6 +87,37 @@ def test_moe_ep_shares_experts_and_tokens(h100_ideal):
     assert t1 / t8 == pytest.approx(8.0, rel=0.05)
 
 
+def test_power_law_moe_rows_load_the_busiest_rank(h100_ideal):
+    """A ``dist=power_law_1.2`` row is the busiest EP rank of the power-law draws: with one expert
+    per rank (8 experts, ep 8) its rows are the heaviest expert's, ``T k / 8`` times the tabulated
+    factor, against exactly ``T k / 8`` for the balanced row."""
+    from infersim.perf.routing import power_law_table
+
+    row = dict(op="moe", tokens=4096, hidden=4096, inter=14336, topk=2, num_experts=8, tp=1, ep=8, dtype="bf16")
+    rows = [row, dict(row, variant="dist=power_law_1.2")]
+    m = {}
+    for idx, table in build_kernels(rows_table(rows)).groups:
+        j = list(table.names).index("moe.experts.gate_up")
+        for col, i in enumerate(idx):
+            m[int(i)] = float(table.gemm_m[j, col])
+    log_t, rank, _, _ = power_law_table(8, 2, 8, 1.2)
+    assert m[0] == pytest.approx(4096 * 2 / 8)
+    assert m[1] == pytest.approx(4096 * 2 / 8 * np.interp(12.0, log_t, rank))
+    t_bal, t_skew = predict(rows_table(rows), h100_ideal)
+    assert t_skew > 1.5 * t_bal  # compute-bound: the busiest rank's rows set the time
+
+
+def test_moe_stage_fits_balanced_rows_where_there_are_some():
+    from infersim.fidelity.stages import CALIBRATION_STAGES
+
+    stage = CALIBRATION_STAGES["moe"]
+    both = np.array(["", "dist=power_law_1.2", "fp8_block", "fp8_block,dist=power_law_1.01"], dtype=object)
+    assert stage.fit_rows(both).tolist() == [True, False, True, False]
+    only_skewed = np.array(["dist=power_law_1.2", "dist=power_law_1.01"], dtype=object)
+    assert stage.fit_rows(only_skewed).tolist() == [True, True]
+    assert CALIBRATION_STAGES["gemm"].fit_rows(both).tolist() == [True] * 4
+
+
 def test_kernel_rows_carry_sequences_heads_and_experts():
     rows = [dict(op="attention_prefill", batch=3, seq_len=100, kv_len=100, num_heads=32, num_kv_heads=8,
                  head_dim=128, dtype="bf16", kv_dtype="bf16"),

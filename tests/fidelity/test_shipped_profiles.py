@@ -37,7 +37,8 @@ TRANSFERRED = [n for n in builtin_names() if _basis(n) == "transferred"]
 COLLECTIVE_OPS = ["allreduce", "allgather", "reducescatter", "alltoall"]
 #: the collective fields the calibration's collective stage fits
 COLLECTIVE_FIELDS = ("collective_bandwidth_fraction_by_kind", "collective_bandwidth_fraction_by_group_size",
-                     "collective_latency_us", "collective_overhead_us")
+                     "collective_latency_us", "collective_overhead_us", "collective_latency_us_by_kind",
+                     "collective_overhead_us_by_kind")
 
 
 def _same_data(profile) -> None:

@@ -27,6 +27,8 @@ def one_error_line(result) -> str:
 
 @pytest.mark.parametrize("args, words", [
     (["estimate", "--moe-imbalance", "nan"], "--moe-imbalance"),
+    (["estimate", "--moe-routing", "power_law_x"], "--moe-routing"),
+    (["plan", "--moe-routing", "zipf"], "--moe-routing"),
     (["estimate", "--memory-utilization", "inf"], "finite"),
     (["estimate", "--top", "-1"], "--top"),
     (["estimate", "--tp", "0"], "--tp"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from infersim.perf import collectives as c
-from infersim.perf.operators import Collective
+from infersim.perf.operators import Collective, OpKind
 from tests.perf.conftest import ideal
 
 
@@ -124,3 +124,33 @@ def test_group_size_factor_rejects_bad_entries(factors, match):
     from infersim.hardware.schema import EfficiencySpec
     with pytest.raises(ValidationError, match=match):
         EfficiencySpec(collective_bandwidth_fraction_by_group_size=factors)
+
+
+def test_per_kind_latency_and_call_cost(h100):
+    """A latency and call cost per collective kind replace the shared ones for that kind only: an
+    8-GPU 16 KiB all-gather and all-reduce costed by hand with the alpha-beta formulas."""
+    from infersim.perf.operators import OpBuilder
+    from infersim.perf.roofline import cost_ops
+
+    dev = ideal(h100, collective_latency_us=1.0, collective_overhead_us=10.0,
+                collective_latency_us_by_kind={"all-reduce": 0.25}, collective_overhead_us_by_kind={"all-reduce": 2.0})
+    n, bw = 16384.0, dev.scale_up.bandwidth_bytes_per_s
+    b = OpBuilder(1)
+    b.add("ar", OpKind.COLLECTIVE, dtype="bf16", collective=Collective.ALL_REDUCE, comm_bytes=n, group_size=8)
+    b.add("ag", OpKind.COLLECTIVE, dtype="bf16", collective=Collective.ALL_GATHER, comm_bytes=n, group_size=8)
+    t = cost_ops(b.build(), dev).time_s[:, 0]
+    assert t[0] == pytest.approx(c.all_reduce_s(n, 8, 0.25e-6, bw) + 2.0e-6)
+    assert t[1] == pytest.approx(c.all_gather_s(n, 8, 1.0e-6, bw) + 10.0e-6)
+    eff = dev.efficiency.collectives
+    assert eff.latency_for("all-to-all") == 1.0 and eff.overhead_for("all-reduce") == 2.0
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("collective_latency_us_by_kind", {"broadcast": 1.0}, "unknown collective"),
+    ("collective_overhead_us_by_kind", {"all-reduce": -1.0}, ">= 0")])
+def test_per_kind_costs_reject_bad_entries(field, value, match):
+    from pydantic import ValidationError
+
+    from infersim.hardware.schema import EfficiencySpec
+    with pytest.raises(ValidationError, match=match):
+        EfficiencySpec(**{field: value})

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from infersim.models import get_model, param_counts
-from infersim.perf.graph import build_step_graph, expected_active_experts, expert_load_imbalance
+from infersim.perf.graph import build_step_graph
+from infersim.perf.routing import expected_active_experts, expert_load_imbalance
 from infersim.perf.memory import weight_bytes_per_device
 from infersim.perf.operators import OpKind
 from infersim.perf.parallel import Parallelism, Precision

@@ -7,7 +7,8 @@ import json
 import click
 
 from .app import console
-from .options import (COUNT, FRACTION, NONNEG, Real, accuracy_record_option, check_runtime_flag, deployment_options,
+from .options import (COUNT, FRACTION, NONNEG, Real, accuracy_record_option, check_moe_routing_flag, check_runtime_flag,
+                      deployment_options, moe_routing_option,
                       efficiency_option, html_option, parse_transform_flags, runtime_option, transform_option,
                       with_accuracy_record, write_html_report)
 
@@ -21,6 +22,7 @@ from .options import (COUNT, FRACTION, NONNEG, Real, accuracy_record_option, che
               help="attention kernel: FlashAttention-style fused, or logits/softmax/attend")
 @click.option("--moe-imbalance", default=1.0, show_default=True, type=Real(min=1.0),
               help="extra load factor on the busiest expert device (>= 1)")
+@moe_routing_option
 @click.option("--memory-utilization", default=0.90, show_default=True, type=FRACTION,
               help="fraction of device memory usable (vLLM's gpu_memory_utilization)")
 @click.option("--max-prefill-tokens", default=8192, show_default=True, type=COUNT,
@@ -35,7 +37,8 @@ from .options import (COUNT, FRACTION, NONNEG, Real, accuracy_record_option, che
 def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, pp: int = 1,
                  ep: int = 1, dp_attention: bool = False, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                  batch: int = 16, input_tokens: int = 1024, output_tokens: int = 256,
-                 attention: str = "fused", moe_imbalance: float = 1.0, memory_utilization: float = 0.90,
+                 attention: str = "fused", moe_imbalance: float = 1.0, moe_routing: str | None = None,
+                 memory_utilization: float = 0.90,
                  max_prefill_tokens: int = 8192, top: int = 8, as_json: bool = False,
                  transforms: tuple = (), accuracy_record: str | None = None, runtime: str | None = None,
                  html_path: str | None = None, efficiency: str | None = None) -> None:
@@ -63,7 +66,8 @@ def estimate_cmd(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: in
     device = get_device(hardware, efficiency=efficiency)
     par = Parallelism(tp=tp, pp=pp, ep=ep, dp_attention=dp_attention)
     prec = Precision(weight_dtype, act_dtype, kv_dtype)
-    options = GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance, transforms=chosen)
+    options = GraphOptions(attention_impl=attention, moe_imbalance=moe_imbalance, transforms=chosen,
+                           moe_routing=check_moe_routing_flag(moe_routing))
     est = estimate(
         cfg, device, par, prec, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
         options=options, memory_utilization=memory_utilization, max_prefill_tokens=max_prefill_tokens, top=top,

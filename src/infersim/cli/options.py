@@ -129,6 +129,27 @@ def check_runtime_flag(name: str | None) -> str | None:
     return name
 
 
+def moe_routing_option(func):
+    """--moe-routing: how MoE routers spread tokens over experts (infersim.perf.routing)."""
+    return click.option("--moe-routing", "moe_routing", default=None, metavar="NAME",
+                        help="MoE routing: uniform (random, the default), balanced, or power_law_<alpha> "
+                             "(skewed, e.g. power_law_1.2 as AIConfigurator assumes)")(func)
+
+
+def check_moe_routing_flag(name: str | None) -> str:
+    """The --moe-routing value (the default when not given), or a one-line error naming the flag."""
+    from ..errors import InfersimError
+    from ..perf.routing import DEFAULT_ROUTING, parse_routing
+
+    if name is None:
+        return DEFAULT_ROUTING
+    try:
+        parse_routing(name)
+    except InfersimError as exc:
+        raise InfersimError(f"--moe-routing: {exc}") from None
+    return name
+
+
 def html_option(func):
     """--html FILE: also write a self-contained HTML report (plots, the data behind them)."""
     return click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),

@@ -9,7 +9,7 @@ import click
 
 from ..errors import ConfigError, InfersimError
 from ..search.store import DEFAULT_DB
-from .options import runtime_option
+from .options import check_moe_routing_flag, moe_routing_option, runtime_option
 
 #: question field -> the flag that sets it (errors name the flag)
 FLAGS = {"model": "--model", "device": "--hardware", "gpus": "--gpus", "input_tokens": "--isl",
@@ -60,8 +60,9 @@ def _ints(flag: str, value: str) -> tuple[int, ...]:
 @click.option("--no-store", is_flag=True, help="do not write the results database")
 @click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
 @runtime_option
+@moe_routing_option
 def plan_cmd(model, hardware, gpus, isl, osl, ttft, tpot, percentile, modes, moe, precisions, batches, budgets,
-             kv_link, top_k, no_simulate, db, no_store, as_json, runtime=None) -> None:
+             kv_link, top_k, no_simulate, db, no_store, as_json, runtime=None, moe_routing=None) -> None:
     """Which deployment gives the most tokens/s per GPU under the budget and SLOs?
 
     Runs the load-aware static model over every candidate (parallelism per pool,
@@ -78,7 +79,8 @@ def plan_cmd(model, hardware, gpus, isl, osl, ttft, tpot, percentile, modes, moe
     q = PlanQuestion(model=model, device=hardware, gpus=gpus, input_tokens=isl, output_tokens=osl,
                      ttft_s=ttft / 1e3, tpot_s=tpot / 1e3, percentile=percentile, modes=mode_list,
                      precisions=_csv(precisions), batch_caps=_ints("--batch", batches),
-                     token_budgets=_ints("--tokens", budgets), kv_link=kv_link, top_k=top_k, runtime=runtime)
+                     token_budgets=_ints("--tokens", budgets), kv_link=kv_link, top_k=top_k, runtime=runtime,
+                     moe_routing=moe_routing and check_moe_routing_flag(moe_routing))
     try:
         result, configs, columns = static_pass(q)
     except ConfigError as exc:

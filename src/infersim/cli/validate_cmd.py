@@ -16,7 +16,8 @@ from pathlib import Path
 import click
 
 from .app import console, err_console
-from .options import check_runtime_flag, html_option, runtime_option, write_html_report
+from .options import (check_moe_routing_flag, check_runtime_flag, html_option, moe_routing_option, runtime_option,
+                      write_html_report)
 
 
 @click.command("validate")
@@ -34,6 +35,7 @@ from .options import check_runtime_flag, html_option, runtime_option, write_html
 @click.option("--batches", default=4.0, show_default=True, type=click.FloatRange(min=0.5),
               help="requests per simulated replica, in multiples of the row's batch cap")
 @runtime_option
+@moe_routing_option
 @click.option("--json", "as_json", is_flag=True, help="print per-row and grouped results as JSON")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="also write per-row results to this CSV")
 @html_option
@@ -41,7 +43,7 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
                  models: tuple = (), scenarios: tuple = (), ids: tuple = (), half: str | None = None,
                  batches: float = 4.0,
                  runtime: str | None = None, as_json: bool = False, out_path: str | None = None,
-                 html_path: str | None = None) -> None:
+                 html_path: str | None = None, moe_routing: str | None = None) -> None:
     """Predict published system throughputs and compare: MdAPE, p90 and bias by group.
 
     Each row of the table is one published measurement (model, device, count, TP/PP/EP,
@@ -59,6 +61,7 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
     from ..validation.score import run_validation, split_of
 
     runtime = check_runtime_flag(runtime)
+    moe_routing = moe_routing and check_moe_routing_flag(moe_routing)
     datasets = load_datasets(datasets_path)
     rows = select(load_table(table_path, datasets), device=devices, model=models,
                   scenario=[s.capitalize() for s in scenarios], ids=ids)
@@ -76,7 +79,7 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
             nxt = order[row.id] + 1
             progress.update(task, advance=1, description=rows[nxt].id if nxt < len(rows) else "done")
 
-        report = run_validation(rows, datasets, size, on_row, runtime=runtime)
+        report = run_validation(rows, datasets, size, on_row, runtime=runtime, moe_routing=moe_routing)
     if out_path:
         Path(out_path).write_text(validation_csv(report))
     if html_path:

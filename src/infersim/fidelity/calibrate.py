@@ -89,6 +89,13 @@ class Calibration:
         return float(np.median(vals)) if vals else math.nan
 
 
+def _variants(table: pa.Table) -> np.ndarray:
+    """Each row's ``variant`` ("" where the table has no such column)."""
+    if "variant" not in table.column_names:
+        return np.full(table.num_rows, "", dtype=object)
+    return np.asarray(table.column("variant").to_numpy(zero_copy_only=False), dtype=object).astype(str)
+
+
 def _subsample(table: pa.Table, rows: np.ndarray, ops: np.ndarray, max_rows: int) -> np.ndarray:
     """At most ``max_rows`` of ``rows``, the same share per op, picked by a stable row hash."""
     if rows.size <= max_rows:
@@ -135,6 +142,7 @@ def calibrate(
     kernels_all = build_kernels(table)
     meas_all = np.asarray(table.column("latency_s").to_numpy(), dtype=np.float64)
     ops = np.asarray(table.column("op").to_numpy(zero_copy_only=False), dtype=object).astype(str)
+    variants = _variants(table)
     if tile_sets is None:
         tile_sets = ("gpu", "gpu-splitk", "single") if device.category == "gpu" else ("cpu", "single")
     for name in tile_sets:
@@ -150,12 +158,14 @@ def calibrate(
         val_kernels = build_kernels(validation)
         val_meas = np.asarray(validation.column("latency_s").to_numpy(), dtype=np.float64)
         val_ops = np.asarray(validation.column("op").to_numpy(zero_copy_only=False), dtype=object).astype(str)
+        val_variants = _variants(validation)
     stages = list(CALIBRATION_STAGES.values())
     for done, stage in enumerate(stages, start=1):
         if progress:
             progress(f"fitting the {stage.name} stage", done - 1, len(stages))
         in_stage = np.isin(ops, stage.ops)
         in_stage[kernels_all.unsupported] = False
+        in_stage[in_stage] = stage.fit_rows(variants[in_stage])
         rows = np.flatnonzero(in_stage)
         if rows.size == 0:
             continue
@@ -172,6 +182,7 @@ def calibrate(
         if validation is not None and validation.num_rows:
             in_val = np.isin(val_ops, stage.ops)
             in_val[val_kernels.unsupported] = False
+            in_val[in_val] = stage.fit_rows(val_variants[in_val])
             if in_val.any():
                 keep = _subsample(validation, np.flatnonzero(in_val), val_ops, max_rows)
                 mask = np.zeros(validation.num_rows, dtype=bool)

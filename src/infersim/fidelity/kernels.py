@@ -21,12 +21,12 @@ Each measurement row (one kernel call of the long format, see
   attend rows.
 * ``moe``: the routed-expert rows of a one-layer MoE step graph (grouped gate/up
   GEMM, activation, down GEMM, combine; the router GEMM is not part of the measured
-  kernel, see DATA.md). aiconfigurator's ``balanced`` routing gives every expert-parallel
-  rank exactly its share and spreads the ``tokens x topk`` assignments over distinct
-  experts, so for plain rows the graph's random-routing imbalance factor is cancelled
-  and the expert weights read are those of ``min(tokens x topk, experts)`` experts
-  (the workload measured, not a change of the cost physics), which are also the experts the
-  grouped GEMMs' rows are split over; ``nongated`` rows use an ungated MLP.
+  kernel, see DATA.md), built with the routing the row was measured under
+  (:mod:`infersim.perf.routing`): aiconfigurator's ``balanced`` routing gives every
+  expert-parallel rank exactly its share and spreads the ``tokens x topk`` assignments over
+  ``min(tokens x topk, experts)`` distinct experts (the graph's ``balanced`` model), its
+  ``dist=power_law_<alpha>`` rows the busiest rank of its power-law draws (``power_law_<alpha>``);
+  ``nongated`` rows use an ungated MLP.
 * collectives: one :data:`OpKind.COLLECTIVE` row (all-reduce, all-gather,
   reduce-scatter, all-to-all, send/recv) over ``num_devices`` of ``message_bytes``.
 * ``elementwise``: one pass reading and writing ``tokens x hidden`` elements of ``dtype``
@@ -50,7 +50,7 @@ from ..dtypes import COMPUTE_FALLBACK, bytes_per_element
 from ..errors import InfersimError
 from ..hardware.device import Device
 from ..models.config import ModelConfig
-from ..perf.graph import GraphOptions, build_step_graph, expected_active_experts, expert_load_imbalance
+from ..perf.graph import GraphOptions, build_step_graph
 from ..perf.operators import Collective, OpBuilder, OpKind, OpTable
 from ..perf.parallel import Parallelism, Precision
 from ..perf.roofline import cost_ops
@@ -191,26 +191,16 @@ def _moe(key: tuple, c: dict[str, np.ndarray]) -> OpTable:
                         attention="mha", intermediate_size=0, gated_mlp=gated, num_experts=experts,
                         num_experts_per_token=topk, moe_intermediate_size=inter)
     tokens = c["tokens"].astype(np.float64)
-    balanced = not any(p.startswith("dist=") for p in variant.split(","))
-    # balanced routing: each EP rank gets exactly tokens * topk / ep assignments
-    imbalance = 1.0 / expert_load_imbalance(tokens * topk, ep) if balanced else 1.0
+    # the routing the kernel was measured under: aiconfigurator's balanced rows (every rank its
+    # exact share over min(tokens x topk, experts) distinct experts) or its power-law draws
+    dist = [p[len("dist="):] for p in variant.split(",") if p.startswith("dist=")]
+    routing = dist[0] if dist else "balanced"
     w = dtype if dtype else "bf16"
     prec = Precision(weight=w, activation="bf16")
     shape = StepShape.uniform(model, decode_seqs=tokens, decode_context=1)
     graph = build_step_graph(model, Parallelism(tp=tp * ep, ep=ep), prec, shape,
-                             GraphOptions(include_lm_head=False, moe_imbalance=imbalance))
+                             GraphOptions(include_lm_head=False, moe_routing=routing))
     out = _select(graph, lambda name: name.startswith(("moe.experts", "moe.combine")))
-    if balanced:
-        # balanced routing spreads the T * topk assignments over distinct experts, so
-        # min(T * topk, E) experts read their weights, not the random-routing expectation
-        random_active = np.minimum(expected_active_experts(tokens, topk, experts), experts)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(random_active > 0, np.minimum(tokens * topk, experts) / random_active, 1.0)
-        local_experts = np.minimum(tokens * topk, experts) / ep
-        for i, name in enumerate(out.names):
-            if out.kind[i] == OpKind.GEMM:
-                out.weight_bytes[i] = out.weight_bytes[i] * ratio
-                out.experts[i] = np.where(out.experts[i] > 0, local_experts, 0.0)
     compute = _gemm_compute(w, variant)
     out.dtype = [compute if kind == OpKind.GEMM else d for kind, d in zip(out.kind, out.dtype)]
     return out

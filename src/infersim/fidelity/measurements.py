@@ -687,6 +687,11 @@ def _resolve_devices(systems_dir: Path, devices: Iterable[str] | None) -> list[s
     return list(dict.fromkeys(out))
 
 
+#: MoE rows measured under skewed routing, kept with the plain rows (the cost model predicts
+#: them with the routing they were measured under, :mod:`infersim.perf.routing`)
+ROUTING_VARIANTS: tuple[str, ...] = ("dist=power_law_1.01", "dist=power_law_1.2")
+
+
 def load_aiconfigurator(
     devices: Iterable[str] | str | None = None,
     ops: Iterable[str] | str | None = None,
@@ -714,8 +719,9 @@ def load_aiconfigurator(
 
     ``include_variants=False`` keeps only rows whose ``variant`` is "" (plain
     kernels: no block-scaled / weight-only / MX quantization, no sliding window,
-    balanced MoE routing, CUDA-graph collectives), so each (device, op, shape, dtype,
-    kv_dtype) appears once.
+    balanced MoE routing, CUDA-graph collectives) and the plain MoE kernels measured under
+    power-law routing (:data:`ROUTING_VARIANTS`), so each (device, op, shape, dtype,
+    kv_dtype, routing) appears once.
 
     ``systems_dir``: an aiconfigurator ``systems`` folder (default: the installed
     package's, located without importing it).
@@ -752,7 +758,7 @@ def load_aiconfigurator(
                 continue  # no aiconfigurator data for this op (p2p, elementwise)
             t = _load_one(root, system, op, frameworks, current.get(system, {}))
             if t is not None and not include_variants:
-                t = t.filter(pc.equal(t.column("variant"), ""))
+                t = t.filter(pc.is_in(t.column("variant"), value_set=pa.array(("",) + ROUTING_VARIANTS)))
             if t is not None and t.num_rows:
                 tables.append(t)
     if not tables:

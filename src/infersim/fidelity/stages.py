@@ -22,7 +22,8 @@ fitted held fixed:
    is the attention stage's.
 4. ``moe`` (``moe``): grouped-GEMM fractions and call cost, with per-expert tiles.
 5. ``collective`` rows (``collectives``): per-collective bandwidth fraction, per-step latency,
-   call cost, and on shared fabrics a bandwidth factor per group size.
+   call cost (shared by every kind, or per kind where that scores better on the validation
+   rows), and on shared fabrics a bandwidth factor per group size.
 
 A stage says which parameters it fits for the rows it has (:meth:`CalibrationStage.params`),
 which starting points it tries (:meth:`CalibrationStage.candidates`: tile sets, query groups,
@@ -72,6 +73,8 @@ SHARED_FABRICS = ("pcie",)
 
 #: the label of a candidate fitted without warm-cache terms
 COLD_CACHE = "no warm cache"
+#: the label of the collective candidate with a latency and call cost per collective kind
+PER_KIND_COSTS = "per-kind latency and call cost"
 
 
 def _op_dtypes(kernels: KernelSet, kind: OpKind) -> list[str]:
@@ -242,6 +245,10 @@ class CalibrationStage:
     name: ClassVar[str]
     ops: ClassVar[tuple[str, ...]]
     sections: ClassVar[tuple[str, ...]]
+
+    def fit_rows(self, variants: np.ndarray) -> np.ndarray:
+        """Which of the stage's rows (their ``variant`` strings) it fits and chooses on (default: all)."""
+        return np.ones(len(variants), dtype=bool)
 
     def params(self, kernels: KernelSet, ops: set[str], start: EfficiencySpec, *, blocks: bool = True,
                cache_bytes: float = 0.0) -> list[Param]:
@@ -499,6 +506,13 @@ class MoeStage(CalibrationStage):
     ops = ("moe",)
     sections = ("moe",)
 
+    def fit_rows(self, variants):
+        # balanced routing where the device has it: fitted on every routing, the validation rows
+        # of all three routings scored worse on the H200, H100 and L40S (docs/efficiency.md, "MoE
+        # routing"); a device measured only under power-law routing (the A100) is fitted on those
+        balanced = np.array(["dist=" not in v for v in variants], dtype=bool)
+        return balanced if balanced.any() else np.ones(len(variants), dtype=bool)
+
     def params(self, kernels, ops, start, *, blocks=True, cache_bytes=0.0):
         params = [Param(f"grouped_gemm_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.6)
                   for d in _op_dtypes(kernels, OpKind.GEMM)]
@@ -525,8 +539,15 @@ class CollectiveStage(CalibrationStage):
         group_factors = bool(start.collectives.bandwidth_fraction_by_group_size)
         params = [Param(f"collective_bandwidth_fraction_by_kind.{k}", 0.02, 2.0, 0.7)
                   for k in _collective_kinds(kernels) if k in COLLECTIVE_KINDS]
-        params.append(Param("collective_latency_us", 0.0, 1e3, 1.0))
-        params.append(Param("collective_overhead_us", 0.0, 1e4, 5.0))
+        if start.collectives.latency_us_by_kind:
+            # per-kind latency and call cost (the candidate below); the shared ones follow them
+            params += [Param(f"collective_latency_us_by_kind.{k}", 0.0, 1e3, 1.0)
+                       for k in start.collectives.latency_us_by_kind]
+            params += [Param(f"collective_overhead_us_by_kind.{k}", 0.0, 1e4, 5.0)
+                       for k in start.collectives.overhead_us_by_kind]
+        else:
+            params.append(Param("collective_latency_us", 0.0, 1e3, 1.0))
+            params.append(Param("collective_overhead_us", 0.0, 1e4, 5.0))
         # on a shared fabric, the bandwidth of each larger group relative to the smallest
         # (set to 1 by the caller)
         if group_factors:
@@ -535,10 +556,27 @@ class CollectiveStage(CalibrationStage):
         return params
 
     def candidates(self, ctx, eff):
+        shared: dict = {}
         if ctx.device.scale_up.topology in SHARED_FABRICS and len(groups := _collective_group_sizes(ctx.kernels)) > 1:
             # the per-kind fractions are those of the smallest group; larger ones scale them
-            return [(None, {"collective_bandwidth_fraction_by_group_size": {groups[0]: 1.0}})], None
-        return [(None, {})], None
+            shared = {"collective_bandwidth_fraction_by_group_size": {groups[0]: 1.0}}
+        kinds = [k for k in _collective_kinds(ctx.kernels) if k in COLLECTIVE_KINDS]
+        if len(kinds) < 2:
+            return [(None, shared)], None
+        # one latency and call cost for every kind, or one per kind (a custom one-shot all-reduce
+        # beside NCCL's ring all-gather): the better on the validation rows is kept
+        per_kind = {"collective_latency_us_by_kind": {k: 1.0 for k in kinds},
+                    "collective_overhead_us_by_kind": {k: 5.0 for k in kinds}}
+        return [(None, shared), (PER_KIND_COSTS, {**shared, **per_kind})], None
+
+    def refine(self, ctx, best):
+        if best.label != PER_KIND_COSTS:
+            return best
+        # collectives not measured (send/recv) take the median of the measured kinds' costs
+        c = best.efficiency.collectives
+        shared = {"collective_latency_us": float(np.median(list(c.latency_us_by_kind.values()))),
+                  "collective_overhead_us": float(np.median(list(c.overhead_us_by_kind.values())))}
+        return Fit(best.efficiency.model_copy(update=shared), best.score, best.label, best.params, best.cost)
 
 
 def _warm_attention_start(fitted: EfficiencySpec) -> EfficiencySpec:

@@ -78,6 +78,10 @@ def transfer_efficiency(eff: EfficiencySpec, source: Device, target: Device, *,
     if eff.collectives.latency_us is not None:
         update["collective_latency_us"] = eff.collectives.latency_us * _ratio(
             target.scale_up.latency_s, source.scale_up.latency_s)
+    if eff.collectives.latency_us_by_kind:
+        link_ratio = _ratio(target.scale_up.latency_s, source.scale_up.latency_s)
+        update["collective_latency_us_by_kind"] = {k: v * link_ratio
+                                                   for k, v in eff.collectives.latency_us_by_kind.items()}
     cache_ratio = _ratio(target.sram_bytes, source.sram_bytes)
     for name in ("warm_cache_bytes", "attention_warm_cache_bytes"):
         if getattr(eff, name) is not None:

@@ -451,6 +451,29 @@ class CollectiveEfficiency(_Section):
         description="per-step latency (alpha) on the scale-up link (default: the link's latency_us)")
     overhead_us: float | None = Field(alias="collective_overhead_us",
         default=None, ge=0, description="fixed cost of one collective call (default: kernel_overhead_us)")
+    latency_us_by_kind: dict[str, float] = Field(alias="collective_latency_us_by_kind", default_factory=dict,
+        description="per-collective override of collective_latency_us (e.g. a custom one-shot all-reduce "
+                    "beside NCCL's ring all-gather)")
+    overhead_us_by_kind: dict[str, float] = Field(alias="collective_overhead_us_by_kind", default_factory=dict,
+        description="per-collective override of collective_overhead_us")
+
+    @field_validator("latency_us_by_kind", "overhead_us_by_kind")
+    @classmethod
+    def _kind_costs(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            if key not in COLLECTIVE_KINDS:
+                raise ValueError(f"unknown collective '{key}'; expected one of {', '.join(COLLECTIVE_KINDS)}")
+            if not number >= 0:
+                raise ValueError(f"cost for '{key}' must be >= 0 us, got {number}")
+        return value
+
+    def latency_for(self, kind: str) -> float | None:
+        """The per-step latency of collective ``kind`` (us; None: the link's)."""
+        return self.latency_us_by_kind.get(kind, self.latency_us)
+
+    def overhead_for(self, kind: str) -> float | None:
+        """The fixed cost of one call of collective ``kind`` (us; None: kernel_overhead_us)."""
+        return self.overhead_us_by_kind.get(kind, self.overhead_us)
 
     @field_validator("bandwidth_fraction_by_kind")
     @classmethod

@@ -17,7 +17,10 @@ tokens: when each of ``T`` tokens picks ``k`` distinct experts of ``E`` uniforml
 an expert is missed by a token with probability ``1 - k/E``, so
 ``E (1 - (1 - k/E)^T)`` experts are expected to be active. The busiest device's load is the
 mean times an imbalance factor: ``1 + sqrt(2 ln ep) * sigma / mu`` for the
-maximum of ``ep`` binomial loads (Gumbel approximation), times a user factor.
+maximum of ``ep`` binomial loads (Gumbel approximation), times a user factor. That is the
+``uniform`` routing model; ``balanced`` and ``power_law_<alpha>`` (skewed routing, as
+aiconfigurator-core measures and AIConfigurator assumes) are the others
+(:mod:`infersim.perf.routing`, ``GraphOptions.moe_routing``).
 
 Besides FLOPs and bytes, attention rows carry their sequences, query tokens, attention
 scores (pairs x query heads) and query / KV heads, and the routed-expert GEMMs the number
@@ -37,6 +40,7 @@ from ..hardware.device import Device
 from ..models.config import LayerGroup, ModelConfig
 from .operators import Collective, OpBuilder, OpKind, OpTable
 from .parallel import Parallelism, Precision
+from .routing import DEFAULT_ROUTING, routing_model
 from .shape import StepShape
 from .transforms import apply_graph, bind_all, prepare
 
@@ -45,6 +49,9 @@ from .transforms import apply_graph, bind_all, prepare
 class GraphOptions:
     attention_impl: str = "fused"  # "fused" (FlashAttention-style) or "unfused"
     moe_imbalance: float = 1.0  # extra factor on the busiest expert device's load
+    # how the router spreads tokens over experts (:mod:`infersim.perf.routing`): uniform,
+    # balanced or power_law_<alpha>
+    moe_routing: str = DEFAULT_ROUTING
     include_lm_head: bool = True
     # compute dtype of context (prefill) attention over an fp8 KV cache with wider activations:
     # "fp8" (queries quantized, fp8 FMHA) or "activation" (FMHA in the activation dtype);
@@ -72,24 +79,6 @@ def context_attention_dtype(prec: Precision, options: GraphOptions) -> str:
     if options.fp8_kv_context_math == "activation" and prec.kv_cache == "fp8":
         return prec.activation
     return prec.attention_compute
-
-
-def expected_active_experts(tokens, top_k: int, num_experts: int):
-    """Distinct experts hit when each of ``tokens`` picks ``top_k`` distinct experts uniformly."""
-    t = np.asarray(tokens, dtype=np.float64)
-    return num_experts * (1.0 - np.power(1.0 - top_k / num_experts, t))
-
-
-def expert_load_imbalance(assignments, groups: int):
-    """Expected max / mean load over ``groups`` devices sharing ``assignments`` uniformly."""
-    a = np.asarray(assignments, dtype=np.float64)
-    if groups <= 1:
-        return np.ones_like(a)
-    mu = a / groups
-    sigma = np.sqrt(a * (1.0 / groups) * (1.0 - 1.0 / groups))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = 1.0 + np.sqrt(2.0 * np.log(groups)) * np.where(mu > 0, sigma / mu, 0.0)
-    return np.minimum(factor, float(groups))  # cannot exceed all tokens on one device
 
 
 class _Dims:
@@ -308,10 +297,11 @@ def _moe_block(b: OpBuilder, model: ModelConfig, par: Parallelism, prec: Precisi
     # under DP attention ``tokens`` is this device's share; routing sees the whole replica's
     global_tokens = tokens * par.tp if par.dp_attention else tokens
     assignments = global_tokens * topk
-    imbalance = expert_load_imbalance(assignments, ep) * options.moe_imbalance
+    loads = routing_model(options.moe_routing).loads(global_tokens, topk, experts, ep)
+    imbalance = loads.rank_factor * options.moe_imbalance
     local_assignments = np.minimum(assignments / ep * imbalance, assignments)
     local_experts = experts / ep
-    active_local = expected_active_experts(global_tokens, topk, experts) / ep
+    active_local = loads.active_local
     if par.dp_attention:
         # each device sends its tokens' hidden states to their top-k experts, and back
         b.add("alltoall.dispatch", OpKind.COLLECTIVE, count=count, dtype=prec.activation,

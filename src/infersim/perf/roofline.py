@@ -191,15 +191,17 @@ _GEMM, _ATTENTION, _ELEMENTWISE, _COLLECTIVE = (int(OpKind.GEMM), int(OpKind.ATT
 
 def collective_device(device: Device, kind: int) -> Device:
     """``device`` as the collective model should see it for ``kind``: the calibrated per-step
-    latency on the scale-up link and the per-collective bandwidth fraction, when set."""
+    latency on the scale-up link (per collective where set) and the per-collective bandwidth
+    fraction, when set."""
     eff = device.efficiency
     name = COLLECTIVE_NAMES[Collective(kind)]
     fraction = eff.collectives.bandwidth_fraction_by_kind.get(name)
-    if eff.collectives.latency_us is None and fraction is None:
+    latency_us = eff.collectives.latency_for(name)
+    if latency_us is None and fraction is None:
         return device
     up = device.scale_up
-    if eff.collectives.latency_us is not None:
-        up = dataclasses.replace(up, latency_s=eff.collectives.latency_us * 1e-6)
+    if latency_us is not None:
+        up = dataclasses.replace(up, latency_s=latency_us * 1e-6)
     if fraction is not None:
         eff = eff.model_copy(update={"collective_bandwidth_fraction": fraction})
     return dataclasses.replace(device, scale_up=up, efficiency=eff)
@@ -220,7 +222,7 @@ def op_overheads_s(table: OpTable, device: Device) -> np.ndarray:
     GEMMs, fused attention and collectives use their own calibrated cost when set."""
     eff = device.efficiency
     per_launch = []
-    for name, kind, dtype in zip(table.names, table.kind, table.dtype):
+    for name, kind, dtype, collective in zip(table.names, table.kind, table.dtype, table.collective):
         cost = None
         if kind == _GEMM:
             cost = eff.gemm_overhead_us(dtype)
@@ -229,7 +231,7 @@ def op_overheads_s(table: OpTable, device: Device) -> np.ndarray:
         elif kind == _ATTENTION:
             cost = eff.attention_terms(is_decode_attention(name))[2]
         elif kind == _COLLECTIVE:
-            cost = eff.collectives.overhead_us
+            cost = eff.collectives.overhead_for(COLLECTIVE_NAMES[Collective(int(collective))])
         per_launch.append(eff.core.kernel_overhead_us if cost is None else cost)
     return table.kernels * np.asarray(per_launch, dtype=np.float64) * 1e-6
 

@@ -63,6 +63,7 @@ class PlanQuestion:
     kv_link: str = "scale_out"
     top_k: int = 5
     runtime: str | None = None  # serving runtime (infersim.runtime); None: the default (kernels only)
+    moe_routing: str | None = None  # MoE routing model (infersim.perf.routing); None: the default
 
     @property
     def slo(self) -> dict[str, float]:
@@ -74,7 +75,8 @@ class PlanQuestion:
         modes = "+".join(m[:3] for m in self.modes)
         return (f"plan-{self.model}-{self.device}-{self.gpus}g-{self.input_tokens}-{self.output_tokens}-"
                 f"ttft{self.ttft_s * 1e3:g}-tpot{self.tpot_s * 1e3:g}-p{self.percentile:g}-{modes}-"
-                f"{'+'.join(self.precisions)}" + (f"-{self.runtime}" if self.runtime else "")).replace("/", "_")
+                f"{'+'.join(self.precisions)}" + (f"-{self.runtime}" if self.runtime else "")
+                + (f"-{self.moe_routing}" if self.moe_routing else "")).replace("/", "_")
 
 
 @dataclass
@@ -251,7 +253,8 @@ def deployment_key(config: dict) -> tuple:
 # ----- the static pass ----------------------------------------------------------------------------
 def context_for(q: PlanQuestion) -> EvaluatorContext:
     return EvaluatorContext(kind="loaded", workload={"input_tokens": q.input_tokens, "output_tokens": q.output_tokens,
-                                                     "rate_rps": None}, slo=q.slo, runtime=q.runtime)
+                                                     "rate_rps": None}, slo=q.slo, runtime=q.runtime,
+                            options={"moe_routing": q.moe_routing} if q.moe_routing else {})
 
 
 def static_pass(q: PlanQuestion) -> tuple[PlanResult, list[dict], object]:

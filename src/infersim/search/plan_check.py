@@ -72,10 +72,14 @@ def _runtime(q) -> dict:
     return {"runtime": q.runtime} if getattr(q, "runtime", None) else {}
 
 
+def _routing(q) -> dict:
+    return {"moe_routing": q.moe_routing} if getattr(q, "moe_routing", None) else {}
+
+
 def aggregated_scenario(q, c: dict, rate: float, requests: int) -> dict:
     return {"name": "plan-check", "seed": 0, **_runtime(q), "model": c["model"], "hardware": c["device"],
             "parallelism": {"tp": c["tp"], "pp": c.get("pp", 1), "ep": c.get("ep", 1), "replicas": c["replicas"],
-                            "dp_attention": bool(c.get("dp_attention", False))},
+                            "dp_attention": bool(c.get("dp_attention", False)), **_routing(q)},
             "precision": _precision(c),
             "scheduler": {"policy": "chunked", "max_num_seqs": c["max_batch"],
                           "max_num_batched_tokens": c["max_prefill_tokens"]},
@@ -86,7 +90,7 @@ def pipeline_scenario(q, c: dict, rate: float, requests: int) -> dict:
     prec = _precision(c)
     prefill = {"kind": "llm", "model": c["model"], "hardware": c["device"],
                "parallelism": {"tp": c["prefill_tp"], "ep": c.get("prefill_ep", 1), "replicas": c["prefill_workers"],
-                               "dp_attention": bool(c.get("prefill_dp_attention", False))},
+                               "dp_attention": bool(c.get("prefill_dp_attention", False)), **_routing(q)},
                "precision": prec,
                "scheduler": {"policy": "continuous", "max_num_batched_tokens": c["prefill_max_tokens"],
                              "max_num_seqs": 64}}
@@ -98,7 +102,7 @@ def pipeline_scenario(q, c: dict, rate: float, requests: int) -> dict:
     else:
         decode = {"kind": "llm", "model": c["model"], "hardware": c["device"],
                   "parallelism": {"tp": c["tp"], "ep": c.get("ep", 1), "replicas": c["decode_workers"],
-                                  "dp_attention": bool(c.get("dp_attention", False))},
+                                  "dp_attention": bool(c.get("dp_attention", False)), **_routing(q)},
                   "precision": prec, "scheduler": {"policy": "continuous", "max_num_seqs": c["max_batch"]}}
     return {"name": "plan-check", "seed": 0, **_runtime(q), "engines": {"prefill": prefill, "decode": decode},
             "graph": [{"name": "prefill", "kind": "llm_prefill", "engine": "prefill"},

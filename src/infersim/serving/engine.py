@@ -141,7 +141,8 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
     transforms = scenario.parsed_transforms()
     if transforms:
         model, prec = prepare_transforms(model, prec, transforms)
-    stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention, transforms=transforms))
+    stm = StepTimeModel(model, device, par, prec, GraphOptions(attention_impl=sched.attention, transforms=transforms,
+                                                                moe_routing=p.moe_routing))
     stm = speculative_step_model(stm, transforms)
     cost = StepCost(stm, max_context_tokens, runtime=runtime)
     weights = weight_bytes_per_device(model, par, prec, transforms).total

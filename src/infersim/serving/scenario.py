@@ -38,6 +38,7 @@ from ..dtypes import DTYPE_BYTES
 from ..errors import ConfigError
 from ..userfile import load_yaml
 from ..runtime import RUNTIMES
+from ..perf.routing import DEFAULT_ROUTING, parse_routing
 
 
 class _Strict(BaseModel):
@@ -48,13 +49,26 @@ class _Strict(BaseModel):
 class ParallelismSpec(_Strict):
     """Layout of one replica (``tp`` x ``pp`` devices, ``ep`` inside the TP group) and how many replicas.
     ``dp_attention``: MoE models only, attention data-parallel over the ``tp`` devices with ``ep = tp``
-    (see :class:`~infersim.perf.parallel.Parallelism`)."""
+    (see :class:`~infersim.perf.parallel.Parallelism`). ``moe_routing``: how the router spreads
+    tokens over experts, ``uniform``, ``balanced`` or ``power_law_<alpha>`` (:mod:`infersim.perf.routing`)."""
 
     tp: int = Field(1, ge=1, le=1024)
     pp: int = Field(1, ge=1, le=1024)
     ep: int = Field(1, ge=1, le=1024)
     dp_attention: bool = False
     replicas: int = Field(1, ge=1, le=4096)
+    moe_routing: str = DEFAULT_ROUTING
+
+    @field_validator("moe_routing")
+    @classmethod
+    def _known_routing(cls, v: str) -> str:
+        from ..errors import InfersimError
+
+        try:
+            parse_routing(v)
+        except InfersimError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
 
 def check_dtype(v: str) -> str:

@@ -98,11 +98,13 @@ def _where(row: SystemMeasurement) -> str:
 
 
 def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *, replicas: int | None = None,
-                 runtime: str | None = None, offline: bool | None = None, seed: int = 0) -> Scenario:
+                 runtime: str | None = None, offline: bool | None = None, seed: int = 0,
+                 moe_routing: str | None = None) -> Scenario:
     """The serving scenario of a row: its layout, dtypes, runtime (``runtime`` overrides the row's) and
     the scheduler knobs the submission set; the runtime applies the row's KV memory fraction by its
     engine's own rule (:meth:`infersim.runtime.Runtime.kv_capacity_bytes`). Requests arrive all at
-    t = 0 (``offline``; default: Offline rows) or as a Poisson stream (rate 1/s; see ``with_rate``)."""
+    t = 0 (``offline``; default: Offline rows) or as a Poisson stream (rate 1/s; see ``with_rate``).
+    ``moe_routing``: the MoE routing model (:mod:`infersim.perf.routing`; default: the scenario's)."""
     out = dataset.output_tokens
     try:
         median = lognormal_median_for_mean(row.output_mean_tokens, out.sigma, out.min, out.max)
@@ -117,7 +119,8 @@ def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *,
         "name": row.id, "seed": seed, "model": row.model, "hardware": row.device,
         "runtime": runtime if runtime is not None else row.runtime,
         "parallelism": {"tp": row.tp, "pp": row.pp, "ep": row.ep,
-                        "replicas": replicas if replicas is not None else row.replicas},
+                        "replicas": replicas if replicas is not None else row.replicas,
+                        **({"moe_routing": moe_routing} if moe_routing else {})},
         "precision": {"weight": row.weight_dtype, "activation": row.act_dtype, "kv_cache": row.kv_dtype},
         "scheduler": {"policy": row.scheduler, "max_num_seqs": row.max_batch,
                       "max_num_batched_tokens": row.max_tokens_per_step,
@@ -175,7 +178,7 @@ def server_capacity_rps(scenario: Scenario, offline_rps: float, tolerance: float
 
 
 def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = RunSize(),
-                runtime: str | None = None) -> RowPrediction:
+                runtime: str | None = None, moe_routing: str | None = None) -> RowPrediction:
     """Predicted output tokens/s of a row (see the module docstring); ``runtime`` overrides the row's.
 
     One replica is simulated: Offline deals the requests to identical replicas evenly; Server gives
@@ -183,13 +186,14 @@ def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = Ru
     slightly pessimistic)."""
     start = time.perf_counter()
     n = size.requests(row)
-    offline = throughput_of(simulate(scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=True)))
+    offline = throughput_of(simulate(scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=True,
+                                                moe_routing=moe_routing)))
     common = dict(runtime=offline.runtime, device_basis=device_basis(row.device), requests=n)
     if row.scenario == "Offline":
         return RowPrediction(row, offline.output_tokens_per_s * row.replicas, simulations=1,
                              wall_s=time.perf_counter() - start, **common)
     mean_out = offline.output_tokens / offline.requests
-    sc = scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=False)
+    sc = scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=False, moe_routing=moe_routing)
     cap, tries = server_capacity_rps(sc, offline.requests_per_s, size.tolerance)
     cap = cap or 0.0
     return RowPrediction(row, cap * mean_out * row.replicas, simulations=1 + tries,

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ConfigError, InfersimError
 from ..scoring import FAILED, OK, REJECTED
 from ..space import Config, Param, Value
 
@@ -123,6 +123,13 @@ def check_option_keys(context: EvaluatorContext, allowed, origin) -> None:
         if key not in allowed:
             raise ConfigError(origin, f"evaluator.options.{key}",
                               f"unknown option; expected one of {', '.join(sorted(allowed))}")
+    if "moe_routing" in context.options:
+        from ...perf.routing import parse_routing
+
+        try:
+            parse_routing(context.options["moe_routing"])
+        except InfersimError as exc:
+            raise ConfigError(origin, "evaluator.options.moe_routing", str(exc)) from None
 
 
 class Evaluator(ABC):

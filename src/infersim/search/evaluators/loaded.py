@@ -55,6 +55,7 @@ from ...hardware import get_device
 from ...models import get_model
 from ...perf.disagg import kv_transfer_bytes, kv_transfer_time_s
 from ...perf.graph import GraphOptions
+from ...perf.routing import DEFAULT_ROUTING
 from ...perf.parallel import Parallelism, Precision
 from ...runtime import get_runtime
 from ...serving.loaded import (
@@ -87,7 +88,7 @@ METRICS = ("devices", "slo_capacity_requests_per_s", "capacity_requests_per_s", 
            "ttft_p99_s", "tpot_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s", "tokens_per_s_per_user",
            "decode_batch", "prefill_utilization", "kv_transfer_s", "ttft_floor_s", "tpot_floor_s", "usd_per_hour", "usd_per_million_output_tokens",
            "slo_met")
-OPTIONS = ("attention", "moe_imbalance", "screen_slo_factor")
+OPTIONS = ("attention", "moe_imbalance", "moe_routing", "screen_slo_factor")
 
 
 def slo_quantile(metric: str) -> tuple[str, float | None] | None:
@@ -140,7 +141,8 @@ class LoadedEvaluator(Evaluator):
         super().__init__(context)
         opts = context.options
         self.options = GraphOptions(attention_impl=opts.get("attention", "fused"),
-                                    moe_imbalance=float(opts.get("moe_imbalance", 1.0)))
+                                    moe_imbalance=float(opts.get("moe_imbalance", 1.0)),
+                                    moe_routing=opts.get("moe_routing", DEFAULT_ROUTING))
         self.rate = context.workload.get("rate_rps")
         self.slo = dict(context.slo)
         self._curves: dict = {}  # pool -> LoadCurve or the reason it cannot run; also summaries, devices

@@ -40,6 +40,7 @@ from ...models import get_model
 from ...perf.batch_estimate import DEFAULT_DECODE_NODES, batch_estimate
 from ...perf.estimate import DEFAULT_MAX_PREFILL_TOKENS
 from ...perf.graph import GraphOptions
+from ...perf.routing import DEFAULT_ROUTING
 from ...perf.memory import DEFAULT_MEMORY_UTILIZATION
 from ...perf.parallel import Parallelism, Precision
 from ...runtime import get_runtime
@@ -94,7 +95,8 @@ class StaticEvaluator(Evaluator):
         super().__init__(context)
         opts = context.options
         self.options = GraphOptions(attention_impl=opts.get("attention", "fused"),
-                                    moe_imbalance=float(opts.get("moe_imbalance", 1.0)))
+                                    moe_imbalance=float(opts.get("moe_imbalance", 1.0)),
+                                    moe_routing=opts.get("moe_routing", DEFAULT_ROUTING))
         self.decode_nodes = int(opts.get("decode_nodes", DEFAULT_DECODE_NODES))
         self.rate = context.workload.get("rate_rps")
         self.slo = dict(context.slo)
@@ -115,7 +117,7 @@ class StaticEvaluator(Evaluator):
         from ...errors import ConfigError
 
         opts = dict(context.options)
-        check_option_keys(context, ("attention", "moe_imbalance", "decode_nodes", "screen_slo_factor"), origin)
+        check_option_keys(context, ("attention", "moe_imbalance", "moe_routing", "decode_nodes", "screen_slo_factor"), origin)
         if opts.get("attention", "fused") not in ("fused", "unfused"):
             raise ConfigError(origin, "evaluator.options.attention", "expected 'fused' or 'unfused'")
         nodes = opts.get("decode_nodes", DEFAULT_DECODE_NODES)
