@@ -363,15 +363,16 @@ class GemmStage(CalibrationStage):
             # terms move with it), and the best refit kept where it improves the score
             chosen: dict[str, list] = {}
             for d in _op_dtypes(ctx.kernels, OpKind.GEMM):
+                picked = None
                 for name, choice in DTYPE_TILES.items():
                     trial = fitted.model_copy(update={"gemm_tiles_by_dtype": {**chosen, d: choice}})
                     refit, refit_cost = ctx.fit(trial, params)
                     refit_score = ctx.score(round_efficiency(refit))
                     if refit_score < score:
-                        fitted, score, cost, label = refit, refit_score, refit_cost, name
-                if fitted.gemm.tiles_by_dtype.get(d):
-                    chosen[d] = fitted.gemm.tiles_by_dtype[d]
-                    tiles = f"{tiles}, {d}: {label}"
+                        fitted, score, cost, picked = refit, refit_score, refit_cost, name
+                if picked is not None:
+                    chosen[d] = DTYPE_TILES[picked]
+                    tiles = f"{tiles}, {d}: {picked}"
         if "elementwise" not in ctx.ops and fitted.gemm.overhead_us_by_dtype:
             # no elementwise rows: the plain launch cost is the cheapest GEMM call's
             fitted = fitted.model_copy(update={"kernel_overhead_us": min(fitted.gemm.overhead_us_by_dtype.values())})

@@ -204,8 +204,9 @@ def collective_device(device: Device, kind: int) -> Device:
 #: calls ``fp4_quantize`` / ``static_quantize_e4m3_per_tensor`` on a bf16 input, then the GEMM).
 #: Priced at the device's ``gemm_quantize_bandwidth_fraction_by_dtype`` of the memory bandwidth
 #: (no launch cost of its own: the GEMM's call cost covers the pair), or not at all where that
-#: is unset. A serving step has no such operator: the engine's producers (fused norm, activation
-#: and attention kernels) hand the linear its input already quantized.
+#: is unset. A serving step has no such operator: TensorRT-LLM's producers (the fused
+#: all-reduce / residual / RMSNorm / quantize kernels, ``AllReduceFusionOp.*_QUANT_*``) hand the
+#: linear its input already quantized (engines that do not are discussed in docs/validation.md).
 QUANTIZE_INPUT = "gemm.quantize_input"
 
 
