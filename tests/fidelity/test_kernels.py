@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,12 @@ import pytest
 from infersim.fidelity import load_measurements
 from infersim.fidelity.kernels import build_kernels, families, predict
 from infersim.hardware import get_device
+from infersim.hardware.efficiency import EfficiencySpec
+from infersim.models import get_model
+from infersim.perf.graph import build_step_graph
+from infersim.perf.parallel import Parallelism, Precision
+from infersim.perf.roofline import QUANTIZE_INPUT
+from infersim.perf.shape import StepShape
 from tests.fidelity.synth import rows_table
 from tests.perf.conftest import ideal
 
@@ -179,3 +186,39 @@ def test_every_sample_row_is_predicted_positive():
         assert np.all(np.isfinite(pred)) and np.all(pred > 0)
     fam = set(families(t).tolist())
     assert fam == {"gemm", "attention", "mla", "moe", "collective"}
+
+
+def test_a_quantized_linear_first_quantizes_its_bf16_input(h100_ideal):
+    """fp8 / fp4 rows are TensorRT-LLM Linear calls on bf16 inputs: one pass reading m x k bf16
+    values and writing them quantized, priced at gemm_quantize_bandwidth_fraction_by_dtype of the
+    bandwidth, before the GEMM; nothing where the device sets no fraction (the GEMM alone)."""
+    m, n, k = 4096, 4224, 8192
+    table = rows_table([dict(op="gemm", m=m, n=n, k=k, dtype="fp8"), dict(op="gemm", m=m, n=n, k=k, dtype="bf16")])
+    (rows, ops), = [g for g in build_kernels(table).groups if QUANTIZE_INPUT in g[1].names]
+    assert list(rows) == [0]  # the bf16 row has no quantization pass
+    i = ops.names.index(QUANTIZE_INPUT)
+    assert ops.kernels[i] == 0  # its launch is the GEMM call's
+    assert ops.act_bytes[i, 0] == m * k * (2 + 1)  # bf16 in, fp8 out
+    gemm_alone = max(2 * m * n * k / P_FP8, (n * k + 2 * (m * k + m * n)) / BW)
+    assert predict(table, h100_ideal)[0] == gemm_alone  # no fraction: exactly the GEMM
+    quant = dataclasses.replace(h100_ideal, efficiency=h100_ideal.efficiency.model_copy(
+        update={"gemm_quantize_bandwidth_fraction_by_dtype": {"fp8": 0.25}}))
+    pred = predict(table, quant)
+    assert pred[0] == pytest.approx(gemm_alone + m * k * 3 / (0.25 * BW), rel=1e-12)
+    assert pred[1] == predict(table, h100_ideal)[1]  # bf16 unchanged
+
+
+def test_serving_step_graphs_have_no_quantization_pass():
+    """A serving step's linears take their input quantized by the fused producer kernels
+    (TensorRT-LLM's AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8 / _NVFP4): no such operator."""
+    model = get_model("llama-3.1-8b")
+    for prec in (Precision(weight="fp8", activation="fp8"), Precision(weight="fp4", activation="fp4")):
+        t = build_step_graph(model, Parallelism(), prec, StepShape.uniform(model, prefill_seqs=2, chunk=512))
+        assert QUANTIZE_INPUT not in t.names
+
+
+def test_quantize_fractions_are_checked():
+    with pytest.raises(ValueError, match="fraction for 'fp4' must be in"):
+        EfficiencySpec(gemm_quantize_bandwidth_fraction_by_dtype={"fp4": 1.5})
+    with pytest.raises(ValueError, match="unknown dtype 'fp5'"):
+        EfficiencySpec(gemm_quantize_bandwidth_fraction_by_dtype={"fp5": 0.5})

@@ -67,7 +67,7 @@ def test_flat_names_read_and_copy_the_sections():
     assert eff.decode_attention_cta_us_by_dtype is eff.decode.cta_us_by_dtype
     assert eff.collective_latency_us == 3.0
     flat = eff.flat()
-    assert set(flat) == set(FLAT_FIELDS) | {"source"} and len(FLAT_FIELDS) == 66
+    assert set(flat) == set(FLAT_FIELDS) | {"source"} and len(FLAT_FIELDS) == 67
     copied = eff.model_copy(update={"collective_overhead_us": 7.0, "gemm_k_half": 12.0})
     assert copied.collectives.overhead_us == 7.0 and copied.collectives.latency_us == 3.0
     assert copied.gemm.k_half == 12.0 and copied.gemm.tiles == [(64, 64)]

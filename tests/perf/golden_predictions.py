@@ -5,7 +5,9 @@ A refactor of the efficiency model (its layout, its accessors, the calibration s
 change one bit of what ``estimate``, the serving step-time model or the fidelity predictions
 return. This module computes those numbers; ``python tests/perf/golden_predictions.py --write``
 recorded ``tests/data/golden/predictions.npz`` with the code before the refactor (commit
-bbdc9e9), and the test recomputes them with the current code.
+bbdc9e9), and the test recomputes them with the current code. The ``calibration/*`` entries were
+re-recorded when the GEMM stage gained its activation-quantization passes and refitted per-dtype
+tile restrictions (a change of the calibration, not a refactor); the predictions were not.
 
 Inputs, all in ``tests/data/golden/`` so the grid does not move with an installed data package:
 ``kernels.parquet`` (measured rows of six GPUs, a hash-chosen slice of aiconfigurator-core 0.12.0),

@@ -8,7 +8,10 @@ Each measurement row (one kernel call of the long format, see
 * ``gemm``: :meth:`OpBuilder.gemm` ``[m, k] x [k, n]``; the math dtype follows
   :attr:`Precision.gemm_compute` for weights in ``dtype`` and bf16 activations
   (fp8 / fp4 weights run fp8 / fp4 math, int8 / int4 weights are weight-only with
-  bf16 math; the ``sq`` (SmoothQuant W8A8) variant runs int8 math).
+  bf16 math; the ``sq`` (SmoothQuant W8A8) variant runs int8 math). A quantized linear
+  (fp8 / fp4 math on bf16 activations) also runs the pass that quantizes its input, a
+  ``gemm.quantize_input`` row before the GEMM (:data:`~infersim.perf.roofline.QUANTIZE_INPUT`):
+  aiconfigurator times TensorRT-LLM's ``Linear.forward`` on a bf16 input.
 * ``attention_prefill`` / ``attention_decode`` / ``mla_prefill`` / ``mla_decode``: the
   ``attention.prefill`` / ``attention.decode`` row of a one-layer step graph with the
   row's heads and head size (fused FlashAttention-style kernel: FLOPs
@@ -53,7 +56,7 @@ from ..models.config import ModelConfig
 from ..perf.graph import GraphOptions, build_step_graph
 from ..perf.operators import Collective, OpBuilder, OpKind, OpTable
 from ..perf.parallel import Parallelism, Precision
-from ..perf.roofline import cost_ops
+from ..perf.roofline import QUANTIZE_INPUT, cost_ops
 from ..perf.shape import StepShape
 
 #: op -> family reported by ``infersim fidelity``
@@ -106,6 +109,11 @@ def _activation(dtype: str) -> str:
     return dtype if dtype in _FLOAT_ACTIVATIONS else "bf16"
 
 
+#: GEMM compute dtypes whose measured linears quantize their activations in a kernel of their
+#: own (TensorRT-LLM's fp8 and nvfp4 ``Linear``; int8 SmoothQuant rows are variants left out)
+_QUANTIZED_INPUTS = ("fp8", "fp4")
+
+
 def _gemm_compute(weight: str, variant: str) -> str:
     if "sq" in variant.split(","):
         return "int8"  # SmoothQuant W8A8
@@ -135,8 +143,13 @@ def _gemm(key: tuple, c: dict[str, np.ndarray]) -> OpTable:
     dtype = dtype or "bf16"
     m, n, k = (c[x].astype(np.float64) for x in ("m", "n", "k"))
     b = OpBuilder(m.size)
+    compute, act = _gemm_compute(dtype, variant), _activation(dtype)
+    if compute in _QUANTIZED_INPUTS and act != compute:
+        # a quantized linear quantizes its 16-bit input first (roofline.QUANTIZE_INPUT)
+        b.add(QUANTIZE_INPUT, OpKind.ELEMENTWISE, dtype=compute, kernels=0.0,
+              act_bytes=m * k * (bytes_per_element(act) + bytes_per_element(compute)))
     b.gemm("gemm", m, n, k, weight_dtype_bytes=bytes_per_element(dtype),
-           act_dtype_bytes=bytes_per_element(_activation(dtype)), dtype=_gemm_compute(dtype, variant))
+           act_dtype_bytes=bytes_per_element(act), dtype=compute)
     return b.build()
 
 

@@ -6,8 +6,10 @@ fitted held fixed:
 1. ``gemm`` (GEMM and elementwise rows; sections ``core``, ``gemm``, ``cache``): per-dtype
    compute fraction, FLOP ramp, per-tile k-depth cost, memory fraction and ramp, per-dtype GEMM
    call cost, launch cost; the candidate tile set (with or without split-K) is chosen from
-   :data:`TILE_SETS` by the best fit, then each dtype may keep only :data:`LARGE_TILES` where
-   that fits better.
+   :data:`TILE_SETS` by the best fit; then each quantized dtype's activation-quantization pass
+   (fp8 / fp4 linears on bf16 inputs, :data:`~infersim.perf.roofline.QUANTIZE_INPUT`) gets its
+   own bandwidth fraction, and each dtype may keep only one of :data:`DTYPE_TILES` (the large
+   tiles, or the largest alone), each where the refit scores better.
 2. ``attention`` (GQA / MHA attention rows; ``attention``, ``decode``, ``cache``): per-dtype
    fraction, ramp, memory fraction, per-query bandwidth fraction, call cost (decode apart; the
    decode memory fraction and the prefill per-query fraction per compute dtype where the rows
@@ -43,7 +45,7 @@ import numpy as np
 from ..hardware.device import Device
 from ..hardware.schema import COLLECTIVE_KINDS, EfficiencySpec
 from ..perf.operators import COLLECTIVE_NAMES, Collective, OpKind
-from ..perf.roofline import attention_head_dim, is_decode_attention
+from ..perf.roofline import QUANTIZE_INPUT, attention_head_dim, is_decode_attention
 from .fitting import Param, fit_stage, robust_mdape, round_efficiency, with_efficiency
 from .kernels import KernelSet
 
@@ -60,6 +62,10 @@ TILE_SETS: dict[str, dict[str, object]] = {
 
 #: the candidate tiles a GEMM dtype may be restricted to (``gemm_tiles_by_dtype``)
 LARGE_TILES: list[tuple[int, int]] = [(128, 128), (128, 256)]
+#: per-dtype tile restrictions the GEMM stage tries, by label: the large tiles, or the largest
+#: alone (TensorRT-LLM's SM100 FP4 CUTLASS candidates are 128x64 to 128x256 tiles, on one SM or
+#: a 2-SM cluster: cutlass_heuristic.cpp, get_candidate_configs_sm100_dynamic_cluster_shape)
+DTYPE_TILES: dict[str, list[tuple[int, int]]] = {"large tiles": LARGE_TILES, "largest tile": [(128, 256)]}
 #: decode kernels' largest query group per KV head tried by the fit (TensorRT-LLM's XQA packs up
 #: to 32 query heads per KV head; above that it falls back to one block per query head)
 DECODE_GROUPS: tuple[int | None, ...] = (None, 32)
@@ -82,6 +88,11 @@ def _op_dtypes(kernels: KernelSet, kind: OpKind) -> list[str]:
     for _, table in kernels.groups:
         out.update(d for k, d in zip(table.kind, table.dtype) if k == kind)
     return sorted(out)
+
+
+def _quantized_dtypes(kernels: KernelSet) -> list[str]:
+    """Compute dtypes of the GEMM rows that quantize their input first (:data:`QUANTIZE_INPUT` rows)."""
+    return sorted({d for _, table in kernels.groups for n, d in zip(table.names, table.dtype) if n == QUANTIZE_INPUT})
 
 
 def _collective_kinds(kernels: KernelSet) -> list[str]:
@@ -344,20 +355,31 @@ class GemmStage(CalibrationStage):
 
     def refine(self, ctx, best):
         fitted, score, tiles, params, cost = best.efficiency, best.score, best.label, best.params, best.cost
-        if tiles in ("gpu", "gpu-splitk"):
+        for d in _quantized_dtypes(ctx.kernels):
+            # the measured linears of a dtype quantize their input in a pass of their own
+            # (roofline.QUANTIZE_INPUT): priced where that fits the rows better
+            more = params + [Param(f"gemm_quantize_bandwidth_fraction_by_dtype.{d}", 0.01, 1.0, 0.3)]
+            refit, refit_cost = ctx.fit(fitted, more)
+            refit_score = ctx.score(round_efficiency(refit))
+            if refit_score < score:
+                fitted, score, params, cost = refit, refit_score, more, refit_cost
+                tiles = f"{tiles}, {d} input quantization" if tiles else f"{d} input quantization"
+        if best.label in ("gpu", "gpu-splitk"):
             # a dtype whose library kernels only come in large tiles (e.g. block-scaled fp4 on
-            # Blackwell) is better described by those: kept where the fit improves
+            # Blackwell) is better described by those: each restriction is refitted (the other
+            # terms move with it), and the best refit kept where it improves the score
             chosen: dict[str, list] = {}
             for d in _op_dtypes(ctx.kernels, OpKind.GEMM):
-                trial = round_efficiency(fitted).model_copy(update={"gemm_tiles_by_dtype": {**chosen, d: LARGE_TILES}})
-                trial_score = ctx.score(trial)
-                if trial_score < score:
-                    chosen[d], score = LARGE_TILES, trial_score
-            if chosen:
-                tiles = f"{tiles} ({', '.join(chosen)}: large tiles)"
-                start = fitted.model_copy(update={"gemm_tiles_by_dtype": chosen})
-                refit, cost = ctx.fit(start, params)
-                fitted = refit if ctx.score(round_efficiency(refit)) <= score else start
+                picked = None
+                for name, choice in DTYPE_TILES.items():
+                    trial = fitted.model_copy(update={"gemm_tiles_by_dtype": {**chosen, d: choice}})
+                    refit, refit_cost = ctx.fit(trial, params)
+                    refit_score = ctx.score(round_efficiency(refit))
+                    if refit_score < score:
+                        fitted, score, cost, picked = refit, refit_score, refit_cost, name
+                if picked is not None:
+                    chosen[d] = DTYPE_TILES[picked]
+                    tiles = f"{tiles}, {d}: {picked}"
         if "elementwise" not in ctx.ops and fitted.gemm.overhead_us_by_dtype:
             # no elementwise rows: the plain launch cost is the cheapest GEMM call's
             fitted = fitted.model_copy(update={"kernel_overhead_us": min(fitted.gemm.overhead_us_by_dtype.values())})

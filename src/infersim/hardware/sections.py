@@ -93,7 +93,11 @@ class GemmEfficiency(_Section):
     ``memory_max_fraction``: tiled GEMMs re-read operand panels (CPU BLAS packs them, GPU tiles
     re-fetch them from L2), so their achievable bandwidth fraction may differ from a streaming
     kernel's (elementwise ops and matrix-vector GEMMs). ``overhead_us_by_dtype`` replaces the
-    launch overhead of GEMMs in a dtype (e.g. fp8 linears that first quantize their input)."""
+    launch overhead of GEMMs in a dtype (e.g. fp8 linears that first quantize their input).
+    ``quantize_fraction_by_dtype``: a measured quantized linear (fp8, nvfp4) taking 16-bit
+    activations first runs an activation-quantization kernel over its ``m x k`` input, priced at
+    this fraction of the memory bandwidth (kernel microbenchmarks only; see
+    :data:`infersim.perf.roofline.QUANTIZE_INPUT`)."""
 
     memory_max_fraction: float | None = Field(alias="gemm_memory_max_fraction",
         default=None, gt=0, le=1.0,
@@ -119,7 +123,13 @@ class GemmEfficiency(_Section):
     gemv_max_m: int = Field(alias="gemm_gemv_max_m",
         default=0, ge=0, description="GEMMs with m <= this run a matrix-vector kernel: no tile padding (padded model)")
 
+    quantize_fraction_by_dtype: dict[str, float] = Field(alias="gemm_quantize_bandwidth_fraction_by_dtype",
+        default_factory=dict,
+        description="per compute dtype, the bandwidth fraction of the activation-quantization kernel a measured "
+                    "quantized linear runs before its GEMM (kernel microbenchmarks only; default: none)")
+
     _overheads = field_validator("overhead_us_by_dtype")(_overheads)
+    _quantize = field_validator("quantize_fraction_by_dtype")(lambda v: _dtype_fractions(v, 1.0))
 
     @field_validator("tiles")
     @classmethod

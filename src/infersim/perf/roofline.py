@@ -207,6 +207,17 @@ def collective_device(device: Device, kind: int) -> Device:
     return dataclasses.replace(device, scale_up=up, efficiency=eff)
 
 
+#: the operator a kernel microbenchmark of a quantized linear (fp8, nvfp4) runs before its GEMM:
+#: one pass over the ``m x k`` activations, 16-bit in, quantized out (TensorRT-LLM's ``Linear``
+#: calls ``fp4_quantize`` / ``static_quantize_e4m3_per_tensor`` on a bf16 input, then the GEMM).
+#: Priced at the device's ``gemm_quantize_bandwidth_fraction_by_dtype`` of the memory bandwidth
+#: (no launch cost of its own: the GEMM's call cost covers the pair), or not at all where that
+#: is unset. A serving step has no such operator: TensorRT-LLM's producers (the fused
+#: all-reduce / residual / RMSNorm / quantize kernels, ``AllReduceFusionOp.*_QUANT_*``) hand the
+#: linear its input already quantized (engines that do not are discussed in docs/validation.md).
+QUANTIZE_INPUT = "gemm.quantize_input"
+
+
 def is_decode_attention(name: str) -> bool:
     """The step graph's decode attention rows (one query per sequence)."""
     return name.startswith("attention.decode")
@@ -521,6 +532,8 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
     overhead = np.where(active, op_overheads_s(table, device)[:, None], 0.0)
     if blocks is not None:
         overhead = overhead + blocks.block_s
+    if QUANTIZE_INPUT in table.names:
+        compute, memory = _quantize_input_s(table, device, compute, memory, factor)
     time = np.maximum(np.maximum(compute, memory), network)
     if query_bw is not None:
         time += query
@@ -536,6 +549,23 @@ def _cost_ops(table: OpTable, device: Device, sparse: bool, warm_cache: bool = F
     time += overhead
     bound = np.where(is_coll[:, None], Bound.NETWORK, np.where(compute >= memory, Bound.COMPUTE, Bound.MEMORY))
     return OpCosts(compute, memory, network, overhead, time, bound.astype(np.int8), table.count)
+
+
+def _quantize_input_s(table: OpTable, device: Device, compute: np.ndarray, memory: np.ndarray,
+                      factor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(compute, memory) seconds with the :data:`QUANTIZE_INPUT` rows priced as one pass over
+    their bytes at ``gemm_quantize_bandwidth_fraction_by_dtype`` of the bandwidth (times the warm
+    cache ``factor`` where given), and as nothing where the device sets no fraction for the dtype."""
+    fractions = device.efficiency.gemm.quantize_fraction_by_dtype
+    rows = np.array([n == QUANTIZE_INPUT for n in table.names])[:, None]
+    frac = np.array([fractions.get(d, 0.0) if n == QUANTIZE_INPUT else 0.0
+                     for n, d in zip(table.names, table.dtype)])[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(frac > 0, table.total_bytes / (device.memory_bandwidth_bytes_per_s * np.where(frac > 0, frac, 1.0)),
+                     0.0)
+    if factor is not None:
+        q = q * factor
+    return np.where(rows, 0.0, compute), np.where(rows, q, memory)
 
 
 def _block_memory_s(table: OpTable, device: Device, blocks: BlockTerms, mem_fraction, factor) -> np.ndarray:
