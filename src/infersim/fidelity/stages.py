@@ -46,6 +46,7 @@ from ..hardware.device import Device
 from ..hardware.schema import COLLECTIVE_KINDS, EfficiencySpec
 from ..perf.operators import COLLECTIVE_NAMES, Collective, OpKind
 from ..perf.roofline import QUANTIZE_INPUT, attention_head_dim, is_decode_attention
+from ..registry import registrar
 from .fitting import Param, fit_stage, robust_mdape, round_efficiency, with_efficiency
 from .kernels import KernelSet
 
@@ -307,11 +308,8 @@ class CalibrationStage:
 CALIBRATION_STAGES: dict[str, CalibrationStage] = {}
 
 
-def register(cls: type[CalibrationStage]) -> type[CalibrationStage]:
-    if cls.name in CALIBRATION_STAGES:
-        raise ValueError(f"calibration stage '{cls.name}' registered twice")
-    CALIBRATION_STAGES[cls.name] = cls()
-    return cls
+#: class decorator: add an instance of a stage to :data:`CALIBRATION_STAGES` under its ``name`` (once)
+register = registrar(CALIBRATION_STAGES, "name", "calibration stage", instance=True)
 
 
 @register

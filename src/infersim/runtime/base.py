@@ -36,6 +36,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InfersimError
+from ..registry import registrar
 
 #: the runtime every command uses unless told otherwise: the registered runtime whose predictions
 #: match the dev half of the validation table best when every row runs it (MdAPE; `python
@@ -211,12 +212,8 @@ class Runtime:
 RUNTIMES: dict[str, type[Runtime]] = {}
 
 
-def register(cls: type[Runtime]) -> type[Runtime]:
-    """Class decorator: add a runtime to :data:`RUNTIMES` under its ``name`` (once)."""
-    if not cls.name or cls.name in RUNTIMES:
-        raise ValueError(f"runtime name {cls.name!r} is empty or registered twice")
-    RUNTIMES[cls.name] = cls
-    return cls
+#: class decorator: add a runtime to :data:`RUNTIMES` under its ``name`` (once)
+register = registrar(RUNTIMES, "name", "runtime")
 
 
 def get_runtime(name: str | None = None) -> Runtime:

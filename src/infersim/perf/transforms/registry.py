@@ -13,17 +13,14 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from ...errors import InfersimError, unknown_name_error
+from ...registry import registrar
 from .base import INTERNAL_FIELDS, Transform, TransformError
 
 TRANSFORMS: dict[str, type[Transform]] = {}
 
 
-def register(cls: type[Transform]) -> type[Transform]:
-    """Class decorator: add ``cls`` under its ``key`` (each key once)."""
-    if not cls.key or cls.key in TRANSFORMS:
-        raise ValueError(f"transform key {cls.key!r} missing or registered twice")
-    TRANSFORMS[cls.key] = cls
-    return cls
+#: class decorator: add a transform to :data:`TRANSFORMS` under its ``key`` (once)
+register = registrar(TRANSFORMS, "key", "transform")
 
 
 def _coerce(cls: type[Transform], name: str, raw):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from ...registry import registrar
 from ..scoring import Scoring
 from ..space import Config, Space
 
@@ -79,9 +80,5 @@ class Optimizer(ABC):
 OPTIMIZERS: dict[str, type[Optimizer]] = {}
 
 
-def register(cls: type[Optimizer]) -> type[Optimizer]:
-    """Class decorator: add ``cls`` under its ``key`` (each key once)."""
-    if not cls.key or cls.key in OPTIMIZERS:
-        raise ValueError(f"optimizer key {cls.key!r} missing or registered twice")
-    OPTIMIZERS[cls.key] = cls
-    return cls
+#: class decorator: add an optimizer to :data:`OPTIMIZERS` under its ``key`` (once)
+register = registrar(OPTIMIZERS, "key", "optimizer")
