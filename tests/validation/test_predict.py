@@ -11,7 +11,7 @@ from infersim.validation import RunSize, load_datasets, load_table, predict_row,
 from infersim.serving.throughput import throughput_of
 from infersim.validation.predict import clipped_lognormal_mean, lognormal_median_for_mean
 
-SIZE = RunSize(batches=1.0, min_requests=600)
+SIZE = RunSize(batches=1.0, min_requests=600, max_offline_requests=3000)
 
 # Llama 2 70B by hand (config.json: hidden 8192, 80 layers, 64 query / 8 KV heads of 128, FFN 28672):
 # per layer q,o 8192^2 each, k,v 8192 x 1024 each, gated MLP 3 x 8192 x 28672
@@ -60,7 +60,7 @@ def test_scenario_carries_the_rows_runtime_and_scheduler_knobs(rows, openorca):
 def test_offline_prediction_is_below_the_hand_computed_roofline(rows, openorca):
     row = rows["v4.1-dell-h100x4-llama2-offline"]  # 4x H100 SXM, TP2 x 2 replicas, FP8
     pred = predict_row(row, openorca, SIZE)
-    wl = build_workload(scenario_for(row, openorca, SIZE.requests(row), replicas=1))
+    wl = build_workload(scenario_for(row, openorca, SIZE.offline_requests(row), replicas=1))
     isl, osl = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     # compute: every prompt and output token passes every linear layer (2 FLOPs per parameter)
     flops_per_output_token = 2 * LINEAR_PARAMS * (isl + osl) / osl
@@ -76,7 +76,8 @@ def test_server_capacity_meets_its_slos_and_stays_below_offline(rows, openorca):
     srv = predict_row(row, openorca, SIZE)
     sc = scenario_for(row, openorca, SIZE.requests(row), replicas=1)
     # no arrival process beats a full queue: the same deployment with every request at t = 0
-    offline = throughput_of(simulate(scenario_for(row, openorca, SIZE.requests(row), replicas=1, offline=True)))
+    offline = throughput_of(simulate(scenario_for(row, openorca, SIZE.offline_requests(row), replicas=1,
+                                                  offline=True)))
     assert 0 < srv.predicted_output_tokens_per_s <= offline.output_tokens_per_s * row.replicas
     # rerun one replica at its share of the capacity and check the constraints directly
     s = summarize(simulate(with_rate(sc, srv.capacity_rps / row.replicas)))
@@ -92,3 +93,27 @@ def test_every_bundled_row_builds_a_valid_scenario():
         assert (sc.parallelism.tp, sc.parallelism.pp, sc.parallelism.ep) == (row.tp, row.pp, row.ep)
         assert sc.scheduler.max_num_seqs == row.max_batch
         assert [s.metric for s in sc.slo] == (["ttft", "tpot"] if row.scenario == "Server" else [])
+
+
+def test_offline_runs_have_the_measured_runs_request_count(rows):
+    # v4.1 NVIDIA H100 x8 Llama 2 Offline: its mlperf_log_summary.txt prints samples_per_query : 200640,
+    # dealt to 4 TP2 replicas -> 50,160 requests each
+    row = rows["v4.1-nvidia-h100x8-llama2-offline"]
+    assert row.samples == 200640 and row.replicas == 4
+    assert RunSize().offline_requests(row) == 50160
+    assert RunSize(max_offline_requests=10_000).offline_requests(row) == 10_000
+    # a Server row has no sample count: its Offline cap is a steady state of 32 batch caps of 1,024
+    srv = rows["v4.1-nvidia-h100x8-llama2-server"]
+    assert srv.samples is None and RunSize().offline_requests(srv) == 32 * 1024
+    # SGLang's table: --num-prompts 5000 on one engine
+    assert RunSize().offline_requests(rows["vllm-0.6.0-a100x1-llama3.1-8b-offline"]) == 5000
+
+
+def test_the_drain_at_the_end_of_a_short_offline_run_lowers_its_throughput(rows):
+    # every request queued at t = 0: the last batches run part-empty, so tokens / makespan rises with
+    # the run's length towards the steady state (a conservation check, not a fitted figure)
+    row = rows["vllm-0.6.0-a100x1-llama3.1-8b-offline"]
+    ds = load_datasets()[row.dataset]
+    tput = [throughput_of(simulate(scenario_for(row, ds, n, replicas=1))).output_tokens_per_s
+            for n in (300, 1200, 4800)]
+    assert tput[0] < tput[1] < tput[2]

@@ -32,6 +32,7 @@ def test_bundled_table_loads_with_a_source_and_config_source_on_every_row():
         if r.source.startswith("github:mlcommons/inference_results_v"):
             assert "mlperf_log_summary.txt" in r.source and "closed/" in r.config_source
         assert r.engine in ENGINES and r.runtime.split("-")[0] == r.engine
+        assert (r.samples is not None) == (r.scenario == "Offline")  # the measured run's request count
         # the measured output tokens per sample is the ratio of the two logged throughputs
         assert r.output_mean_tokens == pytest.approx(r.measured_output_tokens_per_s / r.measured_samples_per_s,
                                                      abs=0.06)
@@ -79,6 +80,17 @@ def test_server_rows_need_their_latency_constraints(tmp_path):
     rows[0]["tpot_p99_ms"] = ""
     with pytest.raises(ConfigError, match="needs both ttft_p99_ms and tpot_p99_ms"):
         load_table(_write(tmp_path, rows))
+
+
+def test_a_sample_count_belongs_to_offline_rows_only(tmp_path):
+    rows = [r for r in _bundled_rows() if r["scenario"] == "Server"][:1]
+    rows[0]["samples"] = "24576"
+    with pytest.raises(ConfigError, match="a Server row leaves it empty"):
+        load_table(_write(tmp_path, rows))
+    offline = [r for r in _bundled_rows() if r["scenario"] == "Offline"][:1]
+    offline[0]["samples"] = "0"
+    with pytest.raises(ConfigError, match="field 'samples'"):
+        load_table(_write(tmp_path, offline))
 
 
 def test_a_missing_column_and_a_duplicate_id_are_errors(tmp_path):

@@ -12,10 +12,17 @@ measured output tokens per sample as its mean.
   (:func:`~infersim.serving.throughput.throughput_of`), as MLPerf's Offline scenario and
   ``trtllm-bench throughput`` measure it. Replicas are identical and the requests are
   dealt to them evenly, so one replica is simulated and its throughput multiplied by the
-  replica count.
+  replica count. The run has as many requests as the measured one (the row's ``samples``:
+  LoadGen issues ``max(min_query_count, 1.1 x min_duration x expected QPS)`` samples in one
+  query, ``loadgen/test_settings_internal.cc``, and prints the count as ``samples_per_query``),
+  so the drain at the end (the last, shrinking batches) weighs as much as it did in the
+  measurement: 200,640 samples on four replicas is 50,160 requests each, where a run of a
+  few batch caps would spend a tenth or more of its time draining.
 * **Server** rows: Poisson arrivals; the highest rate meeting the row's p99 TTFT and p99
   TPOT constraints is bracketed and bisected (:func:`~infersim.serving.sweep.bracket_and_bisect`),
-  never above the Offline throughput of the same deployment, and the prediction is that
+  never above the steady-state Offline throughput of the same deployment (a long run,
+  ``RunSize.steady_batches`` batch caps; MLPerf Server runs last ten minutes or more), and the
+  prediction is that
   rate times the workload's mean output tokens (in steady state the completion rate equals
   the arrival rate). Each replica gets 1/replicas of the rate as its own Poisson stream.
 * Run length: every simulated replica serves several times its batch cap in requests
@@ -145,17 +152,32 @@ def device_basis(name: str) -> str:
 
 @dataclass(frozen=True)
 class RunSize:
-    """Requests per simulated replica: ``batches`` x the row's batch cap, within
-    [``min_requests``, ``max_requests``]; ``tolerance`` is the relative width at which the
-    Server capacity search stops."""
+    """Requests per simulated replica.
+
+    * Server (Poisson) runs: ``batches`` x the row's batch cap, within [``min_requests``,
+      ``max_requests``]; ``tolerance`` is the relative width at which the capacity search stops.
+    * Offline runs: the measured run's own request count per replica (the row's ``samples``
+      divided by its replicas); without one, and for the Offline cap of a Server row,
+      ``steady_batches`` batch caps (a steady state: the drain at the end weighs little). Both
+      at most ``max_offline_requests``.
+    """
 
     batches: float = 4.0
     min_requests: int = 1000
     max_requests: int = 16000
     tolerance: float = 0.03
+    steady_batches: float = 32.0
+    max_offline_requests: int = 131072
 
     def requests(self, row: SystemMeasurement) -> int:
         return int(min(max(self.batches * row.max_batch, self.min_requests), self.max_requests))
+
+    def offline_requests(self, row: SystemMeasurement) -> int:
+        if row.samples is not None:
+            n = -(-row.samples // row.replicas)
+        else:
+            n = max(self.steady_batches * row.max_batch, self.min_requests)
+        return int(min(n, self.max_offline_requests))
 
 
 def server_capacity_rps(scenario: Scenario, offline_rps: float, tolerance: float) -> tuple[float | None, int]:
@@ -185,13 +207,15 @@ def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = Ru
     each replica a Poisson stream of 1/replicas of the rate (burstier than a router's split, so
     slightly pessimistic)."""
     start = time.perf_counter()
-    n = size.requests(row)
-    offline = throughput_of(simulate(scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=True,
-                                                moe_routing=moe_routing)))
-    common = dict(runtime=offline.runtime, device_basis=device_basis(row.device), requests=n)
+    n_offline = size.offline_requests(row)
+    offline = throughput_of(simulate(scenario_for(row, dataset, n_offline, replicas=1, runtime=runtime,
+                                                offline=True, moe_routing=moe_routing)))
     if row.scenario == "Offline":
         return RowPrediction(row, offline.output_tokens_per_s * row.replicas, simulations=1,
-                             wall_s=time.perf_counter() - start, **common)
+                             wall_s=time.perf_counter() - start, runtime=offline.runtime,
+                             device_basis=device_basis(row.device), requests=n_offline)
+    n = size.requests(row)
+    common = dict(runtime=offline.runtime, device_basis=device_basis(row.device), requests=n)
     mean_out = offline.output_tokens / offline.requests
     sc = scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=False, moe_routing=moe_routing)
     cap, tries = server_capacity_rps(sc, offline.requests_per_s, size.tolerance)

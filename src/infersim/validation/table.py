@@ -80,6 +80,9 @@ class SystemMeasurement(_Strict):
     kv_memory_fraction: float = Field(gt=0.0, le=1.0)
     #: decode steps per scheduler call (vLLM num_scheduler_steps; optional column, default 1)
     scheduler_steps: int = Field(1, ge=1, le=1024)
+    #: requests the measured Offline run issued (MLPerf LoadGen's ``samples_per_query`` in the run's
+    #: mlperf_log_summary.txt; a benchmark script's prompt count); optional, Offline rows only
+    samples: int | None = Field(None, ge=1, le=1_000_000_000)
     ttft_p99_ms: float | None = Field(None, gt=0.0)
     tpot_p99_ms: float | None = Field(None, gt=0.0)
     measured_output_tokens_per_s: float = Field(gt=0.0)
@@ -110,6 +113,8 @@ class SystemMeasurement(_Strict):
             raise ValueError("a Server row needs both ttft_p99_ms and tpot_p99_ms (its latency constraints)")
         if self.scenario == "Offline" and slos != (None, None):
             raise ValueError("an Offline row has no latency constraints; leave ttft_p99_ms and tpot_p99_ms empty")
+        if self.scenario == "Server" and self.samples is not None:
+            raise ValueError("samples is the request count of an Offline run; a Server row leaves it empty")
         return self
 
     @property
