@@ -193,7 +193,7 @@ def test_runtime_defaults_fill_unset_keys_and_explicit_keys_win():
     assert (sg.memory_utilization, sg.block_size, sg.max_num_batched_tokens) == (0.85, 1, 8192)
     # the simulation result reports the effective scheduler
     res = simulate(validate_scenario(offline(8, 64, 8, runtime="trtllm")))
-    assert res.scenario.scheduler.block_size == 32 and res.scenario.scheduler.policy == "chunked"
+    assert res.scenario.scheduler.block_size == 32 and res.scenario.scheduler.policy == "inflight"
     # a copy with other keys changed keeps the runtime's defaults in charge
     sc2 = validate_scenario(offline(8, 64, 8, runtime="vllm")).with_changes(**{"workload.requests": 4})
     assert "max_num_seqs" not in sc2.scheduler.model_fields_set

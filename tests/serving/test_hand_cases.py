@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from infersim.serving.scheduler import SCHEDULERS
+
 from infersim.hardware import get_device
 from infersim.models import get_model
 from infersim.perf.estimate import estimate
@@ -21,7 +23,7 @@ def decode_steps(stm, contexts_per_step):
     return [stm.step_time_for([], [], ctx) for ctx in contexts_per_step]
 
 
-@pytest.mark.parametrize("policy", ["continuous", "chunked", "static"])
+@pytest.mark.parametrize("policy", sorted(SCHEDULERS))  # every registered scheduler
 def test_one_request_alone(tmp_path, policy):
     # one request, 1000 prompt tokens, 50 output tokens, arriving at t = 2 s
     sc = trace_scenario(tmp_path, [(2.0, 1000, 50)], scheduler={"policy": policy, "max_num_batched_tokens": 4096})
@@ -53,6 +55,33 @@ def test_chunked_prefill_splits_the_prompt_by_the_token_budget(tmp_path):
     it = iterations(res)
     assert it["prefill_tokens"].tolist() == [512, 488, 0, 0]
     assert it["decode_seqs"].tolist() == [0, 0, 1, 1]
+
+
+def test_inflight_batching_runs_whole_prompts_beside_the_decodes(tmp_path):
+    # three requests at t = 0 (prompt, output): r0 (500, 3), r1 (500, 3), r2 (700, 2); 800 tokens a step.
+    # step 1: r0's prompt (500); r1's 500 > the 300 left, and a prompt is never split -> it waits
+    # step 2: r0's decode + r1's prompt (1 + 500 <= 800); r2's 700 > 299 left -> waits
+    # step 3: r0's and r1's decodes + r2's prompt (2 + 700 <= 800); r0 has its 3 tokens
+    # step 4: r1's and r2's last decodes
+    sc = trace_scenario(tmp_path, [(0.0, 500, 3), (0.0, 500, 3), (0.0, 700, 2)],
+                        scheduler={"policy": "inflight", "max_num_batched_tokens": 800})
+    res = simulate(sc)
+    it = iterations(res)
+    assert it["prefill_tokens"].tolist() == [500, 500, 700, 0]
+    assert it["decode_seqs"].tolist() == [0, 1, 2, 2]
+    stm = oracle()
+    t1 = stm.step_time_for([500], [0], [])
+    t2 = stm.step_time_for([500], [0], [501])  # a decode reads its context including the new token
+    t3 = stm.step_time_for([700], [0], [502, 501])
+    t4 = stm.step_time_for([], [], [502, 701])
+    req = res.requests
+    assert req["first_token_s"].tolist() == pytest.approx([t1, t1 + t2, t1 + t2 + t3], rel=REL)
+    assert req["completion_s"].tolist() == pytest.approx([t1 + t2 + t3, t1 + t2 + t3 + t4, t1 + t2 + t3 + t4],
+                                                         rel=REL)
+    # the chunked scheduler splits instead: step 1 = r0's 500 + 300 of r1; step 2 = r1's other 200 +
+    # 599 of r2 beside r0's decode
+    chunked = iterations(simulate(sc.with_changes(**{"scheduler.policy": "chunked"})))
+    assert chunked["prefill_tokens"].tolist()[:2] == [800, 200 + 599]
 
 
 def test_low_load_matches_the_static_estimate():

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from infersim.serving.scheduler import SCHEDULERS
+
 from infersim.serving.engine import simulate
 from infersim.serving.metrics import expand_steps, iterations, summarize
 from infersim.serving.pp_stages import flow_shop_finish_s
@@ -25,7 +27,7 @@ def _engine_ends(res, engine: int) -> np.ndarray:
     return (it["start_s"] + it["duration_s"])[sel]
 
 
-@pytest.mark.parametrize("policy", ["continuous", "chunked", "static"])
+@pytest.mark.parametrize("policy", sorted(SCHEDULERS))  # every registered scheduler
 def test_equal_steps_flow_without_a_bubble(tmp_path, policy):
     """pp = 2, two equal requests at t = 0, one per engine: both engines' steps are equal, row by row.
     By hand: engine 0's prefill (t_p) leaves at t_p; engine 1's waits for stage 0 (t_p / 2) and leaves

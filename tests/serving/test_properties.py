@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from infersim.serving.scheduler import SCHEDULERS
+
 from infersim.serving.engine import simulate
 from infersim.serving.metrics import iterations, itl_samples, request_metrics, summarize, time_average_in_system
 from infersim.serving.scenario import DEFAULT_RATE, default_scenario
@@ -27,7 +29,7 @@ def test_littles_law_on_a_long_stable_run():
     assert in_system == pytest.approx(rate * mean_latency, rel=0.02)  # L = lambda W
 
 
-@pytest.mark.parametrize("policy", ["continuous", "chunked", "static"])
+@pytest.mark.parametrize("policy", sorted(SCHEDULERS))  # every registered scheduler
 def test_conservation(policy):
     sc = scenario(scheduler={"policy": policy, "max_num_seqs": 64},
                   workload={"requests": 400, "arrival": {"process": "poisson", "rate": 8.0}, **CHAT})

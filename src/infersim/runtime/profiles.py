@@ -286,13 +286,12 @@ class TensorRTLLM(Runtime):
         "max_num_seqs, max_num_batched_tokens": "max_batch_size 2048, max_num_tokens 8192 "
                                                 "(tensorrt_llm/builder.py BuildConfig / llm_args.py)",
         "block_size": "tokens_per_block 32 (llm_args.py KvCacheConfig)",
-        "policy": "chunked: in-flight batching puts context and generation requests in one iteration "
-                  "(enable_chunked_prefill defaults to False: TensorRT-LLM would not split a prompt, "
-                  "this scheduler splits the last one that overflows the token cap)",
+        "policy": "inflight: in-flight batching puts context and generation requests in one iteration, "
+                  "whole prompts only (enable_chunked_prefill defaults to False, llm_args.py)",
     }
 
     defaults: ClassVar[SchedulerDefaults] = SchedulerDefaults(
-        policy="chunked", max_num_seqs=2048, max_num_batched_tokens=8192, block_size=32, memory_utilization=0.90)
+        policy="inflight", max_num_seqs=2048, max_num_batched_tokens=8192, block_size=32, memory_utilization=0.90)
 
     overlap: bool = True
     graph_sizes: tuple[int, ...] = _trtllm_graph_sizes(128)

@@ -208,7 +208,7 @@ def _check_fits(scenario: Scenario, dep: Deployment, wl: Workload) -> None:
                           "lower the length limits or give the KV cache more memory")
     if sched.policy != "chunked" and wl.n:
         # a step prefills whole prompts, and a recompute re-prefills prompt + generated tokens
-        longest = wl.input_tokens + (wl.output_tokens - 1 if sched.policy == "continuous" else 0)
+        longest = wl.input_tokens + (wl.output_tokens - 1 if sched.policy != "static" else 0)
         i = int(np.argmax(longest))
         if longest[i] > sched.token_budget:
             raise ConfigError(origin, "scheduler.max_num_batched_tokens",

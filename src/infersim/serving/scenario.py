@@ -101,7 +101,7 @@ DEFAULT_SWAP_BANDWIDTH_GB_PER_S = 64.0
 class SchedulerSpec(_Strict):
     """The per-replica scheduler (see :mod:`infersim.serving.scheduler` for the papers each follows)."""
 
-    policy: Literal["continuous", "chunked", "static"] = "continuous"
+    policy: Literal["continuous", "chunked", "inflight", "static"] = "continuous"
     max_num_seqs: int = Field(256, ge=1, le=1_000_000)
     #: per-step token cap; default 512 for ``chunked``, 16384 otherwise
     max_num_batched_tokens: int | None = Field(None, ge=1, le=10_000_000)

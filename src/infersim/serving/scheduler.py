@@ -24,6 +24,13 @@ replica. Caps common to all: ``max_num_seqs`` requests in the running batch and
   PCIe and back when blocks free up; copies are charged to the step at
   ``swap_bandwidth_gb_per_s``, as vLLM v0 runs them before the forward pass).
   Swapped requests come back before any new request is admitted.
+* :class:`InflightScheduler` — iteration-level scheduling with selective batching as Orca
+  has it and as TensorRT-LLM's in-flight batching runs without chunked context
+  (``enable_chunked_context=False``, its default): every step takes every decode, then
+  whole prompts, FCFS, while they fit in what the token cap leaves (TensorRT-LLM counts
+  context and generation tokens against ``max_num_tokens``). A prompt is never split: the
+  first one that does not fit waits for the next step. Preemption as in the continuous
+  scheduler.
 * :class:`ChunkedPrefillScheduler` — Sarathi-Serve (Agrawal et al., "Taming
   Throughput-Latency Tradeoff in LLM Inference with Sarathi-Serve", OSDI 2024):
   each step first takes every decode (one token each), then fills the rest of the
@@ -116,6 +123,8 @@ def _finish_step(r: Replica, chunks: list, swapped_in: list, swap_bytes: float, 
 
 class ChunkedPrefillScheduler:
     name = "chunked"
+    #: the last prompt that overflows the token budget runs as a chunk (False: it waits whole)
+    split_prompts = True
 
     def step(self, r: Replica, horizon: float) -> None:
         kv = r.kv
@@ -153,6 +162,8 @@ class ChunkedPrefillScheduler:
                 hit, blocks, check = r.admit_blocks(seq)
                 if not kv.can_admit(check + need):
                     break
+                if not self.split_prompts and seq.prompt - max(hit * r.bs, seq.loaded) > budget:
+                    break
                 waiting.popleft()
                 r.admit(seq, hit, blocks)
                 c = seq.prompt - seq.filled
@@ -164,6 +175,13 @@ class ChunkedPrefillScheduler:
         if not chunks and not swapped_in and not victims and r.n_dec and r.decode_run(horizon):
             return
         _finish_step(r, chunks, swapped_in, swap_bytes, victims, need, preempted)
+
+
+class InflightScheduler(ChunkedPrefillScheduler):
+    """Decodes plus whole prompts in one step (see module docstring)."""
+
+    name = "inflight"
+    split_prompts = False
 
 
 class StaticScheduler:
@@ -313,7 +331,8 @@ def _prefill_step(r: Replica, chunks: list) -> None:
             seq.shared = r.kv.donate(seq.group, seq.shared, seq.prefix_blocks)
 
 
-SCHEDULERS = {"continuous": ContinuousScheduler, "chunked": ChunkedPrefillScheduler, "static": StaticScheduler}
+SCHEDULERS = {"continuous": ContinuousScheduler, "chunked": ChunkedPrefillScheduler, "inflight": InflightScheduler,
+              "static": StaticScheduler}
 
 
 def make_scheduler(policy: str):

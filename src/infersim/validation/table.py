@@ -70,7 +70,7 @@ class SystemMeasurement(_Strict):
     engine_version: str = Field(min_length=1)
     #: the registered serving runtime that models this engine (:mod:`infersim.runtime`)
     runtime: str = Field(min_length=1)
-    scheduler: Literal["continuous", "chunked"]
+    scheduler: Literal["continuous", "chunked", "inflight"]
     #: the engine's batch cap (TensorRT-LLM max batch size, vLLM max_num_seqs)
     max_batch: int = Field(ge=1, le=1_000_000)
     #: tokens per engine step (TensorRT-LLM max_num_tokens, vLLM max_num_batched_tokens)
