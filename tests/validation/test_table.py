@@ -115,3 +115,30 @@ def test_a_bad_datasets_file_names_the_dataset_and_field(tmp_path):
                     "  output_basis: a basis text\n")
     with pytest.raises(ConfigError, match=r"field 'orca\.output_tokens\.max'"):
         load_datasets(path)
+
+
+#: Server latency limits (p99 TTFT ms, p99 TPOT ms) of loadgen's mlperf.conf, copied into every v5.1
+#: submission's measurements/<system>/<benchmark>/Server/mlperf.conf (llama2-70b.Server.ttft_latency = 2000 ...)
+_LOADGEN_SERVER_LIMITS_MS = {"llama2-70b-99": (2000, 200), "mixtral-8x7b": (2000, 200),
+                             "llama3.1-405b": (6000, 175), "llama3.1-8b": (2000, 100)}
+
+
+def test_mlperf_rows_cite_their_own_result_file_and_loadgen_latency_limits():
+    mlperf = [r for r in load_table() if r.source.startswith("github:mlcommons/inference_results_v")]
+    assert len(mlperf) >= 40
+    for r in mlperf:
+        repo, path = r.source.split(":", 2)[1:]
+        assert repo.split("@")[0] == f"mlcommons/inference_results_{r.round}", r.id
+        assert path == (f"closed/{r.submitter}/results/{r.system}/{r.benchmark}/{r.scenario}"
+                        "/performance/run_1/mlperf_log_summary.txt"), r.id
+        assert r.id.startswith(f"{r.round}-{r.submitter.lower()}-") and r.id.endswith(f"-{r.scenario.lower()}"), r.id
+        if r.scenario == "Server":
+            assert (r.ttft_p99_ms, r.tpot_p99_ms) == _LOADGEN_SERVER_LIMITS_MS[r.benchmark], r.id
+
+
+def test_vllm_v1_rows_chunk_prefills_in_single_steps():
+    # vLLM's V1 engine always chunks prefills and has no multi-step scheduling
+    # (EngineArgs._set_default_args_v1 and the V1 oracle's --num-scheduler-steps fallback, vllm/engine/arg_utils.py)
+    v1 = [r for r in load_table() if r.runtime == "vllm"]
+    assert {r.device for r in v1} >= {"h100-sxm", "l40s"}
+    assert all(r.engine == "vllm" and r.scheduler == "chunked" and r.scheduler_steps == 1 for r in v1)
