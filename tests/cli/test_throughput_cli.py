@@ -52,9 +52,9 @@ def test_estimate_reports_its_runtime():
 
     default = json.loads(run("estimate", "--json").output)
     base = json.loads(run("estimate", "--json", "--runtime", "none").output)
-    with_rt = json.loads(run("estimate", "--json", "--runtime", "vllm").output)
-    assert default["runtime"] == DEFAULT_RUNTIME == "vllm"
-    assert base["runtime"] == "none" and with_rt["runtime"] == "vllm"
+    with_rt = json.loads(run("estimate", "--json", "--runtime", DEFAULT_RUNTIME).output)
+    assert default["runtime"] == DEFAULT_RUNTIME
+    assert base["runtime"] == "none" and with_rt["runtime"] == DEFAULT_RUNTIME
     assert default["tpot_s"] == with_rt["tpot_s"]
     assert with_rt["tpot_s"] > base["tpot_s"]  # host time per iteration
 

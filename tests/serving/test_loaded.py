@@ -98,6 +98,7 @@ def test_deterministic_stream_matches_the_simulator():
     ttft_static = float(curve.at_rate(rate, curve.service_s + curve.residual_s)[0])  # no wait: D/D/1
     sc = validate_scenario({
         "name": "det", "seed": 0, "model": SETUP["model"], "hardware": SETUP["device"],
+        "runtime": "none",  # the curve above is built from kernel step times alone
         "scheduler": {"policy": "chunked", "max_num_seqs": 256, "max_num_batched_tokens": budget},
         "workload": {"requests": 400, "arrival": {"process": "constant", "rate": rate},
                      "input_tokens": {"dist": "fixed", "value": i}, "output_tokens": {"dist": "fixed", "value": o}}},

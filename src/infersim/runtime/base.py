@@ -41,7 +41,7 @@ from ..registry import registrar
 #: the runtime every command uses unless told otherwise: the registered runtime whose predictions
 #: match the dev half of the validation table best when every row runs it (MdAPE; `python
 #: benchmarks/bench_validate.py --compare-runtimes`; docs/runtime.md "The default runtime")
-DEFAULT_RUNTIME = "vllm"
+DEFAULT_RUNTIME = "vllm-v0.6"
 
 
 class UnknownRuntimeError(InfersimError):

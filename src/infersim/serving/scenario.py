@@ -505,15 +505,14 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 #: Poisson rate of the default scenario: 70% of the saturation throughput of this deployment under
-#: the default runtime (15.8 requests/s with vLLM's host time, measured with all 2,000 requests queued
-#: at t=0; 17.0 with the kernels only; tests/serving checks the ratio)
+#: the default runtime (14.8 requests/s with `vllm-v0.6`'s host time, measured with all 2,000 requests
+#: queued at t=0; 15.8 with vLLM V1's, 17.0 with the kernels only; tests/serving checks the ratio)
 DEFAULT_RATE = 11.0
 
 
 def default_scenario() -> Scenario:
-    """Llama-3.1-8B on one H100 SXM, the default runtime and its scheduler defaults (vLLM: chunked
-    prefill, 1,024 sequences, 8,192 tokens per step online), Poisson arrivals at ~70% load, 2,000 chat
-    requests.
+    """Llama-3.1-8B on one H100 SXM, the default runtime and its scheduler defaults (``vllm-v0.6``:
+    whole-prompt prefill steps, 256 sequences), Poisson arrivals at ~70-75% load, 2,000 chat requests.
 
     Lengths are lognormal with the medians reported for the Azure LLM inference conversation
     trace (Patel et al., "Splitwise", ISCA 2024: ~1020 prompt and ~129 output tokens); the
