@@ -57,6 +57,24 @@ def test_chunked_prefill_splits_the_prompt_by_the_token_budget(tmp_path):
     assert it["decode_seqs"].tolist() == [0, 0, 1, 1]
 
 
+def test_long_prefill_threshold_caps_each_requests_chunk(tmp_path):
+    # vLLM's long_prefill_token_threshold 256 with a 4096-token budget: two 600-token prompts at t = 0
+    # prefill 256 + 256, 256 + 256, then 88 + 88 tokens; without the threshold both fit one step
+    sc = trace_scenario(tmp_path, [(0.0, 600, 2), (0.0, 600, 2)],
+                        scheduler={"policy": "chunked", "max_num_batched_tokens": 4096,
+                                   "long_prefill_token_threshold": 256})
+    res = simulate(sc)
+    it = iterations(res)
+    assert it["prefill_tokens"].tolist() == [512, 512, 176, 0]
+    assert it["prefill_seqs"].tolist()[:3] == [2, 2, 2]
+    stm = oracle()
+    t = [stm.step_time_for([256, 256], [0, 0], []), stm.step_time_for([256, 256], [256, 256], []),
+         stm.step_time_for([88, 88], [512, 512], [])]
+    assert res.requests["first_token_s"].tolist() == pytest.approx([sum(t)] * 2, rel=REL)
+    whole = iterations(simulate(sc.with_changes(**{"scheduler.long_prefill_token_threshold": None})))
+    assert whole["prefill_tokens"].tolist() == [1200, 0]
+
+
 def test_inflight_batching_runs_whole_prompts_beside_the_decodes(tmp_path):
     # three requests at t = 0 (prompt, output): r0 (500, 3), r1 (500, 3), r2 (700, 2); 800 tokens a step.
     # step 1: r0's prompt (500); r1's 500 > the 300 left, and a prompt is never split -> it waits

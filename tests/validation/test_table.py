@@ -93,6 +93,15 @@ def test_a_sample_count_belongs_to_offline_rows_only(tmp_path):
         load_table(_write(tmp_path, offline))
 
 
+def test_a_prefill_threshold_needs_chunked_prefill(tmp_path):
+    rows = [r for r in _bundled_rows() if r["scheduler"] == "inflight"][:1]
+    rows[0]["long_prefill_token_threshold"] = "256"
+    with pytest.raises(ConfigError, match="needs scheduler chunked"):
+        load_table(_write(tmp_path, rows))
+    bundled = {r.id: r for r in load_table()}
+    assert bundled["v5.1-redhat-l40sx1-llama3.1-8b-offline"].long_prefill_token_threshold == 256
+
+
 def test_a_missing_column_and_a_duplicate_id_are_errors(tmp_path):
     rows = _bundled_rows()[:2]
     with pytest.raises(ConfigError, match="field 'config_source': column missing"):

@@ -302,6 +302,8 @@ def build_replicas(dep: Deployment, log: RequestLog, n_replicas: int, first_inde
                         swap_bytes_per_s=sched.swap_bandwidth_gb_per_s * 1e9,
                         kv_bytes_per_token=dep.kv_bytes_per_token)
             e.scheduler = make_scheduler(sched.policy)
+            if sched.long_prefill_token_threshold is not None:
+                e.prefill_chunk_cap = sched.long_prefill_token_threshold
             e.stages = stages
             engines.append(e)
             group.append(e)

@@ -203,6 +203,8 @@ class Replica:
         self.steps = StepLog(len(cost.windows), kv.block_size)
         self.max_num_seqs = max_num_seqs
         self.token_budget = token_budget
+        #: tokens one request may prefill in a step (vLLM's long_prefill_token_threshold; chunked policy)
+        self.prefill_chunk_cap = token_budget
         self.recompute = preemption == "recompute"
         self.swap_bytes_per_s = swap_bytes_per_s
         self.kv_bytes_per_token = kv_bytes_per_token

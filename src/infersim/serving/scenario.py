@@ -119,6 +119,16 @@ class SchedulerSpec(_Strict):
     #: decode steps per scheduler call (vLLM's num_scheduler_steps, multi-step scheduling): the
     #: runtime's once-per-call host work (scheduling, input preparation) is spread over them
     scheduler_steps: int = Field(1, ge=1, le=1024)
+    #: tokens one request may prefill in a step (vLLM's long_prefill_token_threshold; ``chunked`` policy):
+    #: a longer prompt runs in chunks of at most this many tokens, beside other requests' chunks
+    long_prefill_token_threshold: int | None = Field(None, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _threshold_needs_chunks(self):
+        if self.long_prefill_token_threshold is not None and self.policy != "chunked":
+            raise ValueError(f"long_prefill_token_threshold splits prompts into chunks; it needs policy: chunked "
+                             f"(got {self.policy})")
+        return self
 
     @property
     def token_budget(self) -> int:

@@ -36,6 +36,8 @@ replica. Caps common to all: ``max_num_seqs`` requests in the running batch and
   each step first takes every decode (one token each), then fills the rest of the
   token budget with prefill chunks: ongoing prefills first, then swapped-in
   requests, then new ones (FCFS). Stall-free: decodes never wait for a prefill.
+  ``long_prefill_token_threshold`` (vLLM's knob of that name) caps one request's chunk
+  per step, so a long prompt shares the step's budget with others' chunks.
   Preemption as in the continuous scheduler.
 
 Differences from vLLM worth knowing: blocks for a decode are counted exactly (a
@@ -140,12 +142,15 @@ class ChunkedPrefillScheduler:
                 need = r.cnt[r.clock % r.bs]
             victims = r.preemptions - n_before
         budget = r.token_budget - r.n_dec
+        cap = r.prefill_chunk_cap  # tokens one request may prefill in a step
         chunks = []
         if r.prefilling:  # ongoing prefills first
             for seq in r.prefilling.values():
                 if budget <= 0:
                     break
                 c = seq.prompt - seq.filled
+                if c > cap:
+                    c = cap
                 if c > budget:
                     c = budget
                 chunks.append((seq, c))
@@ -167,6 +172,8 @@ class ChunkedPrefillScheduler:
                 waiting.popleft()
                 r.admit(seq, hit, blocks)
                 c = seq.prompt - seq.filled
+                if c > cap:
+                    c = cap
                 if c > budget:
                     c = budget
                 chunks.append((seq, c))

@@ -83,6 +83,8 @@ class SystemMeasurement(_Strict):
     #: requests the measured Offline run issued (MLPerf LoadGen's ``samples_per_query`` in the run's
     #: mlperf_log_summary.txt; a benchmark script's prompt count); optional, Offline rows only
     samples: int | None = Field(None, ge=1, le=1_000_000_000)
+    #: tokens one request may prefill in a step (vLLM's long_prefill_token_threshold); optional, chunked rows
+    long_prefill_token_threshold: int | None = Field(None, ge=1, le=10_000_000)
     ttft_p99_ms: float | None = Field(None, gt=0.0)
     tpot_p99_ms: float | None = Field(None, gt=0.0)
     measured_output_tokens_per_s: float = Field(gt=0.0)
@@ -113,6 +115,8 @@ class SystemMeasurement(_Strict):
             raise ValueError("a Server row needs both ttft_p99_ms and tpot_p99_ms (its latency constraints)")
         if self.scenario == "Offline" and slos != (None, None):
             raise ValueError("an Offline row has no latency constraints; leave ttft_p99_ms and tpot_p99_ms empty")
+        if self.long_prefill_token_threshold is not None and self.scheduler != "chunked":
+            raise ValueError("long_prefill_token_threshold caps a request's prefill chunk; it needs scheduler chunked")
         if self.scenario == "Server" and self.samples is not None:
             raise ValueError("samples is the request count of an Offline run; a Server row leaves it empty")
         return self
