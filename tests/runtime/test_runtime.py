@@ -234,6 +234,22 @@ def test_scheduler_defaults_come_from_one_declaration_per_engine():
     sg = get_runtime("sglang")
     assert sg.scheduler_defaults(80 * 2**30, "h100-sxm", 8, True).memory_utilization == 0.81
     assert sg.scheduler_defaults(24e9, "l4", 1, True).max_num_batched_tokens == 2048
+    # vLLM V0 without chunked prefill: max(max_model_len, 2048) tokens a step (vllm/config.py, v0.6)
+    for name in ("vllm-v0", "vllm-v0.6"):
+        v0 = get_runtime(name)
+        assert v0.scheduler_defaults(80 * 2**30, "h100-sxm", 1, False, max_model_len=131072).max_num_batched_tokens \
+            == 131072
+        assert v0.scheduler_defaults(80 * 2**30, "h100-sxm", 1, False, max_model_len=1024).max_num_batched_tokens \
+            == 2048
+
+
+def test_a_v0_engine_prefills_a_prompt_of_any_served_length_whole():
+    # Llama-3.1-8B serves 131,072 tokens: two 32,000-token prompts run in one step under vllm-v0.6's defaults
+    sc = validate_scenario(offline(2, 32000, 4, runtime="vllm-v0.6"))
+    res = simulate(sc)
+    assert res.scenario.scheduler.policy == "continuous"
+    assert res.scenario.scheduler.token_budget == 131072
+    assert iterations(res)["prefill_tokens"].tolist() == [64000, 0, 0, 0]  # both prompts whole, then 3 decodes
 
 
 def test_kv_capacity_rules():

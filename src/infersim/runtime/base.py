@@ -186,10 +186,11 @@ class Runtime:
 
     # ----- defaults -----------------------------------------------------------------------------
     def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
-                           offline: bool) -> SchedulerDefaults:
+                           offline: bool, max_model_len: int | None = None) -> SchedulerDefaults:
         """Scheduler settings of this engine on a device (``offline``: a throughput benchmark
-        with every request queued up front, as opposed to an online server): :attr:`defaults`,
-        which a subclass adjusts per device by overriding this method."""
+        with every request queued up front, as opposed to an online server; ``max_model_len``:
+        the served model's context length, when known): :attr:`defaults`, which a subclass
+        adjusts per device by overriding this method."""
         return self.defaults
 
     def kv_capacity_bytes(self, memory_bytes: float, weights_bytes: float, activation_bytes: float,

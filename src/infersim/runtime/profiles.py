@@ -111,7 +111,7 @@ class VLLM(Runtime):
     graph_padding: bool = True
 
     def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
-                           offline: bool) -> SchedulerDefaults:
+                           offline: bool, max_model_len: int | None = None) -> SchedulerDefaults:
         if device_memory_bytes >= 70 * GIB and "a100" not in device_name.lower():
             return replace(self.defaults, max_num_batched_tokens=16384 if offline else 8192, max_num_seqs=1024)
         return replace(self.defaults, max_num_batched_tokens=8192 if offline else 2048)
@@ -131,13 +131,22 @@ class VLLMv0(Runtime):
         "graph_sizes": "_BATCH_SIZES_TO_CAPTURE = [1, 2, 4] + [8 * i for i in range(1, 33)] "
                        "(vllm/worker/model_runner.py, v0.6), padded",
         "scheduler defaults": "gpu_memory_utilization 0.9, max_num_seqs 256, block 16, chunked prefill off "
-                              "(vllm/engine/arg_utils.py, v0.6)",
+                              "(vllm/engine/arg_utils.py, v0.6), so max_num_batched_tokens = max(max_model_len, "
+                              "2048) with max_model_len the model's context (vllm/config.py SchedulerConfig)",
     }
 
     host_fixed_s: float = 1.16718e-3
     host_per_seq_s: float = 0.100414e-3
     graph_sizes: tuple[int, ...] = _vllm_graph_sizes(256)
     graph_padding: bool = True
+
+    def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
+                           offline: bool, max_model_len: int | None = None) -> SchedulerDefaults:
+        """Without chunked prefill vLLM V0 batches up to ``max(max_model_len, 2048)`` tokens a step
+        (vllm/config.py ``SchedulerConfig``, v0.6), so a prompt of any served length runs whole."""
+        if max_model_len is None:
+            return self.defaults
+        return replace(self.defaults, max_num_batched_tokens=max(max_model_len, 2048))
 
 
 @register
@@ -215,7 +224,7 @@ class SGLang(Runtime):
         return self
 
     def scheduler_defaults(self, device_memory_bytes: float, device_name: str, tp: int,
-                           offline: bool) -> SchedulerDefaults:
+                           offline: bool, max_model_len: int | None = None) -> SchedulerDefaults:
         fraction = next(f for lo, f in SGLANG_MEM_FRACTION if tp >= lo)
         tokens = 2048 if device_memory_bytes < 25_000 * MB else 8192
         return replace(self.defaults, max_num_batched_tokens=tokens, memory_utilization=fraction)

@@ -90,13 +90,14 @@ def scenario_runtime(scenario) -> Runtime:
         raise ConfigError(scenario.origin, "runtime", str(exc)) from None
 
 
-def effective_scheduler(scenario: Scenario, runtime: Runtime, device_memory_bytes: float, device_name: str
-                        ) -> SchedulerSpec:
+def effective_scheduler(scenario: Scenario, runtime: Runtime, device_memory_bytes: float, device_name: str,
+                        max_model_len: int | None = None) -> SchedulerSpec:
     """The scenario's scheduler with the runtime's defaults for every key the scenario left unset
-    (explicit settings always win)."""
+    (explicit settings always win); ``max_model_len``: the model's context length."""
     sched = scenario.scheduler
     offline = isinstance(scenario.workload.arrival, OfflineArrivals)
-    defaults = runtime.scheduler_defaults(device_memory_bytes, device_name, scenario.parallelism.tp, offline)
+    defaults = runtime.scheduler_defaults(device_memory_bytes, device_name, scenario.parallelism.tp, offline,
+                                          max_model_len=max_model_len)
     given = sched.model_fields_set
     changes = {k: v for k, v in defaults.as_dict().items() if k not in given}
     if not changes:
@@ -121,7 +122,8 @@ def prepare(scenario: Scenario, max_context_tokens: int | None = None) -> Deploy
     except InfersimError as exc:
         raise ConfigError(origin, "hardware", str(exc)) from None
     runtime = runtime.for_device(device.memory_bytes)
-    sched = effective_scheduler(scenario, runtime, device.memory_bytes, device.name)
+    sched = effective_scheduler(scenario, runtime, device.memory_bytes, device.name,
+                                max_model_len=model.max_position_embeddings)
     runtime = runtime.with_scheduler_steps(sched.scheduler_steps)
     if sched is not scenario.scheduler:
         scenario = scenario.model_copy(update={"scheduler": sched})
