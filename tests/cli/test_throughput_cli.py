@@ -91,5 +91,10 @@ def test_runtimes_lists_every_registered_runtime_with_its_sources():
     assert rows["sglang"]["scheduler_defaults"]["memory_utilization"] == 0.81
     assert rows["sglang"]["graph_sizes"][-1] == 256
     assert rows["vllm"]["scheduler_defaults"]["max_num_batched_tokens"] == 16384
+    # vLLM V0 without chunked prefill: max(max_model_len, 2048), the model's context (Llama-3.1-8B: 131,072)
+    assert d["context_tokens"] == 131072
+    assert rows["vllm-v0.6"]["scheduler_defaults"]["max_num_batched_tokens"] == 131072
+    short = json.loads(run("runtimes", "--json", "--model", "llama-2-70b").output)  # 4,096-token context
+    assert {r["name"]: r for r in short["runtimes"]}["vllm-v0"]["scheduler_defaults"]["max_num_batched_tokens"] == 4096
     text = " ".join(run("runtimes", "--sources").output.split())
     assert "Vidur" in text and "overlap" in text

@@ -18,34 +18,40 @@ def _sizes(sizes: tuple[int, ...]) -> str:
 @click.command("runtimes")
 @click.option("--hardware", "-H", default="h100-sxm", show_default=True,
               help="device whose memory sets the defaults (catalog name or device YAML)")
+@click.option("--model", "-m", default="llama-3.1-8b", show_default=True,
+              help="model whose context length sets vLLM V0's token cap (catalog name or config.json)")
 @click.option("--tp", default=1, show_default=True, type=int, help="tensor-parallel degree (SGLang's memory fraction)")
 @click.option("--offline", is_flag=True, help="defaults of an offline benchmark (vLLM's LLM class) instead of a server")
 @click.option("--sources", "show_sources", is_flag=True, help="list where every number comes from")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
-def runtimes_cmd(hardware: str = "h100-sxm", tp: int = 1, offline: bool = False, show_sources: bool = False,
-                 as_json: bool = False) -> None:
+def runtimes_cmd(hardware: str = "h100-sxm", model: str = "llama-3.1-8b", tp: int = 1, offline: bool = False,
+                 show_sources: bool = False, as_json: bool = False) -> None:
     """List the serving runtimes (--runtime NAME): host time per iteration, CUDA-graph padding of
     decode steps, and the scheduler defaults each fills in on a device. See docs/runtime.md."""
     from rich.table import Table
 
     from ..errors import InfersimError
     from ..hardware import get_device
+    from ..models import get_model
     from ..runtime import DEFAULT_RUNTIME, RUNTIMES, get_runtime
     from ..serving.scenario import SchedulerSpec
 
     if tp < 1:
         raise InfersimError(f"--tp must be >= 1, got {tp}")
     device = get_device(hardware)
+    context = get_model(model).max_position_embeddings
     rows = []
     for name in sorted(RUNTIMES):
         rt = get_runtime(name).for_device(device.memory_bytes)
-        d = rt.scheduler_defaults(device.memory_bytes, device.name, tp, offline)
+        d = rt.scheduler_defaults(device.memory_bytes, device.name, tp, offline, max_model_len=context)
         sched = {**d.as_dict(), "max_num_batched_tokens": SchedulerSpec.model_validate(d.as_dict()).token_budget}
         rows.append({**rt.describe(), "default": name == DEFAULT_RUNTIME, "scheduler_defaults": sched})
     if as_json:
-        click.echo(json.dumps({"hardware": device.name, "tp": tp, "offline": offline, "runtimes": rows}, indent=2))
+        click.echo(json.dumps({"hardware": device.name, "model": model, "context_tokens": context, "tp": tp,
+                               "offline": offline, "runtimes": rows}, indent=2))
         return
-    table = Table(title=f"Serving runtimes on {device.name} (tp={tp}, {'offline' if offline else 'server'})",
+    table = Table(title=f"Serving runtimes on {device.name} (tp={tp}, {'offline' if offline else 'server'}, "
+                        f"{model}: {context:,}-token context)",
                   title_justify="left")
     for col in ("runtime", "host per iteration", "overlap", "decode graphs", "scheduler defaults"):
         table.add_column(col)
