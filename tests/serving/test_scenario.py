@@ -133,3 +133,22 @@ def test_trace_file_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError) as info:
         build_workload(sc)
     assert info.value.field == "workload.trace.path" and "ContextTokens" in info.value.problem
+
+
+@pytest.mark.parametrize("policy, refused", [("continuous", True), ("inflight", True), ("static", False),
+                                             ("chunked", False)])
+def test_a_step_that_cannot_hold_a_whole_prompt_is_refused_by_whole_prompt_policies(tmp_path, policy, refused):
+    # 600-token prompts, 10 output tokens, 605 tokens a step: a recompute would re-prefill 600 + 9 = 609
+    # tokens at once (continuous, inflight); static batching never preempts (600 fit); chunked splits
+    from infersim.serving import simulate
+
+    text = GOOD.replace("value: 100", "value: 600") + (f"runtime: none\nscheduler: {{policy: {policy}, "
+                                                       f"max_num_batched_tokens: 605}}\n")
+    path = write(tmp_path, text)
+    if refused:
+        with pytest.raises(ConfigError) as info:
+            simulate(load_scenario(path))
+        assert info.value.field == "scheduler.max_num_batched_tokens" and "609 tokens" in info.value.problem
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+    else:
+        assert simulate(load_scenario(path)).requests["completion_s"].size == 10

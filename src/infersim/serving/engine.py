@@ -46,7 +46,7 @@ from .pp_stages import StageClock
 from .replica import Replica, RequestLog, StepLog
 from .router import Router
 from .scenario import OfflineArrivals, Scenario, SchedulerSpec
-from .scheduler import make_scheduler
+from .scheduler import SCHEDULERS, make_scheduler
 from .workload import Workload, build_workload
 from .memory_guard import SIMULATE_BYTES_PER_REQUEST, STREAM_BYTES_PER_REQUEST, check_fits_in_memory
 
@@ -208,9 +208,10 @@ def _check_fits(scenario: Scenario, dep: Deployment, wl: Workload) -> None:
                           f"{int(wl.output_tokens[worst])} output tokens) needs {int(need[worst])} KV blocks, "
                           f"but a replica's cache holds {total} blocks of {bs} tokens ({watermark} kept free); "
                           "lower the length limits or give the KV cache more memory")
-    if sched.policy != "chunked" and wl.n:
+    policy = SCHEDULERS[sched.policy]
+    if not policy.split_prompts and wl.n:
         # a step prefills whole prompts, and a recompute re-prefills prompt + generated tokens
-        longest = wl.input_tokens + (wl.output_tokens - 1 if sched.policy != "static" else 0)
+        longest = wl.input_tokens + (wl.output_tokens - 1 if policy.preempts else 0)
         i = int(np.argmax(longest))
         if longest[i] > sched.token_budget:
             raise ConfigError(origin, "scheduler.max_num_batched_tokens",
@@ -304,8 +305,7 @@ def build_replicas(dep: Deployment, log: RequestLog, n_replicas: int, first_inde
                         swap_bytes_per_s=sched.swap_bandwidth_gb_per_s * 1e9,
                         kv_bytes_per_token=dep.kv_bytes_per_token)
             e.scheduler = make_scheduler(sched.policy)
-            if sched.long_prefill_token_threshold is not None:
-                e.prefill_chunk_cap = sched.long_prefill_token_threshold
+            e.prefill_chunk_cap = sched.long_prefill_token_threshold or sched.token_budget
             e.stages = stages
             engines.append(e)
             group.append(e)

@@ -54,6 +54,10 @@ from .replica import Replica, chunk_loads
 
 class ContinuousScheduler:
     name = "continuous"
+    #: a prompt may run in chunks over several steps (False: a step prefills whole prompts)
+    split_prompts = False
+    #: a request can be preempted and recomputed (re-prefilling its prompt and generated tokens)
+    preempts = True
 
     def step(self, r: Replica, horizon: float) -> None:
         kv = r.kv
@@ -127,6 +131,7 @@ class ChunkedPrefillScheduler:
     name = "chunked"
     #: the last prompt that overflows the token budget runs as a chunk (False: it waits whole)
     split_prompts = True
+    preempts = True
 
     def step(self, r: Replica, horizon: float) -> None:
         kv = r.kv
@@ -195,6 +200,8 @@ class StaticScheduler:
     """Request-level batching (see module docstring). Keeps its batch on the replica."""
 
     name = "static"
+    split_prompts = False
+    preempts = False  # KV for prompt + output is reserved up front
 
     def step(self, r: Replica, horizon: float) -> None:
         batch = r.static_batch

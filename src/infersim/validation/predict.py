@@ -212,15 +212,16 @@ def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = Ru
     n_offline = size.offline_requests(row)
     offline = throughput_of(simulate(scenario_for(row, dataset, n_offline, replicas=1, runtime=runtime,
                                                 offline=True, moe_routing=moe_routing)))
+    basis = device_basis(row.device)
     if row.scenario == "Offline":
         return RowPrediction(row, offline.output_tokens_per_s * row.replicas, simulations=1,
-                             wall_s=time.perf_counter() - start, runtime=offline.runtime,
-                             device_basis=device_basis(row.device), requests=n_offline)
+                             wall_s=time.perf_counter() - start, runtime=offline.runtime, device_basis=basis,
+                             requests=n_offline)
     n = size.requests(row)
-    common = dict(runtime=offline.runtime, device_basis=device_basis(row.device), requests=n)
     mean_out = offline.output_tokens / offline.requests
     sc = scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=False, moe_routing=moe_routing)
     cap, tries = server_capacity_rps(sc, offline.requests_per_s, size.tolerance)
     cap = cap or 0.0
     return RowPrediction(row, cap * mean_out * row.replicas, simulations=1 + tries,
-                         wall_s=time.perf_counter() - start, capacity_rps=cap * row.replicas, **common)
+                         wall_s=time.perf_counter() - start, capacity_rps=cap * row.replicas,
+                         runtime=offline.runtime, device_basis=basis, requests=n)
