@@ -8,15 +8,20 @@ import signal
 from infersim.search.evaluators.synthetic import SyntheticEvaluator
 
 
-class RaisingEvaluator(SyntheticEvaluator):
-    """Synthetic metrics, but raises for x == 3 (the whole batch raises: the job must isolate it)."""
+class _Custom(SyntheticEvaluator):
+    """Synthetic metrics under evaluator kind 'custom' (no option checks)."""
 
     kind = "custom"
-    chunk_size = 4
 
     @classmethod
     def check(cls, context, origin) -> None:
         pass
+
+
+class RaisingEvaluator(_Custom):
+    """Synthetic metrics, but raises for x == 3 (the whole batch raises: the job must isolate it)."""
+
+    chunk_size = 4
 
     def evaluate(self, configs):
         if any(c.get("x") == 3 for c in configs):
@@ -24,17 +29,21 @@ class RaisingEvaluator(SyntheticEvaluator):
         return super().evaluate(configs)
 
 
-class KillingEvaluator(SyntheticEvaluator):
+class KillingEvaluator(_Custom):
     """Kills its own worker process (SIGKILL) when asked to evaluate x == 5."""
 
-    kind = "custom"
     chunk_size = 2
-
-    @classmethod
-    def check(cls, context, origin) -> None:
-        pass
 
     def evaluate(self, configs):
         if any(c.get("x") == 5 for c in configs):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().evaluate(configs)
+
+
+class DyingEvaluator(_Custom):
+    """Kills its own worker process (SIGKILL) on every point, as a worker that cannot start would."""
+
+    chunk_size = 2
+
+    def evaluate(self, configs):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -136,6 +136,14 @@ def test_killed_worker_loses_no_other_result(db):
     assert all(by_x[x][2] == "ok" and json.loads(by_x[x][4])["f"] == x * x for x in range(12) if x != 5)
 
 
+def test_workers_that_die_on_every_point_stop_the_search_with_a_clear_error(db):
+    study = synthetic_study(space={"x": {"type": "int", "low": 0, "high": 7}},
+                            evaluator={**FAKES, "target": FAKES["target"].format("DyingEvaluator")})
+    with open_store(db, write=True) as store, LocalBackend(workers=2) as backend:
+        with pytest.raises(InfersimError, match="worker processes die before finishing any evaluation"):
+            run_study(study, store, backend)
+
+
 def test_local_pool_gives_the_same_results_as_in_process(db, tmp_path):
     study = synthetic_study(space={"x": {"type": "float", "low": -3.0, "high": 3.0}, "c": ["a", "b"]},
                             optimizer={"kind": "tpe", "batch_size": 6}, budget=30)

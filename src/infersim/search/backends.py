@@ -239,15 +239,20 @@ class LocalBackend(Backend):
         self._reset()
         retries = [s for job in broken for s in singles(job)]
         suspects = yield from self._run(retries)
-        if len(retries) > 1 and len(suspects) == len(retries):
-            self._reset()
-            raise InfersimError(
-                "worker processes die before finishing any evaluation (a script that runs a search must guard "
-                "it with `if __name__ == '__main__':`; otherwise check memory limits)")
-        for job in suspects:
+        # a suspect is run alone: one that kills its worker alone is recorded as failed. A single killing
+        # point can take every other retry down with the pool, so "all retries lost" proves nothing;
+        # workers that die whatever they run do (the first two suspects each dying alone)
+        died_alone = 0
+        for i, job in enumerate(suspects):
             self._reset()
             again = yield from self._run([job])
             if again:
+                died_alone += 1
+                if died_alone == 2 and i == 1:
+                    self._reset()
+                    raise InfersimError(
+                        "worker processes die before finishing any evaluation (a script that runs a search must "
+                        "guard it with `if __name__ == '__main__':`; otherwise check memory limits)")
                 yield failed_results(job, WORKER_DIED)
         self._reset()
 
