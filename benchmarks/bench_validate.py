@@ -18,6 +18,8 @@ Usage::
     python benchmarks/bench_validate.py --markdown       # the summary as a Markdown table
     python benchmarks/bench_validate.py --compare-runtimes   # every registered runtime over the table
     python benchmarks/bench_validate.py --moe-routing power_law_1.2   # skewed MoE routing on every row
+    python benchmarks/bench_validate.py --engine-kernels # vLLM / SGLang rows with their engine's kernels
+    python benchmarks/bench_validate.py --kernels vllm   # every row with vLLM's kernels (what-if)
 
 Every figure is printed for all rows and for each half of the table: rows are split by a
 hash of their id (``infersim.validation.score.split_of``) into a dev half, which modelling
@@ -29,6 +31,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from infersim.hardware.choices import ENGINE_KERNELS
+from infersim.validation.predict import ROW_ENGINE
 from infersim.validation.score import SPLITS, split_of
 
 
@@ -81,6 +85,11 @@ def main() -> None:
     ap.add_argument("--runtime", default=None, help="replace every row's runtime (a registered runtime name)")
     ap.add_argument("--moe-routing", default=None,
                     help="MoE routing of every row: uniform (the default), balanced, power_law_<alpha>")
+    ap.add_argument("--engine-kernels", action="store_true",
+                    help="each row's device with the profile fitted on its engine's kernels where shipped")
+    ap.add_argument("--kernels", choices=ENGINE_KERNELS, default=None,
+                    help="every row's device with the profile fitted on this engine's kernels where shipped "
+                         "(TensorRT-LLM rows included: what-if)")
     ap.add_argument("--compare-runtimes", action="store_true",
                     help="run the table once per registered runtime and print each one's overall figures "
                          "per half (the default runtime is the best on the dev half)")
@@ -103,16 +112,20 @@ def main() -> None:
             print(f"{name:10s} {_stats(a)}   {_stats(d)}   {_stats(t)}   ({time.perf_counter() - t0:.0f} s)")
         return
 
+    if args.engine_kernels and args.kernels:
+        ap.error("--engine-kernels and --kernels exclude each other")
+    kernels = ROW_ENGINE if args.engine_kernels else args.kernels
     t0 = time.perf_counter()
     report = run_validation(rows, datasets, RunSize(batches=args.batches), runtime=args.runtime,
-                            moe_routing=args.moe_routing)
+                            moe_routing=args.moe_routing, kernels=kernels)
     wall = time.perf_counter() - t0
     print(f"{'row':44s} {'half':4s} {'measured':>10s} {'predicted':>10s} {'error':>8s}  runtime / device basis")
     for p in report.predictions:
         print(f"{p.row.id:44s} {split_of(p.row.id):4s} {p.measured:10,.0f} {p.predicted_output_tokens_per_s:10,.0f} "
               f"{_pct(p.signed_error, True):>8s}  {p.runtime} / {p.device_basis.split(';')[0]}")
     _print_summary(report, args.markdown)
-    print(f"\n{len(rows)} rows in {wall:.1f} s wall (batches={args.batches}, runtime={args.runtime or 'per row'})")
+    print(f"\n{len(rows)} rows in {wall:.1f} s wall (batches={args.batches}, runtime={args.runtime or 'per row'}"
+          f"{f', kernels={kernels}' if kernels else ''})")
 
 
 if __name__ == "__main__":

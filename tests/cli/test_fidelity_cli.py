@@ -16,6 +16,7 @@ from infersim.cli.app import InfersimGroup
 from infersim.cli.estimate_cmd import estimate_cmd
 from infersim.cli.fidelity_cmd import calibrate_cmd, fidelity_cmd, profile_cmd
 from infersim.fidelity import save_measurements
+from infersim.fidelity.evaluate import package_version
 from tests.fidelity.synth import TRUE_GEMM, gemm_rows, synthetic
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "fidelity" / "sample.parquet"
@@ -83,6 +84,22 @@ def test_fidelity_and_calibrate_user_errors(tmp_path):
     user_error(run("calibrate", "--measurements", SAMPLE, "--hardware", "h100-sxm", "--device", "b300",
                    "-o", tmp_path / "x.yaml"), "no rows for device 'b300'")
     user_error(run("profile", "-o", tmp_path / "p.txt", "--grid", "tiny"), ".parquet or .csv")
+    user_error(run("fidelity", "--measurements", SAMPLE, "--framework", "vllm"),
+               "--framework picks aiconfigurator-core's tables of one engine")
+    user_error(run("calibrate", "--measurements", SAMPLE, "--hardware", "h100-sxm", "-o", tmp_path / "x.yaml",
+                   "--framework", "vllm"), "--framework go with --all")
+
+
+@pytest.mark.skipif(package_version("aiconfigurator-core") is None,
+                    reason="needs aiconfigurator-core's tables (the 'test' extra)")
+def test_fidelity_on_one_engines_kernel_tables():
+    """--framework vllm scores vLLM's own MoE kernels, and the second source becomes TensorRT-LLM's."""
+    res = run("fidelity", "--device", "h100-sxm", "--op", "moe", "--framework", "vllm", "--no-calibrate", "--json",
+              "--quiet")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["header"]["measurements"].endswith("vllm kernel tables only")
+    assert data["header"]["second source"].startswith("trtllm tables (trtllm/")
 
 
 @needs_scipy

@@ -65,3 +65,17 @@ def test_runtime_flag_replaces_the_rows_runtime_and_rejects_unknown_names():
     assert json.loads(r.stdout)["rows"][0]["runtime"] == "none"
     r = CliRunner().invoke(cli, ["validate", "--runtime", "tgi"])
     assert r.exit_code == 2 and "--runtime: unknown runtime 'tgi'" in r.output
+
+
+def test_engine_kernels_flag_loads_the_rows_engine_profile():
+    vllm_row = "vllm-0.6.0-a100x1-llama3.1-8b-offline"  # vLLM 0.6.0 on one A100: vLLM's kernels
+    args = ["validate", "--id", vllm_row, "--id", ROW, "--batches", "1", "--json"]
+    plain = {r["id"]: r for r in json.loads(CliRunner().invoke(cli, args).stdout)["rows"]}
+    r = CliRunner().invoke(cli, args + ["--engine-kernels"])
+    assert r.exit_code == 0, r.output
+    engine = {row["id"]: row for row in json.loads(r.stdout)["rows"]}
+    assert " vLLM kernels " in engine[vllm_row]["device_basis"]
+    assert " vLLM kernels " not in plain[vllm_row]["device_basis"]
+    assert engine[vllm_row]["predicted_output_tokens_per_s"] != plain[vllm_row]["predicted_output_tokens_per_s"]
+    # a TensorRT-LLM row keeps the default profile (fitted on TensorRT-LLM's kernels): the same prediction
+    assert engine[ROW] == plain[ROW]

@@ -117,3 +117,25 @@ def test_the_drain_at_the_end_of_a_short_offline_run_lowers_its_throughput(rows)
     tput = [throughput_of(simulate(scenario_for(row, ds, n, replicas=1))).output_tokens_per_s
             for n in (300, 1200, 4800)]
     assert tput[0] < tput[1] < tput[2]
+
+
+def test_engine_kernels_pick_the_rows_own_engine_profile_where_one_is_shipped(rows):
+    from infersim.validation.predict import device_basis, row_efficiency
+
+    vllm_h100 = rows["v5.1-redhat-h100x1-llama3.1-8b-offline"]      # vLLM 0.10 on an H100: vLLM kernels
+    sglang_a100 = rows["sglang-0.3.0-a100x1-llama3.1-8b-offline"]   # SGLang on an A100: SGLang kernels
+    vllm_mi300x = rows["v5.1-amd-mi300xx8-llama2-offline"]          # vLLM on ROCm: no measured kernels
+    trt_h100 = rows["v4.1-nvidia-h100x8-llama2-offline"]            # TensorRT-LLM: the default profile
+    assert [row_efficiency(r, "engine") for r in (vllm_h100, sglang_a100, vllm_mi300x, trt_h100)] == [
+        "vllm", "sglang", "calibrated", "calibrated"]
+    assert row_efficiency(vllm_h100, None) == "calibrated"
+    # one engine's kernels on every row whose device has them (a what-if for the TensorRT-LLM rows)
+    assert [row_efficiency(r, "vllm") for r in (sglang_a100, vllm_mi300x, trt_h100)] == [
+        "vllm", "calibrated", "vllm"]
+    with pytest.raises(ValueError, match="kernels must be None, 'engine' or one of vllm, sglang"):
+        row_efficiency(trt_h100, "trt")
+    datasets = load_datasets()
+    sc = scenario_for(vllm_h100, datasets[vllm_h100.dataset], 10, kernels="engine")
+    assert (sc.hardware, sc.efficiency) == ("h100-sxm", "vllm")
+    assert " vLLM kernels " in device_basis("h100-sxm", "vllm")
+    assert device_basis("mi300x", row_efficiency(vllm_mi300x, True)).startswith("transferred from ")

@@ -16,6 +16,7 @@ import click
 from ..errors import InfersimError
 from .app import console, err_console
 from .options import COUNT, NONNEG, SEED, Real, html_option, write_html_report
+from ..hardware.choices import ENGINE_KERNELS
 
 AIC = "aiconfigurator"
 DEFAULT_DEVICE = "h100-sxm"
@@ -67,15 +68,24 @@ def _aic_devices_with_spec() -> tuple[list[str], dict[str, str]]:
     return with_spec, skipped
 
 
-def _load(measurements: str | None, devices: list[str] | None, ops: list[str] | None, progress):
-    """(table, header, measurement name) for the selection."""
+def _load(measurements: str | None, devices: list[str] | None, ops: list[str] | None, progress,
+          framework: str | None = None):
+    """(table, header, measurement name) for the selection; ``framework``: aiconfigurator-core's
+    tables of that engine only (the collective libraries' included)."""
     fid = _fidelity()
     from ..fidelity.evaluate import select_rows
 
     if measurements in (None, AIC):
-        progress(f"loading aiconfigurator-core tables for {', '.join(devices) if devices else 'all devices'}")
-        table = fid.load_aiconfigurator(devices=devices, ops=ops)
-        return table, _aic_header(), "aiconfigurator-core"
+        progress(f"loading aiconfigurator-core {framework + ' ' if framework else ''}tables for "
+                 f"{', '.join(devices) if devices else 'all devices'}")
+        table = fid.load_aiconfigurator(devices=devices, ops=ops, framework=framework)
+        header = _aic_header()
+        if framework:
+            header["measurements"] += f"; {framework} kernel tables only"
+        return table, header, "aiconfigurator-core"
+    if framework:
+        raise InfersimError("--framework picks aiconfigurator-core's tables of one engine; "
+                            "leave it out with --measurements")
     table = fid.load_measurements(measurements)
     if ops:
         for op in ops:
@@ -150,13 +160,18 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
 @click.option("--markdown", is_flag=True, help="print Markdown tables (as quoted in the README)")
 @click.option("--workers", "-j", default=None, type=COUNT,
               help="processes calibrating devices side by side (default: one per core); same results for any number")
-@click.option("--second-source", default="vllm", show_default=True, type=click.Choice(["vllm", "sglang", "none"]),
+@click.option("--second-source", default="vllm", show_default=True,
+              type=click.Choice(["trtllm", "vllm", "sglang", "none"]),
               help="also score the same devices' kernels measured under this framework (aiconfigurator data only; "
                    "nothing is fitted on them)")
+@click.option("--framework", default=None, type=click.Choice(ENGINE_KERNELS),
+              help="fit and score on this engine's own kernel tables (how the NAME@ENGINE profiles are "
+                   "fitted; the second source is then TensorRT-LLM's tables unless it names another)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 @html_option
 def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_calibrate, residual, test_fraction,
-                 seed, max_fit_rows, csv_path, as_json, markdown, workers, second_source, quiet, html_path=None) -> None:
+                 seed, max_fit_rows, csv_path, as_json, markdown, workers, second_source, quiet, html_path=None,
+                 framework=None) -> None:
     """How well does the cost model predict measured kernels? MdAPE / p90 / bias per device x op family.
 
     With no options: H100 SXM from aiconfigurator-core's bundled measurements, the device
@@ -185,7 +200,9 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
             devices, skipped = _aic_devices_with_spec()
         else:
             devices = [DEFAULT_DEVICE]
-    table, header, mname = _load(measurements, devices or None, list(ops) or None, progress)
+    table, header, mname = _load(measurements, devices or None, list(ops) or None, progress, framework)
+    if framework and second_source == framework:
+        second_source = "trtllm"
     present = _measured_devices(table)
     if not present:
         raise InfersimError("no measured rows for the selected devices and ops"
@@ -250,10 +267,13 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
               help="with --all: write the profiles here instead of into the package")
 @click.option("--workers", "-j", default=None, type=int,
               help="with --all: devices calibrated side by side (default 1); same profiles for any number")
+@click.option("--framework", default=None, type=click.Choice(ENGINE_KERNELS),
+              help="with --all: fit on this serving engine's own kernel tables and write its profiles "
+                   "(hardware/data/profiles/FRAMEWORK; used as NAME@FRAMEWORK)")
 @click.option("--json", "as_json", is_flag=True, help="print the fit as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, all_devices, write_profiles,
-                  profiles_dir, workers, as_json, quiet) -> None:
+                  profiles_dir, workers, framework, as_json, quiet) -> None:
     """Fit a device's efficiency parameters to measurements; write a device YAML for --hardware.
 
     The spec-sheet numbers are kept; the efficiency section is replaced (its source names
@@ -261,7 +281,8 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
     `infersim fidelity` to see accuracy on held-out shapes.
 
     `infersim calibrate --all --write-profiles` regenerates the profiles every command uses
-    by default (one calibration per measured device, a few minutes each).
+    by default (one calibration per measured device, a few minutes each); add
+    `--framework vllm` (or sglang) for the profiles fitted on that engine's own kernels.
     """
     import datetime as _dt
 
@@ -277,10 +298,10 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
         if workers is not None and workers < 1:
             raise InfersimError(f"--workers must be >= 1, got {workers}")
         _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, workers,
-                            as_json, progress)
+                            framework, as_json, progress)
         return
-    if write_profiles or profiles_dir:
-        raise InfersimError("--write-profiles and --profiles-dir go with --all")
+    if write_profiles or profiles_dir or framework:
+        raise InfersimError("--write-profiles, --profiles-dir and --framework go with --all")
     for flag, value in (("--measurements", measurements), ("--hardware", hardware), ("--output", output)):
         if value is None:
             raise InfersimError(f"{flag} is required (or give --all --write-profiles)")
@@ -325,7 +346,7 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
 
 
 def _write_all_profiles(measurements, hardware, output, ops, write_profiles, profiles_dir, max_rows, workers,
-                        as_json, progress) -> None:
+                        framework, as_json, progress) -> None:
     """``calibrate --all --write-profiles``: every catalog device's shipped profile."""
     from ..fidelity.shipped import measured_devices, write_all_profiles
 
@@ -342,7 +363,7 @@ def _write_all_profiles(measurements, hardware, output, ops, write_profiles, pro
     measured, skipped = _aic_devices_with_spec()
     measured = measured_devices(measured)
     written = write_all_profiles(measured, version, directory=profiles_dir, max_rows=max_rows,
-                                 workers=workers or 1, progress=progress)
+                                 workers=workers or 1, framework=framework, progress=progress)
     if as_json:
         click.echo(json.dumps([{"device": d, "basis": b, "path": str(p)} for d, b, p in written], indent=2))
         return

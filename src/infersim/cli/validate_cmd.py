@@ -36,6 +36,9 @@ from .options import (check_moe_routing_flag, check_runtime_flag, html_option, m
               help="requests per simulated replica, in multiples of the row's batch cap")
 @runtime_option
 @moe_routing_option
+@click.option("--engine-kernels", is_flag=True,
+              help="load each row's device with the profile fitted on its own engine's kernels (vLLM, SGLang) "
+                   "where one is shipped (default: the default profiles, fitted on TensorRT-LLM's kernels)")
 @click.option("--json", "as_json", is_flag=True, help="print per-row and grouped results as JSON")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="also write per-row results to this CSV")
 @html_option
@@ -43,7 +46,7 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
                  models: tuple = (), scenarios: tuple = (), ids: tuple = (), half: str | None = None,
                  batches: float = 4.0,
                  runtime: str | None = None, as_json: bool = False, out_path: str | None = None,
-                 html_path: str | None = None, moe_routing: str | None = None) -> None:
+                 html_path: str | None = None, moe_routing: str | None = None, engine_kernels: bool = False) -> None:
     """Predict published system throughputs and compare: MdAPE, p90 and bias by group.
 
     Each row of the table is one published measurement (model, device, count, TP/PP/EP,
@@ -51,13 +54,15 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
     every request queued at t = 0 (output tokens / makespan); Server rows with the highest
     Poisson rate that meets the row's p99 TTFT and TPOT limits. The output names the
     runtime and the device basis (calibrated or not) used for every row; --runtime replaces
-    every row's own runtime (its `runtime` column) to compare runtime profiles.
+    every row's own runtime (its `runtime` column) to compare runtime profiles;
+    --engine-kernels models each row with its own engine's measured kernels where shipped.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..errors import InfersimError
     from ..report.validation_view import render_validation, validation_csv
     from ..validation import RunSize, load_datasets, load_table, select
+    from ..validation.predict import ROW_ENGINE
     from ..validation.score import run_validation, split_of
 
     runtime = check_runtime_flag(runtime)
@@ -79,7 +84,8 @@ def validate_cmd(table_path: str | None = None, datasets_path: str | None = None
             nxt = order[row.id] + 1
             progress.update(task, advance=1, description=rows[nxt].id if nxt < len(rows) else "done")
 
-        report = run_validation(rows, datasets, size, on_row, runtime=runtime, moe_routing=moe_routing)
+        report = run_validation(rows, datasets, size, on_row, runtime=runtime, moe_routing=moe_routing,
+                                kernels=ROW_ENGINE if engine_kernels else None)
     if out_path:
         Path(out_path).write_text(validation_csv(report))
     if html_path:

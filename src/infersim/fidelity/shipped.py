@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InfersimError
-from ..hardware.catalog import builtin_names, get_device, profile_path
+from ..hardware.catalog import builtin_names, get_device, load_profile, profile_path
 from ..hardware.device import Device
-from ..hardware.profile import CheckSlice, DeviceProfile, Provenance
+from ..hardware.profile import REGENERATE, CheckSlice, DeviceProfile, Provenance
 from .calibrate import calibrate, with_efficiency
 from .devicefile import efficiency_dump, yaml_text
 from .kernels import build_kernels, families
@@ -83,13 +83,20 @@ def slice_rows(table: pa.Table, rows_per_family: int, seed: int) -> np.ndarray:
 
 
 def calibrated_profile(table: pa.Table, base: Device, version: str, *, max_rows: int = MAX_ROWS,
-                       date: str | None = None) -> DeviceProfile:
-    """Calibrate ``base`` (spec-sheet model) on ``table`` (its rows) and wrap it with provenance."""
-    cal = calibrate(table, base, max_rows=max_rows, source=f"{DATA} {version} ({base.name}, {table.num_rows} rows)")
+                       date: str | None = None, framework: str | None = None,
+                       kept_from_default: Sequence[str] = ()) -> DeviceProfile:
+    """Calibrate ``base`` (spec-sheet model; for an engine profile, the default profile) on ``table``
+    (its rows) and wrap it with provenance; ``framework``: the engine whose kernel tables ``table``
+    holds (None: the default profile's mix); ``kept_from_default``: stages left as ``base`` has them."""
+    kernels = f" {framework} kernels" if framework else ""
+    cal = calibrate(table, base, max_rows=max_rows,
+                    source=f"{DATA} {version}{kernels} ({base.name}, {table.num_rows} rows)")
     check = check_slice(table, with_efficiency(base, cal.efficiency))
     prov = Provenance(basis="calibrated", data=DATA, version=version, rows=cal.rows, rows_measured=table.num_rows,
                       date=date or _dt.date.today().isoformat(), max_rows=max_rows,
-                      fit_mdape={s.stage: round(s.train_mdape, 5) for s in cal.stages}, check=check)
+                      fit_mdape={s.stage: round(s.train_mdape, 5) for s in cal.stages}, check=check,
+                      framework=framework, kept_from_default=sorted(kept_from_default) or None,
+                      command=regenerate_command(framework))
     return DeviceProfile(device=base.name, provenance=prov, efficiency=cal.efficiency)
 
 
@@ -110,18 +117,25 @@ def profile_text(profile: DeviceProfile) -> str:
     """The YAML of a profile (the efficiency section through the device-file serializer)."""
     p = profile.provenance
     head = (f"{profile.device}: shipped efficiency profile ({profile.basis}).\n"
-            f"Written by `{p.command}`; do not edit by hand. The spec sheet is ../{profile.device}.yaml.")
+            f"Written by `{p.command}`; do not edit by hand. The spec sheet is "
+            f"{'../' * (1 + bool(p.framework))}{profile.device}.yaml.")
     data = {"device": profile.device,
             "provenance": p.model_dump(mode="json", exclude_none=True),
             "efficiency": efficiency_dump(profile.efficiency)}
     return yaml_text(data, head)
 
 
+def regenerate_command(framework: str | None = None) -> str:
+    """The command that writes the default profiles, or those fitted on ``framework``'s kernels."""
+    return REGENERATE + (f" --framework {framework}" if framework else "")
+
+
 def write_profile(profile: DeviceProfile, directory: str | Path | None = None) -> Path:
-    """Write ``profile`` (default: into the package's profile folder) and check it loads back the same."""
+    """Write ``profile`` (default: into the package's profile folder for its framework) and check it
+    loads back the same."""
     from ..hardware.catalog import parse_profile_yaml
 
-    path = _path(profile.device, directory)
+    path = _path(profile.device, directory, profile.provenance.framework)
     text = profile_text(profile)
     if parse_profile_yaml(text, path) != profile:  # pragma: no cover - a serialization bug, not user input
         raise AssertionError("profile YAML does not round-trip")
@@ -136,48 +150,73 @@ def measured_devices(systems: Sequence[str]) -> list[str]:
     return [s for s in systems if s in names]
 
 
-def _fit_one(name: str, version: str, max_rows: int, directory: str | Path | None) -> DeviceProfile | None:
-    """Calibrate catalog device ``name`` on all of its aiconfigurator-core rows and write its profile
-    (None where the package has no rows for it)."""
+def _fit_one(name: str, version: str, max_rows: int, directory: str | Path | None,
+             framework: str | None = None) -> DeviceProfile | None:
+    """Calibrate catalog device ``name`` on all of its aiconfigurator-core rows (with ``framework``:
+    that engine's tables and the collective libraries' only) and write its profile (None where the
+    package has no rows for it, or no kernel table of ``framework``)."""
     from .measurements import load_aiconfigurator
 
-    table = load_aiconfigurator(devices=[name])
-    if table.num_rows == 0:
+    table = load_aiconfigurator(devices=[name], framework=framework)
+    if table.num_rows == 0 or (framework and not _has_framework_rows(table, framework)):
         return None
-    profile = calibrated_profile(table, get_device(name, efficiency="spec"), version, max_rows=max_rows)
+    if framework is None:
+        profile = calibrated_profile(table, get_device(name, efficiency="spec"), version, max_rows=max_rows)
+    else:  # start from the default profile: a stage without rows of this engine (vLLM has no MLA tables)
+        # keeps the default profile's fit instead of the spec sheet's generic curves
+        default = load_profile(name)
+        stages = {str(f) for f in set(families(table).astype(str))}
+        kept = [s for s in default.provenance.fit_mdape if s not in stages]
+        profile = calibrated_profile(table, get_device(name), version, max_rows=max_rows, framework=framework,
+                                     kept_from_default=kept)
     write_profile(profile, directory)
     return profile
 
 
+def _has_framework_rows(table: pa.Table, framework: str) -> bool:
+    """Whether ``table`` holds kernel rows of ``framework`` (not only the shared collective libraries')."""
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.equal(table.column("framework"), framework)).as_py())
+
+
 def write_all_profiles(measured: Sequence[str], version: str, *, directory: str | Path | None = None,
-                       max_rows: int = MAX_ROWS, workers: int = 1,
+                       max_rows: int = MAX_ROWS, workers: int = 1, framework: str | None = None,
                        progress: Callable[[str], None] = lambda _m: None) -> list[tuple[str, str, Path]]:
     """Calibrate every ``measured`` device on its aiconfigurator-core rows (one without rows counts
     as unmeasured; ``workers`` processes side by side, same results for any number), write each
     profile as soon as it is fitted, then transfer to every other catalog device; returns
-    (device, basis, path) per file."""
+    (device, basis, path) per file.
+
+    ``framework`` (an engine of ``ENGINE_KERNELS``): fit on that engine's kernel tables only and
+    write the engine's profiles (``profiles/<framework>/``); devices it did not measure get none
+    (a transfer would stand for kernels nobody measured)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     profiles: dict[str, DeviceProfile] = {}
+    missing = f"no {framework} kernel tables; no profile" if framework else "no measured rows; will be transferred"
     progress(f"calibrating {', '.join(measured)} ({workers} process{'es' if workers > 1 else ''})")
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            futures = {pool.submit(_fit_one, n, version, max_rows, directory): n for n in measured}
+            futures = {pool.submit(_fit_one, n, version, max_rows, directory, framework): n for n in measured}
             for future in as_completed(futures):
                 name, profile = futures[future], future.result()
-                progress(f"{name}: " + (profile.basis if profile else "no measured rows; will be transferred"))
+                progress(f"{name}: " + (profile.basis if profile else missing))
                 if profile is not None:
                     profiles[name] = profile
     else:
         for name in measured:
-            profile = _fit_one(name, version, max_rows, directory)
-            progress(f"{name}: " + (profile.basis if profile else "no measured rows; will be transferred"))
+            profile = _fit_one(name, version, max_rows, directory, framework)
+            progress(f"{name}: " + (profile.basis if profile else missing))
             if profile is not None:
                 profiles[name] = profile
     if not profiles:
-        raise InfersimError(f"{DATA} {version}: no measured rows for any catalog device")
-    out = [(n, p.basis, _path(n, directory)) for n, p in profiles.items()]
+        raise InfersimError(f"{DATA} {version}: no measured rows for any catalog device"
+                            + (f" under {framework}" if framework else ""))
+    out = [(n, p.basis, _path(n, directory, framework)) for n, p in profiles.items()]
+    if framework:
+        return sorted(out)
     spec_of = {n: get_device(n, efficiency="spec") for n in builtin_names()}
     calibrated = [spec_of[m] for m in sorted(profiles)]
     for name in builtin_names():
@@ -189,5 +228,5 @@ def write_all_profiles(measured: Sequence[str], version: str, *, directory: str 
     return sorted(out)
 
 
-def _path(name: str, directory: str | Path | None) -> Path:
-    return Path(directory) / f"{name}.yaml" if directory else Path(str(profile_path(name)))
+def _path(name: str, directory: str | Path | None, framework: str | None = None) -> Path:
+    return Path(directory) / f"{name}.yaml" if directory else Path(str(profile_path(name, framework)))

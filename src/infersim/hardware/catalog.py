@@ -8,13 +8,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..errors import ConfigError, unknown_name_error
+from ..errors import ConfigError, InfersimError, unknown_name_error
 from ..userfile import parse_yaml, read_text
 from .device import Device, device_from_spec
 import yaml
 
 from .plausibility import check_plausible
-from .profile import SPEC_ONLY, DeviceProfile, check_efficiency_choice
+from .choices import ENGINE_KERNELS
+from .profile import ENGINE_TITLES, SPEC_ONLY, DeviceProfile, check_efficiency_choice
 from .schema import EfficiencySpec, HardwareSpec
 
 _DATA = "data"
@@ -114,9 +115,11 @@ def _profiles_dir():
     return _data_dir().joinpath(PROFILES)
 
 
-def profile_path(name: str):
-    """Where the shipped profile of catalog device ``name`` lives (it may not exist)."""
-    return _profiles_dir().joinpath(f"{name}.yaml")
+def profile_path(name: str, kernels: str | None = None):
+    """Where the shipped profile of catalog device ``name`` lives (it may not exist): the default
+    one, or with ``kernels`` (an engine of ``ENGINE_KERNELS``) the one fitted on that engine's kernels."""
+    folder = _profiles_dir() if kernels is None else _profiles_dir().joinpath(kernels)
+    return folder.joinpath(f"{name}.yaml")
 
 
 def parse_profile_yaml(text: str, origin: object) -> DeviceProfile:
@@ -129,23 +132,40 @@ def parse_profile_yaml(text: str, origin: object) -> DeviceProfile:
 
 
 @functools.lru_cache(maxsize=None)
-def load_profile(name: str) -> DeviceProfile | None:
-    """The shipped profile of catalog device ``name``, or None where none is shipped."""
-    path = profile_path(name)
+def load_profile(name: str, kernels: str | None = None) -> DeviceProfile | None:
+    """The shipped profile of catalog device ``name`` (with ``kernels``: the one fitted on that
+    engine's kernels), or None where none is shipped."""
+    path = profile_path(name, kernels)
     if not path.is_file():
         return None
-    origin = f"<builtin>/{_DATA}/{PROFILES}/{name}.yaml"
+    origin = f"<builtin>/{_DATA}/{PROFILES}/{kernels + '/' if kernels else ''}{name}.yaml"
     profile = parse_profile_yaml(path.read_text(encoding="utf-8"), origin)
     if profile.device != name:
         raise ConfigError(origin, "device", f"names '{profile.device}', expected '{name}' (the file name)")
+    if profile.provenance.framework != kernels:
+        raise ConfigError(origin, "provenance.framework",
+                          f"is '{profile.provenance.framework}', expected '{kernels}' (the folder)")
     return profile
+
+
+def engine_profile_devices(kernels: str) -> list[str]:
+    """Catalog devices that ship a profile fitted on engine ``kernels``' own kernels."""
+    return [n for n in builtin_names() if profile_path(n, kernels).is_file()]
 
 
 @functools.lru_cache(maxsize=None)
 def _load_builtin(name: str, efficiency: str = "calibrated") -> Device:
     path = _data_dir().joinpath(f"{name}.yaml")
     spec = parse_hardware_yaml(path.read_text(encoding="utf-8"), f"<builtin>/{name}.yaml")
-    profile = load_profile(name) if efficiency == "calibrated" else None
+    if efficiency in ENGINE_KERNELS:
+        profile = load_profile(name, efficiency)
+        if profile is None:
+            have = engine_profile_devices(efficiency)
+            raise InfersimError(f"hardware '{name}@{efficiency}': {name}'s kernels were not measured under "
+                                f"{ENGINE_TITLES[efficiency]}, so it has no {efficiency} profile; devices with "
+                                f"one: {', '.join(have) or 'none'} (or use '{name}' for its default profile)")
+    else:
+        profile = load_profile(name) if efficiency == "calibrated" else None
     if profile is None:
         return device_from_spec(spec, SPEC_ONLY)
     return device_from_spec(spec.model_copy(update={"efficiency": profile.efficiency}), profile.basis)
@@ -155,6 +175,9 @@ def load_hardware_file(path: str | Path, efficiency: str | None = None) -> Devic
     """A device YAML. Its efficiency section is used as written (basis: the file), or the generic
     spec-sheet defaults with ``efficiency="spec"``."""
     path = Path(path)
+    if efficiency in ENGINE_KERNELS:
+        raise InfersimError(f"{path}: efficiency '{efficiency}' picks a shipped profile of a catalog device; "
+                            "a device file carries its own efficiency section ('calibrated') or none ('spec')")
     spec = parse_hardware_yaml(read_text(path), path)
     if efficiency == "spec":
         return device_from_spec(spec.model_copy(update={"efficiency": EfficiencySpec()}), SPEC_ONLY)

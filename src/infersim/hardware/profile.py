@@ -11,6 +11,15 @@ Every catalog device is loaded with its profile unless the spec-sheet-only model
 asked for (``efficiency="spec"``, or ``NAME@spec``); :attr:`Device.basis` states which:
 ``calibrated on aiconfigurator-core 0.12.0 (N rows, DATE)``, ``transferred from h100-sxm``
 or ``spec sheet only``. ``infersim calibrate --all --write-profiles`` regenerates them.
+
+The default profiles are fitted on each device's TensorRT-LLM kernel tables where it has them.
+A serving engine's own kernels can run far from those (Mixtral's MoE layer takes 2.2-5.2x
+longer under vLLM and SGLang than under TensorRT-LLM on the same H100,
+``benchmarks/bench_moe_engines.py``), so the measured devices also ship a profile per engine
+in :data:`~infersim.hardware.choices.ENGINE_KERNELS` (``profiles/<engine>/<device>.yaml``,
+fitted on that engine's tables only; ``NAME@vllm``, ``efficiency="vllm"``;
+``infersim calibrate --all --write-profiles --framework vllm`` regenerates them). A device
+whose kernels were not measured under an engine has no such profile (no transfer).
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from .schema import EfficiencySpec, _Strict
 SPEC_ONLY = "spec sheet only"
 #: the command that writes every profile
 REGENERATE = "infersim calibrate --all --write-profiles"
+#: how a profile's basis names the engine whose kernels it was fitted on
+ENGINE_TITLES = {"trtllm": "TensorRT-LLM", "vllm": "vLLM", "sglang": "SGLang"}
 
 
 class CheckSlice(_Strict):
@@ -53,6 +64,12 @@ class Provenance(_Strict):
     scaled_by: str | None = Field(default=None, description="transferred profiles: the published measurement of "
                                                              "the target its GEMM fractions were rescaled to")
     check: CheckSlice | None = Field(default=None, description="calibrated profiles: the check slice")
+    framework: str | None = Field(default=None, description="the serving engine whose kernel tables the fit "
+                                                            "used (None: per op, the first of TensorRT-LLM, "
+                                                            "vLLM, SGLang with a table)")
+    kept_from_default: list[str] | None = Field(
+        default=None, description="engine profiles: calibration stages the engine's tables have no rows for, "
+                                  "kept from the device's default profile (the fit starts from it)")
     command: str = Field(default=REGENERATE, description="the command that regenerates this file")
 
 
@@ -82,7 +99,8 @@ def basis_text(p: Provenance) -> str:
     if p.basis == "transferred":
         scaled = f", scaled by {p.scaled_by}" if p.scaled_by else ""
         return f"transferred from {p.transferred_from}{scaled}"
-    return f"calibrated on {p.data} {p.version} ({p.rows:,} rows, {p.date})"
+    kernels = f" {ENGINE_TITLES.get(p.framework, p.framework)} kernels" if p.framework else ""
+    return f"calibrated on {p.data} {p.version}{kernels} ({p.rows:,} rows, {p.date})"
 
 
 def check_efficiency_choice(value: str | None, where: str = "efficiency") -> str:

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..dtypes import DTYPE_BYTES
+from ..hardware.choices import known_efficiency
 from ..errors import ConfigError, InfersimError
 from ..userfile import load_yaml
 from .evaluators.base import EvaluatorContext, evaluator_class
@@ -129,8 +130,12 @@ class StudySpec(BaseModel):
         if v is not None and v not in RUNTIMES:
             raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
         return v
-    #: catalog devices' efficiency model: shipped profiles ("calibrated") or the spec sheet alone
-    efficiency: Literal["calibrated", "spec"] = "calibrated"
+    #: the efficiency model of catalog devices (infersim.hardware.choices.EFFICIENCY_CHOICES): their
+    #: default profiles ("calibrated"), those fitted on one engine's kernels ("vllm", "sglang"), or
+    #: the spec sheet alone ("spec"; see infersim.hardware.profile)
+    efficiency: str = "calibrated"
+
+    _known_efficiency = field_validator("efficiency")(classmethod(lambda cls, v: known_efficiency(v)))
 
     @field_validator("name")
     @classmethod

@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ..dtypes import DTYPE_BYTES
+from ..hardware.choices import known_efficiency
 from ..errors import ConfigError
 from ..userfile import load_yaml
 from ..runtime import RUNTIMES
@@ -317,9 +318,12 @@ class ScenarioFile(_Strict):
     name: str = "scenario"
     seed: int = Field(0, ge=0, le=2**63 - 1)
     runtime: str | None = None
-    #: the efficiency model of catalog devices: their shipped profiles ("calibrated") or the
-    #: spec sheet alone ("spec"; see infersim.hardware.profile)
-    efficiency: Literal["calibrated", "spec"] = "calibrated"
+    #: the efficiency model of catalog devices (infersim.hardware.choices.EFFICIENCY_CHOICES): their
+    #: default profiles ("calibrated"), those fitted on one engine's kernels ("vllm", "sglang"), or
+    #: the spec sheet alone ("spec"; see infersim.hardware.profile)
+    efficiency: str = "calibrated"
+
+    _known_efficiency = field_validator("efficiency")(classmethod(lambda cls, v: known_efficiency(v)))
     workload: WorkloadSpec
     slo: list[SLOSpec] = Field(default_factory=list)
 

@@ -41,7 +41,8 @@ from statistics import NormalDist
 import numpy as np
 
 from ..errors import ConfigError
-from ..hardware.catalog import get_device
+from ..hardware.catalog import get_device, load_profile
+from ..hardware.choices import ENGINE_KERNELS
 from ..serving.engine import prepare, simulate
 from ..serving.metrics import summarize
 from ..serving.scenario import Scenario, validate_scenario
@@ -104,14 +105,34 @@ def _where(row: SystemMeasurement) -> str:
     return f"<validation row {row.id}>"
 
 
+#: ``kernels`` value of the validation functions: each row with its own engine's kernel profile
+ROW_ENGINE = "engine"
+
+
+def row_efficiency(row: SystemMeasurement, kernels: str | None) -> str:
+    """The efficiency model a row's device is loaded with. ``kernels``: None, the default profile;
+    ``"engine"``, the profile fitted on the row's own engine's kernels where the device ships one
+    (``profiles/<engine>/``; TensorRT-LLM rows: the default profile, fitted on its kernels); an engine
+    of ``ENGINE_KERNELS``, that engine's profile on every row whose device has one."""
+    if kernels is None:
+        return "calibrated"
+    engine = row.engine if kernels == ROW_ENGINE else kernels
+    if engine not in ENGINE_KERNELS and kernels != ROW_ENGINE:
+        raise ValueError(f"kernels must be None, '{ROW_ENGINE}' or one of {', '.join(ENGINE_KERNELS)}; got {kernels!r}")
+    if engine in ENGINE_KERNELS and load_profile(row.device, engine) is not None:
+        return engine
+    return "calibrated"
+
+
 def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *, replicas: int | None = None,
                  runtime: str | None = None, offline: bool | None = None, seed: int = 0,
-                 moe_routing: str | None = None) -> Scenario:
+                 moe_routing: str | None = None, kernels: str | None = None) -> Scenario:
     """The serving scenario of a row: its layout, dtypes, runtime (``runtime`` overrides the row's) and
     the scheduler knobs the submission set; the runtime applies the row's KV memory fraction by its
     engine's own rule (:meth:`infersim.runtime.Runtime.kv_capacity_bytes`). Requests arrive all at
     t = 0 (``offline``; default: Offline rows) or as a Poisson stream (rate 1/s; see ``with_rate``).
-    ``moe_routing``: the MoE routing model (:mod:`infersim.perf.routing`; default: the scenario's)."""
+    ``moe_routing``: the MoE routing model (:mod:`infersim.perf.routing`; default: the scenario's);
+    ``kernels``: which kernel profile the row's device is loaded with (:func:`row_efficiency`)."""
     out = dataset.output_tokens
     try:
         median = lognormal_median_for_mean(row.output_mean_tokens, out.sigma, out.min, out.max)
@@ -124,6 +145,7 @@ def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *,
                {"metric": "tpot", "percentile": 99, "max_ms": row.tpot_p99_ms}]
     data = {
         "name": row.id, "seed": seed, "model": row.model, "hardware": row.device,
+        "efficiency": row_efficiency(row, kernels),
         "runtime": runtime if runtime is not None else row.runtime,
         "parallelism": {"tp": row.tp, "pp": row.pp, "ep": row.ep,
                         "replicas": replicas if replicas is not None else row.replicas,
@@ -144,11 +166,11 @@ def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *,
     return validate_scenario(data, _where(row))
 
 
-def device_basis(name: str) -> str:
+def device_basis(name: str, efficiency: str | None = None) -> str:
     """What a device's efficiency numbers rest on: the catalog's ``Device.basis`` ("calibrated on ...",
     "transferred from ...", "spec sheet only") where the catalog states it, else the ``source`` of the
     device's efficiency section."""
-    device = get_device(name)
+    device = get_device(name, efficiency=efficiency)
     return getattr(device, "basis", None) or device.efficiency.source
 
 
@@ -202,8 +224,10 @@ def server_capacity_rps(scenario: Scenario, offline_rps: float, tolerance: float
 
 
 def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = RunSize(),
-                runtime: str | None = None, moe_routing: str | None = None) -> RowPrediction:
-    """Predicted output tokens/s of a row (see the module docstring); ``runtime`` overrides the row's.
+                runtime: str | None = None, moe_routing: str | None = None,
+                kernels: str | None = None) -> RowPrediction:
+    """Predicted output tokens/s of a row (see the module docstring); ``runtime`` overrides the row's;
+    ``kernels``: which kernel profile the row's device is loaded with (:func:`row_efficiency`).
 
     One replica is simulated: Offline deals the requests to identical replicas evenly; Server gives
     each replica a Poisson stream of 1/replicas of the rate (burstier than a router's split, so
@@ -211,15 +235,17 @@ def predict_row(row: SystemMeasurement, dataset: DatasetSpec, size: RunSize = Ru
     start = time.perf_counter()
     n_offline = size.offline_requests(row)
     offline = throughput_of(simulate(scenario_for(row, dataset, n_offline, replicas=1, runtime=runtime,
-                                                offline=True, moe_routing=moe_routing)))
-    basis = device_basis(row.device)
+                                                offline=True, moe_routing=moe_routing,
+                                                kernels=kernels)))
+    basis = device_basis(row.device, row_efficiency(row, kernels))
     if row.scenario == "Offline":
         return RowPrediction(row, offline.output_tokens_per_s * row.replicas, simulations=1,
                              wall_s=time.perf_counter() - start, runtime=offline.runtime, device_basis=basis,
                              requests=n_offline)
     n = size.requests(row)
     mean_out = offline.output_tokens / offline.requests
-    sc = scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=False, moe_routing=moe_routing)
+    sc = scenario_for(row, dataset, n, replicas=1, runtime=runtime, offline=False, moe_routing=moe_routing,
+                      kernels=kernels)
     cap, tries = server_capacity_rps(sc, offline.requests_per_s, size.tolerance)
     cap = cap or 0.0
     return RowPrediction(row, cap * mean_out * row.replicas, simulations=1 + tries,

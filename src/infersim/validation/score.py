@@ -110,13 +110,17 @@ def score(predictions: Sequence[RowPrediction], groupings: Sequence[str] = tuple
 
 def run_validation(rows: Sequence[SystemMeasurement], datasets: dict[str, DatasetSpec], size: RunSize = RunSize(),
                    on_row: Callable[[SystemMeasurement], None] | None = None,
-                   runtime: str | None = None, moe_routing: str | None = None) -> ValidationReport:
+                   runtime: str | None = None, moe_routing: str | None = None,
+                   kernels: str | None = None) -> ValidationReport:
     """Predict every row (``on_row`` is called after each, for progress) and score them; ``runtime``
     replaces every row's own runtime (to compare runtime profiles on the same table), ``moe_routing``
-    the MoE routing model of every row (default: the step graph's)."""
+    the MoE routing model of every row (default: the step graph's); ``kernels`` which kernel profile
+    each row's device is loaded with (``infersim.validation.predict.row_efficiency``: None, the default
+    profiles; "engine", the row's own engine's where shipped)."""
     predictions = []
     for row in rows:
-        predictions.append(predict_row(row, datasets[row.dataset], size, runtime=runtime, moe_routing=moe_routing))
+        predictions.append(predict_row(row, datasets[row.dataset], size, runtime=runtime, moe_routing=moe_routing,
+                                       kernels=kernels))
         if on_row is not None:
             on_row(row)
     return score(predictions)

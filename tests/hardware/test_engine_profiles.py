@@ -1,0 +1,105 @@
+"""Profiles fitted on one serving engine's own kernels (``profiles/<engine>/``, ``NAME@vllm``):
+shipped for every device whose kernels that engine's tables measured, none elsewhere, loaded by
+name, and a wrong or missing one is a one-line error."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infersim.errors import ConfigError, InfersimError
+from infersim.hardware import catalog, get_device
+from infersim.hardware.catalog import engine_profile_devices, load_profile, profile_path
+from infersim.hardware.choices import EFFICIENCY_CHOICES, ENGINE_KERNELS
+from infersim.serving.scenario import validate_scenario
+
+#: catalog devices with vLLM and SGLang kernel tables (gemm, attention, moe, custom all-reduce) in
+#: aiconfigurator-core 0.12.0 (systems/data/<device>/<op>/<framework>/); h100-pcie has none
+MEASURED = {"vllm": ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"],
+            "sglang": ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"]}
+
+
+def test_engine_choices_are_efficiency_models():
+    assert set(MEASURED) == set(ENGINE_KERNELS)
+    assert set(ENGINE_KERNELS) < set(EFFICIENCY_CHOICES)
+
+
+@pytest.mark.parametrize("engine", ENGINE_KERNELS)
+def test_every_device_the_engine_measured_ships_its_profile(engine):
+    assert engine_profile_devices(engine) == MEASURED[engine]
+
+
+@pytest.mark.parametrize("engine", ENGINE_KERNELS)
+@pytest.mark.parametrize("name", MEASURED["vllm"])
+def test_engine_profile_loads_by_name_with_its_basis(engine, name):
+    profile = load_profile(name, engine)
+    p = profile.provenance
+    assert (p.basis, p.framework, p.transferred_from) == ("calibrated", engine, None)
+    assert p.command == f"infersim calibrate --all --write-profiles --framework {engine}"
+    title = {"vllm": "vLLM", "sglang": "SGLang"}[engine]
+    device = get_device(f"{name}@{engine}")
+    assert device is get_device(name, efficiency=engine)
+    assert device.basis == f"calibrated on aiconfigurator-core {p.version} {title} kernels ({p.rows:,} rows, {p.date})"
+    assert device.efficiency == profile.efficiency != get_device(name).efficiency
+    # only the efficiency section differs from the default profile's device
+    assert device.spec.model_copy(update={"efficiency": None}) == get_device(name).spec.model_copy(
+        update={"efficiency": None})
+
+
+def test_a_device_the_engine_did_not_measure_is_a_clear_error():
+    with pytest.raises(InfersimError) as info:
+        get_device("mi300x@vllm")
+    msg = str(info.value)
+    assert msg.startswith("hardware 'mi300x@vllm': mi300x's kernels were not measured under vLLM")
+    assert "a100-sxm-80gb" in msg and "'mi300x'" in msg and "\n" not in msg
+
+
+def test_a_device_file_takes_no_engine_profile(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(get_device("h200", efficiency="spec").spec.model_dump(mode="json",
+                                                                                      exclude_none=True)))
+    with pytest.raises(InfersimError, match="mine.yaml: efficiency 'vllm' picks a shipped profile"):
+        get_device(f"{path}@vllm")
+
+
+def test_a_profile_in_the_wrong_engine_folder_is_an_error(tmp_path, monkeypatch):
+    shutil.copytree(Path(str(profile_path("h100-sxm"))).parent, tmp_path, dirs_exist_ok=True)
+    shutil.copy(Path(str(profile_path("h100-sxm", "vllm"))), tmp_path / "sglang" / "h100-sxm.yaml")
+    monkeypatch.setattr(catalog, "_profiles_dir", lambda: tmp_path)
+    catalog.load_profile.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"sglang/h100-sxm.yaml: field 'provenance.framework'.*"
+                                              r"is 'vllm', expected 'sglang'"):
+            load_profile("h100-sxm", "sglang")
+    finally:
+        catalog.load_profile.cache_clear()
+
+
+def test_a_scenario_names_an_engine_profile_or_gets_a_one_line_error():
+    base = {"model": "llama-3.1-8b", "hardware": "h100-sxm",
+            "workload": {"requests": 4, "arrival": {"process": "offline"},
+                         "input_tokens": {"dist": "fixed", "value": 128},
+                         "output_tokens": {"dist": "fixed", "value": 8}}}
+    assert validate_scenario({**base, "efficiency": "vllm"}, "s.yaml").efficiency == "vllm"
+    with pytest.raises(ConfigError) as info:
+        validate_scenario({**base, "efficiency": "vlm"}, "s.yaml")
+    assert str(info.value).startswith("s.yaml: field 'efficiency': unknown efficiency model 'vlm'")
+
+
+@pytest.mark.parametrize("engine", ENGINE_KERNELS)
+@pytest.mark.parametrize("name", MEASURED["vllm"])
+def test_a_stage_the_engine_did_not_measure_keeps_the_default_profiles_fit(engine, name):
+    """vLLM's tables have no MLA kernels (aiconfigurator-core 0.12.0 has only whole MLA modules for it),
+    nor SGLang's on the A100 (mla_bmm only): those profiles keep the default profile's MLA section
+    rather than the spec sheet's generic one."""
+    p = load_profile(name, engine).provenance
+    default = load_profile(name)
+    fitted = set(p.fit_mdape)
+    assert set(p.kept_from_default or []) == set(default.provenance.fit_mdape) - fitted
+    assert ("mla" in (p.kept_from_default or [])) == (engine == "vllm" or name == "a100-sxm-80gb")
+    mine = get_device(f"{name}@{engine}").efficiency
+    for stage in p.kept_from_default or []:
+        assert getattr(mine, stage) == getattr(default.efficiency, stage)
