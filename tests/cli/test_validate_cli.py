@@ -78,4 +78,5 @@ def test_engine_kernels_flag_loads_the_rows_engine_profile():
     assert " vLLM kernels " not in plain[vllm_row]["device_basis"]
     assert engine[vllm_row]["predicted_output_tokens_per_s"] != plain[vllm_row]["predicted_output_tokens_per_s"]
     # a TensorRT-LLM row keeps the default profile (fitted on TensorRT-LLM's kernels): the same prediction
-    assert engine[ROW] == plain[ROW]
+    assert {k: v for k, v in engine[ROW].items() if k != "wall_s"} == {
+        k: v for k, v in plain[ROW].items() if k != "wall_s"}

@@ -138,4 +138,4 @@ def test_engine_kernels_pick_the_rows_own_engine_profile_where_one_is_shipped(ro
     sc = scenario_for(vllm_h100, datasets[vllm_h100.dataset], 10, kernels="engine")
     assert (sc.hardware, sc.efficiency) == ("h100-sxm", "vllm")
     assert " vLLM kernels " in device_basis("h100-sxm", "vllm")
-    assert device_basis("mi300x", row_efficiency(vllm_mi300x, True)).startswith("transferred from ")
+    assert device_basis("mi300x", row_efficiency(vllm_mi300x, "engine")).startswith("transferred from ")
