@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 
 from ..errors import InfersimError
+from ..hardware.choices import ENGINE_KERNELS
 from .app import console, err_console
 from .options import COUNT, NONNEG, SEED, Real, html_option, write_html_report
-from ..hardware.choices import ENGINE_KERNELS
 
 AIC = "aiconfigurator"
 DEFAULT_DEVICE = "h100-sxm"

@@ -83,20 +83,20 @@ def slice_rows(table: pa.Table, rows_per_family: int, seed: int) -> np.ndarray:
 
 
 def calibrated_profile(table: pa.Table, base: Device, version: str, *, max_rows: int = MAX_ROWS,
-                       date: str | None = None, framework: str | None = None,
-                       kept_from_default: Sequence[str] = ()) -> DeviceProfile:
-    """Calibrate ``base`` (spec-sheet model; for an engine profile, the default profile) on ``table``
-    (its rows) and wrap it with provenance; ``framework``: the engine whose kernel tables ``table``
-    holds (None: the default profile's mix); ``kept_from_default``: stages left as ``base`` has them."""
+                       date: str | None = None, framework: str | None = None) -> DeviceProfile:
+    """Calibrate ``base`` on ``table`` (its rows) and wrap it with provenance. ``framework``: None for
+    a default profile (``base``: the spec-sheet model), else the engine whose kernel tables ``table``
+    holds (``base``: the device's default profile, whose fitted stages without rows here are kept and
+    listed in ``kept_from_default``)."""
     kernels = f" {framework} kernels" if framework else ""
     cal = calibrate(table, base, max_rows=max_rows,
                     source=f"{DATA} {version}{kernels} ({base.name}, {table.num_rows} rows)")
+    fitted = {s.stage: round(s.train_mdape, 5) for s in cal.stages}
+    kept = sorted(set(load_profile(base.name).provenance.fit_mdape) - set(fitted)) if framework else []
     check = check_slice(table, with_efficiency(base, cal.efficiency))
     prov = Provenance(basis="calibrated", data=DATA, version=version, rows=cal.rows, rows_measured=table.num_rows,
-                      date=date or _dt.date.today().isoformat(), max_rows=max_rows,
-                      fit_mdape={s.stage: round(s.train_mdape, 5) for s in cal.stages}, check=check,
-                      framework=framework, kept_from_default=sorted(kept_from_default) or None,
-                      command=regenerate_command(framework))
+                      date=date or _dt.date.today().isoformat(), max_rows=max_rows, fit_mdape=fitted, check=check,
+                      framework=framework, kept_from_default=kept or None, command=regenerate_command(framework))
     return DeviceProfile(device=base.name, provenance=prov, efficiency=cal.efficiency)
 
 
@@ -160,15 +160,10 @@ def _fit_one(name: str, version: str, max_rows: int, directory: str | Path | Non
     table = load_aiconfigurator(devices=[name], framework=framework)
     if table.num_rows == 0 or (framework and not _has_framework_rows(table, framework)):
         return None
-    if framework is None:
-        profile = calibrated_profile(table, get_device(name, efficiency="spec"), version, max_rows=max_rows)
-    else:  # start from the default profile: a stage without rows of this engine (vLLM has no MLA tables)
-        # keeps the default profile's fit instead of the spec sheet's generic curves
-        default = load_profile(name)
-        stages = {str(f) for f in set(families(table).astype(str))}
-        kept = [s for s in default.provenance.fit_mdape if s not in stages]
-        profile = calibrated_profile(table, get_device(name), version, max_rows=max_rows, framework=framework,
-                                     kept_from_default=kept)
+    # an engine profile starts from the default profile: a stage without rows of this engine (vLLM has
+    # no MLA tables) keeps the default profile's fit instead of the spec sheet's generic curves
+    base = get_device(name, efficiency="spec" if framework is None else "calibrated")
+    profile = calibrated_profile(table, base, version, max_rows=max_rows, framework=framework)
     write_profile(profile, directory)
     return profile
 

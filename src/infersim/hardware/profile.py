@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..errors import InfersimError
-from .choices import EFFICIENCY_CHOICES
+from .choices import known_efficiency
 from .schema import EfficiencySpec, _Strict
 
 #: what a device without a profile (or loaded with efficiency="spec") is based on
@@ -107,7 +107,7 @@ def check_efficiency_choice(value: str | None, where: str = "efficiency") -> str
     """``value`` (None: calibrated) if it names an efficiency model, else a clear error."""
     if value is None:
         return "calibrated"
-    if value not in EFFICIENCY_CHOICES:
-        raise InfersimError(f"{where}: unknown efficiency model '{value}'; expected one of "
-                            f"{', '.join(EFFICIENCY_CHOICES)}")
-    return value
+    try:
+        return known_efficiency(value)
+    except ValueError as exc:
+        raise InfersimError(f"{where}: {exc}") from None

@@ -116,12 +116,14 @@ def row_efficiency(row: SystemMeasurement, kernels: str | None) -> str:
     of ``ENGINE_KERNELS``, that engine's profile on every row whose device has one."""
     if kernels is None:
         return "calibrated"
-    engine = row.engine if kernels == ROW_ENGINE else kernels
-    if engine not in ENGINE_KERNELS and kernels != ROW_ENGINE:
+    if kernels == ROW_ENGINE:
+        engine = row.engine
+    elif kernels in ENGINE_KERNELS:
+        engine = kernels
+    else:
         raise ValueError(f"kernels must be None, '{ROW_ENGINE}' or one of {', '.join(ENGINE_KERNELS)}; got {kernels!r}")
-    if engine in ENGINE_KERNELS and load_profile(row.device, engine) is not None:
-        return engine
-    return "calibrated"
+    shipped = engine in ENGINE_KERNELS and load_profile(row.device, engine) is not None
+    return engine if shipped else "calibrated"
 
 
 def scenario_for(row: SystemMeasurement, dataset: DatasetSpec, requests: int, *, replicas: int | None = None,
