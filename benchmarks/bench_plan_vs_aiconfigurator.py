@@ -121,8 +121,9 @@ def ours_text(answer: dict | None, mode: str) -> tuple[str, str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--aic", default=shutil.which("aiconfigurator") or "aiconfigurator",
-                    help="the aiconfigurator executable (its own environment)")
+    ap.add_argument("--aic", default="/tmp/aic/bin/aiconfigurator",
+                    help="the aiconfigurator 0.12 executable, in its own environment (the test set-up installs "
+                         "aiconfigurator 0.4.0 without dependencies beside infersim, for its data only)")
     ap.add_argument("--only", default=None, help="comma-separated question numbers (1-based)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))

@@ -18,7 +18,7 @@ Usage::
     python benchmarks/bench_validate.py --markdown       # the summary as a Markdown table
     python benchmarks/bench_validate.py --compare-runtimes   # every registered runtime over the table
     python benchmarks/bench_validate.py --moe-routing power_law_1.2   # skewed MoE routing on every row
-    python benchmarks/bench_validate.py --engine-kernels # vLLM / SGLang rows with their engine's kernels
+    python benchmarks/bench_validate.py --engine-kernels # each row with its engine's (release's) kernels where shipped
     python benchmarks/bench_validate.py --kernels vllm   # every row with vLLM's kernels (what-if)
 
 Every figure is printed for all rows and for each half of the table: rows are split by a

@@ -85,7 +85,7 @@ def test_fidelity_and_calibrate_user_errors(tmp_path):
                    "-o", tmp_path / "x.yaml"), "no rows for device 'b300'")
     user_error(run("profile", "-o", tmp_path / "p.txt", "--grid", "tiny"), ".parquet or .csv")
     user_error(run("fidelity", "--measurements", SAMPLE, "--framework", "vllm"),
-               "--framework picks aiconfigurator-core's tables of one engine")
+               "--framework picks the aiconfigurator tables of one kernel set")
     user_error(run("calibrate", "--measurements", SAMPLE, "--hardware", "h100-sxm", "-o", tmp_path / "x.yaml",
                    "--framework", "vllm"), "--framework go with --all")
 

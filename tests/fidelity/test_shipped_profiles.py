@@ -48,6 +48,12 @@ COLLECTIVE_FIELDS = ("collective_bandwidth_fraction_by_kind", "collective_bandwi
 
 def _same_data(profile) -> None:
     installed = package_version(profile.provenance.data)
+    if installed is None and profile.provenance.framework:
+        from infersim.fidelity.kernel_sets import kernel_set
+
+        hint = kernel_set(profile.provenance.framework).install_hint()
+        pytest.skip(f"the {profile.provenance.framework} tables come from {profile.provenance.data} "
+                    f"{profile.provenance.version}, not installed: {hint}")
     if installed != profile.provenance.version:
         pytest.fail(f"{profile.device}'s profile was fitted on {profile.provenance.data} "
                     f"{profile.provenance.version}, {installed} is installed: run `{REGENERATE}`")
@@ -57,15 +63,22 @@ def test_every_measured_device_is_calibrated():
     assert sorted(CALIBRATED) == ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"]
 
 
+def _rows(name: str, engine: str | None, ops=None):
+    """The rows ``name``'s profile was fitted on: aiconfigurator-core's, or its kernel set's."""
+    from infersim.fidelity import load_aiconfigurator
+    from infersim.fidelity.kernel_sets import load_kernel_set
+
+    return load_aiconfigurator(devices=[name], ops=ops) if engine is None else load_kernel_set(engine, [name], ops)
+
+
 @pytest.mark.parametrize(("name", "engine"), [(n, None) for n in CALIBRATED] + ENGINE_PROFILES)
 def test_check_slice_is_reproduced(name, engine):
-    from infersim.fidelity import load_aiconfigurator
     from infersim.fidelity.shipped import check_slice
 
     profile = load_profile(name, engine)
     _same_data(profile)
     recorded = profile.provenance.check
-    table = load_aiconfigurator(devices=[name], framework=engine)
+    table = _rows(name, engine)
     now = check_slice(table, get_device(name, efficiency=engine), recorded.rows_per_family, recorded.seed)
     assert set(now.mdape) == set(recorded.mdape)
     for family, value in recorded.mdape.items():
@@ -80,7 +93,6 @@ def test_check_slice_is_reproduced(name, engine):
 
 @pytest.mark.parametrize(("name", "engine"), [(n, None) for n in CALIBRATED] + ENGINE_PROFILES)
 def test_collective_stage_refit_lands_on_the_recorded_fit(name, engine):
-    from infersim.fidelity import load_aiconfigurator
     from infersim.fidelity.calibrate import calibrate, with_efficiency
 
     profile = load_profile(name, engine)
@@ -89,7 +101,7 @@ def test_collective_stage_refit_lands_on_the_recorded_fit(name, engine):
     # the fit's own start: the spec sheet, or for an engine profile the default profile
     first = spec.efficiency if engine is None else load_profile(name).efficiency
     start = profile.efficiency.model_copy(update={f: getattr(first, f) for f in COLLECTIVE_FIELDS})
-    rows = load_aiconfigurator(devices=[name], ops=COLLECTIVE_OPS, framework=engine)
+    rows = _rows(name, engine, COLLECTIVE_OPS)
     cal = calibrate(rows, with_efficiency(spec, start), max_rows=profile.provenance.max_rows)
     assert [s.stage for s in cal.stages] == ["collective"]
     assert cal.stages[0].train_mdape == pytest.approx(profile.provenance.fit_mdape["collective"], abs=1e-4)
@@ -99,21 +111,20 @@ def test_collective_stage_refit_lands_on_the_recorded_fit(name, engine):
                        {k: pytest.approx(v, rel=2e-3) for k, v in want.items()}), f"{name} {f}"
 
 
-def _mixtral_moe_ms(framework: str | None, device) -> tuple[np.ndarray, np.ndarray]:
+def _mixtral_moe_ms(framework: str | None, device, variant: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Measured and predicted ms of Mixtral-8x7B's MoE layer (8 experts, top-2, hidden 4096, FFN 14336,
-    fp8 per tensor, TP1 / EP1, balanced routing) at 1,024 / 4,096 / 8,192 tokens in ``framework``'s
-    H100 table."""
+    fp8 per tensor, TP1 / EP1, balanced routing unless ``variant`` names another) at 1,024 / 4,096 / 8,192
+    tokens in the H100 table of ``framework`` (None: the default profiles' data, else a kernel set)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from infersim.fidelity import load_aiconfigurator
     from infersim.fidelity.kernels import build_kernels
 
-    t = load_aiconfigurator(devices=["h100-sxm"], ops=["moe"], framework=framework)
+    t = _rows("h100-sxm", framework, ["moe"])
     keep = pc.and_(pc.and_(pc.equal(t["hidden"], 4096), pc.equal(t["inter"], 14336)),
                    pc.and_(pc.equal(t["num_experts"], 8), pc.equal(t["topk"], 2)))
     keep = pc.and_(keep, pc.and_(pc.and_(pc.equal(t["tp"], 1), pc.equal(t["ep"], 1)),
-                                 pc.and_(pc.equal(t["dtype"], "fp8"), pc.equal(t["variant"], ""))))
+                                 pc.and_(pc.equal(t["dtype"], "fp8"), pc.equal(t["variant"], variant))))
     t = t.filter(pc.and_(keep, pc.is_in(t["tokens"], pa.array([1024, 4096, 8192]))))
     t = t.take(pc.sort_indices(t, [("tokens", "ascending")]))
     assert t["tokens"].to_pylist() == [1024, 4096, 8192]
@@ -132,6 +143,20 @@ def test_engine_profiles_carry_each_engines_moe_speed():
     np.testing.assert_allclose(predicted_ratio, measured_ratio, rtol=0.25)
     _, trt_on_vllm_rows = _mixtral_moe_ms("vllm", get_device("h100-sxm"))
     assert np.all(vllm_meas / trt_on_vllm_rows > 1.5)  # the default profile is far off vLLM's kernels
+
+
+def test_the_trtllm_1_0_profile_carries_that_releases_moe_speed():
+    """TensorRT-LLM 1.0's fused MoE (aiconfigurator 0.4.0's H100 table, 1.0.0rc3) takes 1.2-1.4x as long
+    as 1.3's (aiconfigurator-core's, 1.3.0rc20) on Mixtral's FP8 layer under the power-law routing both
+    measured; h100-sxm@trtllm-1.0 over the default profile predicts that ratio. A plumbing check on rows
+    the fits saw, not an accuracy claim."""
+    _same_data(load_profile("h100-sxm", "trtllm-1.0"))
+    skew = "dist=power_law_1.2"
+    new_meas, new_pred = _mixtral_moe_ms(None, get_device("h100-sxm"), skew)
+    old_meas, old_pred = _mixtral_moe_ms("trtllm-1.0", get_device("h100-sxm@trtllm-1.0"), skew)
+    measured_ratio, predicted_ratio = old_meas / new_meas, old_pred / new_pred
+    assert np.all(measured_ratio > 1.15)
+    np.testing.assert_allclose(predicted_ratio, measured_ratio, rtol=0.25)
 
 
 @pytest.mark.parametrize("name", TRANSFERRED)

@@ -17,9 +17,15 @@ from infersim.hardware.choices import EFFICIENCY_CHOICES, ENGINE_KERNELS
 from infersim.serving.scenario import validate_scenario
 
 #: catalog devices with vLLM and SGLang kernel tables (gemm, attention, moe, custom all-reduce) in
-#: aiconfigurator-core 0.12.0 (systems/data/<device>/<op>/<framework>/); h100-pcie has none
+#: aiconfigurator-core 0.12.0 (systems/data/<device>/<op>/<framework>/); h100-pcie has none. TensorRT-LLM
+#: 1.0's tables in aiconfigurator 0.4.0 (systems/data/<device>/trtllm/<version>/): 1.0.0 for a100_sxm and
+#: l40s, 1.0.0rc3 for h100_sxm and h200_sxm, 1.0.0rc6 for b200_sxm and gb200_sxm
 MEASURED = {"vllm": ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"],
-            "sglang": ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"]}
+            "sglang": ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"],
+            "trtllm-1.0": ["a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"]}
+#: the data package and engine title each kernel set's basis line names
+DATA = {"vllm": ("aiconfigurator-core", "vLLM"), "sglang": ("aiconfigurator-core", "SGLang"),
+        "trtllm-1.0": ("aiconfigurator", "TensorRT-LLM 1.0")}
 
 
 def test_engine_choices_are_efficiency_models():
@@ -39,10 +45,11 @@ def test_engine_profile_loads_by_name_with_its_basis(engine, name):
     p = profile.provenance
     assert (p.basis, p.framework, p.transferred_from) == ("calibrated", engine, None)
     assert p.command == f"infersim calibrate --all --write-profiles --framework {engine}"
-    title = {"vllm": "vLLM", "sglang": "SGLang"}[engine]
+    data, title = DATA[engine]
+    assert p.data == data and (p.version == "0.4.0") == (engine == "trtllm-1.0")
     device = get_device(f"{name}@{engine}")
     assert device is get_device(name, efficiency=engine)
-    assert device.basis == f"calibrated on aiconfigurator-core {p.version} {title} kernels ({p.rows:,} rows, {p.date})"
+    assert device.basis == f"calibrated on {data} {p.version} {title} kernels ({p.rows:,} rows, {p.date})"
     assert device.efficiency == profile.efficiency != get_device(name).efficiency
     # only the efficiency section differs from the default profile's device
     assert device.spec.model_copy(update={"efficiency": None}) == get_device(name).spec.model_copy(
@@ -94,12 +101,12 @@ def test_a_scenario_names_an_engine_profile_or_gets_a_one_line_error():
 def test_a_stage_the_engine_did_not_measure_keeps_the_default_profiles_fit(engine, name):
     """vLLM's tables have no MLA kernels (aiconfigurator-core 0.12.0 has only whole MLA modules for it),
     nor SGLang's on the A100 (mla_bmm only): those profiles keep the default profile's MLA section
-    rather than the spec sheet's generic one."""
+    rather than the spec sheet's generic one. TensorRT-LLM 1.0's tables have every stage."""
     p = load_profile(name, engine).provenance
     default = load_profile(name)
     fitted = set(p.fit_mdape)
     assert set(p.kept_from_default or []) == set(default.provenance.fit_mdape) - fitted
-    assert ("mla" in (p.kept_from_default or [])) == (engine == "vllm" or name == "a100-sxm-80gb")
+    assert ("mla" in (p.kept_from_default or [])) == (engine == "vllm" or (engine, name) == ("sglang", "a100-sxm-80gb"))
     mine = get_device(f"{name}@{engine}").efficiency
     for stage in p.kept_from_default or []:
         assert getattr(mine, stage) == getattr(default.efficiency, stage)

@@ -63,7 +63,7 @@ def test_spec_model_by_name_suffix_and_by_argument():
 
 
 def test_unknown_efficiency_model_is_a_clear_error():
-    with pytest.raises(InfersimError, match="unknown efficiency model .tuned.; expected one of calibrated, vllm, sglang, spec"):
+    with pytest.raises(InfersimError, match="unknown efficiency model .tuned.; expected one of calibrated, vllm, sglang, trtllm-1.0, spec"):
         get_device("h100-sxm@tuned")
     with pytest.raises(InfersimError, match="unknown efficiency model"):
         get_device("h100-sxm", efficiency="measured")

@@ -125,14 +125,17 @@ def test_engine_kernels_pick_the_rows_own_engine_profile_where_one_is_shipped(ro
     vllm_h100 = rows["v5.1-redhat-h100x1-llama3.1-8b-offline"]      # vLLM 0.10 on an H100: vLLM kernels
     sglang_a100 = rows["sglang-0.3.0-a100x1-llama3.1-8b-offline"]   # SGLang on an A100: SGLang kernels
     vllm_mi300x = rows["v5.1-amd-mi300xx8-llama2-offline"]          # vLLM on ROCm: no measured kernels
-    trt_h100 = rows["v4.1-nvidia-h100x8-llama2-offline"]            # TensorRT-LLM: the default profile
-    assert [row_efficiency(r, "engine") for r in (vllm_h100, sglang_a100, vllm_mi300x, trt_h100)] == [
-        "vllm", "sglang", "calibrated", "calibrated"]
+    trt_h100 = rows["v4.1-nvidia-h100x8-llama2-offline"]            # TensorRT-LLM of mid-2024: the default profile
+    trt_b200 = rows["v5.1-nvidia-b200x8-llama2-offline"]            # NVIDIA's v5.1 harness: TensorRT-LLM 1.0
+    trt_hpe = rows["v5.1-hpe-h200x8-mixtral-server"]                # HPE's copy of it: the same pin
+    assert [row_efficiency(r, "engine") for r in (vllm_h100, sglang_a100, vllm_mi300x, trt_h100, trt_b200,
+                                                  trt_hpe)] == [
+        "vllm", "sglang", "calibrated", "calibrated", "trtllm-1.0", "trtllm-1.0"]
     assert row_efficiency(vllm_h100, None) == "calibrated"
     # one engine's kernels on every row whose device has them (a what-if for the TensorRT-LLM rows)
     assert [row_efficiency(r, "vllm") for r in (sglang_a100, vllm_mi300x, trt_h100)] == [
         "vllm", "calibrated", "vllm"]
-    with pytest.raises(ValueError, match="kernels must be None, 'engine' or one of vllm, sglang"):
+    with pytest.raises(ValueError, match="kernels must be None, 'engine' or one of vllm, sglang, trtllm-1.0"):
         row_efficiency(trt_h100, "trt")
     datasets = load_datasets()
     sc = scenario_for(vllm_h100, datasets[vllm_h100.dataset], 10, kernels="engine")

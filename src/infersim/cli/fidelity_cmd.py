@@ -70,21 +70,27 @@ def _aic_devices_with_spec() -> tuple[list[str], dict[str, str]]:
 
 def _load(measurements: str | None, devices: list[str] | None, ops: list[str] | None, progress,
           framework: str | None = None):
-    """(table, header, measurement name) for the selection; ``framework``: aiconfigurator-core's
-    tables of that engine only (the collective libraries' included)."""
+    """(table, header, measurement name) for the selection; ``framework``: the tables of that kernel
+    set only (an engine's in aiconfigurator-core, or one engine release; the collective libraries'
+    included)."""
     fid = _fidelity()
     from ..fidelity.evaluate import select_rows
 
     if measurements in (None, AIC):
-        progress(f"loading aiconfigurator-core {framework + ' ' if framework else ''}tables for "
-                 f"{', '.join(devices) if devices else 'all devices'}")
-        table = fid.load_aiconfigurator(devices=devices, ops=ops, framework=framework)
-        header = _aic_header()
         if framework:
-            header["measurements"] += f"; {framework} kernel tables only"
-        return table, header, "aiconfigurator-core"
+            from ..fidelity.kernel_sets import data_version, kernel_set, load_kernel_set
+
+            data = f"{kernel_set(framework).data} {data_version(framework)}"
+            progress(f"loading {data} {framework} tables for {', '.join(devices) if devices else 'all devices'}")
+            table = load_kernel_set(framework, devices, ops)
+            header = {"measurements": f"{data} bundled kernel tables (NVIDIA, Apache-2.0; plain rows, see "
+                                      f"src/infersim/fidelity/DATA.md); {framework} kernel tables only"}
+            return table, header, kernel_set(framework).data
+        progress(f"loading aiconfigurator-core tables for {', '.join(devices) if devices else 'all devices'}")
+        table = fid.load_aiconfigurator(devices=devices, ops=ops)
+        return table, _aic_header(), "aiconfigurator-core"
     if framework:
-        raise InfersimError("--framework picks aiconfigurator-core's tables of one engine; "
+        raise InfersimError("--framework picks the aiconfigurator tables of one kernel set; "
                             "leave it out with --measurements")
     table = fid.load_measurements(measurements)
     if ops:
@@ -165,8 +171,9 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
               help="also score the same devices' kernels measured under this framework (aiconfigurator data only; "
                    "nothing is fitted on them)")
 @click.option("--framework", default=None, type=click.Choice(ENGINE_KERNELS),
-              help="fit and score on this engine's own kernel tables (how the NAME@ENGINE profiles are "
-                   "fitted; the second source is then TensorRT-LLM's tables unless it names another)")
+              help="fit and score on this kernel set's tables (an engine's own kernels, or trtllm-1.0: "
+                   "TensorRT-LLM 1.0's, from aiconfigurator 0.4.0), as the NAME@SET profiles are fitted; the "
+                   "second source is then TensorRT-LLM's tables unless it names another")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 @html_option
 def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_calibrate, residual, test_fraction,
@@ -268,8 +275,9 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
 @click.option("--workers", "-j", default=None, type=int,
               help="with --all: devices calibrated side by side (default 1); same profiles for any number")
 @click.option("--framework", default=None, type=click.Choice(ENGINE_KERNELS),
-              help="with --all: fit on this serving engine's own kernel tables and write its profiles "
-                   "(hardware/data/profiles/FRAMEWORK; used as NAME@FRAMEWORK)")
+              help="with --all: fit on this kernel set's tables (an engine's own kernels, or trtllm-1.0: "
+                   "TensorRT-LLM 1.0's) and write its profiles (hardware/data/profiles/FRAMEWORK; used as "
+                   "NAME@FRAMEWORK)")
 @click.option("--json", "as_json", is_flag=True, help="print the fit as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, all_devices, write_profiles,
@@ -282,7 +290,9 @@ def calibrate_cmd(measurements, hardware, output, device, ops, max_rows, name, a
 
     `infersim calibrate --all --write-profiles` regenerates the profiles every command uses
     by default (one calibration per measured device, a few minutes each); add
-    `--framework vllm` (or sglang) for the profiles fitted on that engine's own kernels.
+    `--framework vllm` (or sglang) for the profiles fitted on that engine's own kernels, or
+    `--framework trtllm-1.0` for TensorRT-LLM 1.0's (needs `pip install --no-deps
+    aiconfigurator==0.4.0`, whose tables are read as data).
     """
     import datetime as _dt
 
@@ -357,10 +367,16 @@ def _write_all_profiles(measurements, hardware, output, ops, write_profiles, pro
                             "--hardware, --output and --op")
     from ..fidelity.evaluate import package_version
 
-    version = package_version("aiconfigurator-core")
-    if version is None:
-        raise InfersimError("aiconfigurator-core is not installed; install it with: pip install aiconfigurator-core")
-    measured, skipped = _aic_devices_with_spec()
+    if framework is None:
+        version = package_version("aiconfigurator-core")
+        if version is None:
+            raise InfersimError("aiconfigurator-core is not installed; install it with: "
+                                "pip install aiconfigurator-core")
+        measured, skipped = _aic_devices_with_spec()
+    else:
+        from ..fidelity.kernel_sets import data_version, kernel_set_devices
+
+        version, measured = data_version(framework), kernel_set_devices(framework)
     measured = measured_devices(measured)
     written = write_all_profiles(measured, version, directory=profiles_dir, max_rows=max_rows,
                                  workers=workers or 1, framework=framework, progress=progress)

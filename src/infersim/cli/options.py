@@ -115,8 +115,9 @@ def with_accuracy_record(transforms: tuple, path: str | None) -> tuple:
 def runtime_option(func):
     """--runtime: the serving engine modelled (infersim.runtime's registry)."""
     return click.option("--runtime", "runtime", default=None, metavar="NAME",
-                        help="serving engine modelled: none (kernels only), trtllm, vllm, vllm-v0, sglang "
-                             "(default: the file's 'runtime:' key, else infersim's default)")(func)
+                        help="serving engine modelled: a registered runtime, e.g. trtllm, vllm, sglang, or none "
+                             "for the kernels alone (`infersim runtimes` lists them all and the default; default: "
+                             "the file's 'runtime:' key, else infersim's default)")(func)
 
 
 def check_runtime_flag(name: str | None) -> str | None:

@@ -37,8 +37,9 @@ from .options import (check_moe_routing_flag, check_runtime_flag, html_option, m
 @runtime_option
 @moe_routing_option
 @click.option("--engine-kernels", is_flag=True,
-              help="load each row's device with the profile fitted on its own engine's kernels (vLLM, SGLang) "
-                   "where one is shipped (default: the default profiles, fitted on TensorRT-LLM's kernels)")
+              help="load each row's device with the profile fitted on its own engine's kernels where one is "
+                   "shipped (vLLM, SGLang; TensorRT-LLM 1.0 for the MLPerf v5.1 rows whose harness pinned it) "
+                   "(default: the default profiles, fitted on TensorRT-LLM's newest kernels)")
 @click.option("--json", "as_json", is_flag=True, help="print per-row and grouped results as JSON")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="also write per-row results to this CSV")
 @html_option

@@ -647,30 +647,34 @@ def _load_one(
         if hit is None:
             continue
         fw, _ver, path = hit
-        raw = pq.read_table(path)
-        if kind == "ccl":
-            if "op_name" not in raw.column_names:
-                continue
-            raw = raw.filter(pc.equal(raw.column("op_name"), _CCL_OP_NAMES[op]))
-            if raw.num_rows == 0:
-                continue
-        cols = _convert(kind, raw, op)
-        lat = cols["latency_s"]
-        keep = np.isfinite(lat) & (lat > 0)
-        n = raw.num_rows
-        table = _table_from_columns(
-            {
-                **cols,
-                "device": infersim_device_name(system),
-                "framework": fw,
-                "source": "aiconfigurator_core/systems/" + path.relative_to(root).as_posix(),
-            },
-            n,
-        )
-        if not keep.all():
-            table = table.filter(pa.array(keep))
-        return _dedupe_median(table)
+        table = canonical_rows(pq.read_table(path), kind, op, device=infersim_device_name(system), framework=fw,
+                               source="aiconfigurator_core/systems/" + path.relative_to(root).as_posix())
+        if table is not None:
+            return table
     return None
+
+
+def canonical_rows(raw: pa.Table, kind: str, op: str, *, device: str, framework: str,
+                   source: str) -> pa.Table | None:
+    """One aiconfigurator table (``kind`` of :data:`_SOURCES`) as the long format's rows of ``op``:
+    collective-library tables filtered to ``op``, rows without a positive latency (or, for a
+    collective, without a positive message size) dropped, repeated measurements collapsed to their
+    median; None when no row of ``op`` is left."""
+    if kind == "ccl":
+        if "op_name" not in raw.column_names:
+            return None
+        raw = raw.filter(pc.equal(raw.column("op_name"), _CCL_OP_NAMES[op]))
+        if raw.num_rows == 0:
+            return None
+    cols = _convert(kind, raw, op)
+    lat = cols["latency_s"]
+    keep = np.isfinite(lat) & (lat > 0)
+    if kind in ("ccl", "custom_allreduce"):
+        keep &= cols["message_bytes"] > 0
+    table = _table_from_columns({**cols, "device": device, "framework": framework, "source": source}, raw.num_rows)
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    return _dedupe_median(table) if table.num_rows else None
 
 
 def _resolve_devices(systems_dir: Path, devices: Iterable[str] | None) -> list[str]:

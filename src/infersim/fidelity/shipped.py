@@ -83,18 +83,19 @@ def slice_rows(table: pa.Table, rows_per_family: int, seed: int) -> np.ndarray:
 
 
 def calibrated_profile(table: pa.Table, base: Device, version: str, *, max_rows: int = MAX_ROWS,
-                       date: str | None = None, framework: str | None = None) -> DeviceProfile:
-    """Calibrate ``base`` on ``table`` (its rows) and wrap it with provenance. ``framework``: None for
-    a default profile (``base``: the spec-sheet model), else the engine whose kernel tables ``table``
-    holds (``base``: the device's default profile, whose fitted stages without rows here are kept and
-    listed in ``kept_from_default``)."""
+                       date: str | None = None, framework: str | None = None, data: str = DATA) -> DeviceProfile:
+    """Calibrate ``base`` on ``table`` (its rows) and wrap it with provenance (``data`` ``version``: the
+    measurement package). ``framework``: None for a default profile (``base``: the spec-sheet model),
+    else the kernel set (:mod:`~infersim.fidelity.kernel_sets`) whose tables ``table`` holds (``base``:
+    the device's default profile, whose fitted stages without rows here are kept and listed in
+    ``kept_from_default``)."""
     kernels = f" {framework} kernels" if framework else ""
     cal = calibrate(table, base, max_rows=max_rows,
-                    source=f"{DATA} {version}{kernels} ({base.name}, {table.num_rows} rows)")
+                    source=f"{data} {version}{kernels} ({base.name}, {table.num_rows} rows)")
     fitted = {s.stage: round(s.train_mdape, 5) for s in cal.stages}
     kept = sorted(set(load_profile(base.name).provenance.fit_mdape) - set(fitted)) if framework else []
     check = check_slice(table, with_efficiency(base, cal.efficiency))
-    prov = Provenance(basis="calibrated", data=DATA, version=version, rows=cal.rows, rows_measured=table.num_rows,
+    prov = Provenance(basis="calibrated", data=data, version=version, rows=cal.rows, rows_measured=table.num_rows,
                       date=date or _dt.date.today().isoformat(), max_rows=max_rows, fit_mdape=fitted, check=check,
                       framework=framework, kept_from_default=kept or None, command=regenerate_command(framework))
     return DeviceProfile(device=base.name, provenance=prov, efficiency=cal.efficiency)
@@ -152,18 +153,23 @@ def measured_devices(systems: Sequence[str]) -> list[str]:
 
 def _fit_one(name: str, version: str, max_rows: int, directory: str | Path | None,
              framework: str | None = None) -> DeviceProfile | None:
-    """Calibrate catalog device ``name`` on all of its aiconfigurator-core rows (with ``framework``:
-    that engine's tables and the collective libraries' only) and write its profile (None where the
-    package has no rows for it, or no kernel table of ``framework``)."""
+    """Calibrate catalog device ``name`` on all of its aiconfigurator-core rows (with ``framework``: the
+    tables of that kernel set, :mod:`~infersim.fidelity.kernel_sets`, and the collective libraries' only)
+    and write its profile (None where the package has no rows for it, or no kernel table of the set)."""
+    from .kernel_sets import kernel_set, load_kernel_set
     from .measurements import load_aiconfigurator
 
-    table = load_aiconfigurator(devices=[name], framework=framework)
-    if table.num_rows == 0 or (framework and not _has_framework_rows(table, framework)):
+    if framework is None:
+        table, data = load_aiconfigurator(devices=[name]), DATA
+    else:
+        kset = kernel_set(framework)
+        table, data = load_kernel_set(framework, [name]), kset.data
+    if table.num_rows == 0 or (framework and not _has_framework_rows(table, kset.framework)):
         return None
     # an engine profile starts from the default profile: a stage without rows of this engine (vLLM has
     # no MLA tables) keeps the default profile's fit instead of the spec sheet's generic curves
     base = get_device(name, efficiency="spec" if framework is None else "calibrated")
-    profile = calibrated_profile(table, base, version, max_rows=max_rows, framework=framework)
+    profile = calibrated_profile(table, base, version, max_rows=max_rows, framework=framework, data=data)
     write_profile(profile, directory)
     return profile
 
@@ -183,9 +189,9 @@ def write_all_profiles(measured: Sequence[str], version: str, *, directory: str 
     profile as soon as it is fitted, then transfer to every other catalog device; returns
     (device, basis, path) per file.
 
-    ``framework`` (an engine of ``ENGINE_KERNELS``): fit on that engine's kernel tables only and
-    write the engine's profiles (``profiles/<framework>/``); devices it did not measure get none
-    (a transfer would stand for kernels nobody measured)."""
+    ``framework`` (a kernel set of ``ENGINE_KERNELS``): fit on that set's kernel tables only and
+    write its profiles (``profiles/<framework>/``); devices it did not measure get none (a transfer
+    would stand for kernels nobody measured)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -207,7 +213,8 @@ def write_all_profiles(measured: Sequence[str], version: str, *, directory: str 
             if profile is not None:
                 profiles[name] = profile
     if not profiles:
-        raise InfersimError(f"{DATA} {version}: no measured rows for any catalog device"
+        raise InfersimError(f"{DATA if framework is None else framework} {version}: no measured rows for any "
+                            "catalog device"
                             + (f" under {framework}" if framework else ""))
     out = [(n, p.basis, _path(n, directory, framework)) for n, p in profiles.items()]
     if framework:

@@ -1,9 +1,11 @@
 """Names the command line offers before any device is loaded (kept free of heavy imports)."""
 
-#: serving engines whose own measured kernels a catalog device can be calibrated on, beside its
-#: default profile (``profiles/<engine>/<device>.yaml``; ``NAME@vllm``): aiconfigurator-core's
-#: framework names
-ENGINE_KERNELS: tuple[str, ...] = ("vllm", "sglang")
+#: kernel sets a catalog device can be calibrated on beside its default profile
+#: (``profiles/<set>/<device>.yaml``; ``NAME@vllm``): a serving engine's own measured kernels
+#: (aiconfigurator-core's framework names), or one release of an engine (``trtllm-1.0``:
+#: TensorRT-LLM 1.0, the release MLPerf Inference v5.1's NVIDIA harness ran); where each set's
+#: tables come from: :mod:`infersim.fidelity.kernel_sets`
+ENGINE_KERNELS: tuple[str, ...] = ("vllm", "sglang", "trtllm-1.0")
 #: efficiency models of catalog devices: their shipped profiles ("calibrated": the default ones,
 #: fitted on TensorRT-LLM's kernels where measured), a profile fitted on one engine's own
 #: kernels, or the spec sheet alone

@@ -37,7 +37,7 @@ SPEC_ONLY = "spec sheet only"
 #: the command that writes every profile
 REGENERATE = "infersim calibrate --all --write-profiles"
 #: how a profile's basis names the engine whose kernels it was fitted on
-ENGINE_TITLES = {"trtllm": "TensorRT-LLM", "vllm": "vLLM", "sglang": "SGLang"}
+ENGINE_TITLES = {"trtllm": "TensorRT-LLM", "vllm": "vLLM", "sglang": "SGLang", "trtllm-1.0": "TensorRT-LLM 1.0"}
 
 
 class CheckSlice(_Strict):
