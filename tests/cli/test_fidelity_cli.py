@@ -102,6 +102,21 @@ def test_fidelity_on_one_engines_kernel_tables():
     assert data["header"]["second source"].startswith("trtllm tables (trtllm/")
 
 
+@pytest.mark.skipif(package_version("aiconfigurator") != "0.4.0" or package_version("aiconfigurator-core") is None,
+                    reason="needs aiconfigurator 0.4.0's tables: pip install --no-deps aiconfigurator==0.4.0")
+def test_fidelity_on_one_engine_release():
+    """--framework trtllm-1.0 scores TensorRT-LLM 1.0's tables (aiconfigurator 0.4.0); with --all, the
+    devices that package did not measure are listed as skipped, not an error."""
+    res = run("fidelity", "--all", "--op", "moe", "--framework", "trtllm-1.0", "--no-calibrate", "--json",
+              "--quiet", "--second-source", "none")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["header"]["measurements"].startswith("aiconfigurator 0.4.0 ")
+    assert data["header"]["measurements"].endswith("trtllm-1.0 kernel tables only")
+    assert data["skipped"]["h100-pcie"] == "no trtllm-1.0 tables"
+    assert {s["device"] for s in data["scores"]} == {"a100-sxm-80gb", "b200", "gb200", "h100-sxm", "h200", "l40s"}
+
+
 @needs_scipy
 def test_calibrate_writes_a_device_file_estimate_accepts(tmp_path):
     table, _ = synthetic(gemm_rows(), TRUE_GEMM, noise=0.02)

@@ -205,6 +205,12 @@ def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_c
     if use_aic and not devices:
         if all_devices:
             devices, skipped = _aic_devices_with_spec()
+            if framework:
+                from ..fidelity.kernel_sets import kernel_set_devices
+
+                in_set = set(kernel_set_devices(framework))
+                skipped.update({d: f"no {framework} tables" for d in devices if d not in in_set})
+                devices = [d for d in devices if d in in_set]
         else:
             devices = [DEFAULT_DEVICE]
     table, header, mname = _load(measurements, devices or None, list(ops) or None, progress, framework)
