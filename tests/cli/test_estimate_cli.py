@@ -93,6 +93,11 @@ def test_catalog_commands():
     assert res.exit_code == 0 and "h100-sxm" in res.output and "tpu-v5e" in res.output
     res = run("hardware", "show", "h200")
     assert res.exit_code == 0 and "141" in res.output and "source" in res.output
+    # the engine (release) profiles a catalog device ships are listed by name; a device with none lists none
+    shown = json.loads(run("hardware", "show", "h200", "--json").output)["engine_profiles"]
+    assert sorted(shown) == ["sglang", "trtllm-1.0", "vllm"]
+    assert shown["trtllm-1.0"].startswith("calibrated on aiconfigurator 0.4.0 TensorRT-LLM 1.0 kernels")
+    assert json.loads(run("hardware", "show", "mi300x", "--json").output)["engine_profiles"] == {}
     res = run("models", "list", "--json")
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert rows["llama-3.1-8b"]["kv_bytes_per_token_bf16"] == 131072

@@ -48,11 +48,17 @@ def hardware_list(as_json: bool) -> None:
 def hardware_show(name: str, as_json: bool) -> None:
     """Every number of one device (NAME or path to a YAML) with its source."""
     from ..hardware import get_device
+    from ..hardware.catalog import builtin_names, load_profile, split_efficiency
+    from ..hardware.choices import ENGINE_KERNELS
 
     d = get_device(name)
     spec = d.spec
+    base = split_efficiency(name)[0].lower()
+    # the other shipped profiles of a catalog device: fitted on one engine's (or engine release's) kernels
+    kernels = {k: load_profile(base, k).basis for k in ENGINE_KERNELS
+               if base in builtin_names() and load_profile(base, k) is not None}
     if as_json:
-        click.echo(json.dumps({**spec.model_dump(), "basis": d.basis}, indent=2))
+        click.echo(json.dumps({**spec.model_dump(), "basis": d.basis, "engine_profiles": kernels}, indent=2))
         return
     console.print(f"[bold]{spec.display_name}[/bold] ({spec.name}, {spec.vendor} {spec.category})")
     t = Table(show_header=True)
@@ -83,6 +89,8 @@ def hardware_show(name: str, as_json: bool) -> None:
     t.add_row("efficiency", f"compute {e.compute_max_fraction:.2f}, memory {e.memory_max_fraction:.2f}, "
                             f"kernel {e.kernel_overhead_us:g} us", e.source)
     t.add_row("basis", d.basis, "shipped profile (data/profiles) or spec sheet; NAME@spec for the spec-sheet model")
+    for k, basis in kernels.items():
+        t.add_row(f"{base}@{k}", basis, f"profile fitted on these kernels only (data/profiles/{k}; docs/profiles.md)")
     console.print(t)
     if spec.notes:
         console.print(spec.notes)
