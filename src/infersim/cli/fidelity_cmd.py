@@ -15,7 +15,7 @@ import click
 
 from ..errors import InfersimError
 from ..hardware.choices import ENGINE_KERNELS
-from .app import console, err_console
+from .app import console
 from .options import COUNT, NONNEG, SEED, Real, html_option, write_html_report
 
 AIC = "aiconfigurator"
