@@ -58,6 +58,7 @@ def test_select_filters_case_insensitively():
     ("source", "", "required field is missing or empty"),
     ("engine", "tgi", "'trtllm', 'vllm' or 'sglang'"),
     ("runtime", "tgi", "unknown runtime 'tgi'"),
+    ("engine_kernels", "trtllm-0.9", "unknown kernel set 'trtllm-0.9'"),
     ("kv_dtype", "fp7", "unknown dtype 'fp7'"),
     ("replicas", "3", "must equal device_count"),
 ])
@@ -100,6 +101,19 @@ def test_a_prefill_threshold_needs_chunked_prefill(tmp_path):
         load_table(_write(tmp_path, rows))
     bundled = {r.id: r for r in load_table()}
     assert bundled["v5.1-redhat-l40sx1-llama3.1-8b-offline"].long_prefill_token_threshold == 256
+
+
+def test_engine_kernels_belong_to_the_rows_engine(tmp_path):
+    rows = [r for r in _bundled_rows() if r["engine"] == "trtllm"][:1]
+    rows[0]["engine_kernels"] = "vllm"
+    with pytest.raises(ConfigError, match=r"engine_kernels 'vllm' are not kernels of this row's engine \(trtllm\)"):
+        load_table(_write(tmp_path, rows))
+    # optional: a table without the column loads, every row without a release
+    plain = [{k: v for k, v in r.items() if k != "engine_kernels"} for r in _bundled_rows()[:2]]
+    assert [r.engine_kernels for r in load_table(_write(tmp_path, plain))] == [None, None]
+    bundled = load_table()
+    assert {r.id for r in bundled if r.engine_kernels == "trtllm-1.0"} == {
+        r.id for r in bundled if r.round == "v5.1" and r.submitter in ("NVIDIA", "HPE") and r.engine == "trtllm"}
 
 
 def test_a_missing_column_and_a_duplicate_id_are_errors(tmp_path):

@@ -55,8 +55,8 @@ def hardware_show(name: str, as_json: bool) -> None:
     spec = d.spec
     base = split_efficiency(name)[0].lower()
     # the other shipped profiles of a catalog device: fitted on one engine's (or engine release's) kernels
-    kernels = {k: load_profile(base, k).basis for k in ENGINE_KERNELS
-               if base in builtin_names() and load_profile(base, k) is not None}
+    shipped = [load_profile(base, k) for k in ENGINE_KERNELS] if base in builtin_names() else []
+    kernels = {k: p.basis for k, p in zip(ENGINE_KERNELS, shipped) if p is not None}
     if as_json:
         click.echo(json.dumps({**spec.model_dump(), "basis": d.basis, "engine_profiles": kernels}, indent=2))
         return

@@ -80,12 +80,13 @@ def _load(measurements: str | None, devices: list[str] | None, ops: list[str] | 
         if framework:
             from ..fidelity.kernel_sets import data_version, kernel_set, load_kernel_set
 
-            data = f"{kernel_set(framework).data} {data_version(framework)}"
+            package = kernel_set(framework).data
+            data = f"{package} {data_version(framework)}"
             progress(f"loading {data} {framework} tables for {', '.join(devices) if devices else 'all devices'}")
             table = load_kernel_set(framework, devices, ops)
             header = {"measurements": f"{data} bundled kernel tables (NVIDIA, Apache-2.0; plain rows, see "
                                       f"src/infersim/fidelity/DATA.md); {framework} kernel tables only"}
-            return table, header, kernel_set(framework).data
+            return table, header, package
         progress(f"loading aiconfigurator-core tables for {', '.join(devices) if devices else 'all devices'}")
         table = fid.load_aiconfigurator(devices=devices, ops=ops)
         return table, _aic_header(), "aiconfigurator-core"
@@ -172,8 +173,8 @@ def _hardware_map(devices: list[str], hardware: str | None) -> tuple[dict, dict[
                    "nothing is fitted on them)")
 @click.option("--framework", default=None, type=click.Choice(ENGINE_KERNELS),
               help="fit and score on this kernel set's tables (an engine's own kernels, or trtllm-1.0: "
-                   "TensorRT-LLM 1.0's, from aiconfigurator 0.4.0), as the NAME@SET profiles are fitted; the "
-                   "second source is then TensorRT-LLM's tables unless it names another")
+                   "TensorRT-LLM 1.0's, from aiconfigurator 0.4.0), as the NAME@SET profiles are fitted; a "
+                   "second source naming the same engine becomes TensorRT-LLM's tables")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 @html_option
 def fidelity_cmd(devices, ops, measurements, hardware, all_devices, source, no_calibrate, residual, test_fraction,

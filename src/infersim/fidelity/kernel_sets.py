@@ -22,24 +22,24 @@ engines share. :func:`load_kernel_set` returns the long format of
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import yaml
 
 from ..errors import InfersimError, unknown_name_error
 from .measurements import (
     OPS,
-    ROUTING_VARIANTS,
     canonical_rows,
     empty_table,
     infersim_device_name,
     load_aiconfigurator,
+    plain_rows,
     version_key,
 )
 
@@ -161,6 +161,7 @@ def _load_legacy(kset: KernelSet, devices: Iterable[str] | None, ops: list[str])
     systems = _legacy_systems(root)
     wanted = list(systems) if devices is None else list(devices)
     tables = []
+    read = functools.lru_cache(maxsize=None)(pacsv.read_csv)  # one NCCL file serves four collectives
     for dev in wanted:
         if dev not in systems:
             raise unknown_name_error("device", dev, list(systems))
@@ -173,7 +174,7 @@ def _load_legacy(kset: KernelSet, devices: Iterable[str] | None, ops: list[str])
                 path = folder / filename if folder is not None else None
                 if path is None or not path.is_file():
                     continue
-                rows = canonical_rows(pacsv.read_csv(path), kind, op, device=dev, framework=fw,
+                rows = canonical_rows(read(path), kind, op, device=dev, framework=fw,
                                       source=f"{kset.data}-{kset.data_version}/systems/"
                                              + path.relative_to(root).as_posix())
                 if rows is not None:
@@ -181,8 +182,7 @@ def _load_legacy(kset: KernelSet, devices: Iterable[str] | None, ops: list[str])
                     break
     if not tables:
         return empty_table()
-    table = pa.concat_tables(tables).combine_chunks()
-    return table.filter(pc.is_in(table.column("variant"), value_set=pa.array(("",) + ROUTING_VARIANTS)))
+    return plain_rows(pa.concat_tables(tables).combine_chunks())
 
 
 def kernel_set_devices(name: str) -> list[str]:

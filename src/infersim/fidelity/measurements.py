@@ -696,6 +696,12 @@ def _resolve_devices(systems_dir: Path, devices: Iterable[str] | None) -> list[s
 ROUTING_VARIANTS: tuple[str, ...] = ("dist=power_law_1.01", "dist=power_law_1.2")
 
 
+def plain_rows(table: pa.Table) -> pa.Table:
+    """The rows of plain kernels (``variant`` "") and of the plain MoE kernels under skewed routing
+    (:data:`ROUTING_VARIANTS`)."""
+    return table.filter(pc.is_in(table.column("variant"), value_set=pa.array(("",) + ROUTING_VARIANTS)))
+
+
 def load_aiconfigurator(
     devices: Iterable[str] | str | None = None,
     ops: Iterable[str] | str | None = None,
@@ -762,7 +768,7 @@ def load_aiconfigurator(
                 continue  # no aiconfigurator data for this op (p2p, elementwise)
             t = _load_one(root, system, op, frameworks, current.get(system, {}))
             if t is not None and not include_variants:
-                t = t.filter(pc.is_in(t.column("variant"), value_set=pa.array(("",) + ROUTING_VARIANTS)))
+                t = plain_rows(t)
             if t is not None and t.num_rows:
                 tables.append(t)
     if not tables:

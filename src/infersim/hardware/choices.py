@@ -17,3 +17,10 @@ def known_efficiency(value: str) -> str:
     if value not in EFFICIENCY_CHOICES:
         raise ValueError(f"unknown efficiency model '{value}'; expected one of {', '.join(EFFICIENCY_CHOICES)}")
     return value
+
+
+def known_kernel_set(value: str) -> str:
+    """``value`` if it names a kernel set of ``ENGINE_KERNELS``, else ValueError (for file validators)."""
+    if value not in ENGINE_KERNELS:
+        raise ValueError(f"unknown kernel set '{value}'; expected one of {', '.join(ENGINE_KERNELS)}")
+    return value

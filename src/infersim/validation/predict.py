@@ -109,27 +109,16 @@ def _where(row: SystemMeasurement) -> str:
 ROW_ENGINE = "engine"
 
 
-#: TensorRT-LLM rows whose submission pinned a TensorRT-LLM release that a kernel set measured, by
-#: (round, submitter): MLPerf Inference v5.1's NVIDIA harness builds TensorRT-LLM at commit 18c0333,
-#: "7/24/25 1.0-mlpinf side branch" (``TRTLLM_HASH`` in ``closed/NVIDIA/Makefile.build`` and in HPE's
-#: copy, ``closed/HPE/Makefile.build``, of mlcommons/inference_results_v5.1). v4.1's harness pins
-#: commit daec483 of mid-2024 (``closed/NVIDIA/Makefile.build`` of inference_results_v4.1), a release
-#: no table measured: those rows keep the default profile
-TRTLLM_RELEASE_KERNELS: dict[tuple[str, str], str] = {("v5.1", "NVIDIA"): "trtllm-1.0", ("v5.1", "HPE"): "trtllm-1.0"}
-
-
 def row_efficiency(row: SystemMeasurement, kernels: str | None) -> str:
     """The efficiency model a row's device is loaded with. ``kernels``: None, the default profile;
-    ``"engine"``, the profile fitted on the kernels of the row's own engine where the device ships one
-    (``profiles/<engine>/``; TensorRT-LLM rows: the release their submission pinned where measured,
-    :data:`TRTLLM_RELEASE_KERNELS`, else the default profile, fitted on TensorRT-LLM's newest kernels);
+    ``"engine"``, the profile fitted on the kernels of the row's own engine release (its
+    ``engine_kernels`` column), else of its engine, where the device ships one (``profiles/<set>/``;
+    TensorRT-LLM rows without a release: the default profile, fitted on TensorRT-LLM's newest kernels);
     a kernel set of ``ENGINE_KERNELS``, that set's profile on every row whose device has one."""
     if kernels is None:
         return "calibrated"
     if kernels == ROW_ENGINE:
-        engine = row.engine
-        if engine == "trtllm":
-            engine = TRTLLM_RELEASE_KERNELS.get((row.round, row.submitter), engine)
+        engine = row.engine_kernels or row.engine
     elif kernels in ENGINE_KERNELS:
         engine = kernels
     else:

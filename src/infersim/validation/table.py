@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ConfigError, InfersimError, unknown_name_error
 from ..hardware.catalog import get_device
+from ..hardware.choices import known_kernel_set
 from ..models.catalog import get_model
 from ..runtime import RUNTIMES
 from ..serving.scenario import LengthDist, check_dtype
@@ -68,6 +69,10 @@ class SystemMeasurement(_Strict):
     output_mean_tokens: float = Field(gt=0.0)
     engine: Literal[ENGINES]
     engine_version: str = Field(min_length=1)
+    #: the kernel set of the row's own engine release where one was measured (a name of
+    #: :data:`~infersim.hardware.choices.ENGINE_KERNELS` of this engine, e.g. ``trtllm-1.0``; optional, its
+    #: source in ``notes``); ``validate --engine-kernels`` loads the row's device with it
+    engine_kernels: str | None = None
     #: the registered serving runtime that models this engine (:mod:`infersim.runtime`)
     runtime: str = Field(min_length=1)
     scheduler: Literal["continuous", "chunked", "inflight"]
@@ -98,6 +103,9 @@ class SystemMeasurement(_Strict):
     def _known_dtype(cls, v: str) -> str:
         return check_dtype(v)
 
+    _known_kernels = field_validator("engine_kernels")(
+        classmethod(lambda cls, v: None if v is None else known_kernel_set(v)))
+
     @field_validator("runtime")
     @classmethod
     def _known_runtime(cls, v: str) -> str:
@@ -117,6 +125,9 @@ class SystemMeasurement(_Strict):
             raise ValueError("an Offline row has no latency constraints; leave ttft_p99_ms and tpot_p99_ms empty")
         if self.long_prefill_token_threshold is not None and self.scheduler != "chunked":
             raise ValueError("long_prefill_token_threshold caps a request's prefill chunk; it needs scheduler chunked")
+        if self.engine_kernels is not None and self.engine_kernels.partition("-")[0] != self.engine:
+            raise ValueError(f"engine_kernels '{self.engine_kernels}' are not kernels of this row's engine "
+                             f"({self.engine})")
         if self.scenario == "Server" and self.samples is not None:
             raise ValueError("samples is the request count of an Offline run; a Server row leaves it empty")
         return self
