@@ -108,6 +108,7 @@ def test_schema_errors_name_the_field():
     fails(base(workload="batch-jobs"), "workload", "unknown preset")
     fails(base(evaluator="magic"), "evaluator.kind", "unknown evaluator")
     fails(base(evaluator={"kind": "custom", "target": "no.such.module:Thing"}), "evaluator.target", "cannot import")
+    fails(base(runtime="vlm"), "runtime", "unknown runtime 'vlm'", "vllm-v0.6")
 
 
 def test_simulation_evaluator_needs_an_arrival_rate():

@@ -5,7 +5,8 @@
 """
 
 from . import profiles as _profiles  # noqa: F401  (registers the runtimes)
-from .base import DEFAULT_RUNTIME, RUNTIMES, Runtime, SchedulerDefaults, UnknownRuntimeError, get_runtime, register
+from .base import (DEFAULT_RUNTIME, RUNTIMES, Runtime, SchedulerDefaults, UnknownRuntimeError, get_runtime,
+                   known_runtime, register)
 
 __all__ = ["DEFAULT_RUNTIME", "RUNTIMES", "Runtime", "SchedulerDefaults", "UnknownRuntimeError", "get_runtime",
-           "register"]
+           "known_runtime", "register"]

@@ -48,8 +48,12 @@ class UnknownRuntimeError(InfersimError):
     """A runtime name that is not registered."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown runtime '{name}'; expected one of {', '.join(sorted(RUNTIMES))}")
+        super().__init__(_unknown_runtime_message(name))
         self.name = name
+
+
+def _unknown_runtime_message(name: str) -> str:
+    return f"unknown runtime '{name}'; expected one of {', '.join(sorted(RUNTIMES))}"
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,13 @@ RUNTIMES: dict[str, type[Runtime]] = {}
 
 #: class decorator: add a runtime to :data:`RUNTIMES` under its ``name`` (once)
 register = registrar(RUNTIMES, "name", "runtime")
+
+
+def known_runtime(name: str | None) -> str | None:
+    """``name`` if it is a registered runtime (or None), else ValueError (for file validators)."""
+    if name is not None and name not in RUNTIMES:
+        raise ValueError(_unknown_runtime_message(name))
+    return name
 
 
 def get_runtime(name: str | None = None) -> Runtime:

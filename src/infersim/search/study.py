@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..dtypes import DTYPE_BYTES
 from ..hardware.choices import known_efficiency
+from ..runtime import known_runtime
 from ..errors import ConfigError, InfersimError
 from ..userfile import load_yaml
 from .evaluators.base import EvaluatorContext, evaluator_class
@@ -122,14 +123,7 @@ class StudySpec(BaseModel):
     #: the serving runtime modelled (infersim.runtime; unset: the default runtime)
     runtime: str | None = None
 
-    @field_validator("runtime")
-    @classmethod
-    def _runtime(cls, v: str | None) -> str | None:
-        from ..runtime import RUNTIMES
-
-        if v is not None and v not in RUNTIMES:
-            raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
-        return v
+    _known_runtime = field_validator("runtime")(classmethod(lambda cls, v: known_runtime(v)))
     #: the efficiency model of catalog devices (infersim.hardware.choices.EFFICIENCY_CHOICES): their
     #: default profiles ("calibrated"), those fitted on one engine's kernels ("vllm", "sglang"), or
     #: the spec sheet alone ("spec"; see infersim.hardware.profile)

@@ -38,7 +38,7 @@ from ..dtypes import DTYPE_BYTES
 from ..hardware.choices import known_efficiency
 from ..errors import ConfigError
 from ..userfile import load_yaml
-from ..runtime import RUNTIMES
+from ..runtime import known_runtime
 from ..perf.routing import DEFAULT_ROUTING, parse_routing
 
 
@@ -327,12 +327,7 @@ class ScenarioFile(_Strict):
     workload: WorkloadSpec
     slo: list[SLOSpec] = Field(default_factory=list)
 
-    @field_validator("runtime")
-    @classmethod
-    def _known_runtime(cls, v: str | None) -> str | None:
-        if v is not None and v not in RUNTIMES:
-            raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
-        return v
+    _known_runtime = field_validator("runtime")(classmethod(lambda cls, v: known_runtime(v)))
 
     _source: Path | None = PrivateAttr(default=None)
 

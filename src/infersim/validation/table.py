@@ -30,7 +30,7 @@ from ..errors import ConfigError, InfersimError, unknown_name_error
 from ..hardware.catalog import get_device
 from ..hardware.choices import known_kernel_set
 from ..models.catalog import get_model
-from ..runtime import RUNTIMES
+from ..runtime import known_runtime
 from ..serving.scenario import LengthDist, check_dtype
 
 _DATA = "data"
@@ -106,12 +106,7 @@ class SystemMeasurement(_Strict):
     _known_kernels = field_validator("engine_kernels")(
         classmethod(lambda cls, v: None if v is None else known_kernel_set(v)))
 
-    @field_validator("runtime")
-    @classmethod
-    def _known_runtime(cls, v: str) -> str:
-        if v not in RUNTIMES:
-            raise ValueError(f"unknown runtime '{v}'; expected one of {', '.join(sorted(RUNTIMES))}")
-        return v
+    _known_runtime = field_validator("runtime")(classmethod(lambda cls, v: known_runtime(v)))
 
     @model_validator(mode="after")
     def _consistent(self):
