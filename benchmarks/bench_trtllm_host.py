@@ -92,7 +92,8 @@ def main() -> None:
             errors[(runtime, row_id)] = err
     wall = time.perf_counter() - t0
 
-    print(f"{len(rows)} TensorRT-LLM rows of the {args.half} half ({int(mixtral.sum())} Mixtral)"
+    which = "both halves" if args.half == "all" else f"the {args.half} half"
+    print(f"{len(rows)} TensorRT-LLM rows of {which} ({int(mixtral.sum())} Mixtral)"
           f"{', engine kernels' if kernels else ''}; MdAPE / p90 / median bias")
     print(f"{'fixed':>7s} {'per seq':>8s}   {'all':^22s}   {'Mixtral':^22s}   {'other':^22s}   signed error per row")
     for name, a_ms, b_us in grid:
