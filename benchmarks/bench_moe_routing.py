@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from infersim.fidelity import load_aiconfigurator
 from infersim.fidelity.kernels import predict
-from infersim.fidelity.measurements import ROUTING_VARIANTS
+from infersim.fidelity.aic_tables import ROUTING_VARIANTS
 from infersim.fidelity.metrics import three_way_split
 from infersim.hardware import get_device
 

@@ -26,7 +26,7 @@ import yaml
 
 from infersim.fidelity import load_aiconfigurator
 from infersim.fidelity.kernels import build_kernels
-from infersim.fidelity.measurements import AIC_DEVICE_NAMES, aiconfigurator_systems_dir
+from infersim.fidelity.aic_tables import AIC_DEVICE_NAMES, aiconfigurator_systems_dir
 from infersim.hardware import get_device
 
 

@@ -146,7 +146,7 @@ CPU_TINY_DEVICE = SAMPLE.parent / "cpu-tiny-device.yaml"
 
 def test_profile_writes_measurements_and_a_device_file(tmp_path):
     """The live part: the profiler runs and writes what calibrate reads (its timings are not judged)."""
-    from infersim.fidelity.measurements import load_measurements
+    from infersim.fidelity.measurement_files import load_measurements
     from infersim.hardware.catalog import load_hardware_file
 
     data = tmp_path / "local.parquet"

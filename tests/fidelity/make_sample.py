@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from infersim.fidelity.measurements import KEY_COLUMNS, hash_rows, load_aiconfigurator
+from infersim.fidelity.aic_tables import load_aiconfigurator
+from infersim.fidelity.measurements import KEY_COLUMNS, hash_rows
 
 DEVICES = ("h100-sxm", "b200")
 PLAIN_PER_GROUP = 14

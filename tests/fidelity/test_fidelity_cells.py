@@ -20,7 +20,8 @@ pytest.importorskip("scipy", reason="calibration needs scipy (pip install 'infer
 import pyarrow as pa  # noqa: E402
 
 from infersim.fidelity.evaluate import TARGETS, evaluate  # noqa: E402
-from infersim.fidelity.measurements import aiconfigurator_systems_dir, hash_rows, load_aiconfigurator  # noqa: E402
+from infersim.fidelity.aic_tables import aiconfigurator_systems_dir, load_aiconfigurator
+from infersim.fidelity.measurements import hash_rows  # noqa: E402
 from infersim.fidelity.metrics import SPLIT_COLUMNS  # noqa: E402
 from infersim.hardware import get_device  # noqa: E402
 

@@ -22,7 +22,8 @@ from infersim.fidelity import (
     load_measurements,
     save_measurements,
 )
-from infersim.fidelity.measurements import KEY_COLUMNS, infersim_device_name, normalize_dtype, version_key
+from infersim.fidelity.aic_tables import infersim_device_name, version_key
+from infersim.fidelity.measurements import KEY_COLUMNS, normalize_dtype
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "fidelity"
 SAMPLE = DATA / "sample.parquet"
@@ -425,8 +426,8 @@ def test_load_aiconfigurator_from_a_tiny_tree(tmp_path):
 
 
 def test_load_aiconfigurator_without_the_package(monkeypatch):
-    from infersim.fidelity import measurements
+    from infersim.fidelity import aic_tables
 
-    monkeypatch.setattr(measurements, "aiconfigurator_systems_dir", lambda: None)
+    monkeypatch.setattr(aic_tables, "aiconfigurator_systems_dir", lambda: None)
     with pytest.raises(InfersimError, match="pip install aiconfigurator-core"):
         load_aiconfigurator()

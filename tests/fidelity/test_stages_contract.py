@@ -18,7 +18,7 @@ pytest.importorskip("pyarrow", reason="the measured rows are parquet (pip instal
 import pyarrow.compute as pc  # noqa: E402
 
 from infersim.fidelity.kernels import OP_FAMILY, build_kernels  # noqa: E402
-from infersim.fidelity.measurements import load_measurements  # noqa: E402
+from infersim.fidelity.measurement_files import load_measurements  # noqa: E402
 from infersim.fidelity.stages import CALIBRATION_STAGES, CalibrationStage, StageContext  # noqa: E402
 from infersim.hardware import get_device  # noqa: E402
 from infersim.hardware.efficiency import FLAT_FIELDS, SECTIONS, EfficiencySpec  # noqa: E402

@@ -65,7 +65,7 @@ def _shape(model) -> StepShape:
 def compute() -> dict[str, np.ndarray]:
     """Every recorded number, keyed by what it is."""
     from infersim.fidelity.kernels import build_kernels
-    from infersim.fidelity.measurements import load_measurements
+    from infersim.fidelity.measurement_files import load_measurements
 
     out: dict[str, np.ndarray] = {}
     devs = devices()
@@ -115,7 +115,7 @@ def calibration() -> dict[str, np.ndarray]:
     """A short calibration of the L40S and the H100 on their rows of ``kernels.parquet`` (every
     stage and candidate runs; few iterations): the fitted numbers, their names, the stage scores."""
     from infersim.fidelity.calibrate import calibrate
-    from infersim.fidelity.measurements import load_measurements
+    from infersim.fidelity.measurement_files import load_measurements
     import pyarrow.compute as pc
 
     rows = load_measurements(DATA / "kernels.parquet")

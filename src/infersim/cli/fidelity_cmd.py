@@ -50,7 +50,7 @@ def _aic_header() -> dict[str, str]:
 
 def _aic_devices_with_spec() -> tuple[list[str], dict[str, str]]:
     """aiconfigurator devices that have an infersim hardware spec, and the others with a reason."""
-    from ..fidelity.measurements import AIC_DEVICE_NAMES, aiconfigurator_systems_dir
+    from ..fidelity.aic_tables import AIC_DEVICE_NAMES, aiconfigurator_systems_dir
     from ..hardware import builtin_names
 
     root = aiconfigurator_systems_dir()
@@ -414,7 +414,7 @@ def profile_cmd(output, grid, device_name, repeats, warmup, threads, spec_out, q
     bandwidth are measured here (its sources say so); then run calibrate and fidelity on them.
     """
     from ..fidelity.devicefile import write_device_yaml
-    from ..fidelity.measurements import save_measurements
+    from ..fidelity.measurement_files import save_measurements
     from ..fidelity.profile import grid as grid_of
     from ..fidelity.profile import measure_local_spec, profile
 

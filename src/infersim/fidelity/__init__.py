@@ -29,16 +29,9 @@ except ImportError:  # pragma: no cover - exercised only without pyarrow
         "infersim.fidelity needs pyarrow; install it with: pip install 'infersim[fidelity]'"
     ) from None
 
-from .measurements import (
-    COLUMNS,
-    OPS,
-    SCHEMA,
-    aiconfigurator_systems_dir,
-    empty_table,
-    load_aiconfigurator,
-    load_measurements,
-    save_measurements,
-)
+from .measurements import COLUMNS, OPS, SCHEMA, empty_table
+from .aic_tables import aiconfigurator_systems_dir, load_aiconfigurator
+from .measurement_files import load_measurements, save_measurements
 from .calibrate import Calibration, calibrate
 from .evaluate import FidelityReport, evaluate
 from .kernels import build_kernels, predict

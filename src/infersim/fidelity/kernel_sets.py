@@ -33,15 +33,8 @@ import pyarrow.csv as pacsv
 import yaml
 
 from ..errors import InfersimError, unknown_name_error
-from .measurements import (
-    OPS,
-    canonical_rows,
-    empty_table,
-    infersim_device_name,
-    load_aiconfigurator,
-    plain_rows,
-    version_key,
-)
+from .aic_tables import canonical_rows, infersim_device_name, load_aiconfigurator, plain_rows, version_key
+from .measurements import OPS, empty_table
 
 #: aiconfigurator-core's package name (the default profiles' data)
 CORE = "aiconfigurator-core"
@@ -87,7 +80,7 @@ def kernel_set(name: str) -> KernelSet:
 
 # ------------------------------------------------------------------ aiconfigurator 0.4.0 layout
 
-#: op -> (file name, kind of :func:`~infersim.fidelity.measurements.canonical_rows`) in the per-release
+#: op -> (file name, kind of :func:`~infersim.fidelity.aic_tables.canonical_rows`) in the per-release
 #: layout of aiconfigurator <= 0.4 (``data/<system>/<framework>/<version>/<file>``); "ccl" files sit
 #: under ``data/<system>/nccl/<version>/``
 LEGACY_FILES: dict[str, list[tuple[str, str]]] = {
@@ -190,7 +183,7 @@ def kernel_set_devices(name: str) -> list[str]:
     system of the package; whether the engine measured it shows in the loaded rows)."""
     kset = kernel_set(name)
     if kset.data == CORE:
-        from .measurements import aiconfigurator_systems_dir
+        from .aic_tables import aiconfigurator_systems_dir
 
         root = aiconfigurator_systems_dir()
         if root is None:
@@ -205,7 +198,7 @@ def load_kernel_set(name: str, devices: Iterable[str] | str | None = None,
                     ops: Iterable[str] | str | None = None) -> pa.Table:
     """The long-format rows of kernel set ``name`` for ``devices`` (infersim names; None: all) and
     ``ops`` (None: all): plain kernels and MoE kernels under skewed routing, as
-    :func:`~infersim.fidelity.measurements.load_aiconfigurator` keeps them."""
+    :func:`~infersim.fidelity.aic_tables.load_aiconfigurator` keeps them."""
     kset = kernel_set(name)
     if isinstance(devices, str):
         devices = [devices]

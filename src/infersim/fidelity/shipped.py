@@ -157,7 +157,7 @@ def _fit_one(name: str, version: str, max_rows: int, directory: str | Path | Non
     tables of that kernel set, :mod:`~infersim.fidelity.kernel_sets`, and the collective libraries' only)
     and write its profile (None where the package has no rows for it, or no kernel table of the set)."""
     from .kernel_sets import kernel_set, load_kernel_set
-    from .measurements import load_aiconfigurator
+    from .aic_tables import load_aiconfigurator
 
     if framework is None:
         table, data = load_aiconfigurator(devices=[name]), DATA
