@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path

@@ -25,7 +25,6 @@ from .measurements import (
     LATENCY_UNITS,
     OP_REQUIRED_COLUMNS,
     OPS,
-    SCHEMA,
     SHAPE_COLUMNS,
     STRING_COLUMNS,
     _map_strings,

@@ -366,7 +366,6 @@ class _RowRoofline:
         same order, with the coefficients inlined and the branches that cannot run removed, as
         Python source compiled once (about twice as fast; checked against ``step_time_s`` by
         :meth:`StepCost._verify` like the interpreted form)."""
-        names = ("pt", "pairs", "rect", "kv_read", "b", "dp")
 
         def linear(sparse) -> str:
             if not sparse:

@@ -43,7 +43,8 @@ from ..runtime import Runtime, get_runtime
 from .cost import StepCost
 from .kv_cache import KVCache
 from .pp_stages import StageClock
-from .replica import Replica, RequestLog, StepLog
+from .replica import Replica
+from .run_logs import RequestLog, StepLog
 from .router import Router
 from .scenario import OfflineArrivals, Scenario, SchedulerSpec
 from .scheduler import SCHEDULERS, make_scheduler

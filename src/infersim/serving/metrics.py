@@ -35,7 +35,7 @@ from itertools import chain
 import numpy as np
 
 from .engine import SimulationResult
-from .replica import Records, StepLog
+from .run_logs import Records, StepLog
 
 PERCENTILES = (50.0, 90.0, 99.0)
 _NAN = float("nan")
@@ -196,7 +196,7 @@ def iterations(result: SimulationResult, with_work: bool = True, detail: bool = 
 
 
 def _as_array(records, width: int, dtype=np.float64) -> np.ndarray:
-    """(records, width) array of a :class:`~infersim.serving.replica.Records` (or a list of tuples)."""
+    """(records, width) array of a :class:`~infersim.serving.run_logs.Records` (or a list of tuples)."""
     if not records:
         return np.zeros((0, width), dtype=dtype)
     if isinstance(records, Records):

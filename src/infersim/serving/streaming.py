@@ -90,7 +90,7 @@ class _Outcome(dict):
 
 
 class StreamLog:
-    """The :class:`~infersim.serving.replica.RequestLog` interface over the requests in flight only."""
+    """The :class:`~infersim.serving.run_logs.RequestLog` interface over the requests in flight only."""
 
     def __init__(self, wl: Workload) -> None:
         self.n = wl.n

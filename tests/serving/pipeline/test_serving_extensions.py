@@ -2,7 +2,8 @@
 
 from infersim.serving.engine import prepare
 from infersim.serving.kv_cache import KVCache
-from infersim.serving.replica import Replica, RequestLog
+from infersim.serving.replica import Replica
+from infersim.serving.run_logs import RequestLog
 from infersim.serving.scenario import validate_scenario
 from infersim.serving.scheduler import make_scheduler
 from infersim.serving.sweep import bracket_and_bisect, capacity_of

@@ -59,7 +59,8 @@ from ...errors import ConfigError
 from ...perf.disagg import kv_transfer_bytes, kv_transfer_time_s
 from ..engine import _check_fits, build_replicas
 from ..memory_guard import PIPELINE_BYTES_PER_REQUEST, check_fits_in_memory
-from ..replica import Replica, RequestLog
+from ..replica import Replica
+from ..run_logs import RequestLog
 from ..router import Router
 from ..workload import Workload, build_workload, sample_lengths
 from .deploy import (
