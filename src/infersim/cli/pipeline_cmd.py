@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .app import console, err_console
+from .app import console
 from .options import COUNT, RATE, SEED, efficiency_option, html_option, runtime_option, write_html_report
 
 

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, unknown_name_error
+from ..errors import unknown_name_error
 from ..userfile import parse_json_object, read_text
 from .config import ModelConfig
 from .hf import parse_hf_config

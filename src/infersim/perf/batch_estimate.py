@@ -39,7 +39,7 @@ from ..hardware.device import Device
 from ..models.config import ModelConfig
 from ..runtime import Runtime
 from .estimate import DEFAULT_MAX_PREFILL_TOKENS, runtime_step_times, speculative_round_s
-from .graph import GraphOptions, build_step_graph, options_for_device
+from .graph import GraphOptions, options_for_device
 from .memory import DEFAULT_MEMORY_UTILIZATION, activation_peak_bytes, kv_bytes_per_sequence, weight_bytes_per_device
 from .parallel import Parallelism, Precision
 from .shape import StepShape

@@ -271,7 +271,6 @@ def estimate(model: ModelConfig, device: Device, par: Parallelism = Parallelism(
     # scenarios 0..k-1: the distinct prefill steps; then decode steps at context input + s
     k = plan.seqs.size
     steps = np.arange(1, output_tokens, dtype=np.float64)
-    n = k + steps.size
     zeros = np.zeros(steps.size)
     shape = StepShape.uniform(
         model,

@@ -27,8 +27,12 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InfersimError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_DB = "infersim.duckdb"
 
