@@ -112,22 +112,27 @@ def with_accuracy_record(transforms: tuple, path: str | None) -> tuple:
     return tuple(transforms) + measured
 
 
-def runtime_option(func):
-    """--runtime: the serving engine modelled (infersim.runtime's registry)."""
-    return click.option("--runtime", "runtime", default=None, metavar="NAME",
-                        help="serving engine modelled: a registered runtime, e.g. trtllm, vllm, sglang, or none "
-                             "for the kernels alone (`infersim runtimes` lists them all and the default; default: "
-                             "the file's 'runtime:' key, else infersim's default)")(func)
+def runtime_option(func=None, *, default: str = "the file's 'runtime:' key, else infersim's default"):
+    """--runtime: the serving engine modelled (infersim.runtime's registry); ``default`` says what
+    the command uses without the flag (``@runtime_option`` or ``@runtime_option(default=...)``)."""
+    def decorate(f):
+        return click.option("--runtime", "runtime", default=None, metavar="NAME",
+                            help="serving engine modelled: a registered runtime, e.g. trtllm, vllm, sglang, or none "
+                                 "for the kernels alone (`infersim runtimes` lists them all and the default; "
+                                 f"default: {default})")(f)
+
+    return decorate(func) if func is not None else decorate
 
 
 def check_runtime_flag(name: str | None) -> str | None:
     """The --runtime value, or a one-line error naming the flag."""
     from ..errors import InfersimError
-    from ..runtime import RUNTIMES
+    from ..runtime import known_runtime
 
-    if name is not None and name not in RUNTIMES:
-        raise InfersimError(f"--runtime: unknown runtime '{name}'; expected one of {', '.join(sorted(RUNTIMES))}")
-    return name
+    try:
+        return known_runtime(name)
+    except ValueError as exc:
+        raise InfersimError(f"--runtime: {exc}") from None
 
 
 def moe_routing_option(func):

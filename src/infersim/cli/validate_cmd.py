@@ -34,7 +34,7 @@ from .options import (check_moe_routing_flag, check_runtime_flag, html_option, m
               help="only one half of the table (rows split by a hash of their id; docs/validation.md)")
 @click.option("--batches", default=4.0, show_default=True, type=click.FloatRange(min=0.5),
               help="requests per simulated replica, in multiples of the row's batch cap")
-@runtime_option
+@runtime_option(default="each row's own, the table's runtime column")
 @moe_routing_option
 @click.option("--engine-kernels", is_flag=True,
               help="load each row's device with the profile fitted on its own engine's kernels where one is "
