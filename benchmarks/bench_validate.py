@@ -20,6 +20,7 @@ Usage::
     python benchmarks/bench_validate.py --moe-routing power_law_1.2   # skewed MoE routing on every row
     python benchmarks/bench_validate.py --engine-kernels # each row with its engine's (release's) kernels where shipped
     python benchmarks/bench_validate.py --kernels vllm   # every row with vLLM's kernels (what-if)
+    python benchmarks/bench_validate.py --prompt-scale 1.5   # every dataset's prompts 1.5x longer (sensitivity)
 
 Every figure is printed for all rows and for each half of the table: rows are split by a
 hash of their id (``infersim.validation.score.split_of``) into a dev half, which modelling
@@ -78,6 +79,25 @@ def _print_summary(report, markdown: bool) -> None:
         print(f"{name:10s} {value:22s} {_stats(a)}   {_stats(d)}   {_stats(t)}")
 
 
+def scaled_prompts(datasets: dict, factor: float) -> dict:
+    """Every dataset with its prompt lengths scaled by ``factor`` (a lognormal's median, a fixed
+    value, a uniform's bounds), the clip at the dataset's maximum kept: how much the assumed
+    prompt lengths weigh in a prediction."""
+    out = {}
+    for name, spec in datasets.items():
+        d = spec.input_tokens
+        if d.dist == "lognormal":
+            d = d.model_copy(update={"median": d.median * factor})
+        elif d.dist == "fixed":
+            d = d.model_copy(update={"value": max(1, round(d.value * factor))})
+        elif d.dist == "uniform":
+            d = d.model_copy(update={"min": max(1, round(d.min * factor)), "max": max(1, round(d.max * factor))})
+        else:
+            raise SystemExit(f"--prompt-scale: dataset '{name}' draws its prompt lengths from a file ({d.dist})")
+        out[name] = spec.model_copy(update={"input_tokens": d})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=float, default=4.0, help="requests per replica in batch caps")
@@ -93,7 +113,11 @@ def main() -> None:
     ap.add_argument("--compare-runtimes", action="store_true",
                     help="run the table once per registered runtime and print each one's overall figures "
                          "per half (the default runtime is the best on the dev half)")
+    ap.add_argument("--prompt-scale", type=float, default=1.0,
+                    help="scale every dataset's prompt lengths by this factor (sensitivity to the assumed lengths)")
     args = ap.parse_args()
+    if args.prompt_scale <= 0:
+        ap.error("--prompt-scale must be > 0")
 
     from infersim.runtime import RUNTIMES
     from infersim.validation import RunSize, load_datasets, load_table
@@ -101,6 +125,8 @@ def main() -> None:
 
     datasets = load_datasets()
     rows = load_table(datasets=datasets)
+    if args.prompt_scale != 1.0:
+        datasets = scaled_prompts(datasets, args.prompt_scale)
     if args.compare_runtimes:
         print(f"{'':10s} {'all rows':^29s}   {'dev half':^29s}   {'test half':^29s}")
         head = f"{'rows':>4s} {'MdAPE':>7s} {'p90':>7s} {'bias':>8s}"
@@ -125,7 +151,8 @@ def main() -> None:
               f"{_pct(p.signed_error, True):>8s}  {p.runtime} / {p.device_basis.split(';')[0]}")
     _print_summary(report, args.markdown)
     print(f"\n{len(rows)} rows in {wall:.1f} s wall (batches={args.batches}, runtime={args.runtime or 'per row'}"
-          f"{f', kernels={kernels}' if kernels else ''})")
+          f"{f', kernels={kernels}' if kernels else ''}"
+          f"{f', prompts x{args.prompt_scale:g}' if args.prompt_scale != 1.0 else ''})")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,9 @@ class _Watch(RequestSink):
 
     def drain(self, engines, issued):
         gc.collect()
-        seqs = sum(isinstance(o, Seq) for o in gc.get_objects())
+        with warnings.catch_warnings():  # isinstance on every live object touches deprecated module attributes
+            warnings.simplefilter("ignore", FutureWarning)
+            seqs = sum(isinstance(o, Seq) for o in gc.get_objects())
         held = sum(e.active for e in engines)
         before = (seqs, held, self.log.live(), issued, self.next)
         super().drain(engines, issued)
