@@ -94,10 +94,17 @@ def test_catalog_commands():
     res = run("hardware", "show", "h200")
     assert res.exit_code == 0 and "141" in res.output and "source" in res.output
     # the engine (release) profiles a catalog device ships are listed by name; a device with none lists none
-    shown = json.loads(run("hardware", "show", "h200", "--json").output)["engine_profiles"]
+    doc = json.loads(run("hardware", "show", "h200", "--json").output)
+    shown = doc["engine_profiles"]
     assert sorted(shown) == ["sglang", "trtllm-1.0", "vllm"]
     assert shown["trtllm-1.0"].startswith("calibrated on aiconfigurator 0.4.0 TensorRT-LLM 1.0 kernels")
-    assert json.loads(run("hardware", "show", "mi300x", "--json").output)["engine_profiles"] == {}
+    # and the dtypes each one's tables did not time (SGLang: no per-tensor fp8 MoE; 1.0: float16, not bf16)
+    assert doc["engine_profiles_default_dtypes"] == {"sglang": {"moe": ["fp8"]},
+                                                     "trtllm-1.0": {"attention": ["bf16"], "gemm": ["bf16"],
+                                                                    "moe": ["bf16"]}}
+    assert "moe fp8" in run("hardware", "show", "h200").output
+    mi = json.loads(run("hardware", "show", "mi300x", "--json").output)
+    assert mi["engine_profiles"] == {} and mi["engine_profiles_default_dtypes"] == {}
     res = run("models", "list", "--json")
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert rows["llama-3.1-8b"]["kv_bytes_per_token_bf16"] == 131072

@@ -235,3 +235,27 @@ def test_transfer_without_a_measurement_leaves_the_fractions_alone():
     eff = load_profile("h100-pcie").efficiency
     same, basis = scale_to_measured_gemm(eff, get_device("h100-pcie", efficiency="spec"))
     assert basis is None and same is eff
+
+
+def test_dtypes_kept_from_default_by_hand():
+    """A stage lists the dtypes its sections hold values for in the default efficiency but the stage
+    fits no terms for on the table (no operator of that compute dtype among the stage's rows)."""
+    from infersim.fidelity.shipped import dtypes_kept_from_default
+    from infersim.hardware.efficiency import EfficiencySpec
+
+    from .synth import attention_rows, gemm_rows, rows_table
+
+    default = EfficiencySpec().model_copy(update={
+        "compute_max_fraction_by_dtype": {"bf16": 0.9, "fp8": 0.8, "fp4": 0.7},
+        "grouped_gemm_max_fraction_by_dtype": {"bf16": 0.9, "fp8": 0.9},
+        "attention_max_fraction_by_dtype": {"bf16": 0.5, "fp8": 0.5},
+    })
+    moe = [dict(op="moe", tokens=t, hidden=4096, inter=14336, topk=2, num_experts=8, tp=1, ep=1, dtype="bf16")
+           for t in (16, 256, 4096)]
+    table = rows_table(gemm_rows(("bf16", "fp8")) + attention_rows() + moe)
+    got = dtypes_kept_from_default(table, default, ["attention", "gemm", "moe"])
+    # GEMMs in bf16 and fp8 (no fp4); MoE in bf16 only; attention bf16 over a bf16 cache (no fp8)
+    assert got == {"attention": ["fp8"], "gemm": ["fp4"], "moe": ["fp8"]}
+    assert dtypes_kept_from_default(table, default, ["moe"]) == {"moe": ["fp8"]}
+    assert dtypes_kept_from_default(table, default.model_copy(update={"grouped_gemm_max_fraction_by_dtype":
+                                                                       {"bf16": 0.9}}), ["moe"]) == {}

@@ -110,3 +110,49 @@ def test_a_stage_the_engine_did_not_measure_keeps_the_default_profiles_fit(engin
     mine = get_device(f"{name}@{engine}").efficiency
     for stage in p.kept_from_default or []:
         assert getattr(mine, stage) == getattr(default.efficiency, stage)
+
+
+#: per engine, the (stage, dtype) pairs with default-profile values that its tables give the fit no
+#: operators of, by hand from the tables: aiconfigurator-core 0.12.0 times SGLang's fused MoE with
+#: block-FP8 scales only (variant fp8_block), never per-tensor FP8; aiconfigurator 0.4.0 times
+#: TensorRT-LLM 1.0's kernels in float16, not bfloat16; vLLM's tables cover every dtype the default
+#: profiles have (its FP8 attention terms are fitted on the decode rows over an FP8 KV cache)
+DTYPES_NOT_MEASURED = {"vllm": {}, "sglang": {"moe": ["fp8"]},
+                       "trtllm-1.0": {"attention": ["bf16"], "gemm": ["bf16"], "moe": ["bf16"]}}
+
+
+@pytest.mark.parametrize("engine", ENGINE_KERNELS)
+@pytest.mark.parametrize("name", MEASURED["vllm"])
+def test_a_dtype_the_engine_did_not_measure_is_listed_with_the_default_profiles_values(engine, name):
+    """Listed in the provenance, and its fractions and costs are the default profile's. (The GEMM
+    stage's per-dtype tile restriction is not carried over, which matters for the A100's bf16 only:
+    docs/profiles.md.)"""
+    p = load_profile(name, engine)
+    want = dict(DTYPES_NOT_MEASURED[engine])
+    if name == "a100-sxm-80gb" and engine == "sglang":
+        want = {}  # the default A100 profile has no fp8 MoE values (no fp8 on Ampere): nothing to keep
+    if (engine, name) == ("trtllm-1.0", "l40s"):
+        want["moe"] = ["bf16", "fp8"]  # 1.0.0's L40S MoE table is float16 only
+    assert (p.provenance.dtypes_kept_from_default or {}) == want
+    default = load_profile(name).efficiency
+    sections = {"attention": ("attention", "decode"), "gemm": ("core", "gemm"), "moe": ("moe",)}
+    for stage, dtypes in want.items():
+        for section in sections[stage]:
+            for key, values in getattr(p.efficiency, section).model_dump().items():
+                if key.endswith("_by_dtype") and key != "tiles_by_dtype":
+                    theirs = getattr(default, section).model_dump()[key]
+                    for d in dtypes:
+                        assert values.get(d) == theirs.get(d), (section, key, d)
+
+
+def test_the_dtype_gaps_are_read_from_the_engines_tables():
+    pytest.importorskip("aiconfigurator_core", reason="aiconfigurator-core (the fidelity extra) holds the tables")
+    from infersim.fidelity.kernel_sets import load_kernel_set
+    from infersim.fidelity.shipped import dtypes_kept_from_default
+
+    moe = load_kernel_set("sglang", ["h100-sxm"], ["moe"])
+    assert "fp8" not in set(moe.column("dtype").to_pylist())  # plain rows: per-tensor fp8 was never timed
+    p = load_profile("h100-sxm", "sglang")
+    table = load_kernel_set("sglang", ["h100-sxm"])
+    assert dtypes_kept_from_default(table, load_profile("h100-sxm").efficiency,
+                                    sorted(p.provenance.fit_mdape)) == p.provenance.dtypes_kept_from_default

@@ -57,8 +57,12 @@ def hardware_show(name: str, as_json: bool) -> None:
     # the other shipped profiles of a catalog device: fitted on one engine's (or engine release's) kernels
     shipped = [load_profile(base, k) for k in ENGINE_KERNELS] if base in builtin_names() else []
     kernels = {k: p.basis for k, p in zip(ENGINE_KERNELS, shipped) if p is not None}
+    # per engine profile, the stages' dtypes its engine's tables did not measure (the default's values)
+    defaults = {k: p.provenance.dtypes_kept_from_default for k, p in zip(ENGINE_KERNELS, shipped)
+                if p is not None and p.provenance.dtypes_kept_from_default}
     if as_json:
-        click.echo(json.dumps({**spec.model_dump(), "basis": d.basis, "engine_profiles": kernels}, indent=2))
+        click.echo(json.dumps({**spec.model_dump(), "basis": d.basis, "engine_profiles": kernels,
+                               "engine_profiles_default_dtypes": defaults}, indent=2))
         return
     console.print(f"[bold]{spec.display_name}[/bold] ({spec.name}, {spec.vendor} {spec.category})")
     t = Table(show_header=True)
@@ -90,7 +94,9 @@ def hardware_show(name: str, as_json: bool) -> None:
                             f"kernel {e.kernel_overhead_us:g} us", e.source)
     t.add_row("basis", d.basis, "shipped profile (data/profiles) or spec sheet; NAME@spec for the spec-sheet model")
     for k, basis in kernels.items():
-        t.add_row(f"{base}@{k}", basis, f"profile fitted on these kernels only (data/profiles/{k}; docs/profiles.md)")
+        gaps = "; ".join(f"{stage} {', '.join(dts)}" for stage, dts in defaults.get(k, {}).items())
+        t.add_row(f"{base}@{k}", basis, f"profile fitted on these kernels only (data/profiles/{k}; docs/profiles.md)"
+                                        + (f"; not measured there, the default profile's values: {gaps}" if gaps else ""))
     console.print(t)
     if spec.notes:
         console.print(spec.notes)

@@ -25,12 +25,14 @@ import pyarrow as pa
 from ..errors import InfersimError
 from ..hardware.catalog import builtin_names, get_device, load_profile, profile_path
 from ..hardware.device import Device
+from ..hardware.efficiency import EfficiencySpec
 from ..hardware.profile import REGENERATE, CheckSlice, DeviceProfile, Provenance
 from .calibrate import calibrate, with_efficiency
 from .devicefile import efficiency_dump, yaml_text
 from .kernels import build_kernels, families
 from .measurements import hash_rows
 from .metrics import SPLIT_COLUMNS
+from .stages import CALIBRATION_STAGES
 
 #: the measurement package the shipped profiles are fitted to
 DATA = "aiconfigurator-core"
@@ -82,6 +84,28 @@ def slice_rows(table: pa.Table, rows_per_family: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
+def dtypes_kept_from_default(table: pa.Table, default: EfficiencySpec, stages: Sequence[str]) -> dict[str, list[str]]:
+    """Per fitted stage (``stages``), the dtypes the default efficiency ``default`` has per-dtype
+    values for (any ``*_by_dtype`` field of the stage's sections) that the stage fits no terms for on
+    ``table`` (:meth:`~infersim.fidelity.stages.CalibrationStage.fitted_dtypes` of its ops' rows): an
+    engine profile starts from the default profile, so those values are not the engine's
+    (SGLang's MoE tables hold block-FP8 rows only, for instance)."""
+    ops = np.asarray(table.column("op").to_pylist(), dtype=object)
+    out = {}
+    for name in stages:
+        stage = CALIBRATION_STAGES[name]
+        rows = np.flatnonzero(np.isin(ops, stage.ops))
+        measured = set(stage.fitted_dtypes(build_kernels(table.take(pa.array(rows)))))
+        known = set()
+        for section in stage.sections:
+            for key, value in getattr(default, section).model_dump().items():
+                if key.endswith("_by_dtype") and isinstance(value, dict):
+                    known |= set(value)
+        if known - measured:
+            out[name] = sorted(known - measured)
+    return out
+
+
 def calibrated_profile(table: pa.Table, base: Device, version: str, *, max_rows: int = MAX_ROWS,
                        date: str | None = None, framework: str | None = None, data: str = DATA) -> DeviceProfile:
     """Calibrate ``base`` on ``table`` (its rows) and wrap it with provenance (``data`` ``version``: the
@@ -94,10 +118,12 @@ def calibrated_profile(table: pa.Table, base: Device, version: str, *, max_rows:
                     source=f"{data} {version}{kernels} ({base.name}, {table.num_rows} rows)")
     fitted = {s.stage: round(s.train_mdape, 5) for s in cal.stages}
     kept = sorted(set(load_profile(base.name).provenance.fit_mdape) - set(fitted)) if framework else []
+    kept_dtypes = dtypes_kept_from_default(table, base.efficiency, sorted(fitted)) if framework else {}
     check = check_slice(table, with_efficiency(base, cal.efficiency))
     prov = Provenance(basis="calibrated", data=data, version=version, rows=cal.rows, rows_measured=table.num_rows,
                       date=date or _dt.date.today().isoformat(), max_rows=max_rows, fit_mdape=fitted, check=check,
-                      framework=framework, kept_from_default=kept or None, command=regenerate_command(framework))
+                      framework=framework, kept_from_default=kept or None,
+                      dtypes_kept_from_default=kept_dtypes or None, command=regenerate_command(framework))
     return DeviceProfile(device=base.name, provenance=prov, efficiency=cal.efficiency)
 
 

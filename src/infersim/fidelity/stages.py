@@ -257,6 +257,12 @@ class CalibrationStage:
     name: ClassVar[str]
     ops: ClassVar[tuple[str, ...]]
     sections: ClassVar[tuple[str, ...]]
+    #: the operator kind whose compute dtypes get per-dtype parameters (None: no per-dtype terms)
+    dtype_kind: ClassVar[OpKind | None] = None
+
+    def fitted_dtypes(self, kernels: KernelSet) -> list[str]:
+        """The dtypes this stage fits per-dtype terms for on ``kernels`` (its rows' operator tables)."""
+        return _op_dtypes(kernels, self.dtype_kind) if self.dtype_kind is not None else []
 
     def fit_rows(self, variants: np.ndarray) -> np.ndarray:
         """Which of the stage's rows (their ``variant`` strings) it fits and chooses on (default: all)."""
@@ -317,13 +323,14 @@ class GemmStage(CalibrationStage):
     name = "gemm"
     ops = ("gemm", "elementwise")
     sections = ("core", "gemm", "cache")
+    dtype_kind = OpKind.GEMM
 
     def params(self, kernels, ops, start, *, blocks=True, cache_bytes=0.0):
         gemv = start.gemm.gemv_max_m > 0
         # the operand reuse of tiles is fitted where the model chooses among tiles of several sizes
         tile_choice = len({tuple(t) for t in start.gemm.tiles}) > 1
         params = []
-        gemm_dtypes = _op_dtypes(kernels, OpKind.GEMM)
+        gemm_dtypes = self.fitted_dtypes(kernels)
         for d in gemm_dtypes:
             params.append(Param(f"compute_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.7))
         params += [
@@ -389,6 +396,7 @@ class AttentionStage(CalibrationStage):
     name = "attention"
     ops = ("attention_prefill", "attention_decode")
     sections = ("attention", "decode", "cache")
+    dtype_kind = OpKind.ATTENTION
 
     def params(self, kernels, ops, start, *, blocks=True, cache_bytes=0.0):
         params = [Param(f"attention_max_fraction_by_dtype.{d}", 0.02, 1.0, 0.5)
@@ -481,6 +489,7 @@ class MlaStage(CalibrationStage):
     name = "mla"
     ops = ("mla_prefill", "mla_decode")
     sections = ("mla",)
+    dtype_kind = OpKind.ATTENTION
 
     def params(self, kernels, ops, start, *, blocks=True, cache_bytes=0.0):
         # MLA kernels are their own: fractions, memory fractions, fixed and block costs apart
@@ -525,6 +534,7 @@ class MoeStage(CalibrationStage):
     name = "moe"
     ops = ("moe",)
     sections = ("moe",)
+    dtype_kind = OpKind.GEMM
 
     def fit_rows(self, variants):
         # balanced routing where the device has it: fitted on every routing, the validation rows

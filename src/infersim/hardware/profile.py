@@ -70,6 +70,9 @@ class Provenance(_Strict):
     kept_from_default: list[str] | None = Field(
         default=None, description="engine profiles: calibration stages the engine's tables have no rows for, "
                                   "kept from the device's default profile (the fit starts from it)")
+    dtypes_kept_from_default: dict[str, list[str]] | None = Field(
+        default=None, description="engine profiles: per fitted stage, the dtypes the engine's tables have no "
+                                  "rows of, whose values are the default profile's")
     command: str = Field(default=REGENERATE, description="the command that regenerates this file")
 
 
