@@ -79,6 +79,11 @@ def test_parameters_and_candidates_stay_in_the_stage_sections(name, stage, l40s_
             names = [p.name for p in params]
             assert len(names) == len(set(names)), f"{name}: a parameter is fitted twice"
             assert {_section_of(n) for n in names} <= set(stage.sections), (name, names)
+            # per-dtype terms only for the dtypes the stage says it fits (what an engine profile's
+            # provenance lists as kept from the default profile rests on this)
+            per_dtype = {n.rpartition(".")[2] for n in names if "_by_dtype." in n}
+            assert per_dtype <= set(stage.fitted_dtypes(ctx.kernels)), (name, per_dtype)
+            assert bool(per_dtype) == bool(stage.fitted_dtypes(ctx.kernels)), name
             for p in params:
                 assert p.lower < p.upper and p.lower <= p.initial <= p.upper, p
                 assert not p.log or p.lower > 0, p
