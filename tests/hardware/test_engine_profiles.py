@@ -124,9 +124,8 @@ DTYPES_NOT_MEASURED = {"vllm": {}, "sglang": {"moe": ["fp8"]},
 @pytest.mark.parametrize("engine", ENGINE_KERNELS)
 @pytest.mark.parametrize("name", MEASURED["vllm"])
 def test_a_dtype_the_engine_did_not_measure_is_listed_with_the_default_profiles_values(engine, name):
-    """Listed in the provenance, and its fractions and costs are the default profile's. (The GEMM
-    stage's per-dtype tile restriction is not carried over, which matters for the A100's bf16 only:
-    docs/profiles.md.)"""
+    """Listed in the provenance, and every per-dtype term of it is the default profile's (fractions,
+    costs, the GEMM tile restriction)."""
     p = load_profile(name, engine)
     want = dict(DTYPES_NOT_MEASURED[engine])
     if name == "a100-sxm-80gb" and engine == "sglang":
@@ -139,7 +138,7 @@ def test_a_dtype_the_engine_did_not_measure_is_listed_with_the_default_profiles_
     for stage, dtypes in want.items():
         for section in sections[stage]:
             for key, values in getattr(p.efficiency, section).model_dump().items():
-                if key.endswith("_by_dtype") and key != "tiles_by_dtype":
+                if key.endswith("_by_dtype"):
                     theirs = getattr(default, section).model_dump()[key]
                     for d in dtypes:
                         assert values.get(d) == theirs.get(d), (section, key, d)

@@ -372,9 +372,12 @@ class GemmStage(CalibrationStage):
         if best.label in ("gpu", "gpu-splitk"):
             # a dtype whose library kernels only come in large tiles (e.g. block-scaled fp4 on
             # Blackwell) is better described by those: each restriction is refitted (the other
-            # terms move with it), and the best refit kept where it improves the score
-            chosen: dict[str, list] = {}
-            for d in _op_dtypes(ctx.kernels, OpKind.GEMM):
+            # terms move with it), and the best refit kept where it improves the score; a dtype
+            # without rows here keeps the restriction it started with (an engine profile starts
+            # from the default profile, and nothing here can choose for that dtype)
+            measured = self.fitted_dtypes(ctx.kernels)
+            chosen: dict[str, list] = {d: t for d, t in fitted.gemm.tiles_by_dtype.items() if d not in measured}
+            for d in measured:
                 picked = None
                 for name, choice in DTYPE_TILES.items():
                     trial = fitted.model_copy(update={"gemm_tiles_by_dtype": {**chosen, d: choice}})
