@@ -33,6 +33,7 @@ import pyarrow.csv as pacsv
 import yaml
 
 from ..errors import InfersimError, unknown_name_error
+from ..hardware.choices import KERNEL_SET_ENGINES
 from .aic_tables import canonical_rows, infersim_device_name, load_aiconfigurator, plain_rows, version_key
 from .measurements import OPS, empty_table
 
@@ -66,9 +67,10 @@ class KernelSet:
 
 #: every name of :data:`~infersim.hardware.choices.ENGINE_KERNELS` (a test checks they match)
 KERNEL_SETS: dict[str, KernelSet] = {
-    "vllm": KernelSet("vllm", CORE, "vllm"),
-    "sglang": KernelSet("sglang", CORE, "sglang"),
-    "trtllm-1.0": KernelSet("trtllm-1.0", "aiconfigurator", "trtllm", data_version="0.4.0", release="1.0"),
+    "vllm": KernelSet("vllm", CORE, KERNEL_SET_ENGINES["vllm"]),
+    "sglang": KernelSet("sglang", CORE, KERNEL_SET_ENGINES["sglang"]),
+    "trtllm-1.0": KernelSet("trtllm-1.0", "aiconfigurator", KERNEL_SET_ENGINES["trtllm-1.0"], data_version="0.4.0",
+                            release="1.0"),
 }
 
 

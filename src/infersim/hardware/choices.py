@@ -4,8 +4,10 @@
 #: (``profiles/<set>/<device>.yaml``; ``NAME@vllm``): a serving engine's own measured kernels
 #: (aiconfigurator-core's framework names), or one release of an engine (``trtllm-1.0``:
 #: TensorRT-LLM 1.0, the release MLPerf Inference v5.1's NVIDIA harness ran); where each set's
-#: tables come from: :mod:`infersim.fidelity.kernel_sets`
-ENGINE_KERNELS: tuple[str, ...] = ("vllm", "sglang", "trtllm-1.0")
+#: tables come from: :mod:`infersim.fidelity.kernel_sets`. Each set's serving engine (aiconfigurator's
+#: framework name, a validation row's ``engine``)
+KERNEL_SET_ENGINES: dict[str, str] = {"vllm": "vllm", "sglang": "sglang", "trtllm-1.0": "trtllm"}
+ENGINE_KERNELS: tuple[str, ...] = tuple(KERNEL_SET_ENGINES)
 #: efficiency models of catalog devices: their shipped profiles ("calibrated": the default ones,
 #: fitted on TensorRT-LLM's kernels where measured), a profile fitted on one engine's own
 #: kernels, or the spec sheet alone

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ConfigError, InfersimError, unknown_name_error
 from ..hardware.catalog import get_device
-from ..hardware.choices import known_kernel_set
+from ..hardware.choices import KERNEL_SET_ENGINES, known_kernel_set
 from ..models.catalog import get_model
 from ..runtime import known_runtime
 from ..serving.scenario import LengthDist, check_dtype
@@ -120,7 +120,7 @@ class SystemMeasurement(_Strict):
             raise ValueError("an Offline row has no latency constraints; leave ttft_p99_ms and tpot_p99_ms empty")
         if self.long_prefill_token_threshold is not None and self.scheduler != "chunked":
             raise ValueError("long_prefill_token_threshold caps a request's prefill chunk; it needs scheduler chunked")
-        if self.engine_kernels is not None and self.engine_kernels.partition("-")[0] != self.engine:
+        if self.engine_kernels is not None and KERNEL_SET_ENGINES[self.engine_kernels] != self.engine:
             raise ValueError(f"engine_kernels '{self.engine_kernels}' are not kernels of this row's engine "
                              f"({self.engine})")
         if self.scenario == "Server" and self.samples is not None:
